@@ -1,0 +1,215 @@
+/** Each command as a function of its flags that returns an exit code; main.ts only wires flags to these. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Connection } from '../connection/connection.js';
+import { LocalConnection } from '../connection/local.js';
+import { createSecrets } from '../connection/secrets.js';
+import { createSshRunState, SshConnection } from '../connection/ssh.js';
+import { defaultSshConfigPath, loadSshConfig, type HostKeyChecking } from '../connection/ssh-config.js';
+import { resolveSshTarget } from '../connection/ssh-target.js';
+import { InputError } from '../errors.js';
+import { loadInventory } from '../inventory/load.js';
+import { unmatchedPatterns } from '../inventory/patterns.js';
+import { inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
+import type { Inventory } from '../inventory/types.js';
+import { parseYaml, readYamlFile } from '../playbook/load.js';
+import { buildPlaybookSchema } from '../playbook/schema.js';
+import { loadPlaybook } from '../playbook/validate.js';
+import { JsonReporter } from '../report/json.js';
+import { ListrReporter } from '../report/listr.js';
+import { PlainReporter, type Reporter } from '../report/plain.js';
+import { playHosts, runPlaybook } from '../runner/run.js';
+import { splitWords } from '../util/words.js';
+
+export interface CliIO {
+  out(s: string): void;
+  err(s: string): void;
+  /** stdout is a terminal: listr2 view and colours */
+  isTTY: boolean;
+  /** someone can answer a password prompt */
+  stdinIsTTY: boolean;
+  version: string;
+  /** call fn on Ctrl-C; returns a function that stops listening */
+  onInterrupt(fn: () => void): () => void;
+}
+
+export interface RunFlags {
+  inventory: string[];
+  limit?: string;
+  forks: number;
+  extraVars?: string[];
+  tags?: string[];
+  skipTags?: string[];
+  diff?: boolean;
+  check?: boolean;
+  user?: string;
+  privateKey?: string;
+  askPass?: boolean;
+  become?: boolean;
+  becomeUser?: string;
+  askBecomePass?: boolean;
+  sshConfig?: string;
+  hostKeyChecking?: HostKeyChecking;
+  timeout?: number;
+  canary: number;
+  retryFile?: string | false;
+  json?: boolean;
+  verbose?: boolean;
+  debug?: boolean;
+}
+
+/** `-e` values: key=value words, an inline YAML/JSON mapping, or @file. Later ones override earlier ones. */
+export function parseExtraVars(values: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const raw of values) {
+    const v = raw.trim();
+    let parsed: unknown;
+    if (v.startsWith('@')) {
+      parsed = readYamlFile(v.slice(1), 'extra vars file').value;
+    } else if (v.startsWith('{')) {
+      parsed = parseYaml(v, '--extra-vars').value;
+    } else {
+      let words: string[];
+      try {
+        words = splitWords(v);
+      } catch (e) {
+        throw new InputError(`--extra-vars: ${(e as Error).message}`);
+      }
+      parsed = {};
+      for (const w of words) {
+        const i = w.indexOf('=');
+        if (i <= 0) throw new InputError(`--extra-vars: expected key=value, got "${w}"`);
+        (parsed as Record<string, unknown>)[w.slice(0, i)] = w.slice(i + 1);
+      }
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new InputError(`--extra-vars ${raw}: expected a mapping of names to values`);
+    }
+    for (const k of Object.keys(parsed)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new InputError(`--extra-vars: "${k}" is not a valid variable name`);
+    }
+    Object.assign(out, parsed);
+  }
+  return out;
+}
+
+function pickReporter(flags: RunFlags, io: CliIO): Reporter {
+  if (flags.json) return new JsonReporter(io.out);
+  if (io.isTTY) return new ListrReporter(io.out, true);
+  return new PlainReporter(io.out, false, flags.verbose !== false);
+}
+
+function warnUnmatched(inv: Inventory, patterns: string[], io: CliIO): void {
+  for (const p of patterns) {
+    for (const u of unmatchedPatterns(inv, p)) io.err(`warning: "${u}" matches no host or group\n`);
+  }
+}
+
+export async function commandRun(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
+  const playbook = loadPlaybook(playbookFile);
+  const inventory = loadInventory(flags.inventory);
+  const extraVars = parseExtraVars(flags.extraVars ?? []);
+  warnUnmatched(inventory, [...playbook.plays.map((p) => p.hosts), ...(flags.limit ? [flags.limit] : [])], io);
+  const sshConfigFile = flags.sshConfig ?? defaultSshConfigPath();
+  const sshConfig = sshConfigFile ? loadSshConfig(sshConfigFile) : null;
+  const secrets = createSecrets({ interactive: io.stdinIsTTY, askPass: flags.askPass, askBecomePass: flags.askBecomePass });
+  // Asked before anything runs, once: fifty hosts must not each prompt.
+  const becomePassword = flags.askBecomePass ? await secrets.password('become') : undefined;
+  const sshState = createSshRunState(secrets);
+  const cli = { user: flags.user, privateKey: flags.privateKey, hostKeyChecking: flags.hostKeyChecking, timeoutS: flags.timeout };
+
+  const connectionFor = (host: string, vars: Record<string, unknown>): Connection => {
+    const kind = vars.ansible_connection ?? 'ssh';
+    if (kind === 'local') return new LocalConnection(host);
+    if (kind !== 'ssh' && kind !== 'paramiko' && kind !== 'smart') {
+      throw new InputError(`host "${host}": ansible_connection "${String(kind)}" is not supported (use ssh or local)`);
+    }
+    return new SshConnection(resolveSshTarget(host, vars, cli, sshConfig), sshState);
+  };
+
+  const reporter = pickReporter(flags, io);
+  let interrupted = false;
+  const stopListening = io.onInterrupt(() => {
+    if (interrupted) {
+      io.err('\nprovision: interrupted twice, exiting now\n');
+      process.exit(130);
+    }
+    interrupted = true;
+    io.err('\nprovision: stopping: no new tasks will start; tasks in flight finish (Ctrl-C again to quit now)\n');
+  });
+  try {
+    const report = await runPlaybook({
+      playbook,
+      inventory,
+      check: flags.check === true,
+      diff: flags.diff === true,
+      limit: flags.limit,
+      forks: flags.forks,
+      extraVars,
+      tags: flags.tags ?? [],
+      skipTags: flags.skipTags ?? [],
+      become: flags.become === true,
+      becomeUser: flags.becomeUser,
+      becomePassword,
+      canary: flags.canary,
+      retryFile: flags.retryFile === false ? null : flags.retryFile,
+      connectionFor,
+      emit: (e) => reporter.handle(e),
+      interrupted: () => interrupted,
+    });
+    await reporter.finish();
+    return report.exitCode;
+  } finally {
+    stopListening();
+  }
+}
+
+export function commandCheck(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
+  return commandRun(playbookFile, { ...flags, check: true, diff: true }, io);
+}
+
+export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }, io: CliIO): Promise<number> {
+  const playbook = loadPlaybook(playbookFile);
+  parseExtraVars(flags.extraVars ?? []);
+  for (const play of playbook.plays) {
+    for (const f of play.varsFiles) {
+      if (!f.includes('{{')) readYamlFile(path.resolve(playbook.dir, f), 'vars file');
+    }
+  }
+  const tasks = playbook.plays.reduce((n, p) => n + p.preTasks.length + p.tasks.length + p.postTasks.length + p.handlers.length, 0);
+  const lines = [`${playbookFile}: ${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'}, ${tasks} tasks and handlers: valid`];
+  if (flags.inventory?.length) {
+    const inventory = loadInventory(flags.inventory);
+    warnUnmatched(inventory, [...playbook.plays.map((p) => p.hosts), ...(flags.limit ? [flags.limit] : [])], io);
+    for (const play of playbook.plays) {
+      const hosts = playHosts(inventory, play.hosts, flags.limit, playbook.dir);
+      lines.push(`  play "${play.name}": ${hosts.length} host${hosts.length === 1 ? '' : 's'}${hosts.length ? ` (${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ', …' : ''})` : ''}`);
+    }
+  }
+  io.out(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+export async function commandInventory(flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string }, io: CliIO): Promise<number> {
+  const chosen = [flags.list, flags.graph !== undefined, flags.host !== undefined].filter(Boolean).length;
+  if (chosen !== 1) throw new InputError('inventory: give exactly one of --list, --graph, --host NAME');
+  const inventory = loadInventory(flags.inventory);
+  if (flags.list) io.out(`${JSON.stringify(inventoryList(inventory), null, 2)}\n`);
+  else if (flags.host !== undefined) io.out(`${JSON.stringify(inventoryHost(inventory, flags.host), null, 2)}\n`);
+  else io.out(`${inventoryGraph(inventory, typeof flags.graph === 'string' ? flags.graph : 'all')}\n`);
+  return 0;
+}
+
+export async function commandSchema(io: CliIO): Promise<number> {
+  io.out(`${JSON.stringify(buildPlaybookSchema(), null, 2)}\n`);
+  return 0;
+}
+
+/** The package version, for --version. */
+export function readVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * What the runner needs from a way of reaching a host. Implementations: ssh.ts (node-ssh) and local.ts.
+ *
+ * Every remote operation is a POSIX shell script sent on the standard input of `sh -s` (through sudo when
+ * becoming another user). Nothing of a script's content appears in a process list, file content travels inside
+ * the script as base64 here-documents, and a script cut short in transit is never run because the runner wraps
+ * each one in a `{ …; }` group that the shell must read to its end before running any of it.
+ */
+
+/** How to run a script as another user. */
+export interface BecomeSpec {
+  /** target user, default root */
+  user: string;
+  /** sudo password, sent on stdin before the script; never in argv */
+  password?: string;
+}
+
+export interface ExecOptions {
+  /** run through sudo */
+  become?: BecomeSpec;
+  /** give up after this long (the host becomes unreachable), default: no limit */
+  timeoutMs?: number;
+}
+
+/** What a script printed and how it ended. */
+export interface ExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** exit status; null when the remote process was killed by a signal */
+  code: number | null;
+}
+
+export interface Connection {
+  /** inventory name of the host */
+  readonly host: string;
+  /** remote execs run so far (facts, reads, writes, commands): the cost that matters */
+  readonly execs: number;
+  /** open the connection; throws UnreachableError when the host cannot be reached or authenticated */
+  connect(): Promise<void>;
+  /**
+   * Run a shell script on the host. Throws UnreachableError when the connection is lost; a script that fails
+   * is not an exception (look at `code`).
+   */
+  exec(script: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Prove that a brand-new connection to the host can be opened and authenticated right now (used after a
+   * firewall restart). Throws UnreachableError when it cannot.
+   */
+  probeNew(timeoutMs: number): Promise<void>;
+  /** close the connection; safe to call twice */
+  close(): Promise<void>;
+}
+
+/** The command line that runs a script read from stdin, and the bytes to send on stdin. */
+export function wrapScript(script: string, opts: ExecOptions = {}): { command: string; stdin: Buffer } {
+  const body = Buffer.from(guard(script));
+  const become = opts.become;
+  if (!become) return { command: 'sh -s', stdin: body };
+  const user = become.user || 'root';
+  if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new Error(`invalid become user "${user}"`);
+  if (become.password !== undefined) {
+    // sudo -S reads the password as the first line of stdin; the shell then reads the script that follows.
+    if (/[\n\0]/.test(become.password)) throw new Error('a sudo password cannot contain a newline or NUL');
+    return {
+      command: `sudo -S -p '' -u ${user} -- sh -s`,
+      stdin: Buffer.concat([Buffer.from(`${become.password}\n`), body]),
+    };
+  }
+  return { command: `sudo -n -u ${user} -- sh -s`, stdin: body };
+}
+
+/**
+ * Wrap a script so that the shell reads all of it before running any of it, and so that commands inside do not
+ * read the rest of the script from stdin.
+ */
+export function guard(script: string): string {
+  return `{\n${script}\n} </dev/null\n`;
+}

@@ -1,0 +1,50 @@
+/** Runs scripts on the controller itself (`ansible_connection=local`), through the same `sh -s` path as SSH. */
+import { spawn } from 'node:child_process';
+import { UnreachableError } from '../errors.js';
+import { type Connection, type ExecOptions, type ExecResult, wrapScript } from './connection.js';
+
+export class LocalConnection implements Connection {
+  private count = 0;
+
+  constructor(readonly host: string) {}
+
+  get execs(): number {
+    return this.count;
+  }
+
+  async connect(): Promise<void> {}
+
+  exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    this.count++;
+    const { command, stdin } = wrapScript(script, opts);
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new UnreachableError(this.host, `command timed out after ${opts.timeoutMs} ms`));
+        }, opts.timeoutMs);
+      }
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => {
+        if (timer) clearTimeout(timer);
+        reject(new UnreachableError(this.host, `cannot run /bin/sh: ${e.message}`));
+      });
+      child.on('close', (code) => {
+        if (timer) clearTimeout(timer);
+        resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code });
+      });
+      // A script that exits before reading all of stdin closes the pipe; that is not an error.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(stdin);
+    });
+  }
+
+  async probeNew(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

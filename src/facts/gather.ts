@@ -1,0 +1,100 @@
+/**
+ * Facts in one exec: a shell script prints `key=value` lines, and a pure parser turns them into Facts.
+ * The script only reads; it runs the same on RHEL-like, Debian-like and busybox hosts.
+ */
+import type { Facts } from './types.js';
+
+export const FACTS_SCRIPT = String.raw`
+pv_osr=/etc/os-release; [ -r "$pv_osr" ] || pv_osr=/usr/lib/os-release
+if [ -r "$pv_osr" ]; then
+  ( . "$pv_osr"; printf 'os_id=%s\nos_id_like=%s\nos_version_id=%s\n' "$ID" "$ID_LIKE" "$VERSION_ID" )
+fi
+[ -e /etc/redhat-release ] && echo redhat_release=1
+[ -e /etc/debian_version ] && echo debian_version=1
+printf 'hostname=%s\n' "$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)"
+printf 'fqdn=%s\n' "$(hostname -f 2>/dev/null)"
+printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
+printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
+[ -d /run/systemd/system ] && echo systemd_running=1
+if command -v postconf >/dev/null 2>&1; then
+  printf 'postfix_version=%s\n' "$(postconf -h mail_version 2>/dev/null)"
+  printf 'postfix_config_dir=%s\n' "$(postconf -h config_directory 2>/dev/null)"
+fi
+command -v iptables >/dev/null 2>&1 && printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null)"
+command -v nft >/dev/null 2>&1 && echo nft=1
+[ -e /etc/sysconfig/iptables ] && echo sysconfig_iptables=1
+[ -e /etc/init.d/iptables ] || [ -e /usr/lib/systemd/system/iptables.service ] && echo iptables_service=1
+[ -e /etc/iptables/rules.v4 ] && echo rules_v4=1
+[ -e /etc/init.d/netfilter-persistent ] || [ -e /lib/systemd/system/netfilter-persistent.service ] || [ -e /usr/lib/systemd/system/netfilter-persistent.service ] && echo netfilter_persistent=1
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1
+  systemctl is-active --quiet nftables 2>/dev/null && echo nftables_active=1
+elif [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then echo firewalld_active=1
+fi
+[ -r /etc/ufw/ufw.conf ] && grep -qi '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw_enabled=1
+[ -e /etc/nftables.conf ] && echo nftables_conf=1
+exit 0
+`;
+
+function kv(output: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of output.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return m;
+}
+
+function osFamily(id: string, like: string, redhatRelease: boolean, debianVersion: boolean): string {
+  const words = `${id} ${like}`.toLowerCase().split(/\s+/);
+  const has = (...names: string[]) => names.some((n) => words.includes(n));
+  if (has('rhel', 'centos', 'fedora', 'rocky', 'almalinux', 'ol', 'amzn') || redhatRelease) return 'RedHat';
+  if (has('debian', 'ubuntu') || debianVersion) return 'Debian';
+  if (has('suse', 'opensuse', 'sles')) return 'Suse';
+  if (has('alpine')) return 'Alpine';
+  return 'Unknown';
+}
+
+export function parseFacts(output: string): Facts {
+  const f = kv(output);
+  const flag = (k: string) => f.get(k) === '1';
+  const family = osFamily(f.get('os_id') ?? '', f.get('os_id_like') ?? '', flag('redhat_release'), flag('debian_version'));
+  const hasIptables = f.has('iptables_version');
+
+  // A host can carry leftovers of several firewall front ends; the one that is in charge wins, and the
+  // persistent-rules flavour follows the distribution family when both files are present.
+  let firewall: Facts['firewall'];
+  if (flag('firewalld_active')) firewall = 'firewalld';
+  else if (flag('ufw_enabled')) firewall = 'ufw';
+  else if (!hasIptables) firewall = flag('nft') ? 'nftables' : 'none';
+  else {
+    const rhel = flag('sysconfig_iptables') || flag('iptables_service');
+    const deb = flag('rules_v4') || flag('netfilter_persistent');
+    if (rhel && (!deb || family === 'RedHat')) firewall = 'iptables-services';
+    else if (deb) firewall = 'netfilter-persistent';
+    else if (flag('nftables_active') || flag('nftables_conf')) firewall = 'nftables';
+    else firewall = family === 'RedHat' ? 'iptables-services' : 'netfilter-persistent';
+  }
+  const rhelFiles = firewall === 'iptables-services';
+  const debFiles = firewall === 'netfilter-persistent';
+  const hostname = f.get('hostname') || 'localhost';
+  return {
+    hostname,
+    fqdn: f.get('fqdn') || hostname,
+    os_family: family,
+    distribution: f.get('os_id') ?? 'unknown',
+    distribution_version: f.get('os_version_id') ?? '',
+    init: f.get('pid1') === 'systemd' || flag('systemd_running') ? 'systemd' : 'sysv',
+    user: f.get('user') ?? '',
+    uid: Number(f.get('uid') ?? -1),
+    postfix_version: f.get('postfix_version') || null,
+    postfix_config_dir: f.get('postfix_config_dir') || null,
+    firewall,
+    firewall_service: rhelFiles ? 'iptables' : debFiles ? 'netfilter-persistent' : null,
+    iptables_rules_file: rhelFiles ? '/etc/sysconfig/iptables' : debFiles ? '/etc/iptables/rules.v4' : null,
+    ip6tables_rules_file: rhelFiles ? '/etc/sysconfig/ip6tables' : debFiles ? '/etc/iptables/rules.v6' : null,
+    iptables_version: f.get('iptables_version') || null,
+    tls_cert_dir: family === 'RedHat' ? '/etc/pki/tls/certs' : '/etc/ssl/certs',
+    tls_key_dir: family === 'RedHat' ? '/etc/pki/tls/private' : '/etc/ssl/private',
+  };
+}

@@ -1,0 +1,130 @@
+/** Modules that run on the controller only: assert, debug, fail, set_fact, meta. */
+import { evaluate, evaluateCondition } from '../playbook/template.js';
+import { type Module, ModuleError } from './module.js';
+
+export interface AssertArgs {
+  that: string | boolean | (string | boolean)[];
+  fail_msg?: string;
+  msg?: string;
+  success_msg?: string;
+  quiet?: boolean;
+}
+
+export const assertModule: Module<AssertArgs> = {
+  name: 'assert',
+  description: 'Fail the host unless every expression in `that` holds.',
+  controllerOnly: true,
+  raw: ['that'],
+  schema: {
+    additionalProperties: false,
+    required: ['that'],
+    properties: {
+      that: {
+        description: 'An expression (without braces) or a list of them.',
+        anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'string' }, { type: 'boolean' }] } }],
+      },
+      fail_msg: { type: 'string', description: 'Message when an expression is false.' },
+      msg: { type: 'string', description: 'Same as fail_msg.' },
+      success_msg: { type: 'string', description: 'Message when all hold.' },
+      quiet: { type: 'boolean', description: 'Say less on success.' },
+    },
+  },
+  async plan(ctx, args) {
+    const conditions = Array.isArray(args.that) ? args.that : [args.that];
+    for (const c of conditions) {
+      let ok: boolean;
+      try {
+        ok = evaluateCondition(c, ctx.vars);
+      } catch (e) {
+        throw new ModuleError(`assertion ${JSON.stringify(c)}: ${(e as Error).message}`);
+      }
+      if (!ok) {
+        const custom = args.fail_msg ?? args.msg;
+        throw new ModuleError(custom ?? `assertion failed: ${c}`, { assertion: c, evaluated_to: false });
+      }
+    }
+    return { changed: false, msg: args.quiet ? 'ok' : (args.success_msg ?? 'all assertions hold') };
+  },
+};
+
+export interface DebugArgs {
+  msg?: unknown;
+  var?: string;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export const debugModule: Module<DebugArgs> = {
+  name: 'debug',
+  description: 'Print a message or the value of a variable.',
+  controllerOnly: true,
+  raw: ['var'],
+  freeForm: 'msg',
+  schema: {
+    additionalProperties: false,
+    properties: {
+      msg: { description: 'What to print (templated).' },
+      var: { type: 'string', description: 'A variable name or expression whose value to print.' },
+      verbosity: { type: 'integer', description: 'Accepted for compatibility; ignored.' },
+    },
+  },
+  async plan(ctx, args) {
+    if (args.var !== undefined) {
+      let value: unknown;
+      try {
+        value = evaluate(args.var, ctx.vars);
+      } catch (e) {
+        throw new ModuleError((e as Error).message);
+      }
+      return { changed: false, msg: `${args.var} = ${show(value)}`, data: { [args.var]: value } };
+    }
+    const msg = args.msg ?? 'Hello world!';
+    return { changed: false, msg: show(msg), data: { msg } };
+  },
+};
+
+export const failModule: Module<{ msg?: string }> = {
+  name: 'fail',
+  description: 'Fail the host with a message (usually with `when`).',
+  controllerOnly: true,
+  freeForm: 'msg',
+  schema: { additionalProperties: false, properties: { msg: { type: 'string', description: 'The reason.' } } },
+  async plan(_ctx, args) {
+    throw new ModuleError(args.msg ?? 'failed as requested');
+  },
+};
+
+export const setFactModule: Module<Record<string, unknown>> = {
+  name: 'set_fact',
+  description: 'Define variables for the rest of the play on this host.',
+  controllerOnly: true,
+  schema: {
+    minProperties: 1,
+    propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+    additionalProperties: true,
+  },
+  async plan(_ctx, args) {
+    const { cacheable: _ignored, ...vars } = args;
+    return { changed: false, msg: `set ${Object.keys(vars).join(', ')}`, vars, data: { ansible_facts: vars } };
+  },
+};
+
+export type MetaAction = 'flush_handlers' | 'noop' | 'end_host' | 'end_play';
+
+export const metaModule: Module<{ action: MetaAction }> = {
+  name: 'meta',
+  description: 'Control the run: flush_handlers (run notified handlers now), noop, end_host, end_play.',
+  controllerOnly: true,
+  freeForm: 'action',
+  schema: {
+    additionalProperties: false,
+    required: ['action'],
+    properties: { action: { enum: ['flush_handlers', 'noop', 'end_host', 'end_play'] } },
+  },
+  // The runner carries out meta actions itself; planning only has to say what was asked.
+  async plan(_ctx, args) {
+    return { changed: false, msg: args.action };
+  },
+};

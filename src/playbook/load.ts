@@ -1,0 +1,128 @@
+/**
+ * YAML with source positions: the value as plain data, plus where every key and value of it starts, keyed by JSON
+ * pointer ("/0/tasks/3/iptables/dport"). Syntax errors, duplicate keys and alias bombs become one InputError with
+ * file:line:col.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type Tags } from 'yaml';
+import { InputError, type SourcePos } from '../errors.js';
+
+/** Position of a key (when the value sits in a mapping) and of its value. */
+export interface NodePos {
+  key?: SourcePos;
+  value: SourcePos;
+}
+
+export interface Located {
+  value: unknown;
+  /** JSON pointer → position */
+  positions: Map<string, NodePos>;
+  file: string;
+}
+
+/** Files larger than this are refused before parsing (a playbook or inventory is never this large). */
+export const MAX_YAML_BYTES = 32 * 1024 * 1024;
+/** Alias expansions allowed in one document (a "billion laughs" file needs far more). */
+export const MAX_ALIASES = 1000;
+
+/**
+ * YAML 1.1 booleans as PyYAML (and so Ansible) reads them: yes/no/on/off/true/false, but not y/n, which stay
+ * strings (`line: y` is the letter y).
+ */
+function pyyamlBooleans(tags: Tags): Tags {
+  return tags.map((t) => {
+    if (typeof t !== 'object' || !('tag' in t) || t.tag !== 'tag:yaml.org,2002:bool' || !('test' in t) || !t.test) return t;
+    const truthy = t.test.test('true');
+    return { ...t, test: truthy ? /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/ : /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/ };
+  });
+}
+
+export function pointer(parts: ReadonlyArray<string | number>): string {
+  return parts.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+export function readYamlFile(file: string, what = 'file'): Located {
+  let text: string;
+  try {
+    const size = statSync(file).size;
+    if (size > MAX_YAML_BYTES) {
+      throw new InputError(`${what} is ${(size / 1048576).toFixed(1)} MiB; the limit is ${MAX_YAML_BYTES / 1048576} MiB`, { file, line: 1, col: 1 });
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const reason = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new InputError(`cannot read ${what} ${file}: ${reason}`);
+  }
+  return parseYaml(text, file);
+}
+
+export function parseYaml(text: string, file: string): Located {
+  const lineCounter = new LineCounter();
+  const at = (offset: number): SourcePos => {
+    const lp = lineCounter.linePos(offset);
+    return { file, line: lp.line, col: lp.col };
+  };
+  // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlBooleans });
+  if (!Array.isArray(docs)) {
+    // parseAllDocuments returns an EmptyStream for an empty file
+    return { value: null, positions: new Map(), file };
+  }
+  for (const doc of docs) {
+    const err = doc.errors[0];
+    if (err) throw new InputError(`YAML syntax error: ${firstLine(err.message)}`, at(err.pos[0]));
+  }
+  if (docs.length > 1) {
+    const second = docs[1]!;
+    throw new InputError('expected one YAML document, found more (a second "---")', at(second.range[0]));
+  }
+  const doc = docs[0];
+  if (!doc) return { value: null, positions: new Map(), file };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/alias/i.test(msg)) throw new InputError(`too many YAML alias expansions (more than ${MAX_ALIASES}): refusing a possible alias bomb`, { file, line: 1, col: 1 });
+    throw new InputError(`YAML error: ${firstLine(msg)}`, { file, line: 1, col: 1 });
+  }
+  const positions = new Map<string, NodePos>();
+  const walk = (node: unknown, parts: (string | number)[], key?: SourcePos, depth = 0) => {
+    if (!node || depth > 200) return;
+    const n = node as Node;
+    const start = n.range?.[0];
+    if (start !== undefined) positions.set(pointer(parts), { key, value: at(start) });
+    if (isAlias(n)) return;
+    if (isMap(n)) {
+      for (const item of n.items) {
+        if (!isPair(item)) continue;
+        const k = item.key as Node | null;
+        const kName = isScalar(k) ? String(k.value) : String(k);
+        const kPos = k?.range ? at(k.range[0]) : undefined;
+        if (item.value) walk(item.value, [...parts, kName], kPos, depth + 1);
+        else if (kPos) positions.set(pointer([...parts, kName]), { key: kPos, value: kPos });
+      }
+    } else if (isSeq(n)) {
+      n.items.forEach((item, i) => walk(item, [...parts, i], undefined, depth + 1));
+    }
+  };
+  walk(doc.contents, []);
+  return { value, positions, file };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.replace(/\s+at line \d+, column \d+:?$/, '').trim();
+}
+
+/** The position of a pointer, or of its nearest ancestor that has one. */
+export function positionOf(loc: Located, ptr: string, prefer: 'key' | 'value' = 'value'): SourcePos {
+  let p = ptr;
+  for (;;) {
+    const found = loc.positions.get(p);
+    if (found) return (prefer === 'key' ? found.key : undefined) ?? found.value;
+    if (p === '') return { file: loc.file, line: 1, col: 1 };
+    p = p.slice(0, p.lastIndexOf('/'));
+  }
+}

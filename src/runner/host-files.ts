@@ -1,0 +1,247 @@
+/**
+ * Shell scripts for reading, validating and writing files on a host, and parsers for what they print.
+ * Reading many files and read-only commands is one exec; writing a plan's files is one exec. All content travels
+ * inside the script (base64 here-documents), never as arguments.
+ */
+import { createHash } from 'node:crypto';
+import { posix as path } from 'node:path';
+import { heredocTo, quote } from '../connection/shell-quote.js';
+import type { ExecResult } from '../connection/connection.js';
+import type { FileChange, FileState, Validation } from '../modules/module.js';
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** What one read batch asks for. */
+export interface ReadRequest {
+  /** files whose content is wanted */
+  files: string[];
+  /** files whose metadata only is wanted */
+  stats: string[];
+  /** read-only commands whose output is wanted, by key */
+  commands: { key: string; script: string }[];
+}
+
+export interface ReadResult {
+  files: Map<string, FileState>;
+  commands: Map<string, ExecResult>;
+}
+
+export function absentState(p: string): FileState {
+  return { path: p, exists: false, kind: null, content: null, sha: null, mode: null, owner: null, group: null, uid: null, gid: null };
+}
+
+/**
+ * Script that prints, for each requested item, a header line and base64 lines:
+ *   @@F <i> <kind> <mode> <uid> <gid> <user> <group>   then the content in base64 (files) or nothing (stats)
+ *   @@C <i> <exit>                                     then stdout and stderr in base64, one line each
+ * Items that do not exist print `@@F <i> -`; unreadable files print `@@F <i> ! <reason>`.
+ */
+export function readScript(req: ReadRequest): string {
+  const lines: string[] = [
+    'pv_stat() { stat -L -c "%a %u %g %U %G" -- "$1" 2>/dev/null || echo "0 0 0 ? ?"; }',
+    'pv_file() {',
+    '  if [ ! -e "$2" ]; then printf "@@F %s -\\n\\n" "$1"; return; fi',
+    '  if [ -f "$2" ]; then k=f; elif [ -d "$2" ]; then k=d; else k=o; fi',
+    '  if [ "$k" = f ] && [ "$3" = 1 ] && [ ! -r "$2" ]; then printf "@@F %s ! permission denied\\n\\n" "$1"; return; fi',
+    '  printf "@@F %s %s " "$1" "$k"; pv_stat "$2"',
+    '  if [ "$k" = f ] && [ "$3" = 1 ]; then base64 -w0 -- "$2"; fi',
+    '  printf "\\n"',
+    '}',
+  ];
+  req.files.forEach((f, i) => lines.push(`pv_file f${i} ${quote(f)} 1`));
+  req.stats.forEach((f, i) => lines.push(`pv_file s${i} ${quote(f)} 0`));
+  if (req.commands.length) {
+    lines.push('pv_o=$(mktemp) && pv_e=$(mktemp) || exit 70');
+    req.commands.forEach((c, i) => {
+      lines.push(
+        `(\n${c.script}\n) >"$pv_o" 2>"$pv_e"; pv_rc=$?`,
+        `printf "@@C c${i} %s\\n" "$pv_rc"; base64 -w0 "$pv_o"; printf "\\n"; base64 -w0 "$pv_e"; printf "\\n"`,
+      );
+    });
+    lines.push('rm -f "$pv_o" "$pv_e"');
+  }
+  return lines.join('\n');
+}
+
+export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
+  const files = new Map<string, FileState>();
+  const commands = new Map<string, ExecResult>();
+  const lines = stdout.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith('@@F ')) {
+      const [, id, kind, ...rest] = line.split(' ');
+      const body = lines[++i] ?? '';
+      const index = Number(id!.slice(1));
+      const p = id!.startsWith('f') ? req.files[index] : req.stats[index];
+      if (p === undefined) throw new Error(`unexpected read result ${id}`);
+      if (kind === '-') {
+        files.set(p, absentState(p));
+      } else if (kind === '!') {
+        throw new Error(`cannot read ${p}: ${rest.join(' ')}`);
+      } else {
+        const [mode, uid, gid, owner, group] = rest;
+        const content = id!.startsWith('f') && kind === 'f' ? Buffer.from(body, 'base64') : null;
+        files.set(p, {
+          path: p,
+          exists: true,
+          kind: kind === 'f' ? 'file' : kind === 'd' ? 'directory' : 'other',
+          content,
+          sha: content ? sha256(content) : null,
+          mode: parseInt(mode ?? '0', 8),
+          owner: owner ?? null,
+          group: group ?? null,
+          uid: Number(uid),
+          gid: Number(gid),
+        });
+      }
+    } else if (line.startsWith('@@C ')) {
+      const [, id, rc] = line.split(' ');
+      const cmd = req.commands[Number(id!.slice(1))];
+      if (!cmd) throw new Error(`unexpected command result ${id}`);
+      const out = Buffer.from(lines[++i] ?? '', 'base64');
+      const err = Buffer.from(lines[++i] ?? '', 'base64');
+      commands.set(cmd.key, { stdout: out, stderr: err, code: Number(rc) });
+    }
+  }
+  for (const p of [...req.files, ...req.stats]) {
+    if (!files.has(p)) throw new Error(`no answer for ${p}: the read was cut short`);
+  }
+  for (const c of req.commands) {
+    if (!commands.has(c.key)) throw new Error(`no answer for "${c.key}": the read was cut short`);
+  }
+  return { files, commands };
+}
+
+/** Exit codes of the write and validate scripts, so the controller can tell the user what went wrong. */
+export const WriteStatus = {
+  /** a temporary file could not be created or filled (full disk, read-only, missing directory) */
+  io: 70,
+  /** a validation rejected the candidate */
+  invalid: 65,
+  /** the file changed on the host since it was read */
+  conflict: 66,
+} as const;
+
+function validationLines(vs: Validation[], target: string): string[] {
+  const lines: string[] = [];
+  for (const v of vs) {
+    const pattern = v.failOnStderr ? quote(v.failOnStderr) : '';
+    lines.push(
+      `TARGET=${quote(target)}; export CANDIDATE TARGET`,
+      `( ${v.script}\n) >"$pv_vo" 2>"$pv_ve"; pv_rc=$?`,
+      `if [ "$pv_rc" -ne 0 ]${pattern ? ` || grep -Eq ${pattern} "$pv_ve"` : ''}; then`,
+      `  printf 'validation failed (%s): ' ${quote(v.description)} >&2; cat "$pv_ve" "$pv_vo" >&2; exit ${WriteStatus.invalid}`,
+      'fi',
+    );
+  }
+  return lines;
+}
+
+/**
+ * Check mode: put each candidate in a temporary directory under /tmp (nothing is created beside the target) and
+ * run its validations.
+ */
+export function validateScript(files: FileChange[]): string {
+  const lines = [
+    'pv_d=$(mktemp -d) || exit 70',
+    'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
+    'trap \'rm -rf "$pv_d"\' EXIT HUP INT TERM',
+  ];
+  files.forEach((f, i) => {
+    if (!f.validate?.length) return;
+    lines.push(`CANDIDATE="$pv_d/c${i}-"${quote(path.basename(f.path))}`);
+    lines.push(heredocTo('"$CANDIDATE"', f.after, `|| exit ${WriteStatus.io}`));
+    lines.push(...validationLines(f.validate, f.path));
+  });
+  return lines.join('\n');
+}
+
+/**
+ * Write files atomically: for each, a temporary file in the target's directory gets the new content, the old
+ * file's (or the asked) mode and owner, and passes its validations; then, only if every file is still what was
+ * read when planning, each is flushed to disk and renamed over its target. A failure at any point removes every
+ * temporary file and leaves every target as it was.
+ * Prints `@@W <i> <mode> <uid> <gid> <user> <group>` per file written.
+ */
+export function writeScript(files: FileChange[], opts: { backupSuffix?: string } = {}): string {
+  const temps = files.map((_, i) => `"\${pv_t${i}:-}"`).join(' ');
+  const lines = [
+    'pv_d=$(mktemp -d) || exit 70',
+    'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
+    `trap 'rm -rf "$pv_d" ${temps}' EXIT`,
+    'trap \'exit 130\' HUP INT TERM PIPE',
+    // pv_fail CODE MESSAGE: say why (with what the failing command printed, if anything) and stop
+    'pv_fail() { if [ -s "$pv_ve" ]; then printf "%s: %s\\n" "$2" "$(cat "$pv_ve")" >&2; else printf "%s\\n" "$2" >&2; fi; exit "$1"; }',
+    ': > "$pv_ve"',
+  ];
+  files.forEach((f, i) => {
+    const p = quote(f.path);
+    const dir = quote(path.dirname(f.path));
+    const io = (what: string) => `pv_fail ${WriteStatus.io} ${quote(what)}`;
+    lines.push(
+      `[ -d ${dir} ] || ${io(`${path.dirname(f.path)}: no such directory`)}`,
+      `pv_t${i}=$(mktemp ${quote(`${path.dirname(f.path)}/.${path.basename(f.path)}.provision-`)}XXXXXX 2>"$pv_ve") || ${io(`cannot create a temporary file in ${path.dirname(f.path)}`)}`,
+      heredocTo(`"$pv_t${i}"`, f.after, `2>"$pv_ve" || ${io(`cannot write ${f.path}`)}`),
+      `[ "$(wc -c < "$pv_t${i}")" -eq ${f.after.length} ] || ${io(`cannot write ${f.path}: short write`)}`,
+      `if [ -e ${p} ]; then chmod --reference=${p} "$pv_t${i}" && chown --reference=${p} "$pv_t${i}"; else chmod 0644 "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`,
+    );
+    if (f.mode !== undefined) lines.push(`chmod ${f.mode.toString(8).padStart(4, '0')} "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chmod ${f.path}`)}`);
+    if (f.owner || f.group) {
+      lines.push(`chown ${quote(`${f.owner ?? ''}${f.group ? `:${f.group}` : ''}`)} "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chown ${f.path}`)}`);
+    }
+    if (f.validate?.length) {
+      lines.push(`CANDIDATE="$pv_t${i}"`, ...validationLines(f.validate, f.path));
+    }
+  });
+  files.forEach((f, i) => {
+    const p = quote(f.path);
+    const expected = f.beforeSha ?? 'absent';
+    lines.push(
+      `if [ -e ${p} ]; then pv_cur=$(sha256sum < ${p} | cut -c1-64); else pv_cur=absent; fi`,
+      `[ "$pv_cur" = ${expected} ] || pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`,
+    );
+  });
+  files.forEach((f, i) => {
+    const p = quote(f.path);
+    if (f.backup && f.before !== null) {
+      lines.push(`cp -p ${p} ${quote(`${f.path}.${opts.backupSuffix ?? backupSuffix()}~`)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot back up ${f.path}`)}`);
+    }
+    lines.push(
+      `sync "$pv_t${i}" 2>/dev/null; mv -f "$pv_t${i}" ${p} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`,
+      `sync ${quote(path.dirname(f.path))} 2>/dev/null`,
+      `printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${p}`,
+    );
+  });
+  return lines.join('\n');
+}
+
+/** Ansible's backup naming: name.YYYY-MM-DD@HH:MM:SS~ (UTC here, so every host of a run gets the same suffix). */
+export function backupSuffix(now = new Date()): string {
+  const iso = now.toISOString();
+  return `${iso.slice(0, 10)}@${iso.slice(11, 19)}`;
+}
+
+/** New metadata for written files, from `@@W` lines. */
+export function parseWriteOutput(files: FileChange[], stdout: string): FileState[] {
+  const states: FileState[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('@@W ')) continue;
+    const [, id, mode, uid, gid, owner, group] = line.split(' ');
+    const f = files[Number(id)];
+    if (!f) continue;
+    states.push({
+      path: f.path,
+      exists: true,
+      kind: 'file',
+      content: f.after,
+      sha: sha256(f.after),
+      mode: parseInt(mode ?? '644', 8),
+      owner: owner ?? null,
+      group: group ?? null,
+      uid: Number(uid),
+      gid: Number(gid),
+    });
+  }
+  return states;
+}

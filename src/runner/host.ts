@@ -1,0 +1,562 @@
+/**
+ * One host's part of a run: its connection, facts, file cache, variables, notified handlers and counters, and
+ * the task loop (template → plan → [check: stop] → apply → register). A host that fails stops its own tasks;
+ * the others are not affected here (play.ts decides about the rollout).
+ */
+import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
+import { CommandError, formatPos, InputError, UnreachableError } from '../errors.js';
+import { FACTS_SCRIPT, parseFacts } from '../facts/gather.js';
+import type { Facts } from '../facts/types.js';
+import { findModule } from '../modules/index.js';
+import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type TaskContext } from '../modules/module.js';
+import { evaluateCondition, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
+import type { Play, Task } from '../playbook/types.js';
+import { checkArgs } from '../playbook/validate.js';
+import { fileDiff } from '../report/diff.js';
+import { emptyCounters, type EventSink, type FileDiff, type HostCounters, type TaskStatus } from '../report/events.js';
+import { absentState, parseReadOutput, parseWriteOutput, readScript, type ReadRequest, sha256, validateScript, WriteStatus, writeScript } from './host-files.js';
+
+/** Run-wide settings a host needs. */
+export interface HostSettings {
+  check: boolean;
+  diff: boolean;
+  /** `-b`: become for every task */
+  become: boolean;
+  becomeUser?: string;
+  becomePassword?: string;
+  tags: string[];
+  skipTags: string[];
+  extraVars: Record<string, unknown>;
+  playbookDir: string;
+  playbookFile: string;
+  emit: EventSink;
+}
+
+/** Why a host stopped running tasks. */
+export type HostStop = 'failed' | 'unreachable' | 'end_host' | 'aborted' | null;
+
+/** Result of one task on this host (what play.ts needs to decide about the rollout). */
+export interface TaskOutcome {
+  status: TaskStatus;
+  ignored: boolean;
+}
+
+interface CacheEntry {
+  state: FileState;
+}
+
+const fileErrorStatus = new Map<number, string>([
+  [WriteStatus.invalid, 'the new content was rejected by validation'],
+  [WriteStatus.conflict, 'the file changed on the host while the task ran'],
+]);
+
+export class HostRun {
+  readonly counters: HostCounters = emptyCounters();
+  facts: Facts | null = null;
+  stopped: HostStop = null;
+  stopReason = '';
+  /** handler names and listen topics notified and not yet run */
+  readonly notified = new Set<string>();
+  /** variables from register and set_fact (above play vars, below extra vars) */
+  private readonly registered: Record<string, unknown> = {};
+  private readonly files = new Map<string, CacheEntry>();
+  private readonly commands = new Map<string, ExecResult>();
+  /** the first version of every file this run changed, for rollback */
+  private readonly original = new Map<string, FileChange>();
+  private connected = false;
+  private readonly started = Date.now();
+
+  constructor(
+    readonly name: string,
+    /** inventory variables of the host (groups merged, host vars on top) */
+    readonly inventoryVars: Record<string, unknown>,
+    readonly conn: Connection,
+    readonly settings: HostSettings,
+  ) {}
+
+  get durationMs(): number {
+    return Date.now() - this.started;
+  }
+
+  get failedOrUnreachable(): boolean {
+    return this.stopped === 'failed' || this.stopped === 'unreachable';
+  }
+
+  /** Variables visible to templates, by Ansible's precedence: inventory < play < task < registered < extra. */
+  vars(play: Play, task?: Task, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      ...this.inventoryVars,
+      ...play.vars,
+      ...(task?.vars ?? {}),
+      ...this.registered,
+      ...this.settings.extraVars,
+      ...(this.facts ? { facts: this.facts } : {}),
+      ansible_check_mode: this.settings.check,
+      playbook_dir: this.settings.playbookDir,
+      ...extra,
+    };
+  }
+
+  private become(play: Play, task?: Task): BecomeSpec | undefined {
+    const on = task?.become ?? (play.become || this.settings.become || this.inventoryVars.ansible_become === true);
+    if (!on) return undefined;
+    const user = task?.becomeUser ?? play.becomeUser ?? (this.inventoryVars.ansible_become_user as string | undefined) ?? this.settings.becomeUser ?? 'root';
+    return { user, password: this.settings.becomePassword };
+  }
+
+  private async exec(script: string, become: BecomeSpec | undefined, timeoutMs?: number): Promise<ExecResult> {
+    const r = await this.conn.exec(script, { become, timeoutMs });
+    this.counters.execs = this.conn.execs;
+    if (become && r.code !== 0 && /sudo: (a password is required|\d+ incorrect password|a terminal is required)/.test(r.stderr.toString())) {
+      throw new CommandError(this.name, 'sudo', r.code, '', r.stderr.toString(), `sudo refused: ${r.stderr.toString().trim().split('\n')[0]} (use --ask-become-pass)`);
+    }
+    return r;
+  }
+
+  /** Connect (once per run) and gather facts (once per run, when asked or first needed). */
+  async connect(): Promise<void> {
+    if (this.connected) return;
+    await this.conn.connect();
+    this.connected = true;
+  }
+
+  async gatherFacts(play: Play): Promise<void> {
+    if (this.facts) return;
+    await this.connect();
+    const r = await this.exec(FACTS_SCRIPT, this.become(play));
+    if (r.code !== 0) throw new CommandError(this.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
+    this.facts = parseFacts(r.stdout.toString());
+  }
+
+  /**
+   * Fetch, in one exec, every file and read-only command output the play's tasks will ask for, as far as their
+   * arguments can be rendered now (tasks whose arguments depend on registered results read on demand).
+   */
+  async prefetch(play: Play): Promise<void> {
+    const req: ReadRequest = { files: [], stats: [], commands: [] };
+    const add = (list: string[], p: string) => {
+      if (!this.files.has(p) && !list.includes(p)) list.push(p);
+    };
+    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
+      const mod = findModule(task.module);
+      if (!mod?.reads || mod.controllerOnly) continue;
+      for (const args of this.staticArgs(play, task, mod)) {
+        let reads;
+        try {
+          reads = mod.reads(args as never, this.facts!);
+        } catch {
+          continue;
+        }
+        reads.files?.forEach((p) => add(req.files, p));
+        reads.stats?.forEach((p) => add(req.stats, p));
+        reads.commands?.forEach((c) => {
+          if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
+        });
+      }
+    }
+    if (req.files.length + req.stats.length + req.commands.length === 0) return;
+    await this.read(req, this.become(play));
+  }
+
+  /** Arguments of a task rendered with what is known before it runs; none if they depend on later results. */
+  private staticArgs(play: Play, task: Task, mod: Module): Record<string, unknown>[] {
+    try {
+      const base = this.vars(play, task);
+      const items = task.loop === undefined ? [undefined] : (renderDeep(task.loop, base) as unknown[]);
+      if (!Array.isArray(items)) return [];
+      return items.map((item) => this.renderArgs(task, mod, item === undefined ? base : { ...base, [task.loopVar]: item }));
+    } catch {
+      return [];
+    }
+  }
+
+  private async read(req: ReadRequest, become: BecomeSpec | undefined): Promise<void> {
+    const r = await this.exec(readScript(req), become);
+    if (r.code !== 0) throw new CommandError(this.name, 'reading files', r.code, '', r.stderr.toString());
+    const res = parseReadOutput(req, r.stdout.toString());
+    for (const [p, st] of res.files) {
+      const old = this.files.get(p);
+      // A stat-only answer must not replace content we already hold.
+      if (old && old.state.content && !st.content && st.exists) continue;
+      this.files.set(p, { state: st });
+    }
+    for (const [k, v] of res.commands) this.commands.set(k, v);
+  }
+
+  private renderArgs(task: Task, mod: Module, vars: Record<string, unknown>): Record<string, unknown> {
+    const raw = new Set(mod.raw ?? []);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(task.args)) out[k] = raw.has(k) ? v : renderDeep(v, vars);
+    return out;
+  }
+
+  /** Make a TaskContext for one task on this host. */
+  private context(play: Play, task: Task, vars: Record<string, unknown>, check: boolean): TaskContext {
+    const become = this.become(play, task);
+    const readOne = async (p: string, content: boolean): Promise<FileState> => {
+      const hit = this.files.get(p);
+      if (hit && (!content || hit.state.content !== null || !hit.state.exists || hit.state.kind !== 'file')) return hit.state;
+      await this.read({ files: content ? [p] : [], stats: content ? [] : [p], commands: [] }, become);
+      return this.files.get(p)?.state ?? absentState(p);
+    };
+    return {
+      host: this.name,
+      facts: this.facts!,
+      vars,
+      check,
+      playbookDir: this.settings.playbookDir,
+      readFile: (p) => readOne(p, true),
+      statFile: (p) => readOne(p, false),
+      readCommand: async (key, script) => {
+        const hit = this.commands.get(key);
+        if (hit) return hit;
+        await this.read({ files: [], stats: [], commands: [{ key, script }] }, become);
+        return this.commands.get(key)!;
+      },
+      run: async (script, opts) => {
+        const r = await this.exec(script, become, opts?.timeoutMs);
+        // Anything may have changed on the host: forget what was read.
+        this.files.clear();
+        this.commands.clear();
+        return r;
+      },
+      validate: async (files) => {
+        const todo = files.filter((f) => f.validate?.length);
+        if (!todo.length) return;
+        const r = await this.exec(validateScript(todo), become);
+        if (r.code !== 0) throw new ModuleError(firstLines(r.stderr.toString()) || `validation failed (exit ${r.code})`);
+      },
+      writeFiles: (files) => this.writeFiles(files, become),
+      probeNewConnection: (ms) => this.conn.probeNew(ms),
+      warn: (msg) => this.settings.emit({ type: 'warning', host: this.name, msg }),
+      changedFiles: () => this.original,
+    };
+  }
+
+  private async writeFiles(files: FileChange[], become: BecomeSpec | undefined): Promise<void> {
+    if (!files.length) return;
+    const r = await this.exec(writeScript(files), become);
+    if (r.code !== 0) {
+      const detail = firstLines(r.stderr.toString());
+      throw new ModuleError(detail || fileErrorStatus.get(r.code ?? -1) || `writing ${files.map((f) => f.path).join(', ')} failed (exit ${r.code})`);
+    }
+    for (const f of files) if (!this.original.has(f.path)) this.original.set(f.path, f);
+    for (const st of parseWriteOutput(files, r.stdout.toString())) this.files.set(st.path, { state: st });
+  }
+
+  /** Check mode: later tasks see the content earlier tasks would have written. */
+  private pretendWritten(files: FileChange[]): void {
+    for (const f of files) {
+      const old = this.files.get(f.path)?.state;
+      this.files.set(f.path, {
+        state: {
+          path: f.path,
+          exists: true,
+          kind: 'file',
+          content: f.after,
+          sha: sha256(f.after),
+          mode: f.mode ?? old?.mode ?? 0o644,
+          owner: f.owner ?? old?.owner ?? this.facts?.user ?? null,
+          group: f.group ?? old?.group ?? null,
+          uid: old?.uid ?? null,
+          gid: old?.gid ?? null,
+        },
+      });
+    }
+  }
+
+  private tagged(play: Play, task: Task): boolean {
+    const tags = new Set([...play.tags, ...task.tags]);
+    const { tags: only, skipTags } = this.settings;
+    if (skipTags.some((t) => tags.has(t) || (t === 'all'))) return tags.has('always') && !skipTags.includes('always');
+    if (only.length === 0 || only.includes('all')) return !tags.has('never') || only.some((t) => tags.has(t));
+    if (tags.has('always')) return true;
+    if (only.includes('tagged') && tags.size > 0) return true;
+    if (only.includes('untagged') && tags.size === 0) return true;
+    return only.some((t) => tags.has(t));
+  }
+
+  /** Run one task (or handler) on this host; records counters and emits the result. */
+  async runTask(play: Play, task: Task, handler = false): Promise<TaskOutcome> {
+    const t0 = Date.now();
+    const mod = findModule(task.module)!;
+    const emitResult = (status: TaskStatus, msg: string, extra: { diffs?: FileDiff[]; item?: string; ignored?: boolean; check?: boolean } = {}) => {
+      this.settings.emit({
+        type: 'task_result',
+        host: this.name,
+        task: task.name,
+        module: task.module,
+        handler,
+        status,
+        msg: task.noLog && status !== 'skipped' ? 'output hidden (no_log)' : msg,
+        ...(extra.diffs?.length && !task.noLog ? { diffs: extra.diffs } : {}),
+        ...(extra.item !== undefined ? { item: task.noLog ? '(hidden)' : extra.item } : {}),
+        ...(extra.ignored ? { ignored: true } : {}),
+        check: extra.check ?? this.settings.check,
+        duration_ms: Date.now() - t0,
+        at: formatPos(task.pos),
+      });
+    };
+    if (!handler && !this.tagged(play, task)) return { status: 'skipped', ignored: false };
+    this.settings.emit({ type: 'task_start', host: this.name, task: task.name, handler });
+
+    const check = task.checkMode ?? this.settings.check;
+    let items: unknown[] | undefined;
+    try {
+      if (!mod.controllerOnly) await this.gatherFacts(play);
+      if (task.loop !== undefined) {
+        const l = renderDeep(task.loop, this.vars(play, task));
+        if (!Array.isArray(l)) throw new ModuleError(`loop must be a list, got ${typeof l}`);
+        items = l;
+      }
+    } catch (e) {
+      return this.failTask(play, task, e, emitResult);
+    }
+
+    const results: Record<string, unknown>[] = [];
+    let anyChanged = false;
+    let anyFailed = false;
+    let allSkipped = true;
+    const diffs: FileDiff[] = [];
+    const msgs: string[] = [];
+    for (const item of items ?? [undefined]) {
+      const label = items ? (typeof item === 'string' ? item : JSON.stringify(item)) : undefined;
+      const vars = this.vars(play, task, items ? { [task.loopVar]: item } : {});
+      let r: ItemResult;
+      try {
+        r = await this.runItem(play, task, mod, vars, check);
+      } catch (e) {
+        if (e instanceof UnreachableError) return this.failTask(play, task, e, emitResult);
+        const msg = errorMessage(e, task);
+        r = { status: 'failed', msg, data: { failed: true, msg, ...(e instanceof ModuleError ? e.data : {}) }, diffs: [] };
+      }
+      if (task.register && items) results.push({ ...r.data, item, [task.loopVar]: item });
+      if (r.status !== 'skipped') allSkipped = false;
+      if (r.status === 'changed') anyChanged = true;
+      if (r.status === 'failed') anyFailed = true;
+      diffs.push(...r.diffs);
+      if (items) emitResult(r.status, r.msg, { diffs: r.diffs, item: label, check: r.check });
+      else msgs.push(r.msg);
+      if (!items) {
+        if (task.register) this.registered[task.register] = r.data;
+        if (r.status === 'failed') return this.recordFailure(play, task, r.msg, emitResult, r.diffs, r.check);
+        this.count(r.status);
+        if (r.status === 'changed') task.notify.forEach((n) => this.notified.add(renderNotify(n, vars)));
+        emitResult(r.status, r.msg, { diffs: r.diffs, check: r.check });
+        return { status: r.status, ignored: false };
+      }
+      if (r.status === 'failed' && !task.ignoreErrors) break;
+    }
+    // A loop: the task's status is the worst of its items, as Ansible reports it.
+    if (task.register) this.registered[task.register] = { results, changed: anyChanged, failed: anyFailed, skipped: allSkipped, msg: anyFailed ? 'one or more items failed' : 'all items completed' };
+    if (anyFailed) {
+      if (task.ignoreErrors) {
+        this.counters.ignored++;
+        return { status: 'failed', ignored: true };
+      }
+      this.counters.failed++;
+      this.stop('failed', `${task.name}: one or more items failed`);
+      return { status: 'failed', ignored: false };
+    }
+    const status: TaskStatus = anyChanged ? 'changed' : allSkipped ? 'skipped' : 'ok';
+    this.count(status);
+    if (anyChanged) task.notify.forEach((n) => this.notified.add(renderNotify(n, this.vars(play, task))));
+    return { status, ignored: false };
+  }
+
+  private count(status: TaskStatus): void {
+    if (status === 'ok') this.counters.ok++;
+    else if (status === 'changed') this.counters.changed++;
+    else if (status === 'skipped') this.counters.skipped++;
+  }
+
+  private stop(why: HostStop, reason: string): void {
+    if (!this.stopped) {
+      this.stopped = why;
+      this.stopReason = reason;
+    }
+  }
+
+  private recordFailure(
+    _play: Play,
+    task: Task,
+    msg: string,
+    emitResult: (s: TaskStatus, m: string, x?: { diffs?: FileDiff[]; ignored?: boolean; check?: boolean }) => void,
+    diffs: FileDiff[] = [],
+    check?: boolean,
+  ): TaskOutcome {
+    if (task.ignoreErrors) {
+      this.counters.ignored++;
+      emitResult('failed', msg, { diffs, ignored: true, check });
+      return { status: 'failed', ignored: true };
+    }
+    this.counters.failed++;
+    this.stop('failed', msg);
+    emitResult('failed', msg, { diffs, check });
+    return { status: 'failed', ignored: false };
+  }
+
+  private failTask(
+    play: Play,
+    task: Task,
+    e: unknown,
+    emitResult: (s: TaskStatus, m: string, x?: { diffs?: FileDiff[]; ignored?: boolean }) => void,
+  ): TaskOutcome {
+    if (e instanceof UnreachableError) {
+      this.counters.unreachable++;
+      this.stop('unreachable', e.message);
+      emitResult('unreachable', e.message);
+      return { status: 'unreachable', ignored: false };
+    }
+    return this.recordFailure(play, task, errorMessage(e, task), emitResult);
+  }
+
+  /** One pass of a task (one loop item): when → render → plan → (apply) → changed_when/failed_when. */
+  private async runItem(play: Play, task: Task, mod: Module, vars: Record<string, unknown>, check: boolean): Promise<ItemResult> {
+    if (task.when !== undefined && !evaluateCondition(task.when, vars)) {
+      return { status: 'skipped', msg: 'condition false', data: { changed: false, skipped: true, skip_reason: 'Conditional result was False' }, diffs: [] };
+    }
+    const checked = checkArgs(mod, this.renderArgs(task, mod, vars));
+    if (checked.errors) throw new ModuleError(`after templating: ${checked.errors.map((e) => e.message).join('; ')}`);
+    const args = checked.value;
+    const bad = mod.check?.(args as never);
+    if (bad) throw new ModuleError(bad);
+    const ctx = this.context(play, task, vars, check);
+    const plan: Plan = await mod.plan(ctx, args as never);
+    if (!plan.changed && plan.vars) Object.assign(this.registered, plan.vars);
+    const showDiff = (this.settings.diff || check) && task.diff !== false;
+    const diffs = plan.changed && showDiff ? plan.files.map(fileDiff).filter((d) => d.diff !== '') : [];
+
+    let outcome: Outcome;
+    if (!plan.changed) {
+      outcome = { changed: false, msg: plan.msg, data: plan.data };
+    } else if (check) {
+      if (plan.unpredictable) {
+        return { status: 'skipped', msg: `check mode: ${plan.unpredictable}`, data: { changed: false, skipped: true, skip_reason: plan.unpredictable }, diffs: [], check };
+      }
+      this.pretendWritten(plan.files);
+      outcome = { changed: true, msg: plan.msg, data: plan.data };
+    } else {
+      outcome = mod.apply ? await mod.apply(ctx, plan, args as never) : await this.defaultApply(ctx, plan);
+      if (outcome.vars) Object.assign(this.registered, outcome.vars);
+    }
+
+    const data: Record<string, unknown> = { ...(outcome.data ?? {}), changed: outcome.changed, failed: outcome.failed === true, msg: outcome.msg };
+    let changed = outcome.changed;
+    let failed = outcome.failed === true;
+    if (task.changedWhen !== undefined || task.failedWhen !== undefined) {
+      const v = { ...vars, ...data, ...(task.register ? { [task.register]: data } : {}), result: data };
+      if (task.changedWhen !== undefined) changed = evaluateCondition(task.changedWhen, v);
+      if (task.failedWhen !== undefined) failed = evaluateCondition(task.failedWhen, v);
+      data.changed = changed;
+      data.failed = failed;
+    }
+    const status: TaskStatus = failed ? 'failed' : changed ? 'changed' : 'ok';
+    return { status, msg: outcome.msg, data, diffs, check };
+  }
+
+  private async defaultApply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>): Promise<Outcome> {
+    await ctx.writeFiles(plan.files);
+    for (const c of plan.commands) {
+      const r = await ctx.run(c.script);
+      if (r.code !== 0) {
+        return { changed: true, failed: true, msg: CommandError.describe(c.description, r.code, r.stderr.toString(), r.stdout.toString()) };
+      }
+    }
+    return { changed: true, msg: plan.msg };
+  }
+
+  /** Run the handlers notified so far, in the order they are defined. */
+  async flushHandlers(play: Play): Promise<void> {
+    if (this.stopped || this.notified.size === 0) return;
+    const due = play.handlers.filter((h) => this.notified.has(h.name) || h.listen.some((l) => this.notified.has(l)));
+    this.notified.clear();
+    for (const h of due) {
+      if (this.stopped) return;
+      await this.runTask(play, h, true);
+    }
+  }
+
+  /** Handlers that were notified but never ran (the host failed first). */
+  pendingHandlers(play: Play): string[] {
+    return play.handlers.filter((h) => this.notified.has(h.name) || h.listen.some((l) => this.notified.has(l))).map((h) => h.name);
+  }
+
+  /** A failure before any task (connecting, facts): unreachable when the host cannot be reached, else failed. */
+  markUnreachableOrFailed(e: unknown): void {
+    const unreachable = e instanceof UnreachableError;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (unreachable) this.counters.unreachable++;
+    else this.counters.failed++;
+    this.stop(unreachable ? 'unreachable' : 'failed', msg);
+    this.settings.emit({
+      type: 'task_result',
+      host: this.name,
+      task: unreachable ? 'connect' : 'gather facts',
+      module: 'setup',
+      handler: false,
+      status: unreachable ? 'unreachable' : 'failed',
+      msg,
+      check: this.settings.check,
+      duration_ms: 0,
+    });
+  }
+
+  endHost(reason: string): void {
+    this.stop('end_host', reason);
+  }
+
+  abort(reason: string): void {
+    this.stop('aborted', reason);
+  }
+
+  /** Clear a stop that only applies to one play (end_host), so the host takes part in the next play. */
+  nextPlay(): void {
+    if (this.stopped === 'end_host') {
+      this.stopped = null;
+      this.stopReason = '';
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.conn.close().catch(() => undefined);
+  }
+
+  /** Used by tests and by rollback code: the cached state of a file. */
+  cached(path: string): FileState | undefined {
+    return this.files.get(path)?.state;
+  }
+
+  renderValue(value: unknown, play: Play): unknown {
+    return renderString(String(value), this.vars(play));
+  }
+}
+
+interface ItemResult {
+  status: TaskStatus;
+  msg: string;
+  data: Record<string, unknown>;
+  diffs: FileDiff[];
+  check?: boolean;
+}
+
+function renderNotify(n: string, vars: Record<string, unknown>): string {
+  try {
+    return String(renderString(n, vars));
+  } catch {
+    return n;
+  }
+}
+
+function firstLines(s: string): string {
+  return s.trim().split('\n').slice(0, 6).join(' | ');
+}
+
+/** One line for the user; templating errors name the task's position. */
+export function errorMessage(e: unknown, task: Task): string {
+  if (e instanceof UndefinedVariableError) return `${formatPos(task.pos)}: ${e.message}`;
+  if (e instanceof TemplateError) return `${formatPos(task.pos)}: template error: ${e.message}`;
+  if (e instanceof InputError || e instanceof ModuleError || e instanceof CommandError) return e.message;
+  if (e instanceof Error) return `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`;
+  return String(e);
+}

@@ -1,0 +1,193 @@
+/**
+ * One play: hosts in batches (serial), each batch's hosts in parallel up to `forks`, each host running its tasks
+ * in order and its handlers at the end of each section. Between batches the rollout stops when
+ * max_fail_percentage is exceeded, when any_errors_fatal saw a failure, when a canary batch failed, or when every
+ * host of a batch failed.
+ */
+import type { Play, Task } from '../playbook/types.js';
+import type { BatchEndEvent, EventSink } from '../report/events.js';
+import type { HostRun } from './host.js';
+
+/** Batch sizes from `serial` (numbers, "N%", a list whose last element repeats), Ansible's rounding. */
+export function batchSizes(serial: (number | string)[], total: number): number[] {
+  if (total === 0) return [];
+  if (serial.length === 0) return [total];
+  const sizes: number[] = [];
+  let left = total;
+  let i = 0;
+  while (left > 0 && sizes.length < 100_000) {
+    const spec = serial[Math.min(i, serial.length - 1)]!;
+    let n: number;
+    if (typeof spec === 'string' && spec.endsWith('%')) {
+      n = Math.max(1, Math.floor((parseFloat(spec) * total) / 100));
+    } else {
+      n = Math.max(1, Number(spec));
+    }
+    n = Math.min(n, left);
+    sizes.push(n);
+    left -= n;
+    i++;
+  }
+  return sizes;
+}
+
+export function splitBatches<T>(items: T[], serial: (number | string)[], canary = 0): T[][] {
+  const batches: T[][] = [];
+  let rest = items;
+  if (canary > 0 && items.length > 0) {
+    batches.push(items.slice(0, canary));
+    rest = items.slice(canary);
+  }
+  let at = 0;
+  for (const n of batchSizes(serial, rest.length)) {
+    batches.push(rest.slice(at, at + n));
+    at += n;
+  }
+  return batches;
+}
+
+export function orderHosts(hosts: string[], order: Play['order'], random: () => number = Math.random): string[] {
+  switch (order) {
+    case 'sorted':
+      return [...hosts].sort();
+    case 'reverse_sorted':
+      return [...hosts].sort().reverse();
+    case 'shuffle': {
+      const a = [...hosts];
+      for (let i = a.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [a[i], a[j]] = [a[j]!, a[i]!];
+      }
+      return a;
+    }
+    default:
+      return hosts;
+  }
+}
+
+/** Run `fn` over items with at most `limit` at once. */
+export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+export interface PlayOptions {
+  forks: number;
+  canary: number;
+  emit: EventSink;
+  /** set when the operator pressed Ctrl-C */
+  interrupted: () => boolean;
+  /** called for a host that stopped with handlers still notified (they are recorded for the next run) */
+  onPendingHandlers?: (host: HostRun, handlers: string[]) => Promise<void>;
+  /** called before a host's first task of the play: pending handlers from an earlier run */
+  pendingFromEarlierRun?: (host: HostRun) => Promise<string[]>;
+}
+
+export interface PlayResult {
+  batches: Omit<BatchEndEvent, 'type'>[];
+  /** hosts of this play that never started */
+  notRun: string[];
+  /** why the rollout stopped, when it did */
+  stopped?: string;
+  /** end_play was called, or the rollout stopped: later plays must not run */
+  endRun: boolean;
+}
+
+/** Run a play over its hosts (already selected and ordered). */
+export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): Promise<PlayResult> {
+  const batches = splitBatches(hosts, play.serial, opts.canary);
+  opts.emit({ type: 'play_start', play: play.name, hosts: hosts.map((h) => h.name), batches: batches.map((b) => b.map((h) => h.name)) });
+  const result: PlayResult = { batches: [], notRun: [], endRun: false };
+  let endPlay = false;
+
+  for (let b = 0; b < batches.length; b++) {
+    const batch = batches[b]!;
+    if (result.stopped || endPlay || opts.interrupted()) {
+      result.notRun.push(...batch.map((h) => h.name));
+      continue;
+    }
+    const t0 = Date.now();
+    opts.emit({ type: 'batch_start', play: play.name, batch: b + 1, batches: batches.length, hosts: batch.map((h) => h.name) });
+    let fatal: string | null = null;
+    const before = new Map(batch.map((h) => [h.name, h.counters.changed]));
+
+    const shouldStop = (h: HostRun) => {
+      if (opts.interrupted()) h.abort('interrupted');
+      if (fatal && !h.stopped) h.abort(fatal);
+      if (endPlay && !h.stopped) h.endHost('end_play');
+      return h.stopped !== null;
+    };
+
+    const runSection = async (h: HostRun, tasks: Task[]) => {
+      for (const task of tasks) {
+        if (shouldStop(h)) return;
+        if (task.module === 'meta') {
+          const action = String(task.args.action);
+          if (action === 'flush_handlers') await h.flushHandlers(play);
+          else if (action === 'end_host') h.endHost('end_host');
+          else if (action === 'end_play') endPlay = true;
+          continue;
+        }
+        const out = await h.runTask(play, task);
+        if ((out.status === 'failed' && !out.ignored) || out.status === 'unreachable') {
+          if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+        }
+      }
+      if (!shouldStop(h)) await h.flushHandlers(play);
+    };
+
+    await pool(batch, opts.forks, async (h) => {
+      if (shouldStop(h)) return;
+      try {
+        if (play.gatherFacts) {
+          await h.connect();
+          await h.gatherFacts(play);
+        }
+        if (opts.pendingFromEarlierRun) {
+          for (const name of await opts.pendingFromEarlierRun(h)) h.notified.add(name);
+        }
+        await h.prefetch(play).catch(() => undefined);
+      } catch (e) {
+        h.markUnreachableOrFailed(e);
+        if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+        return;
+      }
+      await runSection(h, play.preTasks);
+      await runSection(h, play.tasks);
+      await runSection(h, play.postTasks);
+      const pending = h.pendingHandlers(play);
+      if (pending.length && h.stopped && h.stopped !== 'end_host' && opts.onPendingHandlers) await opts.onPendingHandlers(h, pending);
+    });
+
+    const failed = batch.filter((h) => h.stopped === 'failed').map((h) => h.name);
+    const unreachable = batch.filter((h) => h.stopped === 'unreachable').map((h) => h.name);
+    const summary = {
+      play: play.name,
+      batch: b + 1,
+      hosts: batch.map((h) => h.name),
+      changed: batch.filter((h) => h.counters.changed > (before.get(h.name) ?? 0)).map((h) => h.name),
+      failed,
+      unreachable,
+      duration_ms: Date.now() - t0,
+    };
+    opts.emit({ type: 'batch_end', ...summary });
+    result.batches.push(summary);
+
+    const bad = failed.length + unreachable.length;
+    const pct = (bad / batch.length) * 100;
+    if (opts.interrupted()) result.stopped = 'interrupted';
+    else if (fatal) result.stopped = fatal;
+    else if (opts.canary > 0 && b === 0 && bad > 0) result.stopped = `canary batch failed on ${[...failed, ...unreachable].join(', ')}`;
+    else if (play.maxFailPercentage !== undefined && pct > play.maxFailPercentage) {
+      result.stopped = `${bad} of ${batch.length} hosts failed in batch ${b + 1} (${pct.toFixed(0)}% > max_fail_percentage ${play.maxFailPercentage}%)`;
+    } else if (bad === batch.length && b < batches.length - 1) result.stopped = `every host of batch ${b + 1} failed`;
+  }
+  result.endRun = result.stopped !== undefined;
+  return result;
+}

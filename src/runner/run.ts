@@ -1,0 +1,189 @@
+/**
+ * A whole playbook run: select each play's hosts, run the plays in order over one connection per host, and
+ * return a RunReport (counters per host, batches, exit code). Nothing here prints: events go to `emit`.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Connection } from '../connection/connection.js';
+import { InputError } from '../errors.js';
+import { hostVars } from '../inventory/vars.js';
+import { selectHosts } from '../inventory/patterns.js';
+import type { Inventory } from '../inventory/types.js';
+import { readYamlFile } from '../playbook/load.js';
+import { renderDeep } from '../playbook/template.js';
+import type { Playbook } from '../playbook/types.js';
+import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
+import { HostRun, type HostSettings } from './host.js';
+import { orderHosts, runPlay } from './play.js';
+import { exitCodeOf } from './results.js';
+
+export interface RunOptions {
+  playbook: Playbook;
+  inventory: Inventory;
+  check: boolean;
+  diff: boolean;
+  /** --limit pattern */
+  limit?: string;
+  forks: number;
+  extraVars: Record<string, unknown>;
+  tags: string[];
+  skipTags: string[];
+  become: boolean;
+  becomeUser?: string;
+  becomePassword?: string;
+  /** run the first N hosts of each play as a batch of their own, and stop unless all succeed */
+  canary: number;
+  /** where to write failed and unreachable hosts; default beside the playbook; null: do not write */
+  retryFile?: string | null;
+  /** the connection for a host (not yet connected); may throw InputError for bad settings */
+  connectionFor: (host: string, vars: Record<string, unknown>) => Connection;
+  emit: EventSink;
+  /** true once the operator asked to stop (Ctrl-C) */
+  interrupted?: () => boolean;
+  /** pending-handler store (issue: notifications that survive failures); absent: not persisted */
+  pending?: PendingStore;
+}
+
+/** Where handlers that were notified but never ran are remembered between runs (on the host itself). */
+export interface PendingStore {
+  load(host: HostRun, playbook: string, play: string): Promise<string[]>;
+  save(host: HostRun, playbook: string, play: string, handlers: string[]): Promise<void>;
+}
+
+export interface RunReport {
+  hosts: Record<string, HostCounters>;
+  exitCode: number;
+  batches: Omit<BatchEndEvent, 'type'>[];
+  notRun: string[];
+  stopped?: string;
+  retryFile?: string;
+  durationMs: number;
+}
+
+/** Hosts a play targets: its pattern, narrowed by --limit, in the play's order. */
+export function playHosts(inv: Inventory, pattern: string, limit: string | undefined, baseDir: string): string[] {
+  let hosts = selectHosts(inv, pattern, { baseDir });
+  if (limit) {
+    const allowed = new Set(selectHosts(inv, limit, { baseDir: process.cwd() }));
+    hosts = hosts.filter((h) => allowed.has(h));
+  }
+  return hosts;
+}
+
+export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
+  const t0 = Date.now();
+  const { playbook, inventory } = opts;
+  opts.emit({ type: 'run_start', version: 1, playbook: playbook.file, check: opts.check, diff: opts.diff });
+
+  // Resolve every host's connection settings before touching any host: a bad setting is bad input.
+  const runs = new Map<string, HostRun>();
+  const perPlay = playbook.plays.map((play) => {
+    const hosts = playHosts(inventory, play.hosts, opts.limit, playbook.dir);
+    for (const name of hosts) {
+      if (runs.has(name)) continue;
+      const vars = hostVars(inventory, name);
+      const settings: HostSettings = {
+        check: opts.check,
+        diff: opts.diff,
+        become: opts.become,
+        becomeUser: opts.becomeUser,
+        becomePassword: opts.becomePassword,
+        tags: opts.tags,
+        skipTags: opts.skipTags,
+        extraVars: opts.extraVars,
+        playbookDir: playbook.dir,
+        playbookFile: playbook.file,
+        emit: opts.emit,
+      };
+      runs.set(name, new HostRun(name, vars, opts.connectionFor(name, vars), settings));
+    }
+    return hosts;
+  });
+  if (runs.size === 0) {
+    throw new InputError(`no hosts matched${opts.limit ? ` (--limit ${opts.limit})` : ''}: ${playbook.plays.map((p) => p.hosts).join(', ')}`);
+  }
+
+  // Play vars files are read up front too: a missing or broken file is bad input, found before any change.
+  const playVars = playbook.plays.map((play) =>
+    play.varsFiles.length ? { ...play.vars, ...loadVarsFiles(play.varsFiles, playbook.dir, { ...play.vars, ...opts.extraVars }) } : play.vars,
+  );
+  playbook.plays.forEach((play, i) => (play.vars = playVars[i]!));
+
+  const batches: Omit<BatchEndEvent, 'type'>[] = [];
+  const notRun: string[] = [];
+  let stopped: string | undefined;
+  const interrupted = opts.interrupted ?? (() => false);
+  try {
+    for (let i = 0; i < playbook.plays.length; i++) {
+      const play = playbook.plays[i]!;
+      if (stopped) {
+        break;
+      }
+      const names = orderHosts(perPlay[i]!, play.order);
+      const hosts = names.map((n) => runs.get(n)!).filter((h) => !h.failedOrUnreachable);
+      hosts.forEach((h) => h.nextPlay());
+      const pending = opts.pending;
+      const res = await runPlay(play, hosts, {
+        forks: opts.forks,
+        canary: opts.canary,
+        emit: opts.emit,
+        interrupted,
+        onPendingHandlers: pending ? (h, handlers) => pending.save(h, playbook.file, play.name, handlers) : undefined,
+        pendingFromEarlierRun: pending ? (h) => pending.load(h, playbook.file, play.name) : undefined,
+      });
+      batches.push(...res.batches);
+      notRun.push(...res.notRun);
+      if (res.endRun) stopped = res.stopped;
+    }
+  } finally {
+    await Promise.all([...runs.values()].map((h) => h.close()));
+  }
+
+  const hosts: Record<string, HostCounters> = {};
+  for (const [name, h] of runs) {
+    hosts[name] = { ...h.counters };
+    opts.emit({ type: 'host_done', host: name, counters: hosts[name]!, duration_ms: h.durationMs });
+  }
+  const bad = [...runs.values()].filter((h) => h.failedOrUnreachable).map((h) => h.name);
+  let retryFile: string | undefined;
+  if (bad.length && opts.retryFile !== null) {
+    retryFile = opts.retryFile ?? path.join(playbook.dir, `${path.basename(playbook.file).replace(/\.ya?ml$/, '')}.retry`);
+    try {
+      writeFileSync(retryFile, `${bad.join('\n')}\n`);
+    } catch (e) {
+      opts.emit({ type: 'warning', msg: `cannot write the retry file ${retryFile}: ${(e as Error).message}` });
+      retryFile = undefined;
+    }
+  }
+  const exitCode = exitCodeOf(hosts, opts.check, interrupted());
+  const durationMs = Date.now() - t0;
+  opts.emit({
+    type: 'recap',
+    hosts,
+    exit_code: exitCode,
+    duration_ms: durationMs,
+    batches,
+    not_run: notRun,
+    ...(stopped ? { stopped } : {}),
+    ...(retryFile ? { retry_file: retryFile } : {}),
+  });
+  return { hosts, exitCode, batches, notRun, stopped, retryFile, durationMs };
+}
+
+function loadVarsFiles(files: string[], dir: string, vars: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of files) {
+    const name = String(renderDeep(f, vars));
+    Object.assign(out, readVarsFile(path.resolve(dir, name)));
+  }
+  return out;
+}
+
+export function readVarsFile(file: string): Record<string, unknown> {
+  const loc = readYamlFile(file, 'vars file');
+  if (loc.value === null) return {};
+  if (typeof loc.value !== 'object' || Array.isArray(loc.value)) {
+    throw new InputError('a vars file must be a mapping of names to values', { file, line: 1, col: 1 });
+  }
+  return loc.value as Record<string, unknown>;
+}

@@ -1,0 +1,60 @@
+/** "Did you mean …?" for unknown names: the closest candidate by edit distance, if it is close enough. */
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive. */
+export function editDistance(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) => [i, ...Array<number>(t.length).fill(0)]);
+  for (let j = 1; j <= t.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= s.length; i++) {
+    for (let j = 1; j <= t.length; j++) {
+      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[s.length]![t.length]!;
+}
+
+/** Length of the longest common subsequence, case-insensitive. */
+function lcs(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  let prev = new Array<number>(t.length + 1).fill(0);
+  for (let i = 1; i <= s.length; i++) {
+    const cur = new Array<number>(t.length + 1).fill(0);
+    for (let j = 1; j <= t.length; j++) cur[j] = s[i - 1] === t[j - 1] ? prev[j - 1]! + 1 : Math.max(prev[j]!, cur[j - 1]!);
+    prev = cur;
+  }
+  return prev[t.length]!;
+}
+
+/**
+ * The nearest candidate within a distance that grows with the length of the name (at most a third of it).
+ * Ties go to the candidate sharing most characters in order ("taks" → "tasks" rather than "tags").
+ */
+export function nearest(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  let bestShared = -1;
+  const limit = Math.max(1, Math.min(4, Math.floor(name.length / 3)));
+  for (const c of candidates) {
+    if (c === name) return c;
+    const d = editDistance(name, c);
+    if (d > bestD || d > limit) continue;
+    const shared = (2 * lcs(name, c)) / (name.length + c.length);
+    if (d < bestD || shared > bestShared || (shared === bestShared && best !== undefined && c < best)) {
+      best = c;
+      bestD = d;
+      bestShared = shared;
+    }
+  }
+  return best;
+}
+
+/** ` (did you mean "x"?)` or an empty string. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const n = nearest(name, candidates);
+  return n && n !== name ? ` (did you mean "${n}"?)` : '';
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { evaluateCondition, renderDeep, renderString, renderText, TemplateError, UndefinedVariableError } from '../../../src/playbook/template.js';
+
+const vars = {
+  inventory_hostname: 'mx1.example.org',
+  port: 465,
+  ports: [25, 465],
+  facts: { os_family: 'RedHat', postfix_version: '2.6.6' },
+  empty: '',
+  yes_string: 'yes',
+};
+
+describe('templates', () => {
+  const renders: [string, unknown][] = [
+    ['plain text', 'plain text'],
+    ['{{ port }}', 465],
+    ['{{ ports }}', [25, 465]],
+    ['port {{ port }}', 'port 465'],
+    ['/etc/pki/tls/certs/{{ inventory_hostname }}.crt', '/etc/pki/tls/certs/mx1.example.org.crt'],
+    ["{{ '/etc/pki/tls/certs' if facts.os_family == 'RedHat' else '/etc/ssl/certs' }}", '/etc/pki/tls/certs'],
+    ['{{ missing | default("fallback") }}', 'fallback'],
+    ['{{ facts.nothing | default(1) }}', 1],
+    ['{{ empty | default("x", true) }}', 'x'],
+    ['{{ ports | join(",") }}', '25,465'],
+    ['{{ yes_string | bool }}', true],
+    ['{{ "a.b.c" | regex_replace("\\\\.", "-") }}', 'a-b-c'],
+    ['{{ True }}', true],
+    ['{{ ports | length }}', 2],
+  ];
+  for (const [src, want] of renders) {
+    it(`renders ${src}`, () => expect(renderString(src, vars)).toEqual(want));
+  }
+
+  const undefinedCases: [string, string][] = [
+    ['{{ nope }}', 'nope'],
+    ['x {{ nope }} y', 'nope'],
+    ['{{ facts.missing }}', 'facts.missing'],
+    ['{{ nope.deeper.still }}', 'nope.deeper.still'],
+    ['{{ nope == 1 }}', 'nope'],
+    ['{{ ports[5] }}', 'ports[5]'],
+  ];
+  for (const [src, name] of undefinedCases) {
+    it(`names the undefined variable in ${src}`, () => {
+      expect(() => renderString(src, vars)).toThrow(UndefinedVariableError);
+      expect(() => renderString(src, vars)).toThrow(`undefined variable "${name}"`);
+    });
+  }
+
+  it('evaluates conditions, lists of them, and is defined / is not defined', () => {
+    expect(evaluateCondition("facts.os_family == 'RedHat'", vars)).toBe(true);
+    expect(evaluateCondition(['port == 465', 'facts.os_family == "Debian"'], vars)).toBe(false);
+    expect(evaluateCondition('nope is not defined', vars)).toBe(true);
+    expect(evaluateCondition('nope is defined and nope', vars)).toBe(false);
+    expect(evaluateCondition('{{ port > 25 }}', vars)).toBe(true);
+    expect(evaluateCondition(true, vars)).toBe(true);
+    expect(() => evaluateCondition('nope', vars)).toThrow('undefined variable "nope"');
+  });
+
+  it('refuses to reach outside the template context', () => {
+    expect(() => renderString('{{ range.constructor("return process")() }}', vars)).toThrow(TemplateError);
+    expect(() => renderString("{{ ''.constructor.constructor('return process')() }}", vars)).toThrow('not allowed');
+    expect(() => renderString('{{ ports.__proto__ }}', vars)).toThrow('not allowed');
+    expect(() => renderString('{{ process }}', vars)).toThrow('undefined variable "process"');
+  });
+
+  it('reports syntax errors as TemplateError', () => {
+    expect(() => renderString('{{ port + }}', vars)).toThrow(TemplateError);
+  });
+
+  it('renders nested data and leaves keys alone', () => {
+    expect(renderDeep({ '{{ port }}': ['{{ port }}', { a: 'p{{ port }}' }] }, vars)).toEqual({ '{{ port }}': [465, { a: 'p465' }] });
+  });
+
+  it('renders template files with trim_blocks like Ansible', () => {
+    expect(renderText('{% for p in ports %}\nport {{ p }}\n{% endfor %}\n', vars)).toBe('port 25\nport 465\n');
+  });
+
+  it('keeps shell metacharacters literal', () => {
+    const v = { x: "$(rm -rf /) `id` 'q' \"d\" ; | &\nnext" };
+    expect(renderString('{{ x }}', v)).toBe(v.x);
+    expect(renderString('a {{ x }} b', v)).toBe(`a ${v.x} b`);
+  });
+});
