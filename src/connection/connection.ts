@@ -1,3 +1,5 @@
+import { SudoHandshake } from './sudo.js';
+
 /**
  * What the runner needs from a way of reaching a host. Implementations: ssh.ts (node-ssh) and local.ts.
  *
@@ -51,22 +53,21 @@ export interface Connection {
   close(): Promise<void>;
 }
 
-/** The command line that runs a script read from stdin, and the bytes to send on stdin. */
-export function wrapScript(script: string, opts: ExecOptions = {}): { command: string; stdin: Buffer } {
-  const body = Buffer.from(guard(script));
+/**
+ * The command line that runs a script read from stdin, and the bytes to send on stdin. With a sudo password, a
+ * SudoHandshake decides when the password and the script are sent: sudo may not ask at all (NOPASSWD, cached
+ * credentials), and a password sent blindly would then be read by the shell as a command.
+ */
+export function prepareExec(script: string, opts: ExecOptions = {}): { command: string; stdin: Buffer; sudo: SudoHandshake | null } {
+  const stdin = Buffer.from(guard(script));
   const become = opts.become;
-  if (!become) return { command: 'sh -s', stdin: body };
+  if (!become) return { command: 'sh -s', stdin, sudo: null };
   const user = become.user || 'root';
   if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new Error(`invalid become user "${user}"`);
-  if (become.password !== undefined) {
-    // sudo -S reads the password as the first line of stdin; the shell then reads the script that follows.
-    if (/[\n\0]/.test(become.password)) throw new Error('a sudo password cannot contain a newline or NUL');
-    return {
-      command: `sudo -S -p '' -u ${user} -- sh -s`,
-      stdin: Buffer.concat([Buffer.from(`${become.password}\n`), body]),
-    };
-  }
-  return { command: `sudo -n -u ${user} -- sh -s`, stdin: body };
+  if (become.password === undefined) return { command: `sudo -n -u ${user} -- sh -s`, stdin, sudo: null };
+  if (/[\n\0]/.test(become.password)) throw new Error('a sudo password cannot contain a newline or NUL');
+  const sudo = new SudoHandshake(become.password, stdin);
+  return { command: sudo.command(user), stdin, sudo };
 }
 
 /**

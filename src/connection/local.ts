@@ -1,7 +1,7 @@
 /** Runs scripts on the controller itself (`ansible_connection=local`), through the same `sh -s` path as SSH. */
 import { spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, wrapScript } from './connection.js';
+import { type Connection, type ExecOptions, type ExecResult, prepareExec } from './connection.js';
 
 export class LocalConnection implements Connection {
   private count = 0;
@@ -16,7 +16,7 @@ export class LocalConnection implements Connection {
 
   exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
     this.count++;
-    const { command, stdin } = wrapScript(script, opts);
+    const { command, stdin, sudo } = prepareExec(script, opts);
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
@@ -29,18 +29,26 @@ export class LocalConnection implements Connection {
         }, opts.timeoutMs);
       }
       child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.stderr.on('data', (b: Buffer) => {
+        if (!sudo) return err.push(b);
+        const step = sudo.push(b);
+        err.push(step.stderr);
+        if (step.send) child.stdin.write(step.send);
+        if (step.end) child.stdin.end();
+      });
       child.on('error', (e) => {
         if (timer) clearTimeout(timer);
         reject(new UnreachableError(this.host, `cannot run /bin/sh: ${e.message}`));
       });
       child.on('close', (code) => {
         if (timer) clearTimeout(timer);
+        if (sudo) err.push(sudo.flush());
         resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code });
       });
       // A script that exits before reading all of stdin closes the pipe; that is not an error.
       child.stdin.on('error', () => undefined);
-      child.stdin.end(stdin);
+      // With a sudo password, the handshake sends the password and the script when sudo is ready for them.
+      if (!sudo) child.stdin.end(stdin);
     });
   }
 

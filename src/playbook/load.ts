@@ -4,8 +4,9 @@
  * file:line:col.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type Tags } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
 import { InputError, type SourcePos } from '../errors.js';
+import { pyyamlTags } from '../util/pyyaml.js';
 
 /** Position of a key (when the value sits in a mapping) and of its value. */
 export interface NodePos {
@@ -24,18 +25,6 @@ export interface Located {
 export const MAX_YAML_BYTES = 32 * 1024 * 1024;
 /** Alias expansions allowed in one document (a "billion laughs" file needs far more). */
 export const MAX_ALIASES = 1000;
-
-/**
- * YAML 1.1 booleans as PyYAML (and so Ansible) reads them: yes/no/on/off/true/false, but not y/n, which stay
- * strings (`line: y` is the letter y).
- */
-function pyyamlBooleans(tags: Tags): Tags {
-  return tags.map((t) => {
-    if (typeof t !== 'object' || !('tag' in t) || t.tag !== 'tag:yaml.org,2002:bool' || !('test' in t) || !t.test) return t;
-    const truthy = t.test.test('true');
-    return { ...t, test: truthy ? /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/ : /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/ };
-  });
-}
 
 export function pointer(parts: ReadonlyArray<string | number>): string {
   return parts.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
@@ -65,14 +54,18 @@ export function parseYaml(text: string, file: string): Located {
     return { file, line: lp.line, col: lp.col };
   };
   // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlBooleans });
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlTags });
   if (!Array.isArray(docs)) {
     // parseAllDocuments returns an EmptyStream for an empty file
     return { value: null, positions: new Map(), file };
   }
+  if (text.startsWith('$ANSIBLE_VAULT;')) throw new InputError('this file is encrypted with ansible-vault, which is not supported', at(0));
   for (const doc of docs) {
     const err = doc.errors[0];
     if (err) throw new InputError(`YAML syntax error: ${firstLine(err.message)}`, at(err.pos[0]));
+    // An unknown tag (`!vault`, `!unsafe`) would otherwise be read as a plain string and used as such.
+    const tagWarning = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+    if (tagWarning) throw new InputError(`YAML tag ${text.slice(tagWarning.pos[0], tagWarning.pos[1])} is not supported`, at(tagWarning.pos[0]));
   }
   if (docs.length > 1) {
     const second = docs[1]!;

@@ -1,0 +1,52 @@
+/** The module registry: playbook key → module. `ansible.builtin.X` (and `ansible.legacy.X`) name module X too. */
+import { blockinfileModule } from './blockinfile.js';
+import { commandModule, shellModule } from './command.js';
+import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
+import { copyModule, templateModule } from './copy.js';
+import { fileModule, statModule } from './file.js';
+import { lineinfileModule } from './lineinfile.js';
+import { masterCfModule } from './master-cf.js';
+import type { Module } from './module.js';
+import { postconfModule } from './postconf.js';
+import { smtpProbeModule } from './smtp-probe.js';
+import { x509Module } from './x509.js';
+
+const all: Module<never>[] = [
+  postconfModule,
+  masterCfModule,
+  commandModule,
+  shellModule,
+  copyModule,
+  templateModule,
+  lineinfileModule,
+  blockinfileModule,
+  fileModule,
+  statModule,
+  assertModule,
+  debugModule,
+  failModule,
+  setFactModule,
+  metaModule,
+  x509Module,
+  smtpProbeModule,
+] as Module<never>[];
+
+const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));
+
+/** Collections whose modules of the same name we implement. */
+const PREFIXES = ['ansible.builtin.', 'ansible.legacy.', 'community.crypto.'];
+
+export function findModule(key: string): Module | undefined {
+  const direct = registry.get(key);
+  if (direct) return direct;
+  const prefix = PREFIXES.find((p) => key.startsWith(p));
+  return prefix ? registry.get(key.slice(prefix.length)) : undefined;
+}
+
+export function moduleNames(): string[] {
+  return [...registry.keys()];
+}
+
+export function allModules(): Module[] {
+  return [...registry.values()];
+}

@@ -1,0 +1,451 @@
+/**
+ * master_cf: make one master.cf service look as asked, editing in place like a careful admin: an active entry is
+ * updated, else its commented-out template is uncommented (its `-o` lines with it), else a new entry is appended.
+ * `smtps`, `submissions` and `465` are one listener (as are the other names of Postfix's known_tcp_ports), so asking
+ * for one of them never adds a second listener on 465.
+ */
+import { foldValue, fromBinary, parseMainCf, toBinary } from '../formats/main-cf.js';
+import {
+  type FieldName,
+  type MasterCfDocument,
+  type MasterCfEntry,
+  MasterCfEditError,
+  addOption,
+  appendEntry,
+  entryAt,
+  formatOption,
+  parseMasterCf,
+  printMasterCf,
+  removeEntry,
+  removeOption,
+  setField,
+  setOptionText,
+  setWords,
+  uncommentEntry,
+  SERVICE_TYPES,
+} from '../formats/master-cf.js';
+import { type FileChange, type FileState, type Module, ModuleError, type Validation } from './module.js';
+import {
+  builtinNames,
+  configDir,
+  pendingNameReads,
+  postconfValidation,
+  postfixVersion,
+  unknownNames,
+  unknownNamesError,
+  versionAtLeast,
+} from './postfix-names.js';
+
+type Flag = 'y' | 'n' | '-' | boolean;
+export type OptionValue = string | number | boolean | null;
+
+export interface MasterCfArgs {
+  service: string;
+  type: (typeof SERVICE_TYPES)[number];
+  private?: Flag;
+  unpriv?: Flag;
+  chroot?: Flag;
+  wakeup?: string | number;
+  maxproc?: string | number;
+  command?: string;
+  /** command arguments other than -o options */
+  args?: string[];
+  /** name → value, written as `-o name=value` */
+  options?: Record<string, OptionValue>;
+  /** also remove -o options that `options` does not name */
+  options_exact?: boolean;
+  state?: 'present' | 'absent';
+  config_dir?: string;
+  /** option names to accept although `postconf -d` does not list them */
+  allow_unknown?: string[];
+  backup?: boolean;
+}
+
+/** Postfix's default known_tcp_ports (3.6+): names that are the same TCP listener as a port number. */
+const KNOWN_TCP_PORTS = new Map([
+  ['lmtp', '24'],
+  ['smtp', '25'],
+  ['smtps', '465'],
+  ['submissions', '465'],
+  ['submission', '587'],
+]);
+
+/** `[::1]:smtps` → host `[::1]`, port `smtps`; `smtps` → host '', port `smtps`. */
+export function splitService(service: string): { host: string; port: string } {
+  const m = /^(.*):([^:\]]*)$/.exec(service);
+  return m ? { host: m[1]!, port: m[2]! } : { host: '', port: service };
+}
+
+const joinService = (host: string, port: string) => (host ? `${host}:${port}` : port);
+
+/** The port an inet service name stands for when Postfix knows it by default, else the name itself. */
+export function listenerPort(port: string): string {
+  return /^[0-9]+$/.test(port) ? port : (KNOWN_TCP_PORTS.get(port) ?? port);
+}
+
+/** TCP service names /etc/services maps to each port. */
+export function parseServices(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const words = raw.replace(/#.*/, '').trim().split(/\s+/);
+    const m = /^([0-9]+)\/tcp$/.exec(words[1] ?? '');
+    if (!m) continue;
+    for (const name of [words[0]!, ...words.slice(2)]) if (!out.has(name)) out.set(name, m[1]!);
+  }
+  return out;
+}
+
+const flag = (v: Flag | undefined): string | undefined => (v === undefined ? undefined : v === true ? 'y' : v === false ? 'n' : v);
+
+/** An option value as master.cf spells it (YAML 1.1 booleans back to yes/no). */
+function renderOption(v: OptionValue): string {
+  if (v === null) return '';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return String(v);
+}
+
+/**
+ * How well entry `e` matches the asked service: 3 same name, 2 same listener and host, 1 same listener where one
+ * side listens on every address; 0 no match. Only inet services have listeners.
+ */
+function matchRank(e: MasterCfEntry, service: string, type: string): number {
+  if (e.type !== type) return 0;
+  if (e.service === service) return 3;
+  if (type !== 'inet') return 0;
+  const a = splitService(e.service);
+  const b = splitService(service);
+  if (listenerPort(a.port) !== listenerPort(b.port)) return 0;
+  if (a.host === b.host) return 2;
+  return a.host === '' || b.host === '' ? 1 : 0;
+}
+
+function best(entries: MasterCfEntry[], service: string, type: string): MasterCfEntry | undefined {
+  let found: MasterCfEntry | undefined;
+  let rank = 0;
+  for (const e of entries) {
+    const r = matchRank(e, service, type);
+    if (r > rank) {
+      found = e;
+      rank = r;
+    }
+  }
+  return found;
+}
+
+/** What Postfix sees of an entry: fields and arguments, without layout. */
+const signature = (e: MasterCfEntry) => e.tokens.map((t) => t.text).join(' ');
+
+const FIELD_ARGS: [FieldName, keyof MasterCfArgs][] = [
+  ['private', 'private'],
+  ['unpriv', 'unpriv'],
+  ['chroot', 'chroot'],
+  ['wakeup', 'wakeup'],
+  ['maxproc', 'maxproc'],
+  ['command', 'command'],
+];
+
+function wantedField(args: MasterCfArgs, key: keyof MasterCfArgs): string | undefined {
+  const v = args[key];
+  if (v === undefined) return undefined;
+  if (key === 'private' || key === 'unpriv' || key === 'chroot') return flag(v as Flag);
+  return toBinary(String(v));
+}
+
+function wantedOptions(args: MasterCfArgs, version: string): [string, string][] {
+  return Object.entries(args.options ?? {}).map(([name, v]) => {
+    const value = toBinary(renderOption(v));
+    if (/[\r\n]/.test(value)) throw new ModuleError(`option ${name}: a master.cf value must be on one line`);
+    if (/[ \t]/.test(value)) {
+      if (!versionAtLeast(version, 3, 0)) {
+        throw new ModuleError(`option ${name}: a value with spaces needs Postfix 3.0 or later (-o { name = value }); this host has ${version}`);
+      }
+      if (/[{}]/.test(value)) throw new ModuleError(`option ${name}: a value with spaces cannot contain { or }`);
+    }
+    return [name, value];
+  });
+}
+
+/**
+ * On Postfix before 3.6, master(8) resolves an inet service name through /etc/services: keep `name` when the host
+ * maps it to its port, else use the port number.
+ */
+function resolvable(port: string, services: Map<string, string> | null): string {
+  const number = KNOWN_TCP_PORTS.get(port);
+  if (!number) return port;
+  return services?.get(port) === number ? port : number;
+}
+
+const describeOption = (name: string, value: string) => `-o ${fromBinary(formatOption(name, value))}`;
+
+interface Edit {
+  doc: MasterCfDocument;
+  /** line index of the entry's service line */
+  at: number;
+  changes: string[];
+}
+
+/** Make the entry at `at` (active, or a template to uncomment) match the task. */
+function editEntry(doc: MasterCfDocument, at: number, name: string, args: MasterCfArgs, options: [string, string][]): Edit {
+  const changes: string[] = [];
+  let d = doc;
+  if (entryAt(d, at).commented) {
+    d = uncommentEntry(d, at);
+    changes.push(`uncomment the template at line ${at + 1}`);
+  }
+  const fields: [FieldName, string | undefined][] = [['service', name], ...FIELD_ARGS.map(([f, k]): [FieldName, string | undefined] => [f, wantedField(args, k)])];
+  for (const [field, value] of fields) {
+    const old = entryAt(d, at)[field];
+    if (value === undefined || value === old) continue;
+    d = setField(d, at, field, value);
+    changes.push(`${field} ${fromBinary(old)} → ${fromBinary(value)}`);
+  }
+  const missing: [string, string][] = [];
+  for (const [oname, value] of options) {
+    const idx = entryAt(d, at).options.flatMap((o, i) => (o.name === oname ? [i] : []));
+    if (idx.length === 0) {
+      missing.push([oname, value]);
+      continue;
+    }
+    const last = entryAt(d, at).options[idx[idx.length - 1]!]!;
+    if (foldValue(last.value) !== foldValue(value)) {
+      d = setOptionText(d, at, idx[idx.length - 1]!, formatOption(oname, value));
+      changes.push(`${describeOption(oname, value)} (was ${fromBinary(last.value) || 'empty'})`);
+    }
+    // getopt lets the last -o win; earlier ones would only mislead a reader
+    for (const i of idx.slice(0, -1).reverse()) {
+      d = removeOption(d, at, i);
+      changes.push(`remove the earlier -o ${oname}`);
+    }
+  }
+  for (const [oname, value] of missing) {
+    d = addOption(d, at, formatOption(oname, value));
+    changes.push(`add ${describeOption(oname, value)}`);
+  }
+  if (args.options_exact) {
+    const keep = new Set(options.map(([n]) => n));
+    const opts = entryAt(d, at).options;
+    const dropped: string[] = [];
+    // bottom up, so the indices of the options still to remove hold
+    for (let i = opts.length - 1; i >= 0; i--) {
+      if (keep.has(opts[i]!.name)) continue;
+      d = removeOption(d, at, i);
+      dropped.unshift(`remove ${describeOption(opts[i]!.name, opts[i]!.value)}`);
+    }
+    changes.push(...dropped);
+  }
+  if (args.args) {
+    const words = args.args.map(toBinary);
+    const old = entryAt(d, at).words.map((w) => w.text);
+    if (old.join('\0') !== words.join('\0')) {
+      d = setWords(d, at, words);
+      changes.push(`arguments "${fromBinary(old.join(' '))}" → "${fromBinary(words.join(' '))}"`);
+    }
+  }
+  return { doc: d, at, changes };
+}
+
+function validations(version: string, main: FileState, warn: (m: string) => void): Validation[] {
+  // postconf -M and its "unused parameter" warnings for master.cf came with Postfix 2.9
+  if (!versionAtLeast(version, 2, 9)) {
+    warn(`Postfix ${version} cannot check master.cf (postconf -M needs 2.9 or later); the edit is not validated on the host`);
+    return [];
+  }
+  return [postconfValidation('master.cf', main.content ?? Buffer.alloc(0), '-M')];
+}
+
+export const masterCfModule: Module<MasterCfArgs> = {
+  name: 'master_cf',
+  description: 'Enable, update or remove a Postfix master.cf service in place, uncommenting its template when there is one.',
+  schema: {
+    additionalProperties: false,
+    required: ['service', 'type'],
+    properties: {
+      service: {
+        type: 'string',
+        pattern: '^[^\\s#]\\S*$',
+        description:
+          'Service name, with an optional host: prefix (127.0.0.1:smtps). For inet services smtps, submissions and 465 (likewise smtp/25, submission/587, lmtp/24) are one listener: an entry under any of these names is edited and keeps its name.',
+      },
+      type: { enum: [...SERVICE_TYPES], description: 'Service type: inet, unix, unix-dgram, fifo or pass.' },
+      private: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Private field (y, n or - for the default); default: keep, n for a new inet service, - otherwise.' },
+      unpriv: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Unprivileged field (y, n or -); default: keep, - for a new service.' },
+      chroot: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Chroot field (y, n or -); default: keep, - for a new service.' },
+      wakeup: {
+        type: ['string', 'integer'],
+        pattern: '^(-|[0-9]+\\??)$',
+        minimum: 0,
+        description: 'Wakeup time in seconds (60, 1000? or -); default: keep, - for a new service.',
+      },
+      maxproc: { type: ['string', 'integer'], pattern: '^(-|[0-9]+)$', minimum: 0, description: 'Process limit (a number or -); default: keep, - for a new service.' },
+      command: { type: 'string', pattern: '^\\S+$', description: 'Command (smtpd, pipe, …); default: keep; required when no entry or template exists.' },
+      args: {
+        type: 'array',
+        items: { type: 'string', pattern: '^\\S+$' },
+        description: 'Command arguments other than -o options (flags=… user=… argv=…); default: keep.',
+      },
+      options: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z0-9_]+$' },
+        additionalProperties: { type: ['string', 'number', 'boolean', 'null'] },
+        description: 'Options name → value, written as -o name=value (true/false as yes/no); set in place, missing ones added after the last -o.',
+      },
+      options_exact: {
+        type: 'boolean',
+        description: 'Also remove -o options that "options" does not name, including those of an uncommented template (default false).',
+      },
+      state: { enum: ['present', 'absent'], description: 'present (default) or absent (remove the active entries of this service).' },
+      config_dir: {
+        type: 'string',
+        minLength: 1,
+        description: "Postfix configuration directory holding master.cf and main.cf; default: the host's postconf -h config_directory.",
+      },
+      allow_unknown: {
+        type: 'array',
+        items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' },
+        description: 'Option names to accept although postconf -d does not list them (postconf -M must still accept them).',
+      },
+      backup: { type: 'boolean', description: 'Keep a timestamped copy of the old master.cf beside it (default false).' },
+    },
+  },
+  check(args) {
+    if ((args.state ?? 'present') === 'absent') {
+      const extra = ['private', 'unpriv', 'chroot', 'wakeup', 'maxproc', 'command', 'args', 'options', 'options_exact'].filter(
+        (k) => args[k as keyof MasterCfArgs] !== undefined,
+      );
+      if (extra.length) return `state: absent removes the service; ${extra.map((k) => `"${k}"`).join(', ')} cannot be used with it`;
+    }
+    return null;
+  },
+  reads(args, facts) {
+    const dir = args.config_dir ?? facts.postfix_config_dir;
+    if (!dir) return {};
+    const files = [`${dir}/master.cf`, `${dir}/main.cf`];
+    const version = facts.postfix_version;
+    if (version && !versionAtLeast(version, 3, 6) && args.type === 'inet') files.push('/etc/services');
+    const names = Object.keys(args.options ?? {}).length ? pendingNameReads(version) : [];
+    return { files, commands: names };
+  },
+  async plan(ctx, args) {
+    const bad = masterCfModule.check!(args);
+    if (bad) throw new ModuleError(bad);
+    const dir = configDir(args.config_dir, ctx.facts);
+    const version = postfixVersion(ctx.facts);
+    const path = `${dir}/master.cf`;
+    const master = await ctx.readFile(path);
+    if (master.exists && master.kind !== 'file') throw new ModuleError(`${path} is not a regular file`);
+    const main = await ctx.readFile(`${dir}/main.cf`);
+    const before = master.content ?? Buffer.alloc(0);
+    const doc = parseMasterCf(before);
+    const service = toBinary(args.service);
+    const asked = `${args.service}/${args.type}`;
+    const active = doc.entries.filter((e) => !e.commented);
+    const fileChange = async (after: Buffer): Promise<FileChange> => {
+      const change: FileChange = {
+        path,
+        before: master.exists ? before : null,
+        after,
+        beforeSha: master.exists ? master.sha : null,
+        validate: validations(version, main, (m) => ctx.warn(m)),
+        backup: args.backup ?? false,
+      };
+      await ctx.validate([change]);
+      return change;
+    };
+
+    if ((args.state ?? 'present') === 'absent') {
+      // Without a host: prefix the service means every address, so every listener on its port goes.
+      const everyAddress = splitService(service).host === '';
+      const doomed = active.filter((e) => {
+        const rank = matchRank(e, service, args.type);
+        return rank >= 2 || (rank === 1 && everyAddress);
+      });
+      if (doomed.length === 0) return { changed: false, msg: `${asked} is not in ${path}` };
+      let d = doc;
+      for (const e of doomed.slice().reverse()) d = removeEntry(d, e.lines[0]!);
+      const names = doomed.map((e) => `${fromBinary(e.service)}/${e.type} (line ${e.lines[0]! + 1})`);
+      const change = await fileChange(printMasterCf(d));
+      return { changed: true, msg: `remove ${names.join(', ')} from ${path}`, files: [change], commands: [] };
+    }
+
+    const options = wantedOptions(args, version);
+    if (options.length) {
+      const unknown = unknownNames(
+        options.map(([n]) => n),
+        {
+          builtin: await builtinNames(ctx, version),
+          texts: [
+            ...parseMainCf(main.content ?? Buffer.alloc(0)).entries.map((e) => e.value),
+            ...active.map(signature),
+            ...options.map(([, v]) => v),
+          ],
+          services: active.map((e) => splitService(e.service).port),
+          allowUnknown: args.allow_unknown ?? [],
+        },
+      );
+      if (unknown.length) throw unknownNamesError(`the options of ${asked}`, unknown);
+    }
+
+    // An active entry first, else a commented template; either keeps its own name for the listener.
+    const target = best(active, service, args.type) ?? best(doc.entries.filter((e) => e.commented), service, args.type);
+    const host = splitService(service).host;
+    const port = splitService(target ? target.service : service).port;
+    let name = joinService(host, port);
+    const notes: string[] = [];
+    if (args.type === 'inet' && !versionAtLeast(version, 3, 6) && KNOWN_TCP_PORTS.has(port)) {
+      const etc = await ctx.readFile('/etc/services');
+      const resolved = resolvable(port, etc.content ? parseServices(etc.content.toString('latin1')) : null);
+      if (resolved !== port) {
+        notes.push(`Postfix ${version} looks service names up in /etc/services, which does not map ${fromBinary(port)} to ${resolved}`);
+      }
+      name = joinService(host, resolved);
+    }
+    const shown = `${fromBinary(name)}/${args.type}${fromBinary(name) === args.service ? '' : ` (the ${args.service} listener)`}`;
+
+    let edit: Edit;
+    let verb: string;
+    if (target) {
+      try {
+        edit = editEntry(doc, target.lines[0]!, name, args, options);
+      } catch (e) {
+        if (e instanceof MasterCfEditError) throw new ModuleError(`${path} ${e.message}`);
+        throw e;
+      }
+      verb = target.commented ? `enable ${shown} in` : `update ${shown} in`;
+      for (const other of active) {
+        if (other !== target && matchRank(other, service, args.type) > 0) {
+          ctx.warn(`${path} line ${other.lines[0]! + 1} also listens as ${fromBinary(other.service)}/${other.type}`);
+        }
+      }
+    } else {
+      if (!args.command) throw new ModuleError(`${path} has no ${asked} entry or commented template; "command" is needed to add one`);
+      const fields = Object.fromEntries(
+        FIELD_ARGS.map(([f, k]) => [f, wantedField(args, k) ?? (f === 'private' && args.type === 'inet' ? 'n' : '-')]),
+      ) as Record<FieldName, string>;
+      const d = appendEntry(doc, {
+        ...fields,
+        service: name,
+        type: args.type,
+        options: options.map(([n, v]) => formatOption(n, v)),
+        words: (args.args ?? []).map(toBinary),
+      });
+      edit = { doc: d, at: d.entries[d.entries.length - 1]!.lines[0]!, changes: [] };
+      verb = `add ${shown} to`;
+    }
+
+    const after = printMasterCf(edit.doc);
+    if (after.equals(before)) return { changed: false, msg: `${shown} is enabled in ${path}` };
+
+    // Every other active entry must read the same to Postfix as before (no -o line may move to a neighbour).
+    const others = (d: MasterCfDocument, skip: number | null) =>
+      d.entries.filter((e) => !e.commented && e.lines[0] !== skip).map(signature);
+    const was = others(doc, target && !target.commented ? target.lines[0]! : null);
+    const now = others(edit.doc, edit.at);
+    if (was.join('\n') !== now.join('\n')) {
+      throw new ModuleError(`editing ${shown} would change other entries of ${path}; the file is left alone`);
+    }
+
+    const change = await fileChange(after);
+    const detail = edit.changes.length || notes.length ? `: ${[...edit.changes, ...notes].join('; ')}` : '';
+    return { changed: true, msg: `${verb} ${path}${detail}`, files: [change], commands: [] };
+  },
+};

@@ -1,0 +1,181 @@
+/**
+ * postconf: set and remove main.cf parameters the way a careful admin edits the file by hand (in place, comments
+ * kept), refuse names Postfix does not know before touching anything, and check the result with the host's own
+ * `postconf -n`, in check mode too.
+ */
+import { fromBinary, type MainCfDocument, parseMainCf, printMainCf, removeParameter, setParameter, toBinary } from '../formats/main-cf.js';
+import { parseMasterCf } from '../formats/master-cf.js';
+import { type FileChange, type Module, ModuleError } from './module.js';
+import {
+  builtinNames,
+  configDir,
+  pendingNameReads,
+  postconfValidation,
+  postfixVersion,
+  unknownNames,
+  unknownNamesError,
+} from './postfix-names.js';
+
+export type PostconfValue = string | number | boolean | null | (string | number)[];
+
+export interface PostconfArgs {
+  /** parameters to set: name → value */
+  settings?: Record<string, PostconfValue>;
+  /** parameters to remove */
+  absent?: string[];
+  /** Postfix configuration directory; default: the host's `postconf -h config_directory` */
+  config_dir?: string;
+  /** names to accept although `postconf -d` does not list them */
+  allow_unknown?: string[];
+  /** keep a timestamped copy of the old main.cf */
+  backup?: boolean;
+}
+
+const NAME = '^[A-Za-z0-9_]+$';
+
+/**
+ * A value as main.cf spells it. Playbooks are YAML 1.1, so `yes`/`no` arrive as booleans and go back as yes/no;
+ * a list is a Postfix list, joined with ", ".
+ */
+export function renderValue(v: PostconfValue): string {
+  if (v === null) return '';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return v.map(String).join(', ');
+  return String(v);
+}
+
+/** name → the value Postfix uses (the last occurrence wins). */
+function effective(doc: MainCfDocument): Map<string, string> {
+  return new Map(doc.entries.map((e) => [e.name, e.value]));
+}
+
+const show = (s: string) => fromBinary(s);
+
+export const postconfModule: Module<PostconfArgs> = {
+  name: 'postconf',
+  description: 'Set or remove Postfix main.cf parameters in place, refusing unknown names and checking with postconf -n.',
+  schema: {
+    additionalProperties: false,
+    properties: {
+      settings: {
+        type: 'object',
+        description:
+          'main.cf parameters to set, name → value. true/false are written yes/no, a list is joined with ", ", an empty value is written "name =". The last occurrence is changed in place and earlier ones are commented out; a new name goes after its commented-out "#name =" example, else at the end.',
+        propertyNames: { pattern: NAME },
+        additionalProperties: {
+          type: ['string', 'number', 'boolean', 'null', 'array'],
+          items: { type: ['string', 'number'] },
+        },
+      },
+      absent: {
+        type: 'array',
+        description: 'Parameters to remove: every occurrence, with its continuation lines.',
+        items: { type: 'string', pattern: NAME },
+      },
+      config_dir: {
+        type: 'string',
+        minLength: 1,
+        description: "Postfix configuration directory holding main.cf and master.cf; default: the host's postconf -h config_directory.",
+      },
+      allow_unknown: {
+        type: 'array',
+        description:
+          'Names to accept although postconf -d does not list them (postconf -n must still accept the result without a warning).',
+        items: { type: 'string', pattern: NAME },
+      },
+      backup: { type: 'boolean', description: 'Keep a timestamped copy of the old main.cf beside it (default false).' },
+    },
+  },
+  check(args) {
+    const set = Object.keys(args.settings ?? {});
+    if (set.length === 0 && (args.absent ?? []).length === 0) return 'postconf needs "settings" or "absent"';
+    const both = set.filter((n) => args.absent?.includes(n));
+    if (both.length) return `${both.map((n) => `"${n}"`).join(', ')} cannot be both in settings and absent`;
+    return null;
+  },
+  reads(args, facts) {
+    const dir = args.config_dir ?? facts.postfix_config_dir;
+    if (!dir) return {};
+    const names = Object.keys(args.settings ?? {}).length ? pendingNameReads(facts.postfix_version) : [];
+    return { files: [`${dir}/main.cf`, `${dir}/master.cf`], commands: names };
+  },
+  async plan(ctx, args) {
+    const bad = postconfModule.check!(args);
+    if (bad) throw new ModuleError(bad);
+    const dir = configDir(args.config_dir, ctx.facts);
+    const version = postfixVersion(ctx.facts);
+    const path = `${dir}/main.cf`;
+    const main = await ctx.readFile(path);
+    if (main.exists && main.kind !== 'file') throw new ModuleError(`${path} is not a regular file`);
+    const master = await ctx.readFile(`${dir}/master.cf`);
+    const masterBytes = master.content ?? Buffer.alloc(0);
+    const before = main.content ?? Buffer.alloc(0);
+
+    const wanted = Object.entries(args.settings ?? {}).map(([n, v]) => [n, toBinary(renderValue(v))] as const);
+    const absent = args.absent ?? [];
+    const oldDoc = parseMainCf(before);
+    let doc = oldDoc;
+    const done: string[] = [];
+    const alreadySet: string[] = [];
+    const alreadyAbsent: string[] = [];
+    for (const [name, value] of wanted) {
+      const old = effective(doc).get(name);
+      const r = setParameter(doc, name, value);
+      doc = r.doc;
+      const shown = `${name} = ${show(effective(doc).get(name)!)}`;
+      if (r.action === 'added') done.push(`add ${shown}`);
+      else if (r.action === 'replaced') done.push(`set ${shown} (was ${show(old!)})`);
+      else alreadySet.push(shown);
+      if (r.commentedOut) done.push(`comment out ${r.commentedOut} earlier ${name} line${r.commentedOut > 1 ? 's' : ''}`);
+    }
+    for (const name of absent) {
+      const r = removeParameter(doc, name);
+      doc = r.doc;
+      if (r.removed) done.push(`remove ${name}${r.removed > 1 ? ` (${r.removed} occurrences)` : ''}`);
+      else alreadyAbsent.push(name);
+    }
+
+    if (wanted.length) {
+      const masterDoc = parseMasterCf(masterBytes);
+      const active = masterDoc.entries.filter((e) => !e.commented);
+      const unknown = unknownNames(
+        wanted.map(([n]) => n),
+        {
+          builtin: await builtinNames(ctx, version),
+          texts: [...doc.entries.map((e) => e.value), ...active.flatMap((e) => e.tokens.map((t) => t.text))],
+          services: active.map((e) => e.service.replace(/^.*:/, '')),
+          allowUnknown: args.allow_unknown ?? [],
+        },
+      );
+      if (unknown.length) throw unknownNamesError(path, unknown);
+    }
+
+    const after = printMainCf(doc);
+    if (after.equals(before)) {
+      const parts: string[] = [];
+      if (alreadySet.length > 3) parts.push(`already sets the ${alreadySet.length} parameters as asked`);
+      else if (alreadySet.length) parts.push(`already sets ${alreadySet.join(', ')}`);
+      if (alreadyAbsent.length) parts.push(`has no ${alreadyAbsent.join(', ')}`);
+      return { changed: false, msg: `${path} ${parts.join(' and ')}` };
+    }
+
+    // Every parameter the task does not name must keep the value Postfix uses: an edit that changed another one
+    // (a continuation line taken over by a new entry) is a bug, and the file is left alone.
+    const touched = new Set([...wanted.map(([n]) => n), ...absent]);
+    const was = effective(oldDoc);
+    const now = effective(doc);
+    const drift = [...new Set([...was.keys(), ...now.keys()])].filter((n) => !touched.has(n) && was.get(n) !== now.get(n));
+    if (drift.length) throw new ModuleError(`editing ${path} would also change ${drift.join(', ')}; the file is left alone`);
+
+    const change: FileChange = {
+      path,
+      before: main.exists ? before : null,
+      after,
+      beforeSha: main.exists ? main.sha : null,
+      validate: [postconfValidation('main.cf', masterBytes, '-n')],
+      backup: args.backup ?? false,
+    };
+    await ctx.validate([change]);
+    return { changed: true, msg: `${path}: ${done.join('; ')}`, files: [change], commands: [] };
+  },
+};

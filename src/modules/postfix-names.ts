@@ -1,0 +1,160 @@
+/**
+ * What the postconf and master_cf modules share: the host's Postfix version and config directory, the names
+ * Postfix knows (for "unknown parameter" errors with a suggestion), and the `postconf -c DIR` validation.
+ */
+import { heredocTo } from '../connection/shell-quote.js';
+import type { Facts } from '../facts/types.js';
+import { fromBinary, referencedNames } from '../formats/main-cf.js';
+import { nearest } from '../util/suggest.js';
+import { ModuleError, type TaskContext, type Validation } from './module.js';
+
+/** /usr/sbin is not on every remote user's PATH (CentOS without a login shell). */
+const SBIN_PATH = 'PATH="$PATH:/usr/sbin:/sbin"; export PATH';
+
+/** The config directory a task edits: its `config_dir`, else the host's `postconf -h config_directory`. */
+export function configDir(argDir: string | undefined, facts: Facts): string {
+  const dir = argDir ?? facts.postfix_config_dir;
+  if (!dir) throw new ModuleError('Postfix is not installed on this host (no postconf found); set config_dir to edit files anyway');
+  return dir.replace(/\/+$/, '') || '/';
+}
+
+/** The host's Postfix version, required to know its parameter names and syntax. */
+export function postfixVersion(facts: Facts): string {
+  if (!facts.postfix_version) throw new ModuleError('Postfix is not installed on this host (postconf -h mail_version gave nothing)');
+  return facts.postfix_version;
+}
+
+/** Whether `version` ("3.7.11", "2.6.6", "3.10-20240101") is at least `major.minor`. */
+export function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
+  return a > major || (a === major && b >= minor);
+}
+
+/** Known parameter names per Postfix version, for the life of the process: `postconf -d` runs once per version. */
+const knownByVersion = new Map<string, ReadonlySet<string>>();
+
+/** The read-only command that lists a version's parameters; the runner prefetches it with the files. */
+export function postconfDefaultsCommand(version: string): { key: string; script: string } {
+  return { key: `postconf-d:${version}`, script: `${SBIN_PATH}; postconf -d` };
+}
+
+/** `postconfDefaultsCommand` when this process does not know the version's names yet, for `reads`. */
+export function pendingNameReads(version: string | null): { key: string; script: string }[] {
+  return version && !knownByVersion.has(version) ? [postconfDefaultsCommand(version)] : [];
+}
+
+/** Parameter names from `postconf -d` output (`name = value` per line). */
+export function parsePostconfNames(stdout: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([A-Za-z0-9_]+) =/.exec(line);
+    if (m) names.add(m[1]!);
+  }
+  return names;
+}
+
+/** The names Postfix `version` knows, from the process cache or the host's `postconf -d`. */
+export async function builtinNames(ctx: TaskContext, version: string): Promise<ReadonlySet<string>> {
+  const cached = knownByVersion.get(version);
+  if (cached) return cached;
+  const cmd = postconfDefaultsCommand(version);
+  const res = await ctx.readCommand(cmd.key, cmd.script);
+  const names = parsePostconfNames(res.stdout.toString('utf8'));
+  if (res.code !== 0 || names.size === 0) {
+    const why = res.stderr.toString('utf8').trim() || `exit status ${res.code}`;
+    throw new ModuleError(`cannot list Postfix's parameter names with postconf -d: ${why}`);
+  }
+  knownByVersion.set(version, names);
+  return names;
+}
+
+/** Forget cached names (tests use it to start from a clean process). */
+export function clearNameCache(): void {
+  knownByVersion.clear();
+}
+
+/**
+ * Suffixes of per-transport parameters (`<transport>_destination_concurrency_limit`, …): Postfix defines them for
+ * each master.cf service, so they are known exactly when the service exists.
+ */
+const TRANSPORT_SUFFIXES = [
+  '_delivery_slot_cost',
+  '_delivery_slot_discount',
+  '_delivery_slot_loan',
+  '_destination_concurrency_failed_cohort_limit',
+  '_destination_concurrency_limit',
+  '_destination_concurrency_negative_feedback',
+  '_destination_concurrency_positive_feedback',
+  '_destination_rate_delay',
+  '_destination_recipient_limit',
+  '_extra_recipient_limit',
+  '_initial_destination_concurrency',
+  '_minimum_delivery_slots',
+  '_recipient_limit',
+  '_recipient_refill_delay',
+  '_recipient_refill_limit',
+  '_time_limit',
+  '_transport_rate_delay',
+];
+
+/** Everything a name may be besides a built-in: referenced somewhere, a per-transport name, or allowed. */
+export interface NameContext {
+  builtin: ReadonlySet<string>;
+  /** texts (latin1) whose `$name` references make a name known: main.cf and master.cf */
+  texts: string[];
+  /** master.cf service names (without a host: prefix) */
+  services: string[];
+  allowUnknown: string[];
+}
+
+/** The names in `names` that Postfix would not use, each with the nearest known name when one is close. */
+export function unknownNames(names: string[], ctx: NameContext): { name: string; suggestion?: string }[] {
+  const referenced = new Set(ctx.texts.flatMap((t) => referencedNames(t)));
+  const allowed = new Set(ctx.allowUnknown);
+  const isTransportName = (n: string) =>
+    TRANSPORT_SUFFIXES.some((s) => n.endsWith(s) && ctx.services.includes(n.slice(0, -s.length)));
+  const out: { name: string; suggestion?: string }[] = [];
+  for (const name of names) {
+    if (ctx.builtin.has(name) || referenced.has(name) || allowed.has(name) || isTransportName(name)) continue;
+    const suggestion = nearest(name, ctx.builtin);
+    out.push(suggestion ? { name, suggestion } : { name });
+  }
+  return out;
+}
+
+/** The error for unknown names: each with its suggestion, and how to allow a name on purpose. */
+export function unknownNamesError(where: string, unknown: { name: string; suggestion?: string }[]): ModuleError {
+  const list = unknown.map((u) => `"${fromBinary(u.name)}"${u.suggestion ? ` (did you mean "${u.suggestion}"?)` : ''}`).join(', ');
+  const noun = unknown.length > 1 ? 'parameters' : 'parameter';
+  return new ModuleError(
+    `unknown Postfix ${noun} in ${where}: ${list}; Postfix would ignore ${unknown.length > 1 ? 'them' : 'it'} with an "unused parameter" warning (list a name in allow_unknown if it is meant)`,
+    { unknown: unknown.map((u) => u.name) },
+  );
+}
+
+/**
+ * A validation that puts the candidate in a fresh directory beside `other` (the other of main.cf and master.cf,
+ * as this play has it so far) and runs `postconf -c DIR <flag>`. postconf exits 0 after "unused parameter" and
+ * "overriding earlier entry" warnings, so any `warning:` on stderr fails the change as well.
+ */
+export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Buffer, flag: '-n' | '-M'): Validation {
+  const otherName = candidate === 'main.cf' ? 'master.cf' : 'main.cf';
+  // postconf names the files it read; the user knows them by the target's directory, not the temporary one
+  const renamePaths =
+    'awk -v from="$pv_pc/" -v to="${TARGET%/*}/" ' +
+    "'{ while ((i = index($0, from)) > 0) $0 = substr($0, 1, i - 1) to substr($0, i + length(from)); print }'";
+  const script = [
+    '(',
+    SBIN_PATH,
+    'pv_pc=$(mktemp -d) || exit 1',
+    `cp "$CANDIDATE" "$pv_pc/${candidate}" && ${heredocTo(`"$pv_pc/${otherName}"`, other)}pv_rc=$?`,
+    'if [ "$pv_rc" -eq 0 ]; then',
+    `  postconf -c "$pv_pc" ${flag} >/dev/null 2>"$pv_pc/stderr"; pv_rc=$?`,
+    `  ${renamePaths} "$pv_pc/stderr" >&2`,
+    'fi',
+    'rm -rf "$pv_pc"',
+    'exit "$pv_rc"',
+    ')',
+  ].join('\n');
+  return { script, failOnStderr: 'warning:', description: `postconf ${flag}` };
+}

@@ -1,0 +1,176 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { InputError } from '../../../src/errors.js';
+import { defaultSshConfigPath, loadSshConfig, parseProxyJump } from '../../../src/connection/ssh-config.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-sshcfg-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function configFile(text: string): string {
+  const file = path.join(dir, `config-${++n}`);
+  writeFileSync(file, text);
+  return file;
+}
+
+const LAB = `# lab hosts
+Host h1 h1.lab.test
+  HostName 198.19.1.1
+  User root
+  IdentityFile /lab/key
+  UserKnownHostsFile /lab/known_hosts /lab/known_hosts2
+  StrictHostKeyChecking yes
+
+Host h2.lab.test
+  HostName 198.19.1.2
+  Port 2222
+  ProxyJump admin@h1:22
+  IdentityFile "/lab/key with space"
+  IdentitiesOnly yes
+
+Host *.lab.test !h3.lab.test
+  ConnectTimeout 3
+  ServerAliveInterval 15
+  ServerAliveCountMax 2
+
+Host *
+  User nobody
+  Port 22
+  IdentityFile ~/.ssh/id_fallback
+  StrictHostKeyChecking accept-new
+`;
+
+describe('lookup', () => {
+  const cfg = loadSshConfig(configFile(LAB));
+
+  it('applies the first value obtained, in file order, across matching Host blocks', () => {
+    expect(cfg.lookup('h1.lab.test')).toEqual({
+      hostName: '198.19.1.1',
+      user: 'root',
+      port: 22,
+      identityFiles: ['/lab/key', '~/.ssh/id_fallback'],
+      userKnownHostsFiles: ['/lab/known_hosts', '/lab/known_hosts2'],
+      strictHostKeyChecking: 'yes',
+      connectTimeoutS: 3,
+      serverAliveIntervalS: 15,
+      serverAliveCountMax: 2,
+    });
+  });
+
+  it('reads ports, quoted paths, IdentitiesOnly and ProxyJump', () => {
+    expect(cfg.lookup('h2.lab.test')).toMatchObject({
+      hostName: '198.19.1.2',
+      port: 2222,
+      user: 'nobody',
+      identityFiles: ['/lab/key with space', '~/.ssh/id_fallback'],
+      identitiesOnly: true,
+      proxyJump: [{ host: 'h1', user: 'admin', port: 22 }],
+      strictHostKeyChecking: 'accept-new',
+    });
+  });
+
+  it('honours negated patterns and matches host names case-insensitively', () => {
+    expect(cfg.lookup('h3.lab.test').connectTimeoutS).toBeUndefined();
+    expect(cfg.lookup('H1.LAB.TEST').hostName).toBe('198.19.1.1');
+  });
+
+  it('lets a user given on the command line win over User', () => {
+    expect(cfg.lookup('h1', 'deploy').user).toBe('deploy');
+  });
+
+  it('gives only the catch-all settings to an unknown host', () => {
+    expect(cfg.lookup('elsewhere.example')).toEqual({
+      user: 'nobody',
+      port: 22,
+      identityFiles: ['~/.ssh/id_fallback'],
+      strictHostKeyChecking: 'accept-new',
+    });
+  });
+
+  it('maps ask and off onto the checks that can run unattended', () => {
+    const c = loadSshConfig(configFile('Host a\n  StrictHostKeyChecking ask\nHost b\n  StrictHostKeyChecking off\n'));
+    expect(c.lookup('a').strictHostKeyChecking).toBe('yes');
+    expect(c.lookup('b').strictHostKeyChecking).toBe('no');
+  });
+
+  it('reads Match host and Match user blocks', () => {
+    const c = loadSshConfig(configFile('Match host 198.19.*\n  Port 2200\nMatch user deploy\n  ConnectTimeout 4\n'));
+    expect(c.lookup('198.19.1.5').port).toBe(2200);
+    expect(c.lookup('x', 'deploy').connectTimeoutS).toBe(4);
+    expect(c.lookup('x').connectTimeoutS).toBeUndefined();
+  });
+
+  it('refuses ProxyCommand for the host it applies to, with its position', () => {
+    const c = loadSshConfig(configFile('Host a\n  ProxyCommand nc %h %p\n'));
+    expect(c.lookup('b')).toEqual({ identityFiles: [] });
+    expect(() => c.lookup('a')).toThrow(/config-\d+:2:3: ProxyCommand \(for a\) is not supported; use ProxyJump/);
+  });
+});
+
+describe('errors carry file and line', () => {
+  it.each([
+    ['Host a\n  Port 70000\n', 2, 'Port "70000" is not a port number'],
+    ['Host a\n\n\n  Port ssh\n', 4, 'Port "ssh" is not a port number'],
+    ['Host a\n  ConnectTimeout 0\n', 2, 'ConnectTimeout "0" is not a positive whole number'],
+    ['Host a\n  ServerAliveInterval soon\n', 2, 'ServerAliveInterval "soon"'],
+    ['Host a\n  StrictHostKeyChecking maybe\n', 2, 'StrictHostKeyChecking "maybe" is not one of'],
+    ['Host a\n  IdentitiesOnly sometimes\n', 2, 'IdentitiesOnly "sometimes" is not yes or no'],
+    ['Host a\n  ProxyJump a@b@c\n', 2, 'ProxyJump "a@b@c" is not [user@]host[:port]'],
+    ['Include ~/.ssh/conf.d/*\n', 1, 'Include is not supported'],
+    ['# c\nMatch exec "true"\n  User x\n', 2, 'Match exec is not supported'],
+    ['Host a\n  IdentityFile "/unterminated\n', 2, 'cannot parse "IdentityFile "/unterminated": unterminated quote'],
+    ['Host a\nHost\n', 2, 'Host has no value'],
+    ['Host a\n  Port\n  User x\n  Port nope\n', 2, 'Port has no value'],
+    ['Host a\n  User\n\n  Port nope\n', 2, 'User has no value'],
+  ])('%j → line %i', (text, line, message) => {
+    const file = configFile(text);
+    let error: unknown;
+    try {
+      loadSshConfig(file);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).pos).toMatchObject({ line });
+    expect((error as Error).message).toContain(`:${line}:`);
+    expect((error as Error).message).toContain(message);
+  });
+
+  it('names the file when it cannot be read', () => {
+    expect(() => loadSshConfig(path.join(dir, 'missing'))).toThrow(/missing: cannot read ssh config: ENOENT/);
+  });
+});
+
+describe('parseProxyJump', () => {
+  it.each([
+    ['none', []],
+    ['h1', [{ host: 'h1' }]],
+    ['admin@h1:2222,h2', [{ host: 'h1', user: 'admin', port: 2222 }, { host: 'h2' }]],
+    ['ssh://root@bastion.example:22', [{ host: 'bastion.example', user: 'root', port: 22 }]],
+    ['[fd00::1]:2200', [{ host: 'fd00::1', port: 2200 }]],
+  ])('%s', (value, want) => {
+    expect(parseProxyJump(value)).toEqual(want);
+  });
+
+  it('refuses a port out of range', () => {
+    expect(() => parseProxyJump('h1:99999')).toThrow('invalid port');
+  });
+});
+
+describe('defaultSshConfigPath', () => {
+  const home = process.env.HOME;
+  afterEach(() => {
+    process.env.HOME = home;
+  });
+
+  it('is ~/.ssh/config only when that file exists', () => {
+    const fakeHome = path.join(dir, 'home');
+    mkdirSync(path.join(fakeHome, '.ssh'), { recursive: true });
+    process.env.HOME = fakeHome;
+    expect(defaultSshConfigPath()).toBeNull();
+    writeFileSync(path.join(fakeHome, '.ssh', 'config'), 'Host *\n');
+    expect(defaultSshConfigPath()).toBe(path.join(fakeHome, '.ssh', 'config'));
+  });
+});
