@@ -52,6 +52,7 @@ export interface RunFlags {
   hostKeyChecking?: HostKeyChecking;
   timeout?: number;
   canary: number;
+  lockTimeout: number;
   retryFile?: string | false;
   json?: boolean;
   verbose?: boolean;
@@ -152,6 +153,7 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
       becomeUser: flags.becomeUser,
       becomePassword,
       canary: flags.canary,
+      lockTimeoutS: flags.lockTimeout,
       retryFile: flags.retryFile === false ? null : flags.retryFile,
       connectionFor,
       emit: (e) => reporter.handle(e),

@@ -39,6 +39,7 @@ function runOptions(cmd: Command, check: boolean): Command {
     .addOption(new Option('--host-key-checking <mode>', 'host key policy, overrides ssh_config').choices(['yes', 'accept-new', 'no']))
     .option('-T, --timeout <seconds>', 'SSH connect timeout', positiveInt('--timeout'))
     .option('--canary <n>', 'run the first N hosts of each play as a batch of their own and stop unless all succeed', nonNegativeInt('--canary'), 0)
+    .option('--lock-timeout <seconds>', 'wait this long for another run to release a host (0: do not lock)', nonNegativeInt('--lock-timeout'), 60)
     .option('--retry-file <path>', 'where to list failed and unreachable hosts (default: PLAYBOOK.retry beside the playbook)')
     .option('--no-retry-file', 'do not write a retry file')
     .option('--json', 'print one JSON object per event (the last line is the recap)')

@@ -32,6 +32,14 @@ export interface ExecResult {
   code: number | null;
 }
 
+/** A script still running on the host (it holds a lock, say) until `release` closes its stdin. */
+export interface HeldExec extends ExecResult {
+  /** false when the script ended before printing its ready marker (then `code` says how) */
+  held: boolean;
+  /** end the script's stdin so it can finish; safe to call twice */
+  release(): void;
+}
+
 export interface Connection {
   /** inventory name of the host */
   readonly host: string;
@@ -44,6 +52,12 @@ export interface Connection {
    * is not an exception (look at `code`).
    */
   exec(script: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Run a script that keeps running after it printed a line `marker` on stdout, until `release` (or the end of
+   * the connection) closes its stdin. Resolves when the marker arrives, with what was printed before it, or when
+   * the script ends without printing it. Counts as an exec.
+   */
+  hold(script: string, marker: string, opts?: ExecOptions): Promise<HeldExec>;
   /**
    * Prove that a brand-new connection to the host can be opened and authenticated right now (used after a
    * firewall restart). Throws UnreachableError when it cannot.
@@ -58,8 +72,12 @@ export interface Connection {
  * SudoHandshake decides when the password and the script are sent: sudo may not ask at all (NOPASSWD, cached
  * credentials), and a password sent blindly would then be read by the shell as a command.
  */
-export function prepareExec(script: string, opts: ExecOptions = {}): { command: string; stdin: Buffer; sudo: SudoHandshake | null } {
-  const stdin = Buffer.from(guard(script));
+export function prepareExec(
+  script: string,
+  opts: ExecOptions = {},
+  keepStdin = false,
+): { command: string; stdin: Buffer; sudo: SudoHandshake | null } {
+  const stdin = Buffer.from(keepStdin ? `{\n${script}\n}\n` : guard(script));
   const become = opts.become;
   if (!become) return { command: 'sh -s', stdin, sudo: null };
   const user = become.user || 'root';
@@ -72,7 +90,7 @@ export function prepareExec(script: string, opts: ExecOptions = {}): { command: 
 
 /**
  * Wrap a script so that the shell reads all of it before running any of it, and so that commands inside do not
- * read the rest of the script from stdin.
+ * read the rest of the script from stdin. (A held script keeps stdin: reading it is how it waits for release.)
  */
 export function guard(script: string): string {
   return `{\n${script}\n} </dev/null\n`;

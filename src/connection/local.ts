@@ -1,7 +1,7 @@
 /** Runs scripts on the controller itself (`ansible_connection=local`), through the same `sh -s` path as SSH. */
 import { spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, prepareExec } from './connection.js';
+import { type Connection, type ExecOptions, type ExecResult, type HeldExec, prepareExec } from './connection.js';
 
 export class LocalConnection implements Connection {
   private count = 0;
@@ -15,8 +15,16 @@ export class LocalConnection implements Connection {
   async connect(): Promise<void> {}
 
   exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.run(script, opts, null);
+  }
+
+  async hold(script: string, marker: string, opts: ExecOptions = {}): Promise<HeldExec> {
+    return this.run(script, opts, marker) as Promise<HeldExec>;
+  }
+
+  private run(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
     this.count++;
-    const { command, stdin, sudo } = prepareExec(script, opts);
+    const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
@@ -28,13 +36,23 @@ export class LocalConnection implements Connection {
           reject(new UnreachableError(this.host, `command timed out after ${opts.timeoutMs} ms`));
         }, opts.timeoutMs);
       }
-      child.stdout.on('data', (b: Buffer) => out.push(b));
+      let held = false;
+      const release = () => child.stdin.end();
+      child.stdout.on('data', (b: Buffer) => {
+        out.push(b);
+        if (marker === null || held) return;
+        const text = Buffer.concat(out).toString('latin1');
+        const at = text.indexOf(`${marker}\n`);
+        if (at < 0) return;
+        held = true;
+        resolve({ stdout: Buffer.from(text.slice(0, at), 'latin1'), stderr: Buffer.concat(err), code: null, held: true, release });
+      });
       child.stderr.on('data', (b: Buffer) => {
         if (!sudo) return err.push(b);
         const step = sudo.push(b);
         err.push(step.stderr);
         if (step.send) child.stdin.write(step.send);
-        if (step.end) child.stdin.end();
+        if (step.end && marker === null) child.stdin.end();
       });
       child.on('error', (e) => {
         if (timer) clearTimeout(timer);
@@ -43,12 +61,16 @@ export class LocalConnection implements Connection {
       child.on('close', (code) => {
         if (timer) clearTimeout(timer);
         if (sudo) err.push(sudo.flush());
-        resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code });
+        const result = { stdout: Buffer.concat(out), stderr: Buffer.concat(err), code };
+        resolve(marker === null ? result : { ...result, held: false, release: () => undefined });
       });
       // A script that exits before reading all of stdin closes the pipe; that is not an error.
       child.stdin.on('error', () => undefined);
       // With a sudo password, the handshake sends the password and the script when sudo is ready for them.
-      if (!sudo) child.stdin.end(stdin);
+      if (!sudo) {
+        if (marker === null) child.stdin.end(stdin);
+        else child.stdin.write(stdin);
+      }
     });
   }
 

@@ -25,7 +25,7 @@ import type {
   SigningRequestOptions,
 } from 'ssh2';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, guard, prepareExec } from './connection.js';
+import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
 import { SudoHandshake } from './sudo.js';
 import {
   appendKnownHost,
@@ -157,12 +157,20 @@ export class SshConnection implements Connection {
   }
 
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const { command, stdin, sudo } = prepareExec(script, opts);
+    return this.start(script, opts, null);
+  }
+
+  async hold(script: string, marker: string, opts: ExecOptions = {}): Promise<HeldExec> {
+    return this.start(script, opts, marker) as Promise<HeldExec>;
+  }
+
+  private async start(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
+    const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     const client = this.requireClient();
     this.count++;
     await this.slots.acquire();
     try {
-      return await this.runChannel(this.requireClient(client), command, stdin, sudo, opts.timeoutMs);
+      return await this.runChannel(this.requireClient(client), command, stdin, sudo, opts.timeoutMs, marker);
     } finally {
       this.slots.release();
     }
@@ -182,8 +190,9 @@ export class SshConnection implements Connection {
     stdin: Buffer,
     sudo: SudoHandshake | null,
     timeoutMs: number | undefined,
-  ): Promise<ExecResult> {
-    return new Promise<ExecResult>((resolve, reject) => {
+    marker: string | null,
+  ): Promise<ExecResult | HeldExec> {
+    return new Promise<ExecResult | HeldExec>((resolve, reject) => {
       let settled = false;
       let channel: ClientChannel | null = null;
       const timers: NodeJS.Timeout[] = [];
@@ -222,7 +231,17 @@ export class SshConnection implements Connection {
           const out: Buffer[] = [];
           const errOut: Buffer[] = [];
           let code: number | null = null;
-          ch.on('data', (b: Buffer) => out.push(b));
+          ch.on('data', (b: Buffer) => {
+            out.push(b);
+            if (marker === null || settled) return;
+            // A held script: resolve as soon as it says it is ready; its channel stays open until release.
+            const text = Buffer.concat(out).toString('latin1');
+            const at = text.indexOf(`${marker}\n`);
+            if (at >= 0) {
+              const stdout = Buffer.from(text.slice(0, at), 'latin1');
+              settle(() => resolve({ stdout, stderr: Buffer.concat(errOut), code: null, held: true, release: () => ch.end() }));
+            }
+          });
           ch.on('error', () => undefined);
           ch.on('exit', (c: number | null) => {
             code = typeof c === 'number' ? c : null;
@@ -239,18 +258,20 @@ export class SshConnection implements Connection {
               const step = sudo.push(b);
               if (step.stderr.length) errOut.push(step.stderr);
               if (step.send) ch.write(step.send);
-              if (step.end) ch.end();
+              if (step.end && marker === null) ch.end();
             });
           } else {
             ch.stderr.on('data', (b: Buffer) => errOut.push(b));
-            ch.end(stdin);
+            if (marker === null) ch.end(stdin);
+            else ch.write(stdin);
           }
           ch.on('close', () => {
             if (sudo) {
               const rest = sudo.flush();
               if (rest.length) errOut.push(rest);
             }
-            settle(() => resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(errOut), code }));
+            const result = { stdout: Buffer.concat(out), stderr: Buffer.concat(errOut), code };
+            settle(() => resolve(marker === null ? result : { ...result, held: false, release: () => undefined }));
           });
         });
       } catch (e) {

@@ -36,6 +36,36 @@ fi
 exit 0
 `;
 
+/** Printed by a held facts script once the host lock is taken and facts are out. */
+export const HELD_MARKER = '@@PROVISION_LOCK_HELD';
+/** Exit status of the facts script when another run holds the host lock past the timeout. */
+export const LOCK_BUSY = 75;
+
+/**
+ * Facts plus the per-host run lock, in one exec that stays open for the whole run: the script takes an flock on
+ * a lock file (waiting up to `timeoutS` for another run to finish), records who holds it, prints the facts and
+ * a marker, then waits on stdin. The lock is released when the run closes the channel, or when the connection
+ * dies (the waiting `cat` sees the end of its input), so a crashed controller cannot leave a host locked.
+ */
+export function lockedFactsScript(timeoutS: number, holder: string): string {
+  return String.raw`
+pv_lockdir=/run/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/var/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/tmp
+pv_lock="$pv_lockdir/provision.lock"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>>"$pv_lock" || { echo "cannot open the lock file $pv_lock" >&2; exit ${LOCK_BUSY}; }
+  if ! flock -w ${Math.max(0, Math.floor(timeoutS))} 9; then
+    echo "another provision run has held $pv_lock for over ${Math.floor(timeoutS)}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
+    exit ${LOCK_BUSY}
+  fi
+  printf '%s since %s
+' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"
+fi
+( ${FACTS_SCRIPT} ) </dev/null
+echo ${HELD_MARKER}
+cat >/dev/null
+`;
+}
+
 function kv(output: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const line of output.split('\n')) {

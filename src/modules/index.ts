@@ -4,16 +4,20 @@ import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
 import { fileModule, statModule } from './file.js';
+import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
 import { masterCfModule } from './master-cf.js';
 import type { Module } from './module.js';
 import { postconfModule } from './postconf.js';
+import { serviceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
 import { x509Module } from './x509.js';
 
 const all: Module<never>[] = [
   postconfModule,
   masterCfModule,
+  iptablesModule,
+  serviceModule,
   commandModule,
   shellModule,
   copyModule,

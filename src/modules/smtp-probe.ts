@@ -6,6 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
+import { varValue } from '../playbook/template.js';
 import { type Module, ModuleError } from './module.js';
 
 export interface SmtpProbeArgs {
@@ -255,7 +256,8 @@ export const smtpProbeModule: Module<SmtpProbeArgs> = {
     },
   },
   async plan(ctx, args) {
-    const host = args.host ?? (typeof ctx.vars.ansible_host === 'string' ? ctx.vars.ansible_host : ctx.host);
+    const ansibleHost = varValue(ctx.vars, 'ansible_host');
+    const host = args.host ?? (typeof ansibleHost === 'string' ? ansibleHost : ctx.host);
     const attempts = (args.retries ?? 3) + 1;
     const timeoutMs = (args.timeout ?? 10) * 1000;
     let last = '';

@@ -77,9 +77,66 @@ function guard(value: unknown, name: string): unknown {
 /** The plain value behind guards (for results handed back to modules). */
 export function unguard(value: unknown): unknown {
   if (isUndefined(value)) return undefined;
+  if (value instanceof LazyValue) return value.resolve();
   if (value === null || typeof value !== 'object') return value;
   const target = (value as Record<PropertyKey, unknown>)[TARGET] as unknown;
   return target ?? value;
+}
+
+/**
+ * A variable whose value holds templates (`cert: "{{ facts.tls_cert_dir }}/x.crt"`), rendered when a template first
+ * uses it, against the same variables — as Ansible does. A variable that needs itself is an error.
+ */
+export class LazyValue {
+  private state: 'idle' | 'busy' | 'done' = 'idle';
+  private value: unknown;
+
+  constructor(
+    readonly name: string,
+    readonly raw: unknown,
+    private readonly vars: () => Record<string, unknown>,
+  ) {}
+
+  resolve(): unknown {
+    if (this.state === 'done') return this.value;
+    if (this.state === 'busy') throw new TemplateError(`variable "${this.name}" refers to itself`);
+    this.state = 'busy';
+    try {
+      this.value = renderDeep(this.raw, this.vars());
+      this.state = 'done';
+      return this.value;
+    } finally {
+      if (this.state === 'busy') this.state = 'idle';
+    }
+  }
+}
+
+function holdsTemplate(v: unknown): boolean {
+  if (typeof v === 'string') return isTemplated(v);
+  if (Array.isArray(v)) return v.some(holdsTemplate);
+  if (v && typeof v === 'object' && !Buffer.isBuffer(v) && !(v instanceof LazyValue)) return Object.values(v).some(holdsTemplate);
+  return false;
+}
+
+/**
+ * Merge variable layers, later ones winning. Values in `lazy` layers that hold templates are rendered on first
+ * use; `plain` layers (registered results, facts) are taken literally — a command's output that happens to
+ * contain "{{" is data, not a template.
+ */
+export function mergeVars(layers: { vars: Record<string, unknown>; lazy: boolean }[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer.vars)) {
+      out[k] = layer.lazy && holdsTemplate(v) ? new LazyValue(k, v, () => out) : v;
+    }
+  }
+  return out;
+}
+
+/** A variable's value for code (not templates): lazy values rendered. */
+export function varValue(vars: Record<string, unknown>, name: string): unknown {
+  const v = vars[name];
+  return v instanceof LazyValue ? v.resolve() : v;
 }
 
 function scope(vars: Record<string, unknown>): Record<string, unknown> {
@@ -189,7 +246,10 @@ function patchContextLookup(): void {
   probe.renderString('{{ grab() }}', {});
   if (!proto) throw new Error('nunjucks internals changed: cannot find the template context');
   (proto as { lookup(this: ContextLike, name: string): unknown }).lookup = function lookup(this: ContextLike, name: string) {
-    if (name in this.ctx) return this.ctx[name];
+    if (name in this.ctx) {
+      const v = this.ctx[name];
+      return v instanceof LazyValue ? guard(v.resolve(), name) : v;
+    }
     if (name in this.env.globals) return this.env.globals[name];
     return undef(name);
   };

@@ -3,13 +3,16 @@
  * the task loop (template → plan → [check: stop] → apply → register). A host that fails stops its own tasks;
  * the others are not affected here (play.ts decides about the rollout).
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
 import { CommandError, formatPos, InputError, UnreachableError } from '../errors.js';
-import { FACTS_SCRIPT, parseFacts } from '../facts/gather.js';
+import { FACTS_SCRIPT, HELD_MARKER, LOCK_BUSY, lockedFactsScript, parseFacts } from '../facts/gather.js';
+import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type TaskContext } from '../modules/module.js';
-import { evaluateCondition, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
+import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
@@ -27,6 +30,10 @@ export interface HostSettings {
   tags: string[];
   skipTags: string[];
   extraVars: Record<string, unknown>;
+  /** wait this long for another run's lock on the host (0: do not lock) */
+  lockTimeoutS: number;
+  /** who holds the lock, as recorded on the host ("provision run by user@controller pid N") */
+  lockHolder: string;
   playbookDir: string;
   playbookFile: string;
   emit: EventSink;
@@ -44,6 +51,9 @@ export interface TaskOutcome {
 interface CacheEntry {
   state: FileState;
 }
+
+/** Where pending handlers are recorded on hosts, one small JSON file per playbook and play. */
+export const PENDING_DIR = '/var/lib/provision/pending';
 
 const fileErrorStatus = new Map<number, string>([
   [WriteStatus.invalid, 'the new content was rejected by validation'],
@@ -64,6 +74,10 @@ export class HostRun {
   /** the first version of every file this run changed, for rollback */
   private readonly original = new Map<string, FileChange>();
   private connected = false;
+  /** plays whose pending-handler record was found on the host this run */
+  private readonly pendingLoaded = new Set<Play>();
+  /** ends the held facts exec, releasing the host lock */
+  private releaseLock: (() => void) | null = null;
   private readonly started = Date.now();
 
   constructor(
@@ -84,21 +98,21 @@ export class HostRun {
 
   /** Variables visible to templates, by Ansible's precedence: inventory < play < task < registered < extra. */
   vars(play: Play, task?: Task, extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return {
-      ...this.inventoryVars,
-      ...play.vars,
-      ...(task?.vars ?? {}),
-      ...this.registered,
-      ...this.settings.extraVars,
-      ...(this.facts ? { facts: this.facts } : {}),
-      ansible_check_mode: this.settings.check,
-      playbook_dir: this.settings.playbookDir,
-      ...extra,
-    };
+    return mergeVars([
+      { vars: this.inventoryVars, lazy: true },
+      { vars: play.vars, lazy: true },
+      { vars: task?.vars ?? {}, lazy: true },
+      { vars: this.registered, lazy: false },
+      { vars: this.settings.extraVars, lazy: true },
+      {
+        vars: { ...(this.facts ? { facts: this.facts } : {}), ansible_check_mode: this.settings.check, playbook_dir: this.settings.playbookDir, ...extra },
+        lazy: false,
+      },
+    ]);
   }
 
   private become(play: Play, task?: Task): BecomeSpec | undefined {
-    const on = task?.become ?? (play.become || this.settings.become || this.inventoryVars.ansible_become === true);
+    const on = task?.become ?? (play.become || this.settings.become || ansibleBool(this.inventoryVars.ansible_become));
     if (!on) return undefined;
     const user = task?.becomeUser ?? play.becomeUser ?? (this.inventoryVars.ansible_become_user as string | undefined) ?? this.settings.becomeUser ?? 'root';
     return { user, password: this.settings.becomePassword };
@@ -120,12 +134,29 @@ export class HostRun {
     this.connected = true;
   }
 
+  /**
+   * Facts, once per run. In a normal run the same exec takes the host's run lock and keeps it until the run ends,
+   * so two runs never interleave their changes; check mode changes nothing and takes no lock.
+   */
   async gatherFacts(play: Play): Promise<void> {
     if (this.facts) return;
     await this.connect();
-    const r = await this.exec(FACTS_SCRIPT, this.become(play));
-    if (r.code !== 0) throw new CommandError(this.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
-    this.facts = parseFacts(r.stdout.toString());
+    const become = this.become(play);
+    if (this.settings.check || this.settings.lockTimeoutS <= 0) {
+      const r = await this.exec(FACTS_SCRIPT, become);
+      if (r.code !== 0) throw new CommandError(this.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
+      this.facts = parseFacts(r.stdout.toString());
+      return;
+    }
+    const held = await this.conn.hold(lockedFactsScript(this.settings.lockTimeoutS, quote(this.settings.lockHolder)), HELD_MARKER, { become });
+    this.counters.execs = this.conn.execs;
+    if (!held.held) {
+      const err = held.stderr.toString().trim();
+      if (held.code === LOCK_BUSY) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, err);
+      throw new CommandError(this.name, 'gathering facts', held.code, held.stdout.toString(), err);
+    }
+    this.releaseLock = held.release;
+    this.facts = parseFacts(held.stdout.toString());
   }
 
   /**
@@ -137,6 +168,7 @@ export class HostRun {
     const add = (list: string[], p: string) => {
       if (!this.files.has(p) && !list.includes(p)) list.push(p);
     };
+    add(req.files, this.pendingPath(play));
     for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
       const mod = findModule(task.module);
       if (!mod?.reads || mod.controllerOnly) continue;
@@ -482,6 +514,60 @@ export class HostRun {
     return play.handlers.filter((h) => this.notified.has(h.name) || h.listen.some((l) => this.notified.has(l))).map((h) => h.name);
   }
 
+  /** Where this play's pending handlers are recorded on the host. */
+  pendingPath(play: Play): string {
+    const key = createHash('sha256').update(`${path.basename(this.settings.playbookFile)}\0${play.name}`).digest('hex').slice(0, 16);
+    return `${PENDING_DIR}/${key}.json`;
+  }
+
+  /** Handlers an earlier run notified on this host but could not run: notify them again now. */
+  async loadPending(play: Play): Promise<void> {
+    if (this.stopped) return;
+    const st = this.files.get(this.pendingPath(play))?.state ?? (await this.statAndRead(play, this.pendingPath(play)));
+    if (!st.exists || !st.content) return;
+    let names: string[] = [];
+    try {
+      const parsed = JSON.parse(st.content.toString()) as { handlers?: unknown };
+      if (Array.isArray(parsed.handlers)) names = parsed.handlers.filter((n): n is string => typeof n === 'string');
+    } catch {
+      this.settings.emit({ type: 'warning', host: this.name, msg: `ignoring unreadable pending-handler record ${st.path}` });
+    }
+    this.pendingLoaded.add(play);
+    const known = names.filter((n) => play.handlers.some((h) => h.name === n));
+    if (!known.length) return;
+    for (const n of known) this.notified.add(n);
+    this.settings.emit({ type: 'warning', host: this.name, msg: `handlers notified by an earlier run that failed before running them will run now: ${known.join(', ')}` });
+  }
+
+  private async statAndRead(play: Play, p: string): Promise<FileState> {
+    await this.read({ files: [p], stats: [], commands: [] }, this.become(play));
+    return this.files.get(p)?.state ?? absentState(p);
+  }
+
+  /** Record handlers still notified (the host failed before they ran) so the next run runs them. */
+  async savePending(play: Play): Promise<void> {
+    const names = this.pendingHandlers(play);
+    if (this.settings.check || names.length === 0) return;
+    const p = this.pendingPath(play);
+    const record = `${JSON.stringify({ playbook: path.basename(this.settings.playbookFile), play: play.name, handlers: names, recorded: new Date().toISOString() }, null, 2)}\n`;
+    const current = this.files.get(p)?.state;
+    const change: FileChange = { path: p, before: current?.content ?? null, after: Buffer.from(record), beforeSha: current?.sha ?? null, mode: 0o600 };
+    try {
+      const r = await this.exec(`mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${writeScript([change])}`, this.become(play));
+      if (r.code !== 0) throw new Error(firstLines(r.stderr.toString()));
+      this.settings.emit({ type: 'warning', host: this.name, msg: `handlers not run because the host failed, recorded for the next run: ${names.join(', ')}` });
+    } catch (e) {
+      this.settings.emit({ type: 'warning', host: this.name, msg: `could not record pending handlers (${names.join(', ')}): ${(e as Error).message}` });
+    }
+  }
+
+  /** The pending handlers of an earlier run have now run: forget them on the host. */
+  async clearPending(play: Play): Promise<void> {
+    if (this.settings.check || !this.pendingLoaded.has(play)) return;
+    this.pendingLoaded.delete(play);
+    await this.exec(`rm -f ${quote(this.pendingPath(play))}`, this.become(play)).catch(() => undefined);
+  }
+
   /** A failure before any task (connecting, facts): unreachable when the host cannot be reached, else failed. */
   markUnreachableOrFailed(e: unknown): void {
     const unreachable = e instanceof UnreachableError;
@@ -519,6 +605,8 @@ export class HostRun {
   }
 
   async close(): Promise<void> {
+    this.releaseLock?.();
+    this.releaseLock = null;
     await this.conn.close().catch(() => undefined);
   }
 
@@ -538,6 +626,12 @@ interface ItemResult {
   data: Record<string, unknown>;
   diffs: FileDiff[];
   check?: boolean;
+}
+
+/** Ansible's reading of a boolean variable: INI inventories hand over `ansible_become=yes` as a string. */
+function ansibleBool(v: unknown): boolean {
+  if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
+  return v === true || v === 1;
 }
 
 function renderNotify(n: string, vars: Record<string, unknown>): string {

@@ -83,10 +83,6 @@ export interface PlayOptions {
   emit: EventSink;
   /** set when the operator pressed Ctrl-C */
   interrupted: () => boolean;
-  /** called for a host that stopped with handlers still notified (they are recorded for the next run) */
-  onPendingHandlers?: (host: HostRun, handlers: string[]) => Promise<void>;
-  /** called before a host's first task of the play: pending handlers from an earlier run */
-  pendingFromEarlierRun?: (host: HostRun) => Promise<string[]>;
 }
 
 export interface PlayResult {
@@ -149,10 +145,8 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           await h.connect();
           await h.gatherFacts(play);
         }
-        if (opts.pendingFromEarlierRun) {
-          for (const name of await opts.pendingFromEarlierRun(h)) h.notified.add(name);
-        }
         await h.prefetch(play).catch(() => undefined);
+        await h.loadPending(play);
       } catch (e) {
         h.markUnreachableOrFailed(e);
         if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
@@ -161,8 +155,10 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       await runSection(h, play.preTasks);
       await runSection(h, play.tasks);
       await runSection(h, play.postTasks);
-      const pending = h.pendingHandlers(play);
-      if (pending.length && h.stopped && h.stopped !== 'end_host' && opts.onPendingHandlers) await opts.onPendingHandlers(h, pending);
+      // Handlers notified on a host that then failed must not be forgotten: record them on the host for the
+      // next run; once they have run, forget them there.
+      if (h.stopped === 'failed' || h.stopped === 'aborted') await h.savePending(play);
+      else if (!h.stopped) await h.clearPending(play);
     });
 
     const failed = batch.filter((h) => h.stopped === 'failed').map((h) => h.name);

@@ -3,6 +3,7 @@
  * return a RunReport (counters per host, batches, exit code). Nothing here prints: events go to `emit`.
  */
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Connection } from '../connection/connection.js';
 import { InputError } from '../errors.js';
@@ -33,6 +34,8 @@ export interface RunOptions {
   becomePassword?: string;
   /** run the first N hosts of each play as a batch of their own, and stop unless all succeed */
   canary: number;
+  /** seconds to wait for another run's lock on a host (0: do not lock); default 60 */
+  lockTimeoutS?: number;
   /** where to write failed and unreachable hosts; default beside the playbook; null: do not write */
   retryFile?: string | null;
   /** the connection for a host (not yet connected); may throw InputError for bad settings */
@@ -40,14 +43,6 @@ export interface RunOptions {
   emit: EventSink;
   /** true once the operator asked to stop (Ctrl-C) */
   interrupted?: () => boolean;
-  /** pending-handler store (issue: notifications that survive failures); absent: not persisted */
-  pending?: PendingStore;
-}
-
-/** Where handlers that were notified but never ran are remembered between runs (on the host itself). */
-export interface PendingStore {
-  load(host: HostRun, playbook: string, play: string): Promise<string[]>;
-  save(host: HostRun, playbook: string, play: string, handlers: string[]): Promise<void>;
 }
 
 export interface RunReport {
@@ -91,6 +86,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
         tags: opts.tags,
         skipTags: opts.skipTags,
         extraVars: opts.extraVars,
+        lockTimeoutS: opts.lockTimeoutS ?? 60,
+        lockHolder: `provision run of ${path.basename(playbook.file)} by ${os.userInfo().username}@${os.hostname()} pid ${process.pid}`,
         playbookDir: playbook.dir,
         playbookFile: playbook.file,
         emit: opts.emit,
@@ -122,15 +119,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
       const names = orderHosts(perPlay[i]!, play.order);
       const hosts = names.map((n) => runs.get(n)!).filter((h) => !h.failedOrUnreachable);
       hosts.forEach((h) => h.nextPlay());
-      const pending = opts.pending;
-      const res = await runPlay(play, hosts, {
-        forks: opts.forks,
-        canary: opts.canary,
-        emit: opts.emit,
-        interrupted,
-        onPendingHandlers: pending ? (h, handlers) => pending.save(h, playbook.file, play.name, handlers) : undefined,
-        pendingFromEarlierRun: pending ? (h) => pending.load(h, playbook.file, play.name) : undefined,
-      });
+      const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted });
       batches.push(...res.batches);
       notRun.push(...res.notRun);
       if (res.endRun) stopped = res.stopped;

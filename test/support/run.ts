@@ -19,6 +19,9 @@ export class DeadConnection implements Connection {
   async exec(): Promise<never> {
     throw new UnreachableError(this.host, 'not connected');
   }
+  async hold(): Promise<never> {
+    throw new UnreachableError(this.host, 'not connected');
+  }
   async probeNew(): Promise<void> {
     throw new UnreachableError(this.host, 'not connected');
   }

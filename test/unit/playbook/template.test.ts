@@ -81,3 +81,17 @@ describe('templates', () => {
     expect(renderString('a {{ x }} b', v)).toBe(`a ${v.x} b`);
   });
 });
+
+describe('variables that hold templates', () => {
+  it('are rendered when used, against the same variables, and a loop is an error', async () => {
+    const { mergeVars } = await import('../../../src/playbook/template.js');
+    const vars = mergeVars([
+      { vars: { cert: '{{ dir }}/{{ inventory_hostname }}.crt', dir: '/etc/ssl/certs', inventory_hostname: 'h1', self: '{{ self }}x' }, lazy: true },
+      { vars: { out: 'literal {{ not_rendered }}' }, lazy: false },
+    ]);
+    expect(renderString('{{ cert }}', vars)).toBe('/etc/ssl/certs/h1.crt');
+    expect(renderString('path={{ cert }}', vars)).toBe('path=/etc/ssl/certs/h1.crt');
+    expect(renderString('{{ out }}', vars)).toBe('literal {{ not_rendered }}');
+    expect(() => renderString('{{ self }}', vars)).toThrow('variable "self" refers to itself');
+  });
+});

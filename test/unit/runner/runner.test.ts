@@ -277,3 +277,29 @@ shared=group
     expect(second.report.hosts.h1).toMatchObject({ changed: 0, ok: 3, execs: 2 });
   });
 });
+
+describe('the per-host run lock', () => {
+  const pb = (seconds: number) => `- hosts: all
+  tasks:
+    - command: sleep ${seconds}
+`;
+  it('a second run waits for the first, or fails clearly after its timeout', async () => {
+    const first = runLocal(dir, pb(2), hosts(['h1']), { lockTimeoutS: 10 });
+    await new Promise((r) => setTimeout(r, 500));
+    const impatient = await runLocal(dir, pb(0), hosts(['h1']), { lockTimeoutS: 1 });
+    expect(impatient.report.exitCode).toBe(2);
+    expect(impatient.results[0]!.msg).toMatch(/another provision run has held \S+provision\.lock for over 1s: provision run of play\d+\.yaml by /);
+    const patient = await runLocal(dir, pb(0), hosts(['h1']), { lockTimeoutS: 10 });
+    expect((await first).report.exitCode).toBe(0);
+    expect(patient.report.exitCode).toBe(0);
+  });
+
+  it('check mode takes no lock', async () => {
+    const first = runLocal(dir, pb(2), hosts(['h1']), { lockTimeoutS: 10 });
+    await new Promise((r) => setTimeout(r, 500));
+    // With a lock, this would fail after 1 s while the first run still holds the host.
+    const check = await runLocal(dir, pb(0), hosts(['h1']), { check: true, lockTimeoutS: 1 });
+    expect(check.report.hosts.h1!.failed).toBe(0);
+    await first;
+  });
+});

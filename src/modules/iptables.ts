@@ -1,0 +1,415 @@
+/**
+ * `iptables`: one rule in the persistent rules file (/etc/sysconfig/iptables or /etc/iptables/rules.v4), placed
+ * where it takes effect, validated with iptables-restore --test, and compared with the live ruleset. Loading the
+ * file is the job of the firewall service (a `service` task, usually a handler).
+ */
+import { CommandError } from '../errors.js';
+import type { Facts } from '../facts/types.js';
+import {
+  CONNTRACK_STATES,
+  IptablesSaveSyntaxError,
+  type ChainRule,
+  type Family,
+  type RulesDocument,
+  canonicalPort,
+  canonicalProtocol,
+  canonicalRejectWith,
+  canonicalRule,
+  canonicalStates,
+  chainCommands,
+  chainRules,
+  chainSlot,
+  ensureTable,
+  hasChain,
+  insertLine,
+  isAddress,
+  isFinalReject,
+  isKnownPort,
+  makeRuleLine,
+  parse,
+  parseRule,
+  print,
+  removeLines,
+  ruleKey,
+  ruleText,
+  slotAbove,
+} from '../formats/iptables-save.js';
+import { type FileChange, type Module, ModuleError, type Plan, type Reads, type TaskContext, type Validation } from './module.js';
+
+export type Position = 'before_final_reject' | 'top' | 'bottom';
+
+export interface IptablesArgs {
+  table?: 'filter' | 'nat' | 'mangle' | 'raw' | 'security';
+  chain: string;
+  protocol?: string;
+  source?: string;
+  destination?: string;
+  in_interface?: string;
+  out_interface?: string;
+  sport?: number | string;
+  dport?: number | string;
+  ctstate?: string | string[];
+  jump?: string;
+  reject_with?: string;
+  comment?: string;
+  state?: 'present' | 'absent';
+  position?: Position;
+  ip_version?: 4 | 6;
+  rules_file?: string;
+}
+
+const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp', 'dccp'];
+
+/** The read-only command that prints the live ruleset of a family; its key is shared by every task of the run. */
+export function liveRulesetCommand(family: Family): { key: string; script: string } {
+  return family === 6 ? { key: 'iptables-save:6', script: 'ip6tables-save' } : { key: 'iptables-save:4', script: 'iptables-save' };
+}
+
+/** How a rules file is checked before it replaces the real one. */
+export function restoreTest(family: Family): Validation {
+  const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
+  // stdin rather than a file argument: iptables-restore 1.4 (RHEL 6) reads only stdin.
+  return { script: `${cmd} --test < "$CANDIDATE"`, description: `${cmd} --test` };
+}
+
+/** Throws unless the host keeps its rules in an iptables-services or netfilter-persistent file. */
+export function assertIptablesFirewall(facts: Facts): void {
+  const found: Partial<Record<Facts['firewall'], string>> = {
+    firewalld: 'firewalld is active',
+    ufw: 'ufw is enabled',
+    nftables: 'nftables only (no iptables command)',
+    none: 'no firewall tooling (neither iptables nor nft)',
+  };
+  const what = found[facts.firewall];
+  if (what) {
+    throw new ModuleError(
+      `unsupported firewall: ${what}; the iptables module edits iptables-services (/etc/sysconfig/iptables) or netfilter-persistent (/etc/iptables/rules.v4) rules files`,
+    );
+  }
+}
+
+interface Settings {
+  family: Family;
+  table: string;
+  chain: string;
+  state: 'present' | 'absent';
+  position: Position;
+  rulesFile: string;
+}
+
+function settings(args: IptablesArgs, facts: Facts): Settings {
+  assertIptablesFirewall(facts);
+  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const rulesFile = args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
+  if (!rulesFile) throw new ModuleError(`no IPv${family} rules file is known for this host (${facts.firewall}); give rules_file`);
+  return {
+    family,
+    table: args.table ?? 'filter',
+    chain: args.chain,
+    state: args.state ?? 'present',
+    // A rule below an unconditional REJECT/DROP never sees a packet, so only such a catch-all goes to the bottom.
+    position: args.position ?? (isFinalReject(ruleFromArgs(args), family) ? 'bottom' : 'before_final_reject'),
+    rulesFile,
+  };
+}
+
+function stateList(ctstate: string | string[]): string[] {
+  return (Array.isArray(ctstate) ? ctstate : ctstate.split(',')).map((s) => s.trim().toUpperCase()).filter(Boolean);
+}
+
+function protocolOf(args: IptablesArgs, family: Family): string | undefined {
+  if (args.protocol === undefined) return undefined;
+  const p = args.protocol.toLowerCase();
+  // On IPv6 "icmp" can only mean ICMPv6: protocol 1 never reaches an IPv6 host.
+  return family === 6 && p === 'icmp' ? 'ipv6-icmp' : p;
+}
+
+/** The rule's words in iptables-save's spelling, so a later comparison with the live ruleset is exact. */
+export function ruleFromArgs(args: IptablesArgs): string[] {
+  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const words: string[] = [];
+  if (args.source) words.push('-s', args.source);
+  if (args.destination) words.push('-d', args.destination);
+  if (args.in_interface) words.push('-i', args.in_interface);
+  if (args.out_interface) words.push('-o', args.out_interface);
+  const protocol = protocolOf(args, family);
+  if (protocol) words.push('-p', protocol);
+  if (args.ctstate !== undefined) words.push('-m', 'conntrack', '--ctstate', stateList(args.ctstate).join(','));
+  if (args.sport !== undefined || args.dport !== undefined) {
+    words.push('-m', canonicalProtocol(protocol ?? '') ?? '');
+    if (args.sport !== undefined) words.push('--sport', String(args.sport));
+    if (args.dport !== undefined) words.push('--dport', String(args.dport));
+  }
+  if (args.comment !== undefined) words.push('-m', 'comment', '--comment', args.comment);
+  if (args.jump) words.push('-j', args.jump);
+  if (args.reject_with) words.push('--reject-with', args.reject_with);
+  return canonicalRule(words, family);
+}
+
+const VERBS: Readonly<Record<string, [string, string]>> = {
+  ACCEPT: ['accepts', 'accepting'],
+  DROP: ['drops', 'dropping'],
+  REJECT: ['rejects', 'rejecting'],
+  LOG: ['logs', 'logging'],
+  RETURN: ['returns', 'returning'],
+};
+
+/** What the rule does, in words: "accepts tcp/465 from 198.19.0.0/16" (or "accepting …" for `gerund`). */
+export function describeRule(args: IptablesArgs, gerund = false): string {
+  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const protocol = canonicalProtocol(protocolOf(args, family) ?? 'all');
+  let what = protocol ?? 'all traffic';
+  if (protocol && args.dport !== undefined) what += `/${canonicalPort(String(args.dport))}`;
+  if (protocol && args.sport !== undefined) what += ` from port ${canonicalPort(String(args.sport))}`;
+  const parts = [what];
+  if (args.source) parts.push(`from ${args.source}`);
+  if (args.destination) parts.push(`to ${args.destination}`);
+  if (args.in_interface) parts.push(`in on ${args.in_interface}`);
+  if (args.out_interface) parts.push(`out on ${args.out_interface}`);
+  if (args.ctstate !== undefined) parts.push(`in state ${canonicalStates(stateList(args.ctstate).join(','))}`);
+  const object = parts.join(' ');
+  const verb = args.jump ? VERBS[args.jump] : (['counts', 'counting'] as [string, string]);
+  if (verb) return `${verb[gerund ? 1 : 0]} ${object}${args.reject_with ? ` with ${args.reject_with}` : ''}`;
+  return `${gerund ? 'sending' : 'sends'} ${object} to ${args.jump}`;
+}
+
+type Status = 'present' | 'misplaced' | 'missing';
+
+interface Found {
+  status: Status;
+  /** equivalent rules in the chain */
+  matches: ChainRule[];
+  /** the first unconditional REJECT/DROP of the chain */
+  final: ChainRule | null;
+}
+
+function find(doc: RulesDocument, s: Settings, key: string): Found {
+  const rules = chainRules(doc, s.table, s.chain);
+  const final = rules.find((r) => isFinalReject(r.line.args, s.family)) ?? null;
+  const matches = rules.filter((r) => ruleKey(r.line.args, s.family) === key);
+  // A rule after the final reject never sees a packet; the final reject itself counts as in place.
+  const effective = matches.filter((r) => !final || r.index <= final.index);
+  const status: Status = matches.length === 0 ? 'missing' : s.position === 'before_final_reject' && effective.length === 0 ? 'misplaced' : 'present';
+  return { status, matches, final };
+}
+
+function finalName(found: Found): string {
+  // Only the target name is read here, which does not depend on the family.
+  return found.final ? parseRule(found.final.line.args, 4).target!.name : 'REJECT';
+}
+
+function parseOrFail(content: Buffer, what: string): RulesDocument {
+  try {
+    return parse(content);
+  } catch (e) {
+    if (e instanceof IptablesSaveSyntaxError) throw new ModuleError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The live ruleset, or null (with a warning for the recap) when it cannot be read. */
+async function readLive(ctx: TaskContext, s: Settings): Promise<RulesDocument | null> {
+  const cmd = liveRulesetCommand(s.family);
+  const res = await ctx.readCommand(cmd.key, cmd.script);
+  if (res.code !== 0) {
+    ctx.warn(`cannot compare ${s.rulesFile} with the live ruleset: ${CommandError.describe(cmd.script, res.code, res.stderr.toString(), res.stdout.toString())}`);
+    return null;
+  }
+  try {
+    return parse(res.stdout);
+  } catch (e) {
+    if (!(e instanceof IptablesSaveSyntaxError)) throw e;
+    ctx.warn(`cannot compare ${s.rulesFile} with the live ruleset: ${cmd.script} output ${e.message}`);
+    return null;
+  }
+}
+
+function statusWords(status: Status, final: string): string {
+  return status === 'present' ? 'has it' : status === 'misplaced' ? `has it only after the final ${final}` : 'does not have it';
+}
+
+function checkArgs(args: IptablesArgs): string | null {
+  const family: Family = args.ip_version === 6 ? 6 : 4;
+  if (!/^[A-Za-z0-9_.+-]{1,28}$/.test(args.chain)) return `chain "${args.chain}" is not a valid chain name`;
+  const protocol = protocolOf(args, family);
+  for (const key of ['sport', 'dport'] as const) {
+    const v = args[key];
+    if (v === undefined) continue;
+    if (!protocol || !PORT_PROTOCOLS.includes(canonicalProtocol(protocol) ?? '')) return `${key} needs protocol ${PORT_PROTOCOLS.join(', ')}`;
+    if (!isKnownPort(v)) return `${key} "${v}" is not a port number, a range like 1024:65535, or a known service name; give the number`;
+  }
+  for (const key of ['source', 'destination'] as const) {
+    const v = args[key];
+    if (v !== undefined && !isAddress(v, family)) {
+      return `${key} "${v}" is not an IPv${family} address or network (host names resolve differently on each host; give the address)`;
+    }
+  }
+  if (args.ctstate !== undefined) {
+    const states = stateList(args.ctstate);
+    const bad = states.filter((x) => !(CONNTRACK_STATES as readonly string[]).includes(x));
+    if (!states.length || bad.length) return `ctstate "${bad.join(',') || ''}" is not one of ${CONNTRACK_STATES.join(', ')}`;
+  }
+  if (args.reject_with !== undefined) {
+    if (args.jump !== 'REJECT') return 'reject_with needs jump: REJECT';
+    if (!canonicalRejectWith(args.reject_with, family)) return `reject_with "${args.reject_with}" is not an IPv${family} REJECT reply`;
+  }
+  if (args.comment !== undefined && (/[\r\n\0]/.test(args.comment) || args.comment.length > 256)) {
+    return 'comment must be one line of at most 256 characters';
+  }
+  for (const key of ['in_interface', 'out_interface', 'jump', 'protocol'] as const) {
+    const v = args[key];
+    if (v !== undefined && !/^[A-Za-z0-9_.+:@-]+$/.test(v)) return `${key} "${v}" contains characters iptables does not accept`;
+  }
+  if (args.rules_file !== undefined && !args.rules_file.startsWith('/')) return `rules_file "${args.rules_file}" must be an absolute path`;
+  return null;
+}
+
+export const iptablesModule: Module<IptablesArgs> = {
+  name: 'iptables',
+  description: 'Keep one rule present or absent in the persistent iptables rules file, where it takes effect',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['chain'],
+    properties: {
+      table: {
+        type: 'string',
+        enum: ['filter', 'nat', 'mangle', 'raw', 'security'],
+        default: 'filter',
+        description: 'table of the rule (default filter)',
+      },
+      chain: { type: 'string', minLength: 1, description: 'chain of the rule, e.g. INPUT; a user chain must already exist in the file' },
+      protocol: { type: 'string', minLength: 1, description: 'protocol (-p): tcp, udp, icmp, … or a number; needed for sport and dport' },
+      source: { type: 'string', minLength: 1, description: 'source address or network (-s), e.g. 198.19.0.0/16' },
+      destination: { type: 'string', minLength: 1, description: 'destination address or network (-d)' },
+      in_interface: { type: 'string', minLength: 1, description: 'incoming interface (-i), e.g. eth0 or eth+' },
+      out_interface: { type: 'string', minLength: 1, description: 'outgoing interface (-o)' },
+      sport: {
+        anyOf: [
+          { type: 'integer', minimum: 0, maximum: 65535 },
+          { type: 'string', minLength: 1 },
+        ],
+        description: 'source port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
+      },
+      dport: {
+        anyOf: [
+          { type: 'integer', minimum: 0, maximum: 65535 },
+          { type: 'string', minLength: 1 },
+        ],
+        description: 'destination port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
+      },
+      ctstate: {
+        anyOf: [
+          { type: 'string', minLength: 1 },
+          { type: 'array', minItems: 1, items: { type: 'string', enum: [...CONNTRACK_STATES] } },
+        ],
+        description: 'connection states (-m conntrack --ctstate), a list or "NEW,ESTABLISHED"; -m state --state counts as the same',
+      },
+      jump: { type: 'string', minLength: 1, description: 'target (-j): ACCEPT, DROP, REJECT, LOG or a user chain' },
+      reject_with: { type: 'string', minLength: 1, description: 'REJECT reply (--reject-with), e.g. icmp-host-prohibited; needs jump REJECT' },
+      comment: { type: 'string', description: 'comment (-m comment) on a rule this task adds; rules that differ only in comment are the same rule' },
+      state: { type: 'string', enum: ['present', 'absent'], default: 'present', description: 'present (default) or absent: remove every equivalent rule' },
+      position: {
+        type: 'string',
+        enum: ['before_final_reject', 'top', 'bottom'],
+        description:
+          'where a new rule goes: before_final_reject (the default, e.g. for ACCEPT: above the first unconditional REJECT/DROP of the chain, and an equivalent rule below it is moved up), top, or bottom (the default for an unconditional REJECT/DROP itself)',
+      },
+      ip_version: { type: 'integer', enum: [4, 6], default: 4, description: '4 (default) or 6: which rules file and which iptables' },
+      rules_file: { type: 'string', minLength: 1, description: "persistent rules file (default from facts: the host's iptables_rules_file or ip6tables_rules_file)" },
+    },
+  },
+
+  check: checkArgs,
+
+  reads(args: IptablesArgs, facts: Facts): Reads {
+    if (['firewalld', 'ufw', 'nftables', 'none'].includes(facts.firewall)) return {};
+    const family: Family = args.ip_version === 6 ? 6 : 4;
+    const file = args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
+    return { ...(file ? { files: [file] } : {}), commands: [liveRulesetCommand(family)] };
+  },
+
+  async plan(ctx: TaskContext, args: IptablesArgs): Promise<Plan> {
+    const problem = checkArgs(args);
+    if (problem) throw new ModuleError(problem);
+    const s = settings(args, ctx.facts);
+    const file = await ctx.readFile(s.rulesFile);
+    if (file.exists && file.kind !== 'file') throw new ModuleError(`${s.rulesFile} is not a regular file`);
+    const live = await readLive(ctx, s);
+    // A missing rules file would be created by saving the live rules, so start from them: restarting the
+    // firewall service must not silently drop what is loaded now.
+    const doc = file.exists ? parseOrFail(file.content ?? Buffer.alloc(0), s.rulesFile) : (live ?? parse(''));
+
+    const words = ruleFromArgs(args);
+    const text = ruleText(s.chain, words);
+    const key = ruleKey(words, s.family);
+    const found = find(doc, s, key);
+    const finalTarget = finalName(found);
+    const described = describeRule(args);
+    const data = { rules_file: s.rulesFile, rule: text };
+
+    // After this run changed the file, the live rules lag until the firewall service reloads it: no drift.
+    if (live && !ctx.changedFiles().has(s.rulesFile)) {
+      const inLive = find(live, s, key);
+      if (inLive.status !== found.status) {
+        const service = ctx.facts.firewall_service ? `; restarting ${ctx.facts.firewall_service} loads the file` : '';
+        ctx.warn(
+          `drift: ${s.chain} ${describeRule(args, true)}: ${s.rulesFile} ${statusWords(found.status, finalTarget)}, the live ruleset ${statusWords(inLive.status, finalName(inLive))}${service}`,
+        );
+      }
+    }
+
+    const placement = s.position === 'before_final_reject' && found.final ? ` before the final ${finalTarget}` : '';
+    let after: RulesDocument;
+    let msg: string;
+    if (s.state === 'absent') {
+      if (found.status === 'missing' || !file.exists) {
+        return { changed: false, msg: `${s.chain} has no rule ${describeRule(args, true)}${file.exists ? '' : ` (${s.rulesFile} does not exist)`}`, data };
+      }
+      after = removeLines(doc, found.matches.map((m) => m.index));
+      msg = found.matches.length === 1 ? `remove "${text}" from ${s.chain}` : `remove ${found.matches.length} rules like "${text}" from ${s.chain}`;
+    } else if (found.status === 'present') {
+      if (file.exists) return { changed: false, msg: `${s.chain} ${described}${placement}`, data };
+      after = doc;
+      msg = '';
+    } else if (found.status === 'misplaced') {
+      const stray = found.matches[0]!;
+      const without = removeLines(doc, [stray.index]);
+      after = insertLine(without, slotAbove(without, found.final!.index), stray.line);
+      msg = `move "${text}" above the final ${finalTarget} of ${s.chain} (line ${stray.index + 1} is below it and matches nothing)`;
+    } else {
+      if (!hasChain(doc, s.table, s.chain)) throw new ModuleError(`chain ${s.chain} does not exist in table ${s.table} of ${s.rulesFile}`);
+      const commands = chainCommands(doc, s.table, s.chain);
+      if (commands.length) {
+        throw new ModuleError(
+          `${s.rulesFile} changes ${s.chain} with commands other than -A (line ${commands[0]! + 1}); rewrite it in iptables-save form before editing it here`,
+        );
+      }
+      const withTable = ensureTable(doc, s.table);
+      const line = makeRuleLine(withTable, s.table, s.chain, words);
+      if (s.position === 'before_final_reject' && found.final) {
+        after = insertLine(withTable, slotAbove(withTable, found.final.index), line);
+        msg = `add "${text}" to ${s.chain}${placement}`;
+      } else {
+        after = insertLine(withTable, chainSlot(withTable, s.table, s.chain, s.position === 'top' ? 'top' : 'bottom'), line);
+        msg = s.position === 'top' ? `add "${text}" at the top of ${s.chain}` : `add "${text}" at the end of ${s.chain}`;
+      }
+    }
+    if (!file.exists) {
+      const origin = `create ${s.rulesFile}${live ? ' from the live ruleset' : ''}`;
+      msg = msg ? `${origin}: ${msg}` : `${origin} (${s.chain} already ${described}${placement})`;
+    }
+
+    const change: FileChange = {
+      path: s.rulesFile,
+      before: file.exists ? (file.content ?? Buffer.alloc(0)) : null,
+      after: print(after),
+      beforeSha: file.sha,
+      validate: [restoreTest(s.family)],
+      // iptables-services keeps the file root-only; netfilter-persistent saves it 0640.
+      ...(file.exists ? {} : { mode: ctx.facts.firewall === 'iptables-services' ? 0o600 : 0o640 }),
+    };
+    await ctx.validate([change]);
+    return { changed: true, msg, files: [change], commands: [], data };
+  },
+};

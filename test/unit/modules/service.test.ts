@@ -1,0 +1,419 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ExecResult, guard } from '../../../src/connection/connection.js';
+import { CommandError, UnreachableError } from '../../../src/errors.js';
+import { diffRulesets, parse } from '../../../src/formats/iptables-save.js';
+import { ModuleError, type Plan } from '../../../src/modules/module.js';
+import {
+  LOCKOUT_MESSAGE,
+  type ServiceArgs,
+  armScript,
+  parseMarkers,
+  rulesFilesOf,
+  serviceModule,
+  serviceScript,
+  settleScript,
+  statusScript,
+} from '../../../src/modules/service.js';
+import { type FakeContext, debianFacts, fakeContext, rhelFacts } from '../../support/fake-context.js';
+
+const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../fixtures/iptables/${name}`, import.meta.url))).toString();
+const sh = (script: string, env: NodeJS.ProcessEnv = process.env) => spawnSync('/bin/sh', ['-c', script], { env, encoding: 'utf8' });
+
+function changed(plan: Plan): Extract<Plan, { changed: true }> {
+  expect(plan.changed).toBe(true);
+  return plan as Extract<Plan, { changed: true }>;
+}
+
+describe('service commands', () => {
+  it.each([
+    ['systemd', 'restart', 'systemctl restart postfix'],
+    ['systemd', 'status', 'systemctl is-active --quiet postfix'],
+  ] as const)('%s %s', (init, action, script) => {
+    expect(serviceScript(init, 'postfix', action)).toBe(script);
+  });
+
+  it('sysv: runs `service NAME ACTION` when there is a service command', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'provision-svc-'));
+    writeFileSync(join(bin, 'service'), '#!/bin/sh\necho "service called with: $*"\nexit 3\n');
+    chmodSync(join(bin, 'service'), 0o755);
+    const r = sh(serviceScript('sysv', 'netfilter-persistent', 'restart'), { PATH: `${bin}:/usr/bin:/bin` });
+    expect(r.stdout).toBe('service called with: netfilter-persistent restart\n');
+    expect(r.status).toBe(3);
+    const status = sh(statusScript('sysv', 'postfix'), { PATH: `${bin}:/usr/bin:/bin` });
+    expect(status.stdout).toBe('');
+    expect(status.status).toBe(3);
+    rmSync(bin, { recursive: true });
+  });
+
+  it('sysv: says so when neither service nor an init script exists', () => {
+    const r = sh(serviceScript('sysv', 'no-such-daemon', 'start'), { PATH: '/nonexistent' });
+    expect(r.status).toBe(127);
+    expect(r.stderr).toBe('no-such-daemon: no service command and no /etc/init.d/no-such-daemon\n');
+  });
+
+  it('quotes hostile names', () => {
+    expect(serviceScript('systemd', "a'b", 'start')).toBe("systemctl start 'a'\\''b'");
+  });
+});
+
+describe('service plan', () => {
+  const status = (code: number) => ({ [statusScript('sysv', 'postfix')]: { code } });
+  it.each([
+    ['started', 0, { changed: false, msg: 'postfix is running' }],
+    ['started', 3, { changed: true, msg: 'start postfix' }],
+    ['stopped', 0, { changed: true, msg: 'stop postfix' }],
+    ['stopped', 3, { changed: false, msg: 'postfix is stopped' }],
+  ] as const)('%s when the status exits %i', async (state, code, expected) => {
+    const ctx = fakeContext({ commands: status(code), check: true });
+    const plan = await serviceModule.plan(ctx, { name: 'postfix', state });
+    expect(plan).toMatchObject(expected);
+    expect(ctx.calls).toEqual([{ op: 'run', arg: statusScript('sysv', 'postfix') }]);
+  });
+
+  it('restarted and reloaded are changes decided without touching the host', async () => {
+    const ctx = fakeContext({ check: true, facts: { init: 'systemd' } });
+    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'reloaded' }));
+    expect(plan).toMatchObject({ msg: 'reload postfix', commands: [{ script: 'systemctl reload postfix', description: 'reload postfix' }] });
+    expect(ctx.calls).toEqual([]);
+  });
+
+  it.each([
+    [{ name: 'netfilter-persistent', state: 'restarted' }, 'restart netfilter-persistent (firewall: rolled back after 30 s unless a new SSH connection works)'],
+    [{ name: 'iptables', state: 'reloaded', rollback_timeout: 60 }, 'reload iptables (firewall: rolled back after 60 s unless a new SSH connection works)'],
+    [{ name: 'ferm', state: 'restarted', firewall: true }, 'restart ferm (firewall: rolled back after 30 s unless a new SSH connection works)'],
+    [{ name: 'iptables', state: 'restarted', firewall: false }, 'restart iptables'],
+  ] as const)('%j says what check mode would do', async (args, msg) => {
+    expect(changed(await serviceModule.plan(fakeContext({ check: true }), args as ServiceArgs)).msg).toBe(msg);
+  });
+
+  it.each([
+    [{ name: 'postfix; reboot', state: 'restarted' }, 'service name "postfix; reboot" contains characters a service name cannot have'],
+    [{ name: 'iptables', state: 'restarted', rollback_timeout: 2 }, 'rollback_timeout must be between 5 and 600 seconds'],
+  ] as const)('check(%j)', (args, message) => {
+    expect(serviceModule.check!(args as ServiceArgs)).toBe(message);
+  });
+});
+
+describe('service apply without a firewall', () => {
+  it('runs the command', async () => {
+    const ctx = fakeContext({ commands: { 'systemctl restart postfix': '' }, facts: { init: 'systemd' } });
+    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'restarted' }));
+    expect(await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted' })).toEqual({ changed: true, msg: 'postfix restarted' });
+    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart postfix' }]);
+  });
+
+  it('fails with what the command printed', async () => {
+    const ctx = fakeContext({
+      commands: { 'systemctl restart postfix': { code: 1, stderr: Buffer.from('Job for postfix.service failed.\n') } },
+      facts: { init: 'systemd' },
+    });
+    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'restarted' }));
+    const error = await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandError);
+    expect(error).toMatchObject({ message: 'restart postfix exited 1: Job for postfix.service failed.', exitCode: 1, host: 'h1' });
+  });
+
+  it('stopping a firewall is not guarded', async () => {
+    const ctx = fakeContext({ commands: { [statusScript('sysv', 'iptables')]: { code: 0 }, [serviceScript('sysv', 'iptables', 'stop')]: '' } });
+    const plan = changed(await serviceModule.plan(ctx, { name: 'iptables', state: 'stopped' }));
+    await serviceModule.apply!(ctx, plan, { name: 'iptables', state: 'stopped' });
+    expect(ctx.calls.map((c) => c.op)).toEqual(['run', 'run']);
+  });
+});
+
+/**
+ * A fake host for guarded restarts: answers the arm and settle scripts the way the real scripts print, and lets a
+ * test decide what the restart does, whether probes work and what the live rules are.
+ */
+function firewallHost(opts: {
+  facts?: typeof debianFacts;
+  restart?: { rc: number; stdout?: string; stderr?: string } | 'hang' | 'no-snapshot';
+  probes?: ('ok' | 'fail')[];
+  cancel?: 'cancelled' | 'fired';
+  live?: { 4?: string; 6?: string };
+  files?: { 4?: string | null; 6?: string | null };
+}) {
+  const ctx: FakeContext = fakeContext({ facts: opts.facts ?? debianFacts });
+  const scripts: string[] = [];
+  const probes = [...(opts.probes ?? ['ok'])];
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const reply = (stdout: string, code = 0, stderr = ''): ExecResult => ({ stdout: Buffer.from(stdout), stderr: Buffer.from(stderr), code });
+  ctx.run = async (script: string) => {
+    ctx.calls.push({ op: 'run', arg: script });
+    scripts.push(script);
+    const token = /firewall-([0-9a-f]+)/.exec(script)![1]!;
+    const m = (line: string) => `@@${token} ${line}\n`;
+    if (script.includes('nohup sh -c')) {
+      const r = opts.restart ?? { rc: 0 };
+      if (r === 'hang') throw new UnreachableError('h1', 'command timed out after 90000 ms');
+      if (r === 'no-snapshot') return reply('', 90, 'cannot save the live IPv4 ruleset\n');
+      return reply(`${m('armed')}${r.stdout ?? ''}\n${m(`done ${r.rc}`)}`, 0, r.stderr ?? '');
+    }
+    if (script.includes('pv_state=cancelled') && opts.cancel !== 'fired') {
+      let out = m('cancelled');
+      for (const fam of [4, 6] as const) {
+        if (!script.includes(`live${fam}`)) continue;
+        const file = opts.files?.[fam];
+        out += m(`live${fam} ok ${b64(opts.live?.[fam] ?? file ?? '')}`);
+        out += file === null || file === undefined ? m(`file${fam} missing`) : m(`file${fam} ok ${b64(file)}`);
+      }
+      return reply(out);
+    }
+    return reply(m('rolledback 0'));
+  };
+  ctx.probeNewConnection = async (timeoutMs: number) => {
+    ctx.calls.push({ op: 'probeNewConnection', arg: String(timeoutMs) });
+    if (probes.shift() === 'fail') throw new UnreachableError('h1', 'connect ETIMEDOUT 198.19.1.1:22');
+  };
+  return { ctx, scripts };
+}
+
+async function guardedRestart(host: ReturnType<typeof firewallHost>, args: ServiceArgs = { name: 'netfilter-persistent', state: 'restarted' }) {
+  const plan = changed(await serviceModule.plan(host.ctx, args));
+  return serviceModule.apply!(host.ctx, plan, args);
+}
+
+describe('service apply for a firewall', () => {
+  const v4 = fixture('debian12.iptables-save');
+  const v6 = fixture('debian12.ip6tables-save');
+
+  it('arms a rollback, restarts, proves a new connection, cancels and checks the live rules: two execs', async () => {
+    const host = firewallHost({ files: { 4: v4, 6: v6 } });
+    const outcome = await guardedRestart(host);
+    expect(outcome).toEqual({
+      changed: true,
+      msg: 'netfilter-persistent restarted; a new SSH connection works; the live rules match /etc/iptables/rules.v4 and /etc/iptables/rules.v6',
+      data: { rollback: 'cancelled' },
+    });
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'probeNewConnection', 'run']);
+    const [arm, settle] = host.scripts;
+    expect(arm).toContain('provision-rollback 30 "$pv_b"');
+    expect(arm).toContain(serviceScript('sysv', 'netfilter-persistent', 'restart'));
+    expect(arm).toMatch(/pv_b=\/var\/lib\/provision\/firewall-[0-9a-f]{16}\n/);
+    expect(settle).toContain('if rm "$pv_b.armed" 2>/dev/null; then pv_kill; pv_state=cancelled; fi');
+    expect(settle).toContain('/etc/iptables/rules.v6');
+    // The probe must finish before the rollback job would fire.
+    expect(Number(host.ctx.calls[1]!.arg)).toBeLessThanOrEqual(20_000);
+  });
+
+  it('fails when the live rules do not match the file although the restart exited 0', async () => {
+    const host = firewallHost({ files: { 4: v4, 6: v6 }, live: { 6: '' } });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModuleError);
+    expect((error as Error).message).toBe(
+      'netfilter-persistent restarted, but the live IPv6 ruleset does not match /etc/iptables/rules.v6: filter INPUT rule 1: the file has "-A INPUT -i lo -j ACCEPT" (line 6), the live ruleset has no such rule',
+    );
+  });
+
+  it('compares only the files the service loads', async () => {
+    const host = firewallHost({ facts: rhelFacts, files: { 4: fixture('rhel6-sysconfig-iptables') }, live: { 4: fixture('rhel6-loaded.iptables-save') } });
+    const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
+    expect(outcome.msg).toBe('iptables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables');
+    expect(host.scripts[1]).not.toContain('ip6tables-save');
+  });
+
+  it('lets the rollback run when no new connection can be opened, and fails once the host is back', async () => {
+    const host = firewallHost({ probes: ['fail', 'ok'], files: { 4: v4 } });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModuleError);
+    expect(error).toMatchObject({ message: LOCKOUT_MESSAGE, data: { rollback: 'restored', reason: 'connect ETIMEDOUT 198.19.1.1:22' } });
+    expect(LOCKOUT_MESSAGE).toBe('firewall change would lock out SSH; previous rules restored');
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'probeNewConnection', 'run', 'probeNewConnection']);
+    expect(host.scripts[1]).toContain('while [ -e "$pv_b.armed" ]');
+  });
+
+  it('reports the host unreachable when it does not come back after the rollback', async () => {
+    const host = firewallHost({ probes: ['fail', 'fail'] });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnreachableError);
+    expect((error as Error).message).toBe(
+      'firewall change locked out SSH after restart netfilter-persistent and the host is still unreachable after the rollback: connect ETIMEDOUT 198.19.1.1:22',
+    );
+  });
+
+  it('treats a connection that hangs during the restart as a lockout', async () => {
+    const host = firewallHost({ restart: 'hang' });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModuleError);
+    expect(error).toMatchObject({ message: LOCKOUT_MESSAGE, data: { reason: 'restart netfilter-persistent did not return within 90 s' } });
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'run', 'probeNewConnection']);
+  });
+
+  it('does not claim success when the rollback fired before the cancel', async () => {
+    const host = firewallHost({ cancel: 'fired' });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: LOCKOUT_MESSAGE, data: { reason: 'the rollback timer (30 s) fired before a new connection was proven' } });
+  });
+
+  it('restores at once when the restart fails', async () => {
+    const host = firewallHost({ restart: { rc: 1, stdout: 'Applying firewall rules: iptables-restore: line 9 failed', stderr: '' } });
+    const error = await guardedRestart(host, { name: 'iptables', state: 'restarted' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandError);
+    expect((error as Error).message).toBe('restart iptables exited 1: Applying firewall rules: iptables-restore: line 9 failed; previous rules restored');
+    expect(host.scripts[1]).toContain('if mv -f "$pv_b.armed" "$pv_b.fired" 2>/dev/null; then pv_kill; pv_restore "$pv_b"; fi');
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'run']);
+  });
+
+  it('does not restart when the live rules cannot be saved', async () => {
+    const host = firewallHost({ restart: 'no-snapshot' });
+    await expect(guardedRestart(host)).rejects.toThrow('save the live rules before restart netfilter-persistent exited 90: cannot save the live IPv4 ruleset');
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run']);
+  });
+
+  it('guards a started firewall that was stopped, but not one with firewall: false', async () => {
+    const guardedHost = firewallHost({});
+    guardedHost.ctx.run = ((run) => async (script: string) => (script === statusScript('sysv', 'iptables') ? { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), code: 3 } : run(script)))(guardedHost.ctx.run);
+    const outcome = await guardedRestart(guardedHost, { name: 'iptables', state: 'started' });
+    expect(outcome.msg).toBe('iptables started; a new SSH connection works');
+    const plain = fakeContext({ commands: { [serviceScript('sysv', 'iptables', 'restart')]: '' } });
+    const plan = changed(await serviceModule.plan(plain, { name: 'iptables', state: 'restarted', firewall: false }));
+    await serviceModule.apply!(plain, plan, { name: 'iptables', state: 'restarted', firewall: false });
+    expect(plain.calls.map((c) => c.op)).toEqual(['run']);
+  });
+
+  it.each([
+    ['netfilter-persistent', 'Debian', ['/etc/iptables/rules.v4', '/etc/iptables/rules.v6']],
+    ['iptables', 'RHEL', ['/etc/sysconfig/iptables']],
+    ['ip6tables', 'RHEL', ['/etc/sysconfig/ip6tables']],
+    ['iptables', 'Debian', []],
+    ['ferm', 'Debian', []],
+  ] as const)('%s on %s loads %j', (name, flavour, files) => {
+    expect(rulesFilesOf(name, flavour === 'RHEL' ? rhelFacts : debianFacts).map((f) => f.path)).toEqual(files);
+  });
+
+  it('has a schema that names and describes every argument', () => {
+    const props = serviceModule.schema.properties as Record<string, { description?: string }>;
+    expect(Object.keys(props).sort()).toEqual(['firewall', 'name', 'rollback_timeout', 'state']);
+    for (const [name, p] of Object.entries(props)) expect(p.description, name).toMatch(/\w/);
+  });
+});
+
+// The rollback job for real: a throwaway network namespace stands in for the host, a DROP-everything ruleset for
+// the firewall restart that locks SSH out.
+const NS = `provision-svc-${process.pid}`;
+/** Root with iptables and the right to make namespaces; the probe namespace goes at once, so nothing leaks. */
+const canNetns =
+  process.getuid?.() === 0 &&
+  spawnSync('iptables-restore', ['--version']).status === 0 &&
+  spawnSync('ip', ['netns', 'add', `${NS}-probe`]).status === 0 &&
+  spawnSync('ip', ['netns', 'del', `${NS}-probe`]).status === 0;
+
+function inNs(script: string, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', NS, 'sh', '-s'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`script in ${NS} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), ms: Date.now() - started });
+    });
+    child.stdin.end(guard(script));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!canNetns)('rollback job in a network namespace', () => {
+  const PREVIOUS = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+  const DROP_ALL = '*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n-A INPUT -j DROP\nCOMMIT\n';
+  let work = '';
+  let dir = '';
+
+  beforeAll(() => {
+    expect(spawnSync('ip', ['netns', 'add', NS]).status).toBe(0);
+    work = mkdtempSync(join(tmpdir(), 'provision-guard-'));
+    dir = join(work, 'state');
+    writeFileSync(join(work, 'previous.rules'), PREVIOUS);
+    writeFileSync(join(work, 'drop-all.rules'), DROP_ALL);
+  });
+
+  afterAll(() => {
+    spawnSync('ip', ['netns', 'del', NS]);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const live = async () => parse((await inNs('iptables-save')).stdout);
+  const matches = async (rules: string) => diffRulesets(parse(rules), await live(), 4) === null;
+  /** No live process (zombies aside) is left in the job's process group: its shell and its sleep are both gone. */
+  const groupGone = (pgid: number) =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .every((d) => {
+        const stat = existsSync(`/proc/${d}/stat`) ? readFileSync(`/proc/${d}/stat`, 'utf8') : '';
+        const [state, , pgrp] = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+        return stat === '' || state === 'Z' || Number(pgrp) !== pgid;
+      });
+
+  async function arm(token: string, timeoutSec: number, action: string) {
+    expect((await inNs(`iptables-restore < ${join(work, 'previous.rules')}`)).code).toBe(0);
+    const r = await inNs(armScript({ token, dir, timeoutSec, action }));
+    const m = parseMarkers(r.stdout, token);
+    expect(m.has('armed')).toBe(true);
+    // The exec ends at once: the detached job holds none of its streams.
+    expect(r.ms).toBeLessThan(timeoutSec * 1000 - 500);
+    return { m, pid: Number(readFileSync(join(dir, `firewall-${token}.pid`), 'utf8')) };
+  }
+
+  it('puts the previous rules back after the timeout when nobody cancels', async () => {
+    const { m } = await arm('lockout', 3, `iptables-restore < ${join(work, 'drop-all.rules')}`);
+    expect(m.get('done')).toBe('0');
+    expect(await matches(DROP_ALL)).toBe(true);
+    let back = false;
+    for (let i = 0; i < 40 && !back; i++) {
+      await sleep(250);
+      back = await matches(PREVIOUS);
+    }
+    expect(back).toBe(true);
+    const settled = await inNs(settleScript({ token: 'lockout', dir, mode: 'wait', waitSec: 5 }));
+    expect(parseMarkers(settled.stdout, 'lockout').get('rolledback')).toBe('0');
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('keeps the new rules when cancelled in time, and the job is gone', async () => {
+    const { pid } = await arm('cancel', 2, `iptables-restore < ${join(work, 'drop-all.rules')}`);
+    const settled = await inNs(settleScript({ token: 'cancel', dir, mode: 'cancel', verify: [{ family: 4, path: join(work, 'drop-all.rules') }] }));
+    const m = parseMarkers(settled.stdout, 'cancel');
+    expect(m.has('cancelled')).toBe(true);
+    expect(m.get('file4')).toBe(`ok ${Buffer.from(DROP_ALL).toString('base64')}`);
+    expect(diffRulesets(parse(DROP_ALL), parse(Buffer.from(m.get('live4')!.slice(3), 'base64')), 4)).toBeNull();
+    await sleep(3_000);
+    expect(await matches(DROP_ALL)).toBe(true);
+    expect(groupGone(pid)).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('restores at once when asked after a failed restart', async () => {
+    const { m, pid } = await arm('failed', 20, `iptables-restore < ${join(work, 'drop-all.rules')}; echo 'boom' >&2; exit 4`);
+    expect(groupGone(pid)).toBe(false);
+    expect(m.get('done')).toBe('4');
+    const settled = await inNs(settleScript({ token: 'failed', dir, mode: 'restore' }));
+    expect(parseMarkers(settled.stdout, 'failed').get('rolledback')).toBe('0');
+    expect(settled.ms).toBeLessThan(5_000);
+    expect(await matches(PREVIOUS)).toBe(true);
+    expect(groupGone(pid)).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('refuses to run the action when the rules cannot be saved', async () => {
+    const shim = join(work, 'shim');
+    mkdirSync(shim);
+    writeFileSync(join(shim, 'iptables-save'), '#!/bin/sh\necho "iptables-save: permission denied" >&2\nexit 1\n', { mode: 0o755 });
+    const r = await inNs(`PATH=${shim}:$PATH\n${armScript({ token: 'nosave', dir, timeoutSec: 2, action: 'echo restarted' })}`);
+    expect(r.code).toBe(90);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('iptables-save: permission denied\ncannot save the live IPv4 ruleset\n');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
