@@ -10,12 +10,14 @@ import { CommandError, UnreachableError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import { type Family, IptablesSaveSyntaxError, diffRulesets, parse } from '../formats/iptables-save.js';
 import { ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import { restartPostfixChecked } from './postfix-health.js';
 
 export interface ServiceArgs {
   name: string;
   state: 'started' | 'stopped' | 'restarted' | 'reloaded';
   firewall?: boolean;
   rollback_timeout?: number;
+  health_check?: boolean;
 }
 
 export type Action = 'start' | 'stop' | 'restart' | 'reload';
@@ -340,6 +342,11 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
   throw new ModuleError(LOCKOUT_MESSAGE, data);
 }
 
+/** Postfix restarts are proven healthy (or rolled back) unless the task says `health_check: false`. */
+function healthChecked(args: ServiceArgs): boolean {
+  return args.health_check ?? args.name === 'postfix';
+}
+
 function checkArgs(args: ServiceArgs): string | null {
   if (!/^[A-Za-z0-9@._:+-]+$/.test(args.name)) return `service name "${args.name}" contains characters a service name cannot have`;
   if (args.rollback_timeout !== undefined && !(args.rollback_timeout >= 5 && args.rollback_timeout <= 600)) {
@@ -366,6 +373,11 @@ export const serviceModule: Module<ServiceArgs> = {
         type: 'boolean',
         description:
           'the service loads firewall rules: guard start/restart/reload with a rollback and check the live rules afterwards (default true for iptables, ip6tables and netfilter-persistent)',
+      },
+      health_check: {
+        type: 'boolean',
+        description:
+          'after start/restart/reload, prove Postfix runs and every inet listener in master.cf accepts connections; if not, restore the files this run changed, restart again and fail with the mail log\'s reason (default true for postfix)',
       },
       rollback_timeout: {
         type: 'integer',
@@ -396,6 +408,9 @@ export const serviceModule: Module<ServiceArgs> = {
   async apply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: ServiceArgs): Promise<Outcome> {
     if (guarded(args)) return guardedAction(ctx, args);
     const action = ACTIONS[args.state];
+    if (healthChecked(args) && action !== 'stop') {
+      return restartPostfixChecked(ctx, serviceScript(ctx.facts.init, args.name, action), PAST[action]);
+    }
     for (const c of plan.commands) {
       const r = await ctx.run(c.script);
       if (r.code !== 0) throw new CommandError(ctx.host, c.description, r.code, r.stdout.toString(), r.stderr.toString());

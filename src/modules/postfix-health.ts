@@ -1,0 +1,166 @@
+/**
+ * Health of Postfix after a restart: the master runs, and every active inet listener in master.cf accepts a
+ * connection on the host and keeps it (an smtpd that dies at start-up, say for "fatal: no SASL authentication
+ * mechanisms", closes the connection at once). When the check fails, the files this run changed are put back,
+ * Postfix is restarted on them, and the task fails with the reason from the mail log.
+ */
+import { quote } from '../connection/shell-quote.js';
+import { parseMasterCf } from '../formats/master-cf.js';
+import type { Facts } from '../facts/types.js';
+import { sha256 } from '../runner/host-files.js';
+import { listenerPort, splitService } from './master-cf.js';
+import { type FileChange, ModuleError, type Outcome, type TaskContext } from './module.js';
+
+/** Seconds the check keeps trying after a restart before it gives up (master may take a moment). */
+export const HEALTH_WAIT_SEC = 10;
+
+export interface Listener {
+  /** as written in master.cf */
+  service: string;
+  /** address to connect to on the host */
+  host: string;
+  /** port number, or a service name for getent to resolve */
+  port: string;
+}
+
+/** Active inet services of a master.cf, as addresses to connect to from the host itself. */
+export function inetListeners(masterCf: Buffer): Listener[] {
+  const out: Listener[] = [];
+  for (const e of parseMasterCf(masterCf).entries) {
+    if (e.commented || e.type !== 'inet') continue;
+    const { host, port } = splitService(e.service);
+    const bare = host.replace(/^\[|\]$/g, '');
+    out.push({ service: e.service, host: !bare || bare === '*' || bare === '0.0.0.0' ? '127.0.0.1' : bare === '::' ? '::1' : bare, port: listenerPort(port) });
+  }
+  return out;
+}
+
+/** Shell: which log file Postfix writes to, printed for later reading. */
+const LOG_FILE = [
+  'pv_log=$(postconf -h maillog_file 2>/dev/null)',
+  'if [ -z "$pv_log" ]; then for pv_f in /var/log/mail.log /var/log/maillog /var/log/mail.err /var/log/syslog /var/log/messages; do [ -f "$pv_f" ] && { pv_log=$pv_f; break; }; done; fi',
+].join('\n');
+
+/**
+ * Restart (or reload) and check: prints `@@health ok` or `@@health fail REASON`, then `@@log` lines with the
+ * postfix errors logged since just before the action.
+ */
+export function restartAndCheckScript(action: string, init: Facts['init'], listeners: Listener[]): string {
+  const running = init === 'systemd' ? 'systemctl is-active --quiet postfix' : 'postfix status >/dev/null 2>&1';
+  const targets = listeners.map((l) => quote(`${l.host} ${l.port} ${l.service}`)).join(' ');
+  return [
+    LOG_FILE,
+    'pv_off=0; [ -n "$pv_log" ] && [ -f "$pv_log" ] && pv_off=$(wc -c < "$pv_log")',
+    'pv_since=$(date +%s)',
+    `(\n${action}\n) >/dev/null 2>"\${TMPDIR:-/tmp}/.provision-health.$$"; pv_rc=$?`,
+    'pv_err=$(head -c 2000 "${TMPDIR:-/tmp}/.provision-health.$$"); rm -f "${TMPDIR:-/tmp}/.provision-health.$$"',
+    // One listener: connect from the host; a greeting or a connection that stays open (TLS waiting for the
+    // client) is healthy, one closed at once is not.
+    'pv_listener() {',
+    '  pv_port=$2',
+    '  case $pv_port in *[!0-9]*) pv_port=$(getent services "$pv_port/tcp" 2>/dev/null | awk \'{ split($2, a, "/"); print a[1]; exit }\') ;; esac',
+    '  [ -n "$pv_port" ] || { echo "cannot resolve the port of $3"; return 1; }',
+    '  if command -v bash >/dev/null 2>&1; then',
+    `    pv_r=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 2; IFS= read -r -t 2 pv_l <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; [ $pv_s -eq 0 ] && case $pv_l in 220*) exit 0 ;; esac; printf %s "$pv_l"; exit 3' provision "$1" "$pv_port" 2>/dev/null)`,
+    '    case $? in',
+    '      0) return 0 ;;',
+    '      2) echo "$3 ($1:$pv_port) refuses connections" ;;',
+    '      *) echo "$3 ($1:$pv_port) closed the connection without a greeting${pv_r:+: $pv_r}" ;;',
+    '    esac',
+    '    return 1',
+    '  fi',
+    '  ss -Hltn 2>/dev/null | awk \'{ print $4 }\' | grep -q ":$pv_port\\$" && return 0',
+    '  echo "nothing listens on $3 ($pv_port)"; return 1',
+    '}',
+    'pv_check() {',
+    `  ${running} || { echo "postfix is not running"; return 1; }`,
+    `  for pv_t in ${targets}; do`,
+    '    set -- $pv_t',
+    '    pv_listener "$1" "$2" "$3" || return 1',
+    '  done',
+    '}',
+    'if [ "$pv_rc" -ne 0 ]; then pv_why="the restart exited $pv_rc${pv_err:+: $pv_err}"; else',
+    `  pv_i=0; while :; do pv_why=$(pv_check) && break; pv_i=$((pv_i + 1)); [ "$pv_i" -ge ${HEALTH_WAIT_SEC} ] && break; sleep 1; done`,
+    'fi',
+    'if [ -z "$pv_why" ]; then echo "@@health ok"; else printf "@@health fail %s\\n" "$(printf %s "$pv_why" | tr "\\n" " ")"; fi',
+    // What Postfix logged since: its fatal/panic/error/warning lines name the cause.
+    'if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null; fi | grep -E "postfix.*(fatal|panic|error|warning):" | tail -n 5 | sed "s/^/@@log /"',
+    'if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | tail -n 5 | sed "s/^/@@log /"; fi',
+    'exit 0',
+  ].join('\n');
+}
+
+export interface HealthReport {
+  ok: boolean;
+  reason: string;
+  log: string[];
+}
+
+export function parseHealth(stdout: string): HealthReport {
+  let ok = false;
+  let reason = 'the health check did not report';
+  const log: string[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line === '@@health ok') {
+      ok = true;
+      reason = '';
+    } else if (line.startsWith('@@health fail ')) reason = line.slice('@@health fail '.length).trim();
+    else if (line.startsWith('@@log ')) log.push(line.slice(6));
+  }
+  return { ok, reason, log };
+}
+
+/** The most telling log line: fatal before panic before error before warning, the latest of its kind. */
+export function causeOf(log: string[]): string | null {
+  for (const kind of ['fatal:', 'panic:', 'error:', 'warning:']) {
+    const line = [...log].reverse().find((l) => l.includes(kind));
+    if (line) return line.slice(line.indexOf(kind)).trim();
+  }
+  return null;
+}
+
+/** Restart or reload Postfix, prove it healthy, or roll this run's file changes back and say why. */
+export async function restartPostfixChecked(ctx: TaskContext, action: string, verb: string): Promise<Outcome> {
+  const configDir = ctx.facts.postfix_config_dir ?? '/etc/postfix';
+  const listeners = async () => {
+    const master = await ctx.readFile(`${configDir}/master.cf`);
+    return master.content ? inetListeners(master.content) : [];
+  };
+  const wanted = await listeners();
+  const first = await ctx.run(restartAndCheckScript(action, ctx.facts.init, wanted));
+  const health = parseHealth(first.stdout.toString());
+  if (health.ok) {
+    const n = wanted.length;
+    return { changed: true, msg: `postfix ${verb}; running, ${n} inet listener${n === 1 ? '' : 's'} accepting connections`, data: { health: 'ok' } };
+  }
+  const cause = causeOf(health.log);
+
+  // Put back every file this run changed on the host, as it was before the run's first write; files the run
+  // created are removed.
+  const restored: FileChange[] = [];
+  const created: string[] = [];
+  for (const [path, original] of ctx.changedFiles()) {
+    if (!original.before) {
+      created.push(path);
+      continue;
+    }
+    const now = await ctx.readFile(path);
+    restored.push({ path, before: now.content, after: original.before, beforeSha: now.sha ?? (now.content ? sha256(now.content) : null) });
+  }
+  if (restored.length) await ctx.writeFiles(restored);
+  if (created.length) await ctx.run(`rm -f -- ${created.map(quote).join(' ')}`);
+  const second = await ctx.run(restartAndCheckScript(action, ctx.facts.init, await listeners()));
+  const after = parseHealth(second.stdout.toString());
+  const files = [...restored.map((f) => f.path), ...created.map((p) => `${p} (removed)`)].join(', ');
+  const rollback = files
+    ? `restored ${files} and restarted postfix: ${after.ok ? 'it runs again with the previous configuration' : `it is still unhealthy (${after.reason})`}`
+    : 'no file of this run to restore';
+  throw new ModuleError(`postfix failed after ${action.split('\n')[0]}: ${health.reason}${cause ? ` — mail log: ${cause}` : ''}; ${rollback}`, {
+    health: 'failed',
+    reason: health.reason,
+    log: health.log,
+    restored: restored.map((f) => f.path),
+    removed: created,
+    recovered: after.ok,
+  });
+}

@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { causeOf, inetListeners, parseHealth, restartAndCheckScript, restartPostfixChecked } from '../../../src/modules/postfix-health.js';
+import { fakeContext } from '../../support/fake-context.js';
+
+describe('postfix health check', () => {
+  it('finds the active inet listeners of a master.cf, with loopback for wildcard addresses', () => {
+    const master = Buffer.from(
+      [
+        'smtp      inet  n       -       y       -       -       smtpd',
+        '#submission inet n       -       y       -       -       smtpd',
+        'smtps     inet  n       -       n       -       -       smtpd',
+        '  -o smtpd_tls_wrappermode=yes',
+        '127.0.0.1:10025 inet n  -       n       -       -       smtpd',
+        '[::1]:submission inet n -       n       -       -       smtpd',
+        'pickup    unix  n       -       y       60      1       pickup',
+        '',
+      ].join('\n'),
+    );
+    expect(inetListeners(master)).toEqual([
+      { service: 'smtp', host: '127.0.0.1', port: '25' },
+      { service: 'smtps', host: '127.0.0.1', port: '465' },
+      { service: '127.0.0.1:10025', host: '127.0.0.1', port: '10025' },
+      { service: '[::1]:submission', host: '::1', port: '587' },
+    ]);
+  });
+
+  it("reads Debian's own master.cf: only smtp is active", () => {
+    expect(inetListeners(readFileSync('test/fixtures/postfix/debian-12-master.cf'))).toEqual([{ service: 'smtp', host: '127.0.0.1', port: '25' }]);
+  });
+
+  it('parses the report and picks the most telling log line', () => {
+    const r = parseHealth(
+      [
+        '@@health fail smtps (127.0.0.1:465) closed the connection without a greeting',
+        '@@log Nov 28 10:00:01 h1 postfix/smtps/smtpd[123]: warning: something minor',
+        '@@log Nov 28 10:00:01 h1 postfix/smtps/smtpd[123]: fatal: no SASL authentication mechanisms',
+        '@@log Nov 28 10:00:02 h1 postfix/master[100]: warning: process /usr/lib/postfix/sbin/smtpd pid 123 exit status 1',
+      ].join('\n'),
+    );
+    expect(r.ok).toBe(false);
+    expect(r.reason).toBe('smtps (127.0.0.1:465) closed the connection without a greeting');
+    expect(causeOf(r.log)).toBe('fatal: no SASL authentication mechanisms');
+    expect(parseHealth('@@health ok\n').ok).toBe(true);
+  });
+
+  it('the check script quotes every listener and uses the init system', () => {
+    const s = restartAndCheckScript('service postfix restart', 'systemd', [{ service: "x'y", host: '127.0.0.1', port: '25' }]);
+    expect(s).toContain('systemctl is-active --quiet postfix');
+    expect(s).toContain(`'127.0.0.1 25 x'\\''y'`);
+  });
+
+  it('on failure restores the changed files, removes created ones, restarts, and fails with the cause', async () => {
+    const ctx = fakeContext({
+      files: { '/etc/postfix/master.cf': 'smtp inet n - y - - smtpd\n', '/etc/postfix/main.cf': 'new\n', '/etc/postfix/sasl/smtpd.conf': 'x\n' },
+    });
+    await ctx.writeFiles([{ path: '/etc/postfix/main.cf', before: Buffer.from('old\n'), after: Buffer.from('new\n'), beforeSha: ctx.files.get('/etc/postfix/main.cf')!.sha }]);
+    // The fake records the first change; pretend the sasl file was created by this run.
+    (ctx.changedFiles() as Map<string, unknown>).set('/etc/postfix/sasl/smtpd.conf', { path: '/etc/postfix/sasl/smtpd.conf', before: null, after: Buffer.from('x\n'), beforeSha: null });
+    let runs = 0;
+    ctx.run = async (script: string) => {
+      ctx.calls.push({ op: 'run', arg: script });
+      runs++;
+      const out = script.startsWith('rm -f') ? '' : runs === 1 ? '@@health fail smtp (127.0.0.1:25) refuses connections\n@@log postfix/master[1]: fatal: bind 0.0.0.0 port 25: Address already in use\n' : '@@health ok\n';
+      return { stdout: Buffer.from(out), stderr: Buffer.alloc(0), code: 0 };
+    };
+    await expect(restartPostfixChecked(ctx, 'service postfix restart', 'restarted')).rejects.toThrow(
+      'postfix failed after service postfix restart: smtp (127.0.0.1:25) refuses connections — mail log: fatal: bind 0.0.0.0 port 25: Address already in use; restored /etc/postfix/main.cf, /etc/postfix/sasl/smtpd.conf (removed) and restarted postfix: it runs again with the previous configuration',
+    );
+    expect(ctx.files.get('/etc/postfix/main.cf')!.content!.toString()).toBe('old\n');
+    expect(ctx.calls.some((c) => c.op === 'run' && c.arg === "rm -f -- /etc/postfix/sasl/smtpd.conf")).toBe(true);
+  });
+});
