@@ -101,21 +101,35 @@ describe('service plan', () => {
 
 describe('service apply without a firewall', () => {
   it('runs the command', async () => {
-    const ctx = fakeContext({ commands: { 'systemctl restart postfix': '' }, facts: { init: 'systemd' } });
-    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'restarted' }));
-    expect(await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted' })).toEqual({ changed: true, msg: 'postfix restarted' });
-    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart postfix' }]);
+    const ctx = fakeContext({ commands: { 'systemctl restart nginx': '' }, facts: { init: 'systemd' } });
+    const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
+    expect(await serviceModule.apply!(ctx, plan, { name: 'nginx', state: 'restarted' })).toEqual({ changed: true, msg: 'nginx restarted' });
+    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart nginx' }]);
   });
 
   it('fails with what the command printed', async () => {
     const ctx = fakeContext({
-      commands: { 'systemctl restart postfix': { code: 1, stderr: Buffer.from('Job for postfix.service failed.\n') } },
+      commands: { 'systemctl restart nginx': { code: 1, stderr: Buffer.from('Job for nginx.service failed.\n') } },
       facts: { init: 'systemd' },
     });
-    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'restarted' }));
-    const error = await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted' }).catch((e: unknown) => e);
+    const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
+    const error = await serviceModule.apply!(ctx, plan, { name: 'nginx', state: 'restarted' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandError);
-    expect(error).toMatchObject({ message: 'restart postfix exited 1: Job for postfix.service failed.', exitCode: 1, host: 'h1' });
+    expect(error).toMatchObject({ message: 'restart nginx exited 1: Job for nginx.service failed.', exitCode: 1, host: 'h1' });
+  });
+
+  it('postfix restarts are health-checked unless health_check is false', async () => {
+    const ctx = fakeContext({ facts: { init: 'systemd' }, files: { '/etc/postfix/master.cf': 'smtp inet n - y - - smtpd\n' } });
+    ctx.run = async (script: string) => {
+      ctx.calls.push({ op: 'run', arg: script });
+      return { stdout: Buffer.from('@@health ok\n'), stderr: Buffer.alloc(0), code: 0 };
+    };
+    const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'restarted' }));
+    const out = await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted' });
+    expect(out.msg).toBe('postfix restarted; running, 1 inet listener accepting connections');
+    expect(ctx.calls.at(-1)!.arg).toContain('@@health');
+    const plain = await serviceModule.apply!(ctx, plan, { name: 'postfix', state: 'restarted', health_check: false });
+    expect(plain.msg).toBe('postfix restarted');
   });
 
   it('stopping a firewall is not guarded', async () => {
@@ -288,7 +302,7 @@ describe('service apply for a firewall', () => {
 
   it('has a schema that names and describes every argument', () => {
     const props = serviceModule.schema.properties as Record<string, { description?: string }>;
-    expect(Object.keys(props).sort()).toEqual(['firewall', 'name', 'rollback_timeout', 'state']);
+    expect(Object.keys(props).sort()).toEqual(['firewall', 'health_check', 'name', 'rollback_timeout', 'state']);
     for (const [name, p] of Object.entries(props)) expect(p.description, name).toMatch(/\w/);
   });
 });
