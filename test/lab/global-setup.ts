@@ -6,6 +6,7 @@
  * Several test runs may share this machine (people working in the same tree): a run takes the first of
  * test, test2, … that no live run owns, and clears one whose owner died without tearing it down.
  */
+import { writeFileSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { labDown, LabExistsError, labExists, labOwnership, labUp, type LabState } from './lab.js';
 import { isRoot } from './lab-system.js';
@@ -66,6 +67,8 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined;
   }
   project.provide('lab', state);
+  // CI asks for proof that the lab tests had a lab: the file names it.
+  if (process.env.PROVISION_LAB_MARKER) writeFileSync(process.env.PROVISION_LAB_MARKER, `${state.name} ${state.hosts.length} hosts\n`);
   return async () => {
     await labDown(state.name);
   };
