@@ -97,7 +97,7 @@ export function parseExtraVars(values: string[]): Record<string, unknown> {
 function pickReporter(flags: RunFlags, io: CliIO): Reporter {
   if (flags.json) return new JsonReporter(io.out);
   if (io.isTTY) return new ListrReporter(io.out, true);
-  return new PlainReporter(io.out, false, flags.verbose !== false);
+  return new PlainReporter(io.out, false, flags.verbose === true);
 }
 
 function warnUnmatched(inv: Inventory, patterns: string[], io: CliIO): void {
