@@ -1,6 +1,6 @@
 /** blockinfile: a block of lines between two marker lines, inserted, replaced or removed as a unit. */
-import { type FileAttrs, decodeText, fileAttrSchema, joinLines, planContent, pyRegex, requireRegular, splitLines } from './file-common.js';
-import { type Module, ModuleError } from './module.js';
+import { type FileAttrs, fileAttrSchema, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import type { Module } from './module.js';
 
 export interface BlockinfileArgs extends FileAttrs {
   path: string;
@@ -80,18 +80,5 @@ export const blockinfileModule: Module<BlockinfileArgs> = {
     return null;
   },
   reads: (args) => ({ files: [args.path] }),
-  async plan(ctx, args) {
-    const bad = blockinfileModule.check!(args);
-    if (bad) throw new ModuleError(bad);
-    const state = await ctx.readFile(args.path);
-    requireRegular(state);
-    if (!state.exists) {
-      if (args.state === 'absent') return { changed: false, msg: `${args.path} does not exist` };
-      if (!args.create) throw new ModuleError(`${args.path} does not exist (set create: true to create it)`);
-    }
-    const { text, encoding } = decodeText(state.content);
-    const edit = editBlock(text, args);
-    const after = edit.changed ? Buffer.from(edit.text, encoding) : (state.content ?? Buffer.alloc(0));
-    return planContent(state, after, args, { present: `${args.path}: ${edit.msg}`, change: `${args.path}: ${edit.msg}` });
-  },
+  plan: (ctx, args) => planTextEdit(ctx, args, (text) => editBlock(text, args)),
 };

@@ -1,6 +1,6 @@
 /** What the file-writing modules (copy, template, lineinfile, blockinfile) share: attributes, validate, planning. */
 import { sha256 } from '../runner/host-files.js';
-import type { FileChange, FileState, JSONSchema, Plan, Validation } from './module.js';
+import type { FileChange, FileState, JSONSchema, Plan, TaskContext, Validation } from './module.js';
 import { ModuleError } from './module.js';
 
 /** Arguments every file-writing module accepts. */
@@ -83,6 +83,28 @@ export function planContent(state: FileState, after: Buffer, attrs: FileAttrs, w
   };
   const msg = sameContent ? `${state.path}: ${attrs_.join(', ')}` : what.change;
   return { changed: true, msg, files: [change], commands: [] };
+}
+
+/**
+ * The plan of a line-based edit of a text file (lineinfile, blockinfile): read, refuse what is not a regular
+ * file, create or refuse a missing one, edit the text in the file's own encoding, plan the write.
+ */
+export async function planTextEdit(
+  ctx: TaskContext,
+  args: FileAttrs & { path: string; state?: string; create?: boolean },
+  edit: (text: string) => { text: string; changed: boolean; msg: string },
+): Promise<Plan> {
+  const state = await ctx.readFile(args.path);
+  requireRegular(state);
+  if (!state.exists) {
+    if (args.state === 'absent') return { changed: false, msg: `${args.path} does not exist` };
+    if (!args.create) throw new ModuleError(`${args.path} does not exist (set create: true to create it)`);
+  }
+  const { text, encoding } = decodeText(state.content);
+  const result = edit(text);
+  const after = result.changed ? Buffer.from(result.text, encoding) : (state.content ?? Buffer.alloc(0));
+  const msg = `${args.path}: ${result.msg}`;
+  return planContent(state, after, args, { present: msg, change: msg });
 }
 
 /** Refuse to edit something that is not a regular file. */

@@ -1,6 +1,6 @@
 /** lineinfile: make sure one line is in a file (or is not), as Ansible's module does. */
-import { type FileAttrs, decodeText, fileAttrSchema, joinLines, planContent, pyRegex, requireRegular, splitLines } from './file-common.js';
-import { type Module, ModuleError } from './module.js';
+import { type FileAttrs, fileAttrSchema, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import type { Module } from './module.js';
 
 export interface LineinfileArgs extends FileAttrs {
   path: string;
@@ -110,21 +110,5 @@ export const lineinfileModule: Module<LineinfileArgs> = {
     return null;
   },
   reads: (args) => ({ files: [args.path] }),
-  async plan(ctx, args) {
-    const bad = lineinfileModule.check!(args);
-    if (bad) throw new ModuleError(bad);
-    const state = await ctx.readFile(args.path);
-    requireRegular(state);
-    if (!state.exists) {
-      if (args.state === 'absent') return { changed: false, msg: `${args.path} does not exist` };
-      if (!args.create) throw new ModuleError(`${args.path} does not exist (set create: true to create it)`);
-    }
-    const { text, encoding } = decodeText(state.content);
-    const edit = editLine(text, args);
-    const after = edit.changed ? Buffer.from(edit.text, encoding) : (state.content ?? Buffer.alloc(0));
-    return planContent(state, after, args, {
-      present: `${args.path}: ${edit.msg}`,
-      change: `${args.path}: ${edit.msg}`,
-    });
-  },
+  plan: (ctx, args) => planTextEdit(ctx, args, (text) => editLine(text, args)),
 };
