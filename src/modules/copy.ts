@@ -2,7 +2,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { renderText } from '../playbook/template.js';
-import { type FileAttrs, fileAttrSchema, planContent, requireRegular } from './file-common.js';
+import { type FileAttrs, fileAttrSchema, modeProblem, planContent, requireRegular } from './file-common.js';
 import { type Module, ModuleError, type TaskContext } from './module.js';
 
 export interface CopyArgs extends FileAttrs {
@@ -28,8 +28,7 @@ const MAX_SRC_BYTES = 16 * 1024 * 1024;
  * Ansible). It must stay inside the playbook directory, after resolving symlinks, unless the task says otherwise:
  * a playbook from someone else must not be able to ship the controller's ~/.ssh to a host.
  */
-export function resolveSource(ctx: TaskContext, src: string, folder: 'files' | 'templates', outsideAllowed: boolean): string {
-  const base = ctx.playbookDir;
+export function resolveSource(base: string, src: string, folder: 'files' | 'templates', outsideAllowed: boolean): string {
   const candidates = path.isAbsolute(src) ? [src] : [path.join(base, folder, src), path.join(base, src)];
   const found = candidates.find((c) => {
     try {
@@ -84,7 +83,7 @@ export const copyModule: Module<CopyArgs> = {
   check(args) {
     if ((args.content === undefined) === (args.src === undefined)) return 'copy needs exactly one of "content" and "src"';
     if (args.dest.endsWith('/') && args.src === undefined) return 'a dest ending in "/" needs src (to name the file)';
-    return null;
+    return modeProblem(args.mode);
   },
   reads: (args) => ({ files: [args.dest.endsWith('/') && args.src ? path.posix.join(args.dest, path.basename(args.src)) : args.dest] }),
   async plan(ctx, args) {
@@ -93,7 +92,7 @@ export const copyModule: Module<CopyArgs> = {
     let after: Buffer;
     let dest = args.dest;
     if (args.src !== undefined) {
-      after = readFileSync(resolveSource(ctx, args.src, 'files', args.src_outside_playbook === true));
+      after = readFileSync(resolveSource(ctx.playbookDir, args.src, 'files', args.src_outside_playbook === true));
       if (dest.endsWith('/')) dest = path.posix.join(dest, path.basename(args.src));
     } else {
       after = Buffer.from(args.content!);
@@ -113,9 +112,10 @@ export const templateModule: Module<TemplateArgs> = {
       ...common,
     },
   },
+  check: (args) => modeProblem(args.mode),
   reads: (args) => ({ files: [args.dest] }),
   async plan(ctx, args) {
-    const file = resolveSource(ctx, args.src, 'templates', args.src_outside_playbook === true);
+    const file = resolveSource(ctx.playbookDir, args.src, 'templates', args.src_outside_playbook === true);
     let rendered: string;
     try {
       rendered = renderText(readFileSync(file, 'utf8'), ctx.vars);

@@ -42,6 +42,16 @@ export function parseMode(mode: string | number | undefined): number | undefined
   return parseInt(mode, 8);
 }
 
+/** A mode argument that cannot be right, found before any host is touched; null when it is fine. */
+export function modeProblem(mode: string | number | undefined): string | null {
+  try {
+    parseMode(mode);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 export function validationOf(cmd: string | undefined): Validation[] | undefined {
   if (!cmd) return undefined;
   return [{ script: cmd.split('%s').join('"$CANDIDATE"'), description: cmd }];

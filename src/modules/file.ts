@@ -1,6 +1,6 @@
 /** file (attributes, directories, absence, touch) and stat (what a path is, for `register` and `when`). */
 import { quote } from '../connection/shell-quote.js';
-import { type FileAttrs, attrChanges, fileAttrSchema, fmtMode, parseMode } from './file-common.js';
+import { type FileAttrs, attrChanges, fileAttrSchema, fmtMode, modeProblem, parseMode } from './file-common.js';
 import { type FileState, type Module, ModuleError } from './module.js';
 
 export interface FileArgs extends Pick<FileAttrs, 'mode' | 'owner' | 'group'> {
@@ -33,6 +33,7 @@ export const fileModule: Module<FileArgs> = {
       group: fileAttrSchema.group!,
     },
   },
+  check: (args) => modeProblem(args.mode),
   reads: (args) => ({ stats: [args.path] }),
   async plan(ctx, args) {
     const want = args.state ?? 'file';

@@ -24,7 +24,7 @@ import {
   uncommentEntry,
   SERVICE_TYPES,
 } from '../formats/master-cf.js';
-import { type FileChange, type FileState, type Module, ModuleError, type Validation } from './module.js';
+import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
 import {
   builtinNames,
   configDir,
@@ -253,6 +253,21 @@ function validations(version: string, main: FileState, warn: (m: string) => void
   return [postconfValidation('master.cf', main.content ?? Buffer.alloc(0), '-M')];
 }
 
+/** Unknown `-o` names fail the task (in check mode too), before anything is validated or written. */
+async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [string, string][], mainBytes: Buffer | null, active: MasterCfEntry[]): Promise<void> {
+  if (!options.length) return;
+  const unknown = unknownNames(
+    options.map(([n]) => n),
+    {
+      builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
+      texts: [...parseMainCf(mainBytes ?? Buffer.alloc(0)).entries.map((e) => e.value), ...active.map(signature), ...options.map(([, v]) => v)],
+      services: active.map((e) => splitService(e.service).port),
+      allowUnknown: args.allow_unknown ?? [],
+    },
+  );
+  if (unknown.length) throw unknownNamesError(`the options of ${args.service}/${args.type}`, unknown);
+}
+
 export const masterCfModule: Module<MasterCfArgs> = {
   name: 'master_cf',
   description: 'Enable, update or remove a Postfix master.cf service in place, uncommenting its template when there is one.',
@@ -325,6 +340,12 @@ export const masterCfModule: Module<MasterCfArgs> = {
     const names = Object.keys(args.options ?? {}).length ? pendingNameReads(version) : [];
     return { files, commands: names };
   },
+  async preflight(ctx, args) {
+    const dir = configDir(args.config_dir, ctx.facts);
+    const master = parseMasterCf((await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
+    const main = await ctx.readFile(`${dir}/main.cf`);
+    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main.content, master.entries.filter((e) => !e.commented));
+  },
   async plan(ctx, args) {
     const bad = masterCfModule.check!(args);
     if (bad) throw new ModuleError(bad);
@@ -368,22 +389,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
     }
 
     const options = wantedOptions(args, version);
-    if (options.length) {
-      const unknown = unknownNames(
-        options.map(([n]) => n),
-        {
-          builtin: await builtinNames(ctx, version),
-          texts: [
-            ...parseMainCf(main.content ?? Buffer.alloc(0)).entries.map((e) => e.value),
-            ...active.map(signature),
-            ...options.map(([, v]) => v),
-          ],
-          services: active.map((e) => splitService(e.service).port),
-          allowUnknown: args.allow_unknown ?? [],
-        },
-      );
-      if (unknown.length) throw unknownNamesError(`the options of ${asked}`, unknown);
-    }
+    await checkOptionNames(ctx, args, options, main.content, active);
 
     // An active entry first, else a commented template; either keeps its own name for the listener.
     const target = best(active, service, args.type) ?? best(doc.entries.filter((e) => e.commented), service, args.type);

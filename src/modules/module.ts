@@ -153,6 +153,12 @@ export interface Module<Args = Record<string, unknown>> {
   reads?(args: Args, facts: Facts): Reads;
   /** checks that need the arguments only (after templating), e.g. relations schema cannot express */
   check?(args: Args): string | null;
+  /**
+   * Checks of a task that can be made from the host's current files before any task of the play runs (the
+   * runner calls it right after the prefetch, for every task whose arguments are known then): a task that can
+   * never succeed (unknown Postfix parameters) fails its host before anything is written. Reads only.
+   */
+  preflight?(ctx: TaskContext, args: Args): Promise<void>;
   plan(ctx: TaskContext, args: Args): Promise<Plan>;
   /** default: write the plan's files, then run its commands in order */
   apply?(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: Args): Promise<Outcome>;

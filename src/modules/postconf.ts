@@ -5,7 +5,7 @@
  */
 import { fromBinary, type MainCfDocument, parseMainCf, printMainCf, removeParameter, setParameter, toBinary } from '../formats/main-cf.js';
 import { parseMasterCf } from '../formats/master-cf.js';
-import { type FileChange, type Module, ModuleError } from './module.js';
+import { type FileChange, type Module, ModuleError, type TaskContext } from './module.js';
 import {
   builtinNames,
   configDir,
@@ -50,6 +50,20 @@ function effective(doc: MainCfDocument): Map<string, string> {
 }
 
 const show = (s: string) => fromBinary(s);
+
+/** Unknown parameter names fail the task (in check mode too), before anything is validated or written. */
+async function checkNames(ctx: TaskContext, args: PostconfArgs, path: string, mainValues: string[], masterBytes: Buffer): Promise<void> {
+  const names = Object.keys(args.settings ?? {}).map(toBinary);
+  if (!names.length) return;
+  const active = parseMasterCf(masterBytes).entries.filter((e) => !e.commented);
+  const unknown = unknownNames(names, {
+    builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
+    texts: [...mainValues, ...active.flatMap((e) => e.tokens.map((t) => t.text))],
+    services: active.map((e) => e.service.replace(/^.*:/, '')),
+    allowUnknown: args.allow_unknown ?? [],
+  });
+  if (unknown.length) throw unknownNamesError(path, unknown);
+}
 
 export const postconfModule: Module<PostconfArgs> = {
   name: 'postconf',
@@ -99,6 +113,14 @@ export const postconfModule: Module<PostconfArgs> = {
     const names = Object.keys(args.settings ?? {}).length ? pendingNameReads(facts.postfix_version) : [];
     return { files: [`${dir}/main.cf`, `${dir}/master.cf`], commands: names };
   },
+  async preflight(ctx, args) {
+    const dir = configDir(args.config_dir, ctx.facts);
+    const path = `${dir}/main.cf`;
+    const main = parseMainCf((await ctx.readFile(path)).content ?? Buffer.alloc(0));
+    // The values this task sets may reference names too (`$my_restrictions`): they count as text of main.cf.
+    const values = [...main.entries.map((e) => e.value), ...Object.values(args.settings ?? {}).map((v) => toBinary(renderValue(v as PostconfValue)))];
+    await checkNames(ctx, args, path, values, (await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
+  },
   async plan(ctx, args) {
     const bad = postconfModule.check!(args);
     if (bad) throw new ModuleError(bad);
@@ -135,20 +157,7 @@ export const postconfModule: Module<PostconfArgs> = {
       else alreadyAbsent.push(name);
     }
 
-    if (wanted.length) {
-      const masterDoc = parseMasterCf(masterBytes);
-      const active = masterDoc.entries.filter((e) => !e.commented);
-      const unknown = unknownNames(
-        wanted.map(([n]) => n),
-        {
-          builtin: await builtinNames(ctx, version),
-          texts: [...doc.entries.map((e) => e.value), ...active.flatMap((e) => e.tokens.map((t) => t.text))],
-          services: active.map((e) => e.service.replace(/^.*:/, '')),
-          allowUnknown: args.allow_unknown ?? [],
-        },
-      );
-      if (unknown.length) throw unknownNamesError(path, unknown);
-    }
+    await checkNames(ctx, args, path, doc.entries.map((e) => e.value), masterBytes);
 
     const after = printMainCf(doc);
     if (after.equals(before)) {

@@ -41,6 +41,9 @@ const LOG_FILE = [
   'if [ -z "$pv_log" ]; then for pv_f in /var/log/mail.log /var/log/maillog /var/log/mail.err /var/log/syslog /var/log/messages; do [ -f "$pv_f" ] && { pv_log=$pv_f; break; }; done; fi',
 ].join('\n');
 
+/** Shell filter: the first five lines and the last five (each line once). */
+const FIRST_AND_LAST_FIVE = "awk 'NR <= 5 { print; next } { last[NR % 5] = $0 } END { for (i = (NR > 10 ? NR - 4 : 6); i <= NR; i++) print last[i % 5] }'";
+
 /**
  * Restart (or reload) and check: prints `@@health ok` or `@@health fail REASON`, then `@@log` lines with the
  * postfix errors logged since just before the action.
@@ -83,9 +86,11 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     `  pv_i=0; while :; do pv_why=$(pv_check) && break; pv_i=$((pv_i + 1)); [ "$pv_i" -ge ${HEALTH_WAIT_SEC} ] && break; sleep 1; done`,
     'fi',
     'if [ -z "$pv_why" ]; then echo "@@health ok"; else printf "@@health fail %s\\n" "$(printf %s "$pv_why" | tr "\\n" " ")"; fi',
-    // What Postfix logged since: its fatal/panic/error/warning lines name the cause.
-    'if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null; fi | grep -E "postfix.*(fatal|panic|error|warning):" | tail -n 5 | sed "s/^/@@log /"',
-    'if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | tail -n 5 | sed "s/^/@@log /"; fi',
+    // What Postfix logged since: its fatal/panic/error/warning lines name the cause. The first lines are kept as
+    // well as the last: each retry of the check can log the same follow-up warning, pushing out the one that
+    // names the cause (a key that does not match its certificate is logged once, before "see earlier warnings").
+    `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null; fi | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"`,
+    `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"; fi`,
     'exit 0',
   ].join('\n');
 }
@@ -110,10 +115,17 @@ export function parseHealth(stdout: string): HealthReport {
   return { ok, reason, log };
 }
 
-/** The most telling log line: fatal before panic before error before warning, the latest of its kind. */
+/** Lines that only point at others ("For details see earlier warnings in your logs"). */
+const DEFERS = /see earlier (warnings|messages)/i;
+
+/**
+ * The most telling log line: fatal before panic before error before warning, the latest of its kind, preferring
+ * one that names a cause over one that points at earlier lines.
+ */
 export function causeOf(log: string[]): string | null {
   for (const kind of ['fatal:', 'panic:', 'error:', 'warning:']) {
-    const line = [...log].reverse().find((l) => l.includes(kind));
+    const ofKind = [...log].reverse().filter((l) => l.includes(kind));
+    const line = ofKind.find((l) => !DEFERS.test(l)) ?? ofKind[0];
     if (line) return line.slice(line.indexOf(kind)).trim();
   }
   return null;
@@ -155,7 +167,7 @@ export async function restartPostfixChecked(ctx: TaskContext, action: string, ve
   const rollback = files
     ? `restored ${files} and restarted postfix: ${after.ok ? 'it runs again with the previous configuration' : `it is still unhealthy (${after.reason})`}`
     : 'no file of this run to restore';
-  throw new ModuleError(`postfix failed after ${action.split('\n')[0]}: ${health.reason}${cause ? ` — mail log: ${cause}` : ''}; ${rollback}`, {
+  throw new ModuleError(`postfix failed after it was ${verb}: ${health.reason}${cause ? ` — mail log: ${cause}` : ''}; ${rollback}`, {
     health: 'failed',
     reason: health.reason,
     log: health.log,

@@ -9,7 +9,7 @@ import { quote } from '../connection/shell-quote.js';
 import { CommandError, UnreachableError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import { type Family, IptablesSaveSyntaxError, diffRulesets, parse } from '../formats/iptables-save.js';
-import { ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import { type FileChange, ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
 import { restartPostfixChecked } from './postfix-health.js';
 
 export interface ServiceArgs {
@@ -271,6 +271,24 @@ async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number): P
   }
 }
 
+/**
+ * After a rollback of the live rules, put the rules files this run changed back as they were before the run:
+ * left as they are, the next firewall restart (or a reboot) would load the same rules that were just refused.
+ */
+async function restoreRulesFiles(ctx: TaskContext, files: VerifyFile[]): Promise<void> {
+  const paths = new Set(files.map((f) => f.path));
+  const restore: FileChange[] = [];
+  for (const [path, original] of ctx.changedFiles()) {
+    if (!paths.has(path) || original.before === null) continue;
+    const now = await ctx.readFile(path);
+    if (now.content && now.content.equals(original.before)) continue;
+    restore.push({ path, before: now.content, after: original.before, beforeSha: now.sha });
+  }
+  if (!restore.length) return;
+  await ctx.writeFiles(restore);
+  ctx.warn(`${restore.map((f) => f.path).join(' and ')} put back as before this run, so the refused rules are not loaded again`);
+}
+
 async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
   const action = ACTIONS[args.state];
   const what = `${action} ${args.name}`;
@@ -290,6 +308,7 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
   if (armed && rc !== undefined && rc !== '0') {
     const settled = await runOrNull(ctx, settleScript({ ...g, mode: 'restore' }), 120_000);
     const restored = settled ? parseMarkers(settled.stdout.toString(), g.token).get('rolledback') : undefined;
+    if (restored === '0') await restoreRulesFiles(ctx, files);
     const after =
       restored === '0' ? 'previous rules restored' : `restoring the previous rules ${restored && restored !== 'unknown' ? `exited ${restored}` : 'did not report back'}`;
     const stdout = actionOutput(armed.stdout.toString(), g.token);
@@ -335,6 +354,7 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
     );
   }
   const data = { rollback: 'restored', reason: probeError };
+  await restoreRulesFiles(ctx, files);
   if (rolledBack !== undefined && rolledBack !== '0') {
     const how = rolledBack === 'unknown' ? 'did not report back' : `exited ${rolledBack}`;
     throw new ModuleError(`firewall change would lock out SSH; restoring the previous rules ${how}`, data);

@@ -1,7 +1,8 @@
 /**
  * smtp_probe: prove from the controller that a mail server answers as a client will see it — TCP connect, TLS
  * (implicit on 465, or STARTTLS), the certificate's name, the 220 banner and what EHLO offers. Nothing on the
- * host changes, so it runs the same in check mode.
+ * host changes, so it runs in check mode too; there, though, the changes and restarts it would prove were not made,
+ * so a failure is reported as unpredictable (the task is skipped with the reason), not as a failed host.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -258,7 +259,8 @@ export const smtpProbeModule: Module<SmtpProbeArgs> = {
   async plan(ctx, args) {
     const ansibleHost = varValue(ctx.vars, 'ansible_host');
     const host = args.host ?? (typeof ansibleHost === 'string' ? ansibleHost : ctx.host);
-    const attempts = (args.retries ?? 3) + 1;
+    // Retrying in check mode would only wait: nothing is going to restart or open a port meanwhile.
+    const attempts = ctx.check ? 1 : (args.retries ?? 3) + 1;
     const timeoutMs = (args.timeout ?? 10) * 1000;
     let last = '';
     for (let i = 0; i < attempts; i++) {
@@ -271,6 +273,15 @@ export const smtpProbeModule: Module<SmtpProbeArgs> = {
       } catch (e) {
         last = (e as Error).message;
       }
+    }
+    if (ctx.check) {
+      return {
+        changed: true,
+        msg: `probe ${host}:${args.port ?? 465}`,
+        files: [],
+        commands: [],
+        unpredictable: `the probe fails now (${last}), and the changes a real run would make first may fix that`,
+      };
     }
     throw new ModuleError(`SMTP probe failed after ${attempts} attempt${attempts > 1 ? 's' : ''}: ${last}`);
   },

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
 import { CommandError, formatPos, InputError, UnreachableError } from '../errors.js';
-import { FACTS_SCRIPT, HELD_MARKER, LOCK_BUSY, lockedFactsScript, parseFacts } from '../facts/gather.js';
+import { busyLocked, FACTS_SCRIPT, HELD_MARKER, LOCK_BUSY, lockedFactsScript, parseFacts } from '../facts/gather.js';
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
@@ -119,7 +119,9 @@ export class HostRun {
   }
 
   private async exec(script: string, become: BecomeSpec | undefined, timeoutMs?: number): Promise<ExecResult> {
-    const r = await this.conn.exec(script, { become, timeoutMs });
+    // While this run holds the host lock, each exec also holds the busy lock, so that what it started on the host
+    // is waited for by the next run even if this connection dies now.
+    const r = await this.conn.exec(this.releaseLock ? busyLocked(script) : script, { become, timeoutMs });
     this.counters.execs = this.conn.execs;
     if (become && r.code !== 0 && /sudo: (a password is required|\d+ incorrect password|a terminal is required)/.test(r.stderr.toString())) {
       throw new CommandError(this.name, 'sudo', r.code, '', r.stderr.toString(), `sudo refused: ${r.stderr.toString().trim().split('\n')[0]} (use --ask-become-pass)`);
@@ -188,6 +190,51 @@ export class HostRun {
     }
     if (req.files.length + req.stats.length + req.commands.length === 0) return;
     await this.read(req, this.become(play));
+  }
+
+  /**
+   * Before any task of the play runs: let modules refuse tasks that can never succeed on this host (unknown
+   * Postfix parameters), so the host fails before anything is written. Only tasks that will certainly run and
+   * whose arguments are known now are checked. Returns false when the host failed.
+   */
+  async preflight(play: Play): Promise<boolean> {
+    if (!this.facts) return true;
+    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks]) {
+      const mod = findModule(task.module);
+      if (!mod?.preflight || !this.tagged(play, task)) continue;
+      let when = true;
+      try {
+        when = task.when === undefined || evaluateCondition(task.when, this.vars(play, task));
+      } catch {
+        continue;
+      }
+      if (!when) continue;
+      for (const raw of this.staticArgs(play, task, mod)) {
+        const checked = checkArgs(mod, raw);
+        if (checked.errors) continue;
+        try {
+          await mod.preflight(this.context(play, task, this.vars(play, task), true), checked.value as never);
+        } catch (e) {
+          if (!(e instanceof ModuleError)) throw e;
+          this.counters.failed++;
+          this.stop('failed', e.message);
+          this.settings.emit({
+            type: 'task_result',
+            host: this.name,
+            task: task.name,
+            module: task.module,
+            handler: false,
+            status: 'failed',
+            msg: `${e.message} (found before any task ran; nothing was changed)`,
+            check: this.settings.check,
+            duration_ms: 0,
+            at: formatPos(task.pos),
+          });
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   /** Arguments of a task rendered with what is known before it runs; none if they depend on later results. */

@@ -146,6 +146,10 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           await h.gatherFacts(play);
         }
         await h.prefetch(play).catch(() => undefined);
+        if (!(await h.preflight(play))) {
+          if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+          return;
+        }
         await h.loadPending(play);
       } catch (e) {
         h.markUnreachableOrFailed(e);
