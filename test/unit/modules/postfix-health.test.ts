@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { causeOf, inetListeners, parseHealth, restartAndCheckScript, restartPostfixChecked } from '../../../src/modules/postfix-health.js';
@@ -44,6 +45,23 @@ describe('postfix health check', () => {
     expect(parseHealth('@@health ok\n').ok).toBe(true);
   });
 
+  it('names the warning that gives the cause, not the later ones that point back at it', () => {
+    const mismatch = 'warning: RSA private key in /etc/ssl/private/h2.key does not match public key in /etc/ssl/certs/h2.crt: disabling TLS support';
+    const dropped = 'warning: Wrapper-mode request dropped from localhost[127.0.0.1] for service smtps. TLS context initialization failed. For details see earlier warnings in your logs.';
+    const log = [`h2 postfix/smtps/smtpd[7]: ${mismatch}`, ...Array.from({ length: 4 }, () => `h2 postfix/smtps/smtpd[7]: ${dropped}`)];
+    expect(causeOf(log)).toBe(mismatch);
+    expect(causeOf([`h2 postfix/smtps/smtpd[7]: ${dropped}`])).toBe(dropped);
+  });
+
+  it('keeps the first and the last five logged problems for the cause', () => {
+    const script = restartAndCheckScript('true', 'sysv', []);
+    const filter = /\| (awk '[^']*') \| sed "s\/\^\/@@log \/"/.exec(script)![1]!;
+    const lines = Array.from({ length: 12 }, (_, i) => `line ${i + 1}`).join('\n');
+    expect(execFileSync('sh', ['-c', filter], { input: `${lines}\n` }).toString().trim().split('\n')).toEqual(
+      ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `line ${n}`),
+    );
+  });
+
   it('the check script quotes every listener and uses the init system', () => {
     const s = restartAndCheckScript('service postfix restart', 'systemd', [{ service: "x'y", host: '127.0.0.1', port: '25' }]);
     expect(s).toContain('systemctl is-active --quiet postfix');
@@ -65,7 +83,7 @@ describe('postfix health check', () => {
       return { stdout: Buffer.from(out), stderr: Buffer.alloc(0), code: 0 };
     };
     await expect(restartPostfixChecked(ctx, 'service postfix restart', 'restarted')).rejects.toThrow(
-      'postfix failed after service postfix restart: smtp (127.0.0.1:25) refuses connections — mail log: fatal: bind 0.0.0.0 port 25: Address already in use; restored /etc/postfix/main.cf, /etc/postfix/sasl/smtpd.conf (removed) and restarted postfix: it runs again with the previous configuration',
+      'postfix failed after it was restarted: smtp (127.0.0.1:25) refuses connections — mail log: fatal: bind 0.0.0.0 port 25: Address already in use; restored /etc/postfix/main.cf, /etc/postfix/sasl/smtpd.conf (removed) and restarted postfix: it runs again with the previous configuration',
     );
     expect(ctx.files.get('/etc/postfix/main.cf')!.content!.toString()).toBe('old\n');
     expect(ctx.calls.some((c) => c.op === 'run' && c.arg === "rm -f -- /etc/postfix/sasl/smtpd.conf")).toBe(true);

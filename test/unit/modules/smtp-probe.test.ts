@@ -91,4 +91,15 @@ describe('smtp_probe', () => {
     server.close();
     await expect(plan({ port, retries: 1, delay: 0 })).rejects.toThrow(/failed after 2 attempts: 127\.0\.0\.1:\d+: connection refused/);
   });
+
+  it('in check mode reports a failing probe as unpredictable after one attempt, since the run made no change', async () => {
+    const server = net.createServer();
+    const port = await new Promise<number>((res) => server.listen(0, '127.0.0.1', () => res((server.address() as net.AddressInfo).port)));
+    server.close();
+    const started = Date.now();
+    const r = await smtpProbeModule.plan(fakeContext({ check: true }), { host: '127.0.0.1', port, retries: 3, delay: 5, timeout: 5 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r).toMatchObject({ changed: true, files: [], commands: [] });
+    expect(r.changed && r.unpredictable).toMatch(/^the probe fails now \(127\.0\.0\.1:\d+: connection refused\)/);
+  });
 });

@@ -1,0 +1,282 @@
+/**
+ * `npm run demo`: the flagship job on three throwaway lab hosts (CentOS 6 and Debian 12 layouts), start to finish.
+ * Brings up a lab of its own, adds a mail user on each host, runs playbooks/smtps.yaml with the CLI exactly as an
+ * operator would (plain output in a pipe, the live view on a terminal), runs it again to show there is nothing
+ * left to do, proves SMTPS from this machine with swaks and openssl, and takes the lab down again — also when a
+ * step fails or the operator presses Ctrl-C. Exits 0 only when everything passed.
+ *
+ * Needs root (network namespaces); the lab installs the packages it and the proof need (postfix, swaks, …).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { readVersion, type CliIO } from '../src/cli/commands.js';
+import { main } from '../src/cli/main.js';
+import { labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
+import { isRoot } from '../test/lab/lab-system.js';
+
+const LAB = 'demo';
+const HOSTS = 3;
+const PLAYBOOK = fileURLToPath(new URL('../playbooks/smtps.yaml', import.meta.url));
+const MAIL_USER = 'alice@lab.test';
+const MAIL_PASSWORD = randomBytes(12).toString('base64url');
+/** Bound on each client the proof runs, so a silent server cannot hang the demo. */
+const CLIENT_TIMEOUT_MS = 30_000;
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+class Interrupted extends Error {}
+
+/** The lab is this demo's to take down (a lab of the same name made by hand or by another demo is not). */
+let labMade = false;
+
+/** Set by the first SIGINT/SIGTERM/SIGHUP: finish or abandon the current step, then tear down. */
+let stopping: NodeJS.Signals | null = null;
+let stoppingAt = 0;
+const clients = new Set<ChildProcess>();
+/** The graceful stop of the provision run in progress, if one is running. */
+const runStops = new Set<() => void>();
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (stopping) {
+    // A Ctrl-C arrives twice at once: from the terminal, and relayed by the tsx parent process.
+    if (Date.now() - stoppingAt > 1000) say(`(${signal} again: still taking lab "${LAB}" down, please wait)`);
+    return;
+  }
+  stopping = signal;
+  stoppingAt = Date.now();
+  say(`\n${signal}: stopping; lab "${LAB}" will be taken down`);
+  for (const stop of runStops) stop();
+  for (const c of clients) c.kill('SIGTERM');
+}
+
+/**
+ * The CLI's own terminal wiring, except that the demo owns the signals: the CLI quits the process on a second
+ * Ctrl-C, which would leave the lab up, so here every Ctrl-C after the first only waits for the teardown.
+ */
+function cliIO(): CliIO {
+  return {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    isTTY: process.stdout.isTTY === true,
+    stdinIsTTY: process.stdin.isTTY === true,
+    version: readVersion(),
+    onInterrupt: (stop) => {
+      runStops.add(stop);
+      return () => runStops.delete(stop);
+    },
+  };
+}
+
+function checkpoint(): void {
+  if (stopping) throw new Interrupted(`interrupted by ${stopping}`);
+}
+
+/** Run a client program with a time bound; stdout and stderr together, as a person would read them. */
+function client(cmd: string, args: string[], feed?: (out: string, stdin: NodeJS.WritableStream) => void): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    clients.add(child);
+    let out = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLIENT_TIMEOUT_MS);
+    const take = (b: Buffer) => {
+      out += b.toString();
+      feed?.(out, child.stdin);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.stdin.on('error', () => undefined);
+    if (!feed) child.stdin.end();
+    child.on('error', (e) => {
+      out += `${cmd}: ${e.message}\n`;
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      clients.delete(child);
+      resolve({ code, out });
+    });
+  });
+}
+
+/** The first line a TCP server sends, or why there is none (EHOSTUNREACH: the firewall's REJECT). */
+function banner(ip: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: ip, port, timeout: 10_000 });
+    sock.setEncoding('utf8');
+    let got = '';
+    sock.on('data', (d: string) => {
+      got += d;
+      if (got.includes('\n')) {
+        sock.destroy();
+        resolve(got.split('\r\n')[0]!);
+      }
+    });
+    sock.on('timeout', () => {
+      sock.destroy();
+      resolve('timeout');
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+/** A lab left by a demo that died is cleared; one in use or made by hand is not ours to touch. */
+async function freeLabName(): Promise<void> {
+  if (!labExists(LAB)) return;
+  const owner = labOwnership(LAB);
+  if (owner === 'live') throw new Error(`lab "${LAB}" belongs to a demo that is still running`);
+  if (owner === 'none') throw new Error(`lab "${LAB}" was made by hand: take it down first with \`npm run lab -- down --name ${LAB}\``);
+  say(`clearing lab "${LAB}" left behind by an earlier demo that did not finish`);
+  await labDown(LAB);
+}
+
+async function provision(args: string[]): Promise<number> {
+  say(`$ provision ${args.map((a) => (a === PLAYBOOK ? 'playbooks/smtps.yaml' : a)).join(' ')}`);
+  const code = await main(['node', 'provision', ...args], cliIO());
+  say(`(exit code ${code})`);
+  return code;
+}
+
+/** swaks and openssl against HOST:465 (by address, the FQDN as SNI), and a look at port 25. Prints the key lines. */
+async function prove(host: LabHost): Promise<boolean> {
+  const swaks = await client('swaks', [
+    '-s', `${host.ip}:465`, '--tls-on-connect', '--tls-sni', host.name,
+    '--auth', 'PLAIN', '--auth-user', MAIL_USER, '--auth-password', MAIL_PASSWORD,
+    '--quit-after', 'AUTH', '--timeout', '20',
+  ]);
+  // Keep stdin open until the greeting is in: closing it first ends the session before the server speaks.
+  let quit = false;
+  const openssl = await client('openssl', ['s_client', '-connect', `${host.ip}:465`, '-servername', host.name, '-brief'], (out, stdin) => {
+    if (!quit && /^220 /m.test(out)) {
+      quit = true;
+      stdin.end('QUIT\r\n');
+    }
+  });
+  const smtp = await banner(host.ip, 25);
+
+  const swaksOk = swaks.code === 0 && /^<~ {2}235 /m.test(swaks.out);
+  const opensslOk = openssl.out.includes(`Peer certificate: CN = ${host.name}\n`) && new RegExp(`^220 ${host.name.replace(/\./g, '\\.')} ESMTP`, 'm').test(openssl.out);
+  const smtpOk = smtp.startsWith(`220 ${host.name} `);
+
+  const pick = (out: string, wanted: RegExp, fallback: number) => {
+    const lines = out.split('\n').filter((l) => wanted.test(l));
+    return lines.length ? lines : out.trimEnd().split('\n').slice(-fallback);
+  };
+  const show = (label: string, ok: boolean, lines: string[]) =>
+    lines.forEach((l, i) => say(`    ${(i === 0 ? label : '').padEnd(8)} ${i === 0 ? (ok ? 'ok  ' : 'FAIL') : '    '} ${l.trimEnd()}`));
+  say(`  ${host.name} (${host.flavour}, ${host.ip})`);
+  show('swaks', swaksOk, pick(swaks.out, /^=== TLS (started|peer DN)|^<~ {2}(220|235) |^<\*\*|^\*\*\*/, 4));
+  if (!swaksOk) say(`                  swaks exited ${swaks.code}`);
+  show('openssl', opensslOk, pick(openssl.out, /^Protocol version|^Peer certificate|^220 /, 4));
+  show('port 25', smtpOk, [smtp]);
+  return swaksOk && opensslOk && smtpOk;
+}
+
+async function demo(times: Record<string, number>): Promise<boolean> {
+  let t = Date.now();
+  const lap = (name: string) => {
+    times[name] = Date.now() - t;
+    t = Date.now();
+  };
+
+  say(`1. a lab of ${HOSTS} throwaway hosts (network namespaces with sshd, rsyslog, postfix and iptables)`);
+  await freeLabName();
+  // From here the name is ours: labUp undoes a start that fails, and taking it down once more is harmless.
+  labMade = true;
+  let state: LabState;
+  try {
+    state = await labUp({ name: LAB, hosts: HOSTS, owner: true, log: (m) => say(`   lab: ${m}`) });
+  } catch (e) {
+    if (!(e instanceof LabExistsError)) throw e;
+    labMade = false;
+    throw new Error(`lab "${LAB}" was just made by someone else: ${e.message}`);
+  }
+  lap('lab up');
+  for (const h of state.hosts) say(`   ${h.name.padEnd(12)} ${h.ip.padEnd(15)} ${h.flavour === 'rhel' ? 'rhel   (CentOS 6 paths, iptables service)' : 'debian (Debian 12, netfilter-persistent)'}`);
+  checkpoint();
+
+  say();
+  say(`2. a mail user ${MAIL_USER} on each host (saslpasswd2); 465 is closed for now`);
+  for (const h of state.hosts) {
+    const r = await labExec(h, `saslpasswd2 -c -p -u lab.test ${MAIL_USER.split('@')[0]}`, { stdin: `${MAIL_PASSWORD}\n`, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`${h.name}: saslpasswd2 exited ${r.code}: ${r.stderr.trim()}`);
+    say(`   ${h.name.padEnd(12)} user added; ${h.ip}:465 → ${await banner(h.ip, 465)}`);
+  }
+  lap('setup');
+  checkpoint();
+
+  const target = ['-i', state.inventory, '--ssh-config', state.sshConfig];
+  say();
+  say('3. the playbook: check the certificate and key, edit main.cf and master.cf, open 465, restart in order, prove');
+  const first = await provision(['run', PLAYBOOK, ...target, '--diff', '--no-retry-file']);
+  lap('first run');
+  checkpoint();
+
+  say();
+  say('4. the same playbook again: nothing left to change, no restart');
+  const second = await provision(['run', PLAYBOOK, ...target, '--no-retry-file']);
+  lap('second run');
+  checkpoint();
+
+  say();
+  say('5. proof from this machine, as a mail client sees it');
+  const proofs: boolean[] = [];
+  for (const h of state.hosts) {
+    proofs.push(await prove(h));
+    checkpoint();
+  }
+  lap('proof');
+
+  const ok = first === 0 && second === 0 && proofs.every(Boolean);
+  if (!ok) {
+    const why = [first !== 0 ? `first run exited ${first}` : '', second !== 0 ? `second run exited ${second}` : '', proofs.some((p) => !p) ? 'a proof failed' : ''];
+    say(`\nFAILED: ${why.filter(Boolean).join('; ')}`);
+  }
+  return ok;
+}
+
+async function takeDown(times: Record<string, number>): Promise<boolean> {
+  const started = Date.now();
+  say();
+  try {
+    await labDown(LAB);
+    times['lab down'] = Date.now() - started;
+    say(`lab "${LAB}" is down (${seconds(times['lab down'])})`);
+    return true;
+  } catch (e) {
+    say(`could not take lab "${LAB}" down: ${e instanceof Error ? e.message : String(e)}; run \`npm run lab -- down --name ${LAB}\``);
+    return false;
+  }
+}
+
+async function run(): Promise<number> {
+  const started = Date.now();
+  if (!isRoot()) {
+    process.stderr.write('demo: needs root (the lab makes network namespaces): run it as root, e.g. sudo npm run demo\n');
+    return 1;
+  }
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  // A closed terminal or pipe must not end the demo before the lab is down.
+  process.stdout.on('error', () => undefined);
+  say(`provision demo: SMTPS (implicit TLS on 465) on ${HOSTS} lab hosts, lab "${LAB}"`);
+  say();
+  const times: Record<string, number> = {};
+  let ok = false;
+  let down = true;
+  try {
+    ok = await demo(times);
+  } catch (e) {
+    // Once interrupted, whatever failed next (a lab step killed by the same Ctrl-C) is part of stopping.
+    const why = stopping && !(e instanceof Interrupted) ? `interrupted by ${stopping} (${e instanceof Error ? e.message : String(e)})` : e instanceof Error ? e.message : String(e);
+    say(`\n${stopping ? 'stopped' : 'FAILED'}: ${why}`);
+  } finally {
+    if (labMade) down = await takeDown(times);
+  }
+  const code = !down ? 1 : stopping ? 130 : ok ? 0 : 1;
+  const parts = Object.entries(times).map(([k, v]) => `${k} ${seconds(v)}`);
+  say(`${code === 0 ? 'demo passed' : 'demo did not pass'} in ${seconds(Date.now() - started)} wall time${parts.length ? ` (${parts.join(', ')})` : ''}`);
+  return code;
+}
+
+process.exitCode = await run();
