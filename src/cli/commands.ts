@@ -7,10 +7,10 @@ import { createSecrets } from '../connection/secrets.js';
 import { createSshRunState, SshConnection } from '../connection/ssh.js';
 import { defaultSshConfigPath, loadSshConfig, type HostKeyChecking } from '../connection/ssh-config.js';
 import { resolveSshTarget } from '../connection/ssh-target.js';
-import { InputError } from '../errors.js';
+import { InputError, InputErrors } from '../errors.js';
 import { loadInventory } from '../inventory/load.js';
 import { unmatchedPatterns } from '../inventory/patterns.js';
-import { inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
+import { hostVars, inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
 import type { Inventory } from '../inventory/types.js';
 import { parseYaml, readYamlFile } from '../playbook/load.js';
 import { buildPlaybookSchema } from '../playbook/schema.js';
@@ -18,7 +18,8 @@ import { loadPlaybook } from '../playbook/validate.js';
 import { JsonReporter } from '../report/json.js';
 import { ListrReporter } from '../report/listr.js';
 import { PlainReporter, type Reporter } from '../report/plain.js';
-import { playHosts, runPlaybook } from '../runner/run.js';
+import { preflight } from '../runner/preflight.js';
+import { playHosts, readVarsFile, runPlaybook } from '../runner/run.js';
 import { splitWords } from '../util/words.js';
 
 export interface CliIO {
@@ -87,7 +88,8 @@ export function parseExtraVars(values: string[]): Record<string, unknown> {
       throw new InputError(`--extra-vars ${raw}: expected a mapping of names to values`);
     }
     for (const k of Object.keys(parsed)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new InputError(`--extra-vars: "${k}" is not a valid variable name`);
+      const source = v.startsWith('@') ? `--extra-vars ${v}` : '--extra-vars';
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new InputError(`${source}: ${JSON.stringify(k)} is not a valid variable name`);
     }
     Object.assign(out, parsed);
   }
@@ -159,9 +161,10 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
       emit: (e) => reporter.handle(e),
       interrupted: () => interrupted,
     });
-    await reporter.finish();
     return report.exitCode;
   } finally {
+    // Also after an error: a terminal view left running would keep the process alive.
+    await reporter.finish();
     stopListening();
   }
 }
@@ -172,16 +175,31 @@ export function commandCheck(playbookFile: string, flags: RunFlags, io: CliIO): 
 
 export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }, io: CliIO): Promise<number> {
   const playbook = loadPlaybook(playbookFile);
-  parseExtraVars(flags.extraVars ?? []);
+  const extraVars = parseExtraVars(flags.extraVars ?? []);
+  // Names are only checked when every variable source is known: the inventory, and vars files named literally.
+  let names: Set<string> | null = null;
+  if (flags.inventory?.length) names = new Set(Object.keys(extraVars));
   for (const play of playbook.plays) {
     for (const f of play.varsFiles) {
-      if (!f.includes('{{')) readYamlFile(path.resolve(playbook.dir, f), 'vars file');
+      if (f.includes('{{')) {
+        names = null;
+        continue;
+      }
+      const vars = readVarsFile(path.resolve(playbook.dir, f));
+      for (const k of Object.keys(vars)) names?.add(k);
     }
   }
   const tasks = playbook.plays.reduce((n, p) => n + p.preTasks.length + p.tasks.length + p.postTasks.length + p.handlers.length, 0);
   const lines = [`${playbookFile}: ${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'}, ${tasks} tasks and handlers: valid`];
-  if (flags.inventory?.length) {
-    const inventory = loadInventory(flags.inventory);
+  const inventory = flags.inventory?.length ? loadInventory(flags.inventory) : null;
+  if (inventory && names) {
+    for (const play of playbook.plays) {
+      for (const h of playHosts(inventory, play.hosts, flags.limit, playbook.dir)) for (const k of Object.keys(hostVars(inventory, h))) names.add(k);
+    }
+  }
+  const problems = preflight(playbook, { names });
+  if (problems.length) throw new InputErrors(problems);
+  if (inventory) {
     warnUnmatched(inventory, [...playbook.plays.map((p) => p.hosts), ...(flags.limit ? [flags.limit] : [])], io);
     for (const play of playbook.plays) {
       const hosts = playHosts(inventory, play.hosts, flags.limit, playbook.dir);

@@ -122,8 +122,6 @@ const OVERLAY_TARGETS: [string, string][] = [
   ['var-mail', '/var/mail'],
   ['spool-postfix', '/var/spool/postfix'],
   ['lib-postfix', '/var/lib/postfix'],
-  // provision's own state on a host (pending handlers, firewall rollback snapshots) must be the host's own.
-  ['lib-provision', '/var/lib/provision'],
 ];
 const LAB_TARGETS = OVERLAY_TARGETS.map(([key, path]) => `${key}:${path}`).join(' ');
 
@@ -412,7 +410,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   if (!/^[A-Za-z0-9_-]{1,15}$/.test(bridge)) throw new LabError(`bridge name "${bridge}" must be 1-15 letters, digits, _ or -`);
 
   await ensurePackages(log);
-  // Overlay targets must exist on the machine; this one is provision's state directory, empty on the machine.
+  // Each host mounts its own empty tmpfs here (provision's state: pending handlers, firewall rollback snapshots),
+  // so nothing of the machine's or another host's shows through; the mount point must exist.
   mkdirSync('/var/lib/provision', { recursive: true, mode: 0o700 });
 
   const dir = labDir(name);

@@ -51,6 +51,8 @@ mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 install -d -m 1777 /run/lock
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+# provision's state directory, the host's own and empty at every (re)start.
+mount -t tmpfs -o mode=0700,nosuid,nodev tmpfs /var/lib/provision
 
 # A private /dev: the host's syslog socket (/dev/log) and ptys must not be
 # shared with the machine or the other hosts.
