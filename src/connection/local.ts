@@ -52,7 +52,7 @@ export class LocalConnection implements Connection {
         const step = sudo.push(b);
         err.push(step.stderr);
         if (step.send) child.stdin.write(step.send);
-        if (step.end && marker === null) child.stdin.end();
+        if (step.end && (marker === null || !sudo.started)) child.stdin.end();
       });
       child.on('error', (e) => {
         if (timer) clearTimeout(timer);

@@ -79,6 +79,10 @@ export function resolveSshTarget(
 
   const varHost = v('ansible_host', 'ansible_ssh_host');
   const hostname = varHost !== undefined ? str('ansible_host', varHost) : expandHostName(cfg.hostName, inventoryHostname);
+  // Names, IPv4 and IPv6 addresses (with a %zone) only: anything else is a mistake, never something to resolve.
+  if (!/^[A-Za-z0-9._:%-]+$/.test(hostname)) {
+    throw new InputError(`${varHost !== undefined ? 'ansible_host' : 'the host name'} ${JSON.stringify(hostname)} is not a host name or address`, undefined, where);
+  }
 
   const varPort = v('ansible_port', 'ansible_ssh_port');
   const port = varPort !== undefined ? portOf(varPort, where) : (cfg.port ?? 22);

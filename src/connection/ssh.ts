@@ -258,7 +258,8 @@ export class SshConnection implements Connection {
               const step = sudo.push(b);
               if (step.stderr.length) errOut.push(step.stderr);
               if (step.send) ch.write(step.send);
-              if (step.end && marker === null) ch.end();
+              // A held script keeps stdin open once it runs; a refused password ends it either way, or sudo waits.
+              if (step.end && (marker === null || !sudo.started)) ch.end();
             });
           } else {
             ch.stderr.on('data', (b: Buffer) => errOut.push(b));

@@ -1,6 +1,7 @@
 /**
  * Facts in one exec: a shell script prints `key=value` lines, and a pure parser turns them into Facts.
- * The script only reads; it runs the same on RHEL-like, Debian-like and busybox hosts.
+ * The script only reads; it runs the same on RHEL-like, Debian-like and busybox hosts. It runs on every host at
+ * every run, so it reads with shell builtins where it can rather than start a process.
  */
 import type { Facts } from './types.js';
 
@@ -11,14 +12,15 @@ if [ -r "$pv_osr" ]; then
 fi
 [ -e /etc/redhat-release ] && echo redhat_release=1
 [ -e /etc/debian_version ] && echo debian_version=1
-printf 'hostname=%s\n' "$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)"
+pv_h=; read -r pv_h 2>/dev/null </proc/sys/kernel/hostname || pv_h=$(hostname 2>/dev/null)
+printf 'hostname=%s\n' "$pv_h"
 printf 'fqdn=%s\n' "$(hostname -f 2>/dev/null)"
 printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
-printf 'pid1=%s\n' "$(cat /proc/1/comm 2>/dev/null)"
+pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
+printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
 if command -v postconf >/dev/null 2>&1; then
-  printf 'postfix_version=%s\n' "$(postconf -h mail_version 2>/dev/null)"
-  printf 'postfix_config_dir=%s\n' "$(postconf -h config_directory 2>/dev/null)"
+  postconf -h mail_version config_directory 2>/dev/null | { read -r pv_v; read -r pv_d; printf 'postfix_version=%s\npostfix_config_dir=%s\n' "$pv_v" "$pv_d"; }
 fi
 command -v iptables >/dev/null 2>&1 && printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null)"
 command -v nft >/dev/null 2>&1 && echo nft=1
@@ -41,24 +43,60 @@ export const HELD_MARKER = '@@PROVISION_LOCK_HELD';
 /** Exit status of the facts script when another run holds the host lock past the timeout. */
 export const LOCK_BUSY = 75;
 
+const LOCK_DIR = 'pv_lockdir=/run/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/var/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/tmp';
+
+/**
+ * Wraps every other exec of a locked run: the script holds the "busy" lock shared while it runs. When a run's
+ * connection dies, the commands it had started keep running on the host (a write finishing its rename, a restart
+ * and its health check); the next run's facts script takes this lock exclusively, so it waits for them instead
+ * of interleaving with them. The script runs in a subshell without the descriptor, so its commands do not inherit
+ * it (a daemon started by a restart must not hold the lock forever) while this shell keeps the lock until the
+ * script ends, even when the script ends by `exec`.
+ */
+export function busyLocked(script: string): string {
+  return [
+    LOCK_DIR,
+    'pv_busy="$pv_lockdir/provision.lock.busy"',
+    // A failed `exec` redirection ends a POSIX shell, so the file is checked first; flock needs only a read descriptor.
+    'if command -v flock >/dev/null 2>&1 && [ -r "$pv_busy" ]; then exec 8<"$pv_busy"; flock -s 8; fi',
+    '(',
+    script,
+    ') 8<&-',
+  ].join('\n');
+}
+
 /**
  * Facts plus the per-host run lock, in one exec that stays open for the whole run: the script takes an flock on
- * a lock file (waiting up to `timeoutS` for another run to finish), records who holds it, prints the facts and
- * a marker, then waits on stdin. The lock is released when the run closes the channel, or when the connection
- * dies (the waiting `cat` sees the end of its input), so a crashed controller cannot leave a host locked.
+ * a lock file (waiting up to `timeoutS` for another run to finish), waits (as long again at most) for commands
+ * a dead run left running (see busyLocked), records who holds the lock, prints the facts and a marker, then
+ * waits on stdin. The lock is released when the run closes the channel, or when the connection dies (the waiting
+ * `cat` sees the end of its input), so a crashed controller cannot leave a host locked.
+ *
+ * Runs as root and as a login user without sudo share the lock: the files are created writable by all (so each
+ * can record itself as the holder), and locked through read-only descriptors, which any user can open.
  */
 export function lockedFactsScript(timeoutS: number, holder: string): string {
+  const wait = Math.max(0, Math.floor(timeoutS));
   return String.raw`
-pv_lockdir=/run/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/var/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/tmp
+${LOCK_DIR}
 pv_lock="$pv_lockdir/provision.lock"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>>"$pv_lock" || { echo "cannot open the lock file $pv_lock" >&2; exit ${LOCK_BUSY}; }
-  if ! flock -w ${Math.max(0, Math.floor(timeoutS))} 9; then
-    echo "another provision run has held $pv_lock for over ${Math.floor(timeoutS)}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
+for pv_f in "$pv_lock" "$pv_lock.busy"; do [ -e "$pv_f" ] || (umask 0; : >> "$pv_f") 2>/dev/null; done
+if command -v flock >/dev/null 2>&1 && [ -r "$pv_lock" ]; then
+  exec 9<"$pv_lock"
+  if ! flock -w ${wait} 9; then
+    echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
     exit ${LOCK_BUSY}
   fi
-  printf '%s since %s
-' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"
+  if [ -r "$pv_lock.busy" ]; then
+    exec 8<"$pv_lock.busy"
+    if ! flock -w ${wait} 8; then
+      echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
+      exit ${LOCK_BUSY}
+    fi
+    exec 8<&-
+  fi
+  { printf '%s since %s
+' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"; } 2>/dev/null
 fi
 ( ${FACTS_SCRIPT} ) </dev/null
 echo ${HELD_MARKER}

@@ -23,7 +23,7 @@ const GROUP_LINE = /^([^:\]\s]+)\s*(?:#.*)?$/u;
 /** Reject names Ansible would accept but no template could ever read: `foo-bar`, `2x`, an empty name. */
 export function checkVarName(name: string, pos: SourcePos): void {
   if (!VAR_NAME.test(name)) {
-    const why = name === '' ? 'empty variable name' : `"${name}" is not a valid variable name`;
+    const why = name === '' ? 'empty variable name' : `${JSON.stringify(name)} is not a valid variable name`;
     throw new InputError(`${why} (letters, digits and _, not starting with a digit)`, pos);
   }
 }
@@ -255,6 +255,7 @@ export function parseHostPattern(pattern: string, pos: SourcePos): HostPattern {
     if (port < 1 || port > 65535) throw new InputError(`host "${pattern}" has port ${portText}, outside 1-65535`, pos);
   }
   if (name === '') throw new InputError(`empty host name in "${pattern}"`, pos);
+  if (/[\s\x00-\x1f\x7f]/.test(name)) throw new InputError(`host name ${JSON.stringify(name)} contains a space or a control character`, pos);
   if (name === '---') {
     throw new InputError('a host named "---" means this is a YAML file read as INI: name it .yml or .yaml', pos);
   }

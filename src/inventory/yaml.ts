@@ -9,13 +9,13 @@ import {
   isScalar,
   isSeq,
   LineCounter,
-  parseDocument,
   type Document,
   type Node as YamlNode,
   type YAMLMap,
 } from 'yaml';
 import { InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 import { checkVarName, parseHostPattern } from './ini.js';
 import type { InventoryBuilder } from './load.js';
 
@@ -33,21 +33,28 @@ function read(text: string, file: string): Source {
     throw new InputError('this file is encrypted with ansible-vault, which is not supported', { file, line: 1, col: 1 });
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, {
-    version: '1.1',
-    lineCounter: lines,
-    prettyErrors: false,
-    uniqueKeys: true,
-    customTags: pyyamlTags,
-  });
+  let docs: Document.Parsed[];
+  try {
+    docs = composeDocuments(text, lines, { version: '1.1', uniqueKeys: true, customTags: pyyamlTags });
+  } catch (e) {
+    if (e instanceof NestingError) throw new InputError(e.message, { file, ...lines.linePos(e.offset) });
+    throw e;
+  }
+  const doc = docs[0]!;
   const src: Source = { doc, lines, file };
+  if (docs.length > 1) throw new InputError('expected one YAML document, found more (a second "---")', at(src, docs[1]!.range[0]));
   const err = doc.errors[0];
   if (err) {
-    const message =
-      err.code === 'DUPLICATE_KEY'
-        ? `duplicate key "${text.slice(err.pos[0], err.pos[1]).trim()}"`
-        : err.message.split('\n')[0]!;
-    throw new InputError(message, at(src, err.pos[0]));
+    let offset = err.pos[0];
+    let key = text.slice(err.pos[0], err.pos[1]).trim();
+    // For a key with no value the parser points at the end of the line before it: the key is the next word.
+    const next = key ? null : /^\s*([^:\s][^:\n]*?)\s*:/.exec(text.slice(offset));
+    if (next) {
+      key = next[1]!;
+      offset += next[0].indexOf(key);
+    }
+    const message = err.code === 'DUPLICATE_KEY' ? `duplicate key "${key}"` : `YAML syntax error: ${err.message.split('\n')[0]!}`;
+    throw new InputError(message, at(src, offset));
   }
   // An unknown tag (`!vault`, `!unsafe`) would otherwise be read as a plain string and used as such.
   const tagWarning = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
@@ -91,9 +98,19 @@ function keyText(src: Source, keyNode: unknown, what: string): string {
   throw new InputError(`${what} must be a string, got ${kindOf(key)}${hint}`, posOf(src, keyNode));
 }
 
+/** Alias expansions allowed in one value (a "billion laughs" file needs far more). */
+const MAX_ALIASES = 100;
+
 function toValue(src: Source, node: unknown): unknown {
   if (isNull(node)) return null;
-  return (node as YamlNode).toJS(src.doc, { maxAliasCount: 100 });
+  try {
+    return (node as YamlNode).toJS(src.doc, { maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    if (/alias/i.test((e as Error).message)) {
+      throw new InputError(`too many YAML alias expansions (more than ${MAX_ALIASES}): refusing a possible alias bomb`, posOf(src, node));
+    }
+    throw e;
+  }
 }
 
 /**
@@ -130,7 +147,7 @@ export function parseYamlInventory(text: string, file: string, into: InventoryBu
 function readGroup(src: Source, keyNode: unknown, bodyNode: unknown, into: InventoryBuilder): string {
   const name = keyText(src, keyNode, 'a group name');
   if (!GROUP_NAME.test(name)) {
-    throw new InputError(`invalid group name "${name}": no spaces, ":" or "]"`, posOf(src, keyNode));
+    throw new InputError(`invalid group name ${JSON.stringify(name)}: no spaces, ":" or "]"`, posOf(src, keyNode));
   }
   into.addGroup(name);
   const body = deref(src, bodyNode);

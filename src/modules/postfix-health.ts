@@ -1,8 +1,10 @@
 /**
  * Health of Postfix after a restart: the master runs, and every active inet listener in master.cf accepts a
- * connection on the host and keeps it (an smtpd that dies at start-up, say for "fatal: no SASL authentication
- * mechanisms", closes the connection at once). When the check fails, the files this run changed are put back,
- * Postfix is restarted on them, and the task fails with the reason from the mail log.
+ * connection on the host and answers it: plain listeners with their 220 greeting, wrapper-mode (implicit TLS)
+ * listeners with a TLS record in reply to a ClientHello. An smtpd that dies at start-up, say for "fatal: no SASL
+ * authentication mechanisms", or that cannot build its TLS context, closes the connection at once. When the check
+ * fails, the files this run changed are put back, Postfix is restarted on them, and the task fails with the reason
+ * from the mail log.
  */
 import { quote } from '../connection/shell-quote.js';
 import { parseMasterCf } from '../formats/master-cf.js';
@@ -21,6 +23,8 @@ export interface Listener {
   host: string;
   /** port number, or a service name for getent to resolve */
   port: string;
+  /** set for wrapper-mode listeners (`-o smtpd_tls_wrappermode=yes`): TLS from the first byte, no greeting before it */
+  tls?: true;
 }
 
 /** Active inet services of a master.cf, as addresses to connect to from the host itself. */
@@ -30,10 +34,38 @@ export function inetListeners(masterCf: Buffer): Listener[] {
     if (e.commented || e.type !== 'inet') continue;
     const { host, port } = splitService(e.service);
     const bare = host.replace(/^\[|\]$/g, '');
-    out.push({ service: e.service, host: !bare || bare === '*' || bare === '0.0.0.0' ? '127.0.0.1' : bare === '::' ? '::1' : bare, port: listenerPort(port) });
+    const wrapped = e.options.some((o) => o.name === 'smtpd_tls_wrappermode' && /^(yes|true|1)$/i.test(o.value));
+    out.push({
+      service: e.service,
+      host: !bare || bare === '*' || bare === '0.0.0.0' ? '127.0.0.1' : bare === '::' ? '::1' : bare,
+      port: listenerPort(port),
+      ...(wrapped ? { tls: true as const } : {}),
+    });
   }
   return out;
 }
+
+/**
+ * A TLS 1.2 ClientHello (printf escapes) that any OpenSSL-based smtpd answers at once: ECDHE and plain RSA/ECDSA
+ * AES-GCM and AES-CBC suites, groups x25519 and P-256, RSA and ECDSA SHA-256/384 signatures. The reply's first byte
+ * (0x16, a handshake record, or 0x15, an alert) proves smtpd is up and speaking TLS without waiting for a silence.
+ */
+const CLIENT_HELLO = [
+  '16 03 01 00 5b', // record: handshake, 91 bytes
+  '01 00 00 57 03 03', // ClientHello, 87 bytes, TLS 1.2
+  Array.from({ length: 32 }, (_, i) => (i + 1).toString(16).padStart(2, '0')).join(' '), // client random
+  '00', // no session id
+  '00 10 c0 2f c0 2b c0 30 c0 2c 00 9c 00 9d 00 2f 00 35', // cipher suites
+  '01 00', // null compression
+  '00 1e', // extensions, 30 bytes
+  '00 0a 00 06 00 04 00 1d 00 17', // supported groups
+  '00 0b 00 02 01 00', // EC point formats
+  '00 0d 00 0a 00 08 08 04 04 01 04 03 08 05', // signature algorithms
+]
+  .join(' ')
+  .split(' ')
+  .map((b) => `\\x${b}`)
+  .join('');
 
 /** Shell: which log file Postfix writes to, printed for later reading. */
 const LOG_FILE = [
@@ -50,21 +82,21 @@ const FIRST_AND_LAST_FIVE = "awk 'NR <= 5 { print; next } { last[NR % 5] = $0 } 
  */
 export function restartAndCheckScript(action: string, init: Facts['init'], listeners: Listener[]): string {
   const running = init === 'systemd' ? 'systemctl is-active --quiet postfix' : 'postfix status >/dev/null 2>&1';
-  const targets = listeners.map((l) => quote(`${l.host} ${l.port} ${l.service}`)).join(' ');
+  const targets = listeners.map((l) => quote(`${l.host} ${l.port} ${l.service}${l.tls ? ' tls' : ''}`)).join(' ');
   return [
     LOG_FILE,
     'pv_off=0; [ -n "$pv_log" ] && [ -f "$pv_log" ] && pv_off=$(wc -c < "$pv_log")',
     'pv_since=$(date +%s)',
     `(\n${action}\n) >/dev/null 2>"\${TMPDIR:-/tmp}/.provision-health.$$"; pv_rc=$?`,
     'pv_err=$(head -c 2000 "${TMPDIR:-/tmp}/.provision-health.$$"); rm -f "${TMPDIR:-/tmp}/.provision-health.$$"',
-    // One listener: connect from the host; a greeting or a connection that stays open (TLS waiting for the
-    // client) is healthy, one closed at once is not.
+    // One listener: connect from the host; a greeting, a TLS record in reply to a ClientHello, or a connection that
+    // stays open is healthy, one closed at once is not.
     'pv_listener() {',
     '  pv_port=$2',
     '  case $pv_port in *[!0-9]*) pv_port=$(getent services "$pv_port/tcp" 2>/dev/null | awk \'{ split($2, a, "/"); print a[1]; exit }\') ;; esac',
     '  [ -n "$pv_port" ] || { echo "cannot resolve the port of $3"; return 1; }',
     '  if command -v bash >/dev/null 2>&1; then',
-    `    pv_r=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 2; IFS= read -r -t 2 pv_l <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; [ $pv_s -eq 0 ] && case $pv_l in 220*) exit 0 ;; esac; printf %s "$pv_l"; exit 3' provision "$1" "$pv_port" 2>/dev/null)`,
+    `    pv_r=$(timeout 5 bash -c 'export LC_ALL=C; exec 3<>"/dev/tcp/$1/$2" || exit 2; if [ "$3" = tls ]; then printf "${CLIENT_HELLO}" >&3; read -r -n 1 -t 2 pv_b <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; case $pv_b in "$(printf "\\026")"|"$(printf "\\025")") exit 0 ;; esac; exit 3; fi; IFS= read -r -t 2 pv_l <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; [ $pv_s -eq 0 ] && case $pv_l in 220*) exit 0 ;; esac; printf %s "$pv_l"; exit 3' provision "$1" "$pv_port" "$4" 2>/dev/null)`,
     '    case $? in',
     '      0) return 0 ;;',
     '      2) echo "$3 ($1:$pv_port) refuses connections" ;;',
@@ -79,7 +111,7 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     `  ${running} || { echo "postfix is not running"; return 1; }`,
     `  for pv_t in ${targets}; do`,
     '    set -- $pv_t',
-    '    pv_listener "$1" "$2" "$3" || return 1',
+    '    pv_listener "$1" "$2" "$3" "${4:-}" || return 1',
     '  done',
     '}',
     'if [ "$pv_rc" -ne 0 ]; then pv_why="the restart exited $pv_rc${pv_err:+: $pv_err}"; else',

@@ -148,6 +148,9 @@ export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Bu
     SBIN_PATH,
     'pv_pc=$(mktemp -d) || exit 1',
     `cp "$CANDIDATE" "$pv_pc/${candidate}" && ${heredocTo(`"$pv_pc/${otherName}"`, other)}pv_rc=$?`,
+    // Postfix rereads a main.cf modified within the last second or two until it "cools down" (about 2 s per
+    // postconf); these copies are scratch files, so an old time stamp costs nothing and saves that wait.
+    '[ "$pv_rc" -eq 0 ] && touch -t 200001010000 "$pv_pc/main.cf" "$pv_pc/master.cf"',
     'if [ "$pv_rc" -eq 0 ]; then',
     `  postconf -c "$pv_pc" ${flag} >/dev/null 2>"$pv_pc/stderr"; pv_rc=$?`,
     `  ${renamePaths} "$pv_pc/stderr" >&2`,

@@ -4,9 +4,10 @@
  * file:line:col.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node } from 'yaml';
 import { InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 
 /** Position of a key (when the value sits in a mapping) and of its value. */
 export interface NodePos {
@@ -53,16 +54,24 @@ export function parseYaml(text: string, file: string): Located {
     const lp = lineCounter.linePos(offset);
     return { file, line: lp.line, col: lp.col };
   };
-  // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlTags });
-  if (!Array.isArray(docs)) {
-    // parseAllDocuments returns an EmptyStream for an empty file
-    return { value: null, positions: new Map(), file };
+  let docs;
+  try {
+    // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
+    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlTags });
+  } catch (e) {
+    if (e instanceof NestingError) throw new InputError(e.message, at(e.offset));
+    throw e;
   }
   if (text.startsWith('$ANSIBLE_VAULT;')) throw new InputError('this file is encrypted with ansible-vault, which is not supported', at(0));
   for (const doc of docs) {
     const err = doc.errors[0];
-    if (err) throw new InputError(`YAML syntax error: ${firstLine(err.message)}`, at(err.pos[0]));
+    if (err) {
+      const pos = at(err.pos[0]);
+      // The parser's own words for a tab in indentation ("Unexpected scalar at node end") do not say what is wrong.
+      const line = text.split('\n', pos.line)[pos.line - 1] ?? '';
+      if (/^ *\t/.test(line)) throw new InputError('YAML syntax error: a tab indents this line; YAML indentation must be spaces', { ...pos, col: line.indexOf('\t') + 1 });
+      throw new InputError(`YAML syntax error: ${firstLine(err.message)}`, pos);
+    }
     // An unknown tag (`!vault`, `!unsafe`) would otherwise be read as a plain string and used as such.
     const tagWarning = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
     if (tagWarning) throw new InputError(`YAML tag ${text.slice(tagWarning.pos[0], tagWarning.pos[1])} is not supported`, at(tagWarning.pos[0]));

@@ -111,11 +111,22 @@ export class LazyValue {
   }
 }
 
+/**
+ * What holdsTemplate found for each object it walked. Variable layers are built once and merged again for every
+ * task, and a host's inventory variables include `groups` (every host of every group): without this, each merge
+ * would walk the whole inventory again, per host, per task.
+ */
+const templatedObjects = new WeakMap<object, boolean>();
+
 function holdsTemplate(v: unknown): boolean {
   if (typeof v === 'string') return isTemplated(v);
-  if (Array.isArray(v)) return v.some(holdsTemplate);
-  if (v && typeof v === 'object' && !Buffer.isBuffer(v) && !(v instanceof LazyValue)) return Object.values(v).some(holdsTemplate);
-  return false;
+  if (!v || typeof v !== 'object' || Buffer.isBuffer(v) || v instanceof LazyValue) return false;
+  let found = templatedObjects.get(v);
+  if (found === undefined) {
+    found = Array.isArray(v) ? v.some(holdsTemplate) : Object.values(v).some(holdsTemplate);
+    templatedObjects.set(v, found);
+  }
+  return found;
 }
 
 /**
@@ -266,10 +277,78 @@ export function isTemplated(s: string): boolean {
   return s.includes('{{') || s.includes('{%');
 }
 
+/** Brackets, and block tags such as `{% if %}`, nested deeper than this are refused. */
+export const MAX_TEMPLATE_NESTING = 100;
+/** Tokens allowed in one `{{ }}` or `{% %}` (a chain of thousands of `+` or filters is not a template). */
+export const MAX_TAG_TOKENS = 1000;
+
+const BLOCK_TAGS = new Set(['if', 'ifAsync', 'for', 'asyncEach', 'asyncAll', 'macro', 'call', 'filter', 'block', 'raw', 'verbatim', 'switch']);
+const TOKEN = /\s*(?:[A-Za-z_]\w*|\d+(?:\.\d+)?|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S)/y;
+
+/**
+ * Why a template is too deep or too long for nunjucks to handle, or null. nunjucks parses and compiles by
+ * recursion, one level per bracket, block, operator or filter; a hostile string would exhaust the stack (and a
+ * process that overflowed inside a regular expression may crash outright), so the shape is measured first with
+ * a scan that does not recurse.
+ */
+export function templateShapeProblem(source: string): string | null {
+  let blocks = 0;
+  let i = source.search(/\{[{%#]/);
+  while (i >= 0 && i < source.length) {
+    const kind = source[i + 1];
+    if (kind === '#') {
+      const end = source.indexOf('#}', i + 2);
+      if (end < 0) return null;
+      i = end + 2;
+    } else {
+      const close = kind === '{' ? '}' : '%';
+      let depth = 0;
+      let tokens = 0;
+      let name: string | null = kind === '%' ? '' : null;
+      let assigns = false;
+      TOKEN.lastIndex = i + 2;
+      for (;;) {
+        const at = TOKEN.lastIndex;
+        const m = TOKEN.exec(source);
+        if (!m) {
+          i = source.length;
+          break;
+        }
+        const tok = m[0].trim();
+        if (depth === 0 && tok === close && source[TOKEN.lastIndex] === '}') {
+          i = TOKEN.lastIndex + 1;
+          break;
+        }
+        if (++tokens > MAX_TAG_TOKENS) return `a template expression longer than ${MAX_TAG_TOKENS} tokens`;
+        if (name === '' && tok !== '-') name = tok;
+        if (tok === '=' && depth === 0) assigns = true;
+        if (tok === '(' || tok === '[' || tok === '{') {
+          if (++depth > MAX_TEMPLATE_NESTING) return `brackets nested more than ${MAX_TEMPLATE_NESTING} deep in a template`;
+        } else if (tok === ')' || tok === ']' || tok === '}') {
+          depth = Math.max(0, depth - 1);
+        }
+        if (TOKEN.lastIndex === at) {
+          i = source.length;
+          break;
+        }
+      }
+      if (name?.startsWith('end')) blocks = Math.max(0, blocks - 1);
+      else if (name && (BLOCK_TAGS.has(name) || (name === 'set' && !assigns))) {
+        if (++blocks > MAX_TEMPLATE_NESTING) return `template blocks nested more than ${MAX_TEMPLATE_NESTING} deep`;
+      }
+    }
+    const next = source.slice(i).search(/\{[{%#]/);
+    i = next < 0 ? -1 : i + next;
+  }
+  return null;
+}
+
 function compile(source: string, environment = env): nunjucks.Template {
   const key = environment === env ? source : `file:${source}`;
   let t = compiled.get(key);
   if (!t) {
+    const shape = templateShapeProblem(source);
+    if (shape) throw new TemplateError(shape);
     try {
       t = nunjucks.compile(source, environment);
       // Compile now, so a syntax error surfaces here and not at first render.
@@ -366,14 +445,178 @@ export function checkSyntax(source: string): string | null {
   try {
     const single = SINGLE.exec(source);
     compile(single ? `{{ __capture((${single[1]})) }}` : source);
-    return null;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
+  const refs = templateRefs(source);
+  return refs?.problems[0]?.message ?? null;
 }
 
 /** Same for a bare condition expression. */
 export function checkConditionSyntax(cond: string): string | null {
   const single = SINGLE.exec(cond.trim());
   return checkSyntax(`{{ ${single ? single[1] : cond} }}`);
+}
+
+/** A nunjucks syntax tree node (nunjucks ships no types for its parser). */
+interface AstNode {
+  typename: string;
+  /** 0-based */
+  lineno: number;
+  colno: number;
+  fields: string[];
+  children?: AstNode[];
+  value?: unknown;
+  [field: string]: unknown;
+}
+
+type Parser = { parse(src: string): AstNode };
+const parser = (nunjucks as unknown as { parser: Parser }).parser;
+
+/** A place in a template's own text, 1-based. */
+export interface TemplatePlace {
+  line: number;
+  col: number;
+}
+
+/** What a template reads, found without rendering it. */
+export interface TemplateRefs {
+  /** top-level names it reads and does not define itself (set, for, macro), with where each is first read */
+  names: Map<string, TemplatePlace>;
+  /** names it only tests or defaults (`x is defined`, `x | default(…)`): their absence is handled */
+  guarded: Set<string>;
+  /** what it must not do at all: reach JavaScript internals, or load other templates */
+  problems: { message: string; place: TemplatePlace }[];
+}
+
+/** Names every template can use without anyone defining them. */
+const BUILTIN_NAMES = new Set(['range', 'cycler', 'joiner', 'True', 'False', 'None']);
+/** Tests that never fail on a missing value, so `x is defined` guards `x`. */
+const GUARD_TESTS = new Set(['defined', 'undefined', 'none', 'true', 'false', 'boolean']);
+/** Filters whose purpose is to handle a missing value. */
+const GUARD_FILTERS = new Set(['default', 'd', 'mandatory']);
+const LOADING_TAGS: Record<string, string> = { Include: 'include', Import: 'import', FromImport: 'from … import', Extends: 'extends' };
+
+function childrenOf(n: AstNode): AstNode[] {
+  const out: AstNode[] = [];
+  // Most fields hold a node; a few hold a plain array of nodes (the targets of `set`, the cases of `switch`).
+  const add = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(add);
+    else if (v && typeof v === 'object' && typeof (v as AstNode).typename === 'string') out.push(v as AstNode);
+  };
+  if (Array.isArray(n.children)) n.children.forEach(add);
+  else for (const f of n.fields ?? []) add(n[f]);
+  return out;
+}
+
+/** The variable an expression starts from (`x` in `x.y[0].z`), if it starts from one. */
+function rootName(n: AstNode | undefined): string | null {
+  let cur = n;
+  while (cur) {
+    if (cur.typename === 'Symbol') return String(cur.value);
+    if (cur.typename === 'LookupVal') cur = cur.target as AstNode;
+    else return null;
+  }
+  return null;
+}
+
+/**
+ * The names a template (a string with `{{ }}`/`{% %}`, or with `expression` a bare expression such as a `when:`)
+ * reads, without rendering it. Returns null when it does not parse (checkSyntax says why).
+ */
+export function templateRefs(source: string, expression = false): TemplateRefs | null {
+  let root: AstNode;
+  try {
+    const single = expression ? SINGLE.exec(source.trim()) : null;
+    const text = expression ? `{{ ${single ? single[1] : source} }}` : source;
+    if (templateShapeProblem(text)) return null;
+    root = parser.parse(text);
+  } catch {
+    return null;
+  }
+  const refs: TemplateRefs = { names: new Map(), guarded: new Set(), problems: [] };
+  const bound = new Set<string>();
+  const skip = new Set<AstNode>();
+  const uses: AstNode[] = [];
+  const place = (n: AstNode): TemplatePlace => ({ line: (n.lineno ?? 0) + 1, col: (n.colno ?? 0) + 1 });
+  const bind = (n: unknown) => {
+    if (Array.isArray(n)) return n.forEach(bind);
+    const node = n as AstNode | null;
+    if (!node) return;
+    if (node.typename === 'Symbol') {
+      bound.add(String(node.value));
+      skip.add(node);
+    } else if (node.typename === 'Pair') {
+      bind(node.key);
+    } else {
+      for (const c of childrenOf(node)) if (c.typename === 'Symbol' || c.typename === 'Pair' || c.typename === 'Array' || c.typename === 'KeywordArgs') bind(c);
+    }
+  };
+  // Iterative walk: a template of thousands of nested brackets must not exhaust the stack here.
+  const stack: AstNode[] = [root];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (skip.has(n)) continue;
+    switch (n.typename) {
+      case 'Symbol':
+        uses.push(n);
+        break;
+      case 'LookupVal': {
+        const key = n.val as AstNode;
+        if (key.typename === 'Literal' && typeof key.value === 'string' && FORBIDDEN.has(key.value)) {
+          refs.problems.push({ message: `access to "${key.value}" is not allowed in templates`, place: place(key) });
+        }
+        break;
+      }
+      case 'Filter':
+      case 'FilterAsync': {
+        skip.add(n.name as AstNode);
+        const name = String((n.name as AstNode).value);
+        const first = (n.args as AstNode | null)?.children?.[0];
+        const guarded = GUARD_FILTERS.has(name) ? rootName(first) : null;
+        if (guarded) refs.guarded.add(guarded);
+        break;
+      }
+      case 'Is': {
+        const test = n.right as AstNode;
+        const testName = test.typename === 'FunCall' ? (test.name as AstNode) : test;
+        skip.add(testName);
+        const guarded = GUARD_TESTS.has(String(testName.value)) ? rootName(n.left as AstNode) : null;
+        if (guarded) refs.guarded.add(guarded);
+        break;
+      }
+      case 'Pair':
+        // Keys of `{a: 1}` and of keyword arguments `f(k=v)` are names of fields, not variables.
+        if ((n.key as AstNode).typename === 'Symbol') skip.add(n.key as AstNode);
+        break;
+      case 'For':
+      case 'AsyncEach':
+      case 'AsyncAll':
+        bind(n.name);
+        bound.add('loop');
+        break;
+      case 'Set':
+        bind(n.targets);
+        break;
+      case 'Macro':
+      case 'Caller':
+        bind(n.name);
+        bind(n.args);
+        bound.add('caller');
+        break;
+      default:
+        if (LOADING_TAGS[n.typename]) {
+          refs.problems.push({ message: `templates cannot load other templates ({% ${LOADING_TAGS[n.typename]} %})`, place: place(n) });
+        }
+    }
+    const kids = childrenOf(n);
+    for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]!);
+  }
+  for (const u of uses) {
+    if (skip.has(u)) continue;
+    const name = String(u.value);
+    if (bound.has(name) || BUILTIN_NAMES.has(name) || refs.names.has(name)) continue;
+    refs.names.set(name, place(u));
+  }
+  return refs;
 }

@@ -36,7 +36,8 @@ const validateKeywords = ajv.compile({
 export const TASK_KEYWORDS = new Set(Object.keys(keywordSchemas));
 const HANDLER_KEYWORDS = new Set([...TASK_KEYWORDS, 'listen']);
 
-const argValidators = new Map<string, { coerce: ValidateFunction; report: ValidateFunction }>();
+/** Per module: the coercing validator, and the reporting one, compiled only once arguments fail (compiling is most of start-up). */
+const argValidators = new Map<string, { coerce: ValidateFunction; report?: ValidateFunction }>();
 
 export type ArgsCheck =
   | { value: Record<string, unknown>; errors: undefined }
@@ -44,14 +45,15 @@ export type ArgsCheck =
 
 /** Check a module's arguments against its schema; on success, the arguments with types coerced. */
 export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck {
+  const schema = { type: 'object', ...mod.schema };
   let v = argValidators.get(mod.name);
   if (!v) {
-    const schema = { type: 'object', ...mod.schema };
-    v = { coerce: coercingAjv.compile(schema), report: reportingAjv.compile(schema) };
+    v = { coerce: coercingAjv.compile(schema) };
     argValidators.set(mod.name, v);
   }
   const copy = structuredClone(args);
   if (v.coerce(copy)) return { value: copy, errors: undefined };
+  v.report ??= reportingAjv.compile(schema);
   const shown = structuredClone(args);
   v.report(shown);
   const known = Object.keys((mod.schema.properties as Record<string, unknown> | undefined) ?? {});
@@ -108,9 +110,15 @@ export function describeAjvErrors(
   }
   for (const [place, errs] of byPlace) {
     const pick = (k: string) => errs.find((e) => e.keyword === k);
-    const e = pick('additionalProperties') ?? pick('required') ?? pick('enum') ?? pick('const') ?? pick('pattern') ?? pick('type') ?? errs.find((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf') ?? errs[0]!;
-    const name = splitPointer(e.instancePath).at(-1);
-    const field = name === undefined ? subject : /^\d+$/.test(name) ? `item ${Number(name) + 1} of "${splitPointer(e.instancePath).at(-2)}"` : `"${name}"`;
+    // A value of an accepted type that is out of range (`serial: -1`) says so, rather than listing other types.
+    const range = errs.find((x) => RANGE_KEYWORDS.has(x.keyword));
+    const e = pick('additionalProperties') ?? pick('required') ?? pick('enum') ?? pick('const') ?? pick('pattern') ?? range ?? pick('type') ?? errs.find((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf') ?? errs[0]!;
+    const parts = splitPointer(e.instancePath);
+    const name = parts.at(-1);
+    const parent = parts.at(-2);
+    // An item of the top-level list is named by the subject itself ("play 2"), not by a parent key it lacks.
+    const item = (n: string) => (parent === undefined ? `${subject} ${Number(n) + 1}` : `item ${Number(n) + 1} of "${parent}"`);
+    const field = name === undefined ? subject : /^\d+$/.test(name) ? item(name) : `"${name}"`;
     let message: string;
     let prefer: 'key' | 'value' = 'value';
     switch (e.keyword) {
@@ -135,7 +143,10 @@ export function describeAjvErrors(
         break;
       }
       case 'pattern':
-        message = `${field} has an invalid value ${JSON.stringify(valueAt(data, splitPointer(e.instancePath)))}`;
+        message =
+          e.propertyName !== undefined
+            ? `${field}: ${JSON.stringify(e.propertyName)} is not a valid name`
+            : `${field} has an invalid value ${JSON.stringify(valueAt(data, splitPointer(e.instancePath)))}`;
         break;
       default:
         message = `${field} ${e.message ?? 'is invalid'}`;
@@ -148,13 +159,16 @@ export function describeAjvErrors(
   return out;
 }
 
+const RANGE_KEYWORDS = new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'minItems', 'maxItems']);
+
 function article(t: string): string {
   return { integer: 'an integer', object: 'a mapping', array: 'a list', string: 'a string', boolean: 'true or false', number: 'a number', null: 'empty' }[t] ?? t;
 }
 
+/** A keyword that takes a string or a list of them; anything else was reported by the schema and is left out. */
 function asList(v: unknown): string[] {
   if (v === undefined || v === null) return [];
-  return (Array.isArray(v) ? v : [v]).map(String);
+  return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
 }
 
 /** Every string inside a value, with its pointer. */
@@ -202,7 +216,7 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
     }
   }
   if (handler && typeof t.name !== 'string') p.add('a handler needs a "name"', ptr, 'handler');
-  if (handler && t.listen !== undefined && asList(t.listen).some((x) => typeof x !== 'string')) {
+  if (handler && t.listen !== undefined && (Array.isArray(t.listen) ? t.listen : [t.listen]).some((x) => typeof x !== 'string')) {
     p.add('"listen" must be a string or a list of strings', `${ptr}/listen`, label);
   }
   for (const k of ['when', 'changed_when', 'failed_when'] as const) {
@@ -240,6 +254,9 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
   }
   const positions = new Map<string, SourcePos>();
   for (const k of Object.keys(t)) positions.set(k === moduleKey ? 'args' : k, positionOf(p.loc, pointer([...splitPointer(ptr), k]), 'key'));
+  // Every string a template may hide in, so a problem found before the run can point at it exactly.
+  for (const k of ['when', 'loop'] as const) for (const [sptr] of strings(t[k], '')) positions.set(`${k}${sptr}`, positionOf(p.loc, `${ptr}/${k}${sptr}`));
+  for (const [sptr] of strings(args, '')) positions.set(`args${sptr}`, positionOf(p.loc, argPtr + sptr));
   if (Array.isArray(t.notify)) t.notify.forEach((_, j) => positions.set(`notify/${j}`, positionOf(p.loc, `${ptr}/notify/${j}`)));
   else if (t.notify !== undefined) positions.set('notify/0', positionOf(p.loc, `${ptr}/notify`));
   const loopControl = (t.loop_control ?? {}) as { loop_var?: string };
@@ -320,10 +337,15 @@ export function loadPlaybook(file: string): Playbook {
     for (const err of describeAjvErrors(validatePlays.errors ?? [], data, 'play', (parent) =>
       /^\/\d+$/.test(parent) ? Object.keys((playSchema.$defs.play as { properties: object }).properties) : [],
     )) {
+      // A task or handler that is not a mapping is reported once, by parseTask, in its own words.
+      if (/^\/\d+\/(pre_tasks|tasks|post_tasks|handlers)\/\d+$/.test(err.ptr)) continue;
       const m = /^\/(\d+)/.exec(err.ptr);
       const play = m ? (data[Number(m[1])] as Record<string, unknown> | undefined) : undefined;
-      const where = play && typeof play.name === 'string' ? `play "${play.name}"` : 'play';
-      p.add(err.message.replace(/^play has no argument/, 'play has no keyword'), err.ptr, where, err.prefer);
+      const label = play && typeof play.name === 'string' ? `play "${play.name}"` : `play ${m ? Number(m[1]) + 1 : ''}`.trim();
+      const message = err.message.replace(/^play has no argument/, 'play has no keyword');
+      // A mistake in the play itself (not a mapping, a missing keyword) names the play in the message.
+      if (m && err.ptr === m[0]) p.add(message.replace(/^play \d+/, label), err.ptr, undefined, err.prefer);
+      else p.add(message, err.ptr, label, err.prefer);
     }
   }
   const plays = data.map((raw, i) => (raw && typeof raw === 'object' && !Array.isArray(raw) ? parsePlay(raw as Record<string, unknown>, `/${i}`, p) : null));

@@ -35,39 +35,60 @@ export function absentState(p: string): FileState {
  *   @@F <i> <kind> <mode> <uid> <gid> <user> <group>   then the content in base64 (files) or nothing (stats)
  *   @@C <i> <exit>                                     then stdout and stderr in base64, one line each
  * Items that do not exist print `@@F <i> -`; unreadable files print `@@F <i> ! <reason>`.
+ * Every process counts on a host (a read runs on every host of every run), so when no path holds a newline the
+ * metadata of all of them comes from one `stat` between `@@S` and `@@E` (`<mode> <uid> <gid> <user> <group>
+ * <path>` per line) and the `@@F` lines carry only the kind.
  */
 export function readScript(req: ReadRequest): string {
-  const lines: string[] = [
-    'pv_stat() { stat -L -c "%a %u %g %U %G" -- "$1" 2>/dev/null || echo "0 0 0 ? ?"; }',
+  const paths = [...new Set([...req.files, ...req.stats])];
+  const batched = paths.length > 1 && !paths.some((p) => p.includes('\n'));
+  const lines: string[] = batched
+    ? ['printf "@@S\\n"', `stat -L -c "%a %u %g %U %G %n" -- ${paths.map(quote).join(' ')} 2>/dev/null`, 'printf "@@E\\n"', 'pv_stat() { printf "\\n"; }']
+    : ['pv_stat() { printf " "; stat -L -c "%a %u %g %U %G" -- "$1" 2>/dev/null || echo "0 0 0 ? ?"; }'];
+  lines.push(
     'pv_file() {',
     '  if [ ! -e "$2" ]; then printf "@@F %s -\\n\\n" "$1"; return; fi',
     '  if [ -f "$2" ]; then k=f; elif [ -d "$2" ]; then k=d; else k=o; fi',
     '  if [ "$k" = f ] && [ "$3" = 1 ] && [ ! -r "$2" ]; then printf "@@F %s ! permission denied\\n\\n" "$1"; return; fi',
-    '  printf "@@F %s %s " "$1" "$k"; pv_stat "$2"',
+    '  printf "@@F %s %s" "$1" "$k"; pv_stat "$2"',
     '  if [ "$k" = f ] && [ "$3" = 1 ]; then base64 -w0 -- "$2"; fi',
     '  printf "\\n"',
     '}',
-  ];
+  );
   req.files.forEach((f, i) => lines.push(`pv_file f${i} ${quote(f)} 1`));
   req.stats.forEach((f, i) => lines.push(`pv_file s${i} ${quote(f)} 0`));
   if (req.commands.length) {
-    lines.push('pv_o=$(mktemp) && pv_e=$(mktemp) || exit 70');
+    lines.push('pv_d=$(mktemp -d) || exit 70');
     req.commands.forEach((c, i) => {
       lines.push(
-        `(\n${c.script}\n) >"$pv_o" 2>"$pv_e"; pv_rc=$?`,
-        `printf "@@C c${i} %s\\n" "$pv_rc"; base64 -w0 "$pv_o"; printf "\\n"; base64 -w0 "$pv_e"; printf "\\n"`,
+        `(\n${c.script}\n) >"$pv_d/o" 2>"$pv_d/e"; pv_rc=$?`,
+        // stderr is usually empty: base64 only runs for what there is
+        `printf "@@C c${i} %s\\n" "$pv_rc"; base64 -w0 "$pv_d/o"; printf "\\n"; if [ -s "$pv_d/e" ]; then base64 -w0 "$pv_d/e"; fi; printf "\\n"`,
       );
     });
-    lines.push('rm -f "$pv_o" "$pv_e"');
+    lines.push('rm -rf "$pv_d"');
   }
   return lines.join('\n');
+}
+
+/** `<mode> <uid> <gid> <user> <group> <path>` lines of the batched stat, by path. */
+function statLines(lines: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of lines) {
+    const fields = line.split(' ');
+    if (fields.length >= 6) out.set(fields.slice(5).join(' '), fields.slice(0, 5));
+  }
+  return out;
 }
 
 export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
   const files = new Map<string, FileState>();
   const commands = new Map<string, ExecResult>();
   const lines = stdout.split('\n');
-  for (let i = 0; i < lines.length; i++) {
+  const start = lines.indexOf('@@S');
+  const end = start < 0 ? -1 : lines.indexOf('@@E', start);
+  const meta = end < 0 ? null : statLines(lines.slice(start + 1, end));
+  for (let i = end < 0 ? 0 : end + 1; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.startsWith('@@F ')) {
       const [, id, kind, ...rest] = line.split(' ');
@@ -80,7 +101,8 @@ export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
       } else if (kind === '!') {
         throw new Error(`cannot read ${p}: ${rest.join(' ')}`);
       } else {
-        const [mode, uid, gid, owner, group] = rest;
+        // A path that appeared between the batched stat and this line has no metadata: as if stat had failed.
+        const [mode, uid, gid, owner, group] = meta ? (meta.get(p) ?? ['0', '0', '0', '?', '?']) : rest;
         const content = id!.startsWith('f') && kind === 'f' ? Buffer.from(body, 'base64') : null;
         files.set(p, {
           path: p,
@@ -203,16 +225,20 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
     );
   });
   files.forEach((f, i) => {
-    const p = quote(f.path);
     if (f.backup && f.before !== null) {
-      lines.push(`cp -p ${p} ${quote(`${f.path}.${opts.backupSuffix ?? backupSuffix()}~`)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot back up ${f.path}`)}`);
+      lines.push(`cp -p ${quote(f.path)} ${quote(`${f.path}.${opts.backupSuffix ?? backupSuffix()}~`)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot back up ${f.path}`)}`);
     }
-    lines.push(
-      `sync "$pv_t${i}" 2>/dev/null; mv -f "$pv_t${i}" ${p} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`,
-      `sync ${quote(path.dirname(f.path))} 2>/dev/null`,
-      `printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${p}`,
-    );
+    lines.push(`sync "$pv_t${i}" 2>/dev/null`);
   });
+  // From the first rename on, nothing may stop the script: a connection lost now (SIGPIPE on the next output,
+  // SIGHUP) must not leave some files renamed and others not. So signals are ignored and nothing is printed
+  // until every file is in place.
+  lines.push("trap '' HUP INT TERM PIPE");
+  files.forEach((f, i) => {
+    lines.push(`mv -f "$pv_t${i}" ${quote(f.path)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
+  });
+  for (const dir of new Set(files.map((f) => path.dirname(f.path)))) lines.push(`sync ${quote(dir)} 2>/dev/null`);
+  files.forEach((f, i) => lines.push(`printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${quote(f.path)}`));
   return lines.join('\n');
 }
 

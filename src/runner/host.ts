@@ -11,7 +11,7 @@ import { busyLocked, FACTS_SCRIPT, HELD_MARKER, LOCK_BUSY, lockedFactsScript, pa
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
-import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type TaskContext } from '../modules/module.js';
+import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
 import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
@@ -71,11 +71,17 @@ export class HostRun {
   private readonly registered: Record<string, unknown> = {};
   private readonly files = new Map<string, CacheEntry>();
   private readonly commands = new Map<string, ExecResult>();
+  /** what each task was known to read when the play was prefetched, to refetch in one exec after the cache empties */
+  private readonly planned = new Map<Task, Reads[]>();
   /** the first version of every file this run changed, for rollback */
   private readonly original = new Map<string, FileChange>();
   private connected = false;
   /** plays whose pending-handler record was found on the host this run */
   private readonly pendingLoaded = new Set<Play>();
+  /** plays whose pending-handler record this run wrote together with a task's files */
+  private readonly pendingWritten = new Set<Play>();
+  /** the login user is root (known once facts were gathered without become) */
+  private loginIsRoot: boolean | null = null;
   /** ends the held facts exec, releasing the host lock */
   private releaseLock: (() => void) | null = null;
   private readonly started = Date.now();
@@ -148,6 +154,7 @@ export class HostRun {
       const r = await this.exec(FACTS_SCRIPT, become);
       if (r.code !== 0) throw new CommandError(this.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
       this.facts = parseFacts(r.stdout.toString());
+      if (!become) this.loginIsRoot = this.facts.uid === 0;
       return;
     }
     const held = await this.conn.hold(lockedFactsScript(this.settings.lockTimeoutS, quote(this.settings.lockHolder)), HELD_MARKER, { become });
@@ -159,6 +166,7 @@ export class HostRun {
     }
     this.releaseLock = held.release;
     this.facts = parseFacts(held.stdout.toString());
+    if (!become) this.loginIsRoot = this.facts.uid === 0;
   }
 
   /**
@@ -181,6 +189,7 @@ export class HostRun {
         } catch {
           continue;
         }
+        this.planned.set(task, [...(this.planned.get(task) ?? []), reads]);
         reads.files?.forEach((p) => add(req.files, p));
         reads.stats?.forEach((p) => add(req.stats, p));
         reads.commands?.forEach((c) => {
@@ -262,6 +271,46 @@ export class HostRun {
     for (const [k, v] of res.commands) this.commands.set(k, v);
   }
 
+  /** The cache answers a read of `p` (with its content when `content`). */
+  private holds(p: string, content: boolean): boolean {
+    const hit = this.files.get(p)?.state;
+    return hit !== undefined && (!content || hit.content !== null || !hit.exists || hit.kind !== 'file');
+  }
+
+  /**
+   * A read the cache cannot answer, fetched together with whatever this task and the ones after it were known to
+   * read (see prefetch) and the cache no longer holds: a command that ran on the host empties the cache, and the
+   * tasks after it then cost one exec between them, not one per file.
+   */
+  private async refill(play: Play, task: Task, want: ReadRequest, become: BecomeSpec | undefined): Promise<void> {
+    const req: ReadRequest = { files: [...want.files], stats: [...want.stats], commands: [...want.commands] };
+    const order = [...play.preTasks, ...play.tasks, ...play.handlers, ...play.postTasks];
+    const at = order.indexOf(task);
+    for (const t of at < 0 ? [] : order.slice(at)) {
+      for (const r of this.planned.get(t) ?? []) {
+        r.files?.forEach((p) => {
+          if (!this.holds(p, true) && !req.files.includes(p)) req.files.push(p);
+        });
+        r.stats?.forEach((p) => {
+          if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
+        });
+        r.commands?.forEach((c) => {
+          if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
+        });
+      }
+    }
+    // A path asked for with its content needs no separate stat (a stat's answer would replace the content).
+    req.stats = req.stats.filter((p) => !req.files.includes(p));
+    const more = req.files.length + req.stats.length + req.commands.length > want.files.length + want.stats.length + want.commands.length;
+    try {
+      await this.read(req, become);
+    } catch (e) {
+      // A later task's file may be unreadable (that task will say so): this task still gets what it asked for.
+      if (!more) throw e;
+      await this.read(want, become);
+    }
+  }
+
   private renderArgs(task: Task, mod: Module, vars: Record<string, unknown>): Record<string, unknown> {
     const raw = new Set(mod.raw ?? []);
     const out: Record<string, unknown> = {};
@@ -273,9 +322,8 @@ export class HostRun {
   private context(play: Play, task: Task, vars: Record<string, unknown>, check: boolean): TaskContext {
     const become = this.become(play, task);
     const readOne = async (p: string, content: boolean): Promise<FileState> => {
-      const hit = this.files.get(p);
-      if (hit && (!content || hit.state.content !== null || !hit.state.exists || hit.state.kind !== 'file')) return hit.state;
-      await this.read({ files: content ? [p] : [], stats: content ? [] : [p], commands: [] }, become);
+      if (this.holds(p, content)) return this.files.get(p)!.state;
+      await this.refill(play, task, { files: content ? [p] : [], stats: content ? [] : [p], commands: [] }, become);
       return this.files.get(p)?.state ?? absentState(p);
     };
     return {
@@ -289,7 +337,7 @@ export class HostRun {
       readCommand: async (key, script) => {
         const hit = this.commands.get(key);
         if (hit) return hit;
-        await this.read({ files: [], stats: [], commands: [{ key, script }] }, become);
+        await this.refill(play, task, { files: [], stats: [], commands: [{ key, script }] }, become);
         return this.commands.get(key)!;
       },
       run: async (script, opts) => {
@@ -300,27 +348,56 @@ export class HostRun {
         return r;
       },
       validate: async (files) => {
-        const todo = files.filter((f) => f.validate?.length);
+        // Outside check mode the write exec runs the same validations on its temporary files before any rename,
+        // so a separate exec here would only add a round trip and the validation's cost once more per change.
+        const todo = check ? files.filter((f) => f.validate?.length) : [];
         if (!todo.length) return;
         const r = await this.exec(validateScript(todo), become);
         if (r.code !== 0) throw new ModuleError(firstLines(r.stderr.toString()) || `validation failed (exit ${r.code})`);
       },
-      writeFiles: (files) => this.writeFiles(files, become),
+      writeFiles: (files) => this.writeFiles(files, become, this.pendingAhead(play, task, vars, become)),
       probeNewConnection: (ms) => this.conn.probeNew(ms),
       warn: (msg) => this.settings.emit({ type: 'warning', host: this.name, msg }),
       changedFiles: () => this.original,
     };
   }
 
-  private async writeFiles(files: FileChange[], become: BecomeSpec | undefined): Promise<void> {
+  private async writeFiles(files: FileChange[], become: BecomeSpec | undefined, ahead: { play: Play; change: FileChange } | null = null): Promise<void> {
     if (!files.length) return;
-    const r = await this.exec(writeScript(files), become);
+    // The record goes first, in the same exec: whenever the files are new, the handlers they need are on record.
+    const all = ahead ? [ahead.change, ...files] : files;
+    const script = ahead ? `mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${writeScript(all)}` : writeScript(all);
+    const r = await this.exec(script, become);
     if (r.code !== 0) {
       const detail = firstLines(r.stderr.toString());
       throw new ModuleError(detail || fileErrorStatus.get(r.code ?? -1) || `writing ${files.map((f) => f.path).join(', ')} failed (exit ${r.code})`);
     }
+    if (ahead) this.pendingWritten.add(ahead.play);
     for (const f of files) if (!this.original.has(f.path)) this.original.set(f.path, f);
-    for (const st of parseWriteOutput(files, r.stdout.toString())) this.files.set(st.path, { state: st });
+    for (const st of parseWriteOutput(all, r.stdout.toString())) this.files.set(st.path, { state: st });
+  }
+
+  /**
+   * The pending-handler record to write with the files of a task that notifies handlers, so that a run that dies
+   * after the write (connection lost, controller killed) leaves the handlers on record for the next run, which
+   * would otherwise find the files up to date and never run them. Only as root (the record lives under
+   * /var/lib), only when the record's current state is known, and not when it already names these handlers.
+   */
+  private pendingAhead(play: Play, task: Task, vars: Record<string, unknown>, become: BecomeSpec | undefined): { play: Play; change: FileChange } | null {
+    if (this.settings.check || task.notify.length === 0) return null;
+    if (become ? become.user !== 'root' : this.loginIsRoot !== true) return null;
+    const topics = new Set([...this.notified, ...task.notify.map((n) => renderNotify(n, vars))]);
+    const names = play.handlers.filter((h) => topics.has(h.name) || h.listen.some((l) => topics.has(l))).map((h) => h.name);
+    const p = this.pendingPath(play);
+    const current = this.files.get(p)?.state;
+    if (names.length === 0 || !current) return null;
+    if (current.content && recordedHandlers(current.content).length && names.every((n) => recordedHandlers(current.content!).includes(n))) return null;
+    const change: FileChange = { path: p, before: current.content, after: this.pendingRecord(play, names), beforeSha: current.sha, mode: 0o600 };
+    return { play, change };
+  }
+
+  private pendingRecord(play: Play, names: string[]): Buffer {
+    return Buffer.from(`${JSON.stringify({ playbook: path.basename(this.settings.playbookFile), play: play.name, handlers: names, recorded: new Date().toISOString() }, null, 2)}\n`);
   }
 
   /** Check mode: later tasks see the content earlier tasks would have written. */
@@ -596,10 +673,10 @@ export class HostRun {
     const names = this.pendingHandlers(play);
     if (this.settings.check || names.length === 0) return;
     const p = this.pendingPath(play);
-    const record = `${JSON.stringify({ playbook: path.basename(this.settings.playbookFile), play: play.name, handlers: names, recorded: new Date().toISOString() }, null, 2)}\n`;
-    const current = this.files.get(p)?.state;
-    const change: FileChange = { path: p, before: current?.content ?? null, after: Buffer.from(record), beforeSha: current?.sha ?? null, mode: 0o600 };
     try {
+      // A task's command empties the cache of what was read: read the record again rather than assume it absent.
+      const current = this.files.get(p)?.state ?? (await this.statAndRead(play, p));
+      const change: FileChange = { path: p, before: current.content, after: this.pendingRecord(play, names), beforeSha: current.sha, mode: 0o600 };
       const r = await this.exec(`mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${writeScript([change])}`, this.become(play));
       if (r.code !== 0) throw new Error(firstLines(r.stderr.toString()));
       this.settings.emit({ type: 'warning', host: this.name, msg: `handlers not run because the host failed, recorded for the next run: ${names.join(', ')}` });
@@ -608,11 +685,14 @@ export class HostRun {
     }
   }
 
-  /** The pending handlers of an earlier run have now run: forget them on the host. */
+  /** The pending handlers (of an earlier run, or written ahead by this one) have now run: forget them on the host. */
   async clearPending(play: Play): Promise<void> {
-    if (this.settings.check || !this.pendingLoaded.has(play)) return;
+    if (this.settings.check || (!this.pendingLoaded.has(play) && !this.pendingWritten.has(play))) return;
     this.pendingLoaded.delete(play);
-    await this.exec(`rm -f ${quote(this.pendingPath(play))}`, this.become(play)).catch(() => undefined);
+    this.pendingWritten.delete(play);
+    const p = this.pendingPath(play);
+    const r = await this.exec(`rm -f ${quote(p)}`, this.become(play)).catch(() => null);
+    if (r?.code === 0) this.files.set(p, { state: absentState(p) });
   }
 
   /** A failure before any task (connecting, facts): unreachable when the host cannot be reached, else failed. */
@@ -686,6 +766,16 @@ function renderNotify(n: string, vars: Record<string, unknown>): string {
     return String(renderString(n, vars));
   } catch {
     return n;
+  }
+}
+
+/** Handler names in a pending-handler record ([] when it cannot be read). */
+function recordedHandlers(content: Buffer): string[] {
+  try {
+    const parsed = JSON.parse(content.toString()) as { handlers?: unknown };
+    return Array.isArray(parsed.handlers) ? parsed.handlers.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return [];
   }
 }
 

@@ -6,16 +6,17 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Connection } from '../connection/connection.js';
-import { InputError } from '../errors.js';
+import { InputError, InputErrors } from '../errors.js';
 import { hostVars } from '../inventory/vars.js';
 import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
-import { readYamlFile } from '../playbook/load.js';
+import { pointer, positionOf, readYamlFile } from '../playbook/load.js';
 import { renderDeep } from '../playbook/template.js';
 import type { Playbook } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
 import { HostRun, type HostSettings } from './host.js';
 import { orderHosts, runPlay } from './play.js';
+import { preflight } from './preflight.js';
 import { exitCodeOf } from './results.js';
 
 export interface RunOptions {
@@ -68,15 +69,16 @@ export function playHosts(inv: Inventory, pattern: string, limit: string | undef
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   const t0 = Date.now();
   const { playbook, inventory } = opts;
-  opts.emit({ type: 'run_start', version: 1, playbook: playbook.file, check: opts.check, diff: opts.diff });
 
   // Resolve every host's connection settings before touching any host: a bad setting is bad input.
   const runs = new Map<string, HostRun>();
+  const names = new Set(Object.keys(opts.extraVars));
   const perPlay = playbook.plays.map((play) => {
     const hosts = playHosts(inventory, play.hosts, opts.limit, playbook.dir);
     for (const name of hosts) {
       if (runs.has(name)) continue;
       const vars = hostVars(inventory, name);
+      for (const k of Object.keys(vars)) names.add(k);
       const settings: HostSettings = {
         check: opts.check,
         diff: opts.diff,
@@ -105,6 +107,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     play.varsFiles.length ? { ...play.vars, ...loadVarsFiles(play.varsFiles, playbook.dir, { ...play.vars, ...opts.extraVars }) } : play.vars,
   );
   playbook.plays.forEach((play, i) => (play.vars = playVars[i]!));
+  const problems = preflight(playbook, { names });
+  if (problems.length) throw new InputErrors(problems);
+  opts.emit({ type: 'run_start', version: 1, playbook: playbook.file, check: opts.check, diff: opts.diff });
 
   const batches: Omit<BatchEndEvent, 'type'>[] = [];
   const notRun: string[] = [];
@@ -173,6 +178,11 @@ export function readVarsFile(file: string): Record<string, unknown> {
   if (loc.value === null) return {};
   if (typeof loc.value !== 'object' || Array.isArray(loc.value)) {
     throw new InputError('a vars file must be a mapping of names to values', { file, line: 1, col: 1 });
+  }
+  for (const name of Object.keys(loc.value)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new InputError(`${JSON.stringify(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`, positionOf(loc, pointer([name]), 'key'));
+    }
   }
   return loc.value as Record<string, unknown>;
 }

@@ -1,5 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { causeOf, inetListeners, parseHealth, restartAndCheckScript, restartPostfixChecked } from '../../../src/modules/postfix-health.js';
 import { fakeContext } from '../../support/fake-context.js';
@@ -20,7 +25,7 @@ describe('postfix health check', () => {
     );
     expect(inetListeners(master)).toEqual([
       { service: 'smtp', host: '127.0.0.1', port: '25' },
-      { service: 'smtps', host: '127.0.0.1', port: '465' },
+      { service: 'smtps', host: '127.0.0.1', port: '465', tls: true },
       { service: '127.0.0.1:10025', host: '127.0.0.1', port: '10025' },
       { service: '[::1]:submission', host: '::1', port: '587' },
     ]);
@@ -60,6 +65,33 @@ describe('postfix health check', () => {
     expect(execFileSync('sh', ['-c', filter], { input: `${lines}\n` }).toString().trim().split('\n')).toEqual(
       ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `line ${n}`),
     );
+  });
+
+  it('proves a wrapper-mode listener by its TLS answer to a ClientHello; one that closes, at once or at the handshake, is not healthy', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-health-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mx.test', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
+    const tlsServer = tls.createServer({ key: readFileSync(path.join(dir, 'k.pem')), cert: readFileSync(path.join(dir, 'c.pem')) }, (s) => s.on('error', () => undefined));
+    const closing = net.createServer((s) => s.destroy());
+    // Silent until the client speaks, then gone: an smtpd that dies when the handshake starts.
+    const dropsHandshake = net.createServer((s) => s.once('data', () => s.destroy()).on('error', () => undefined));
+    const port = (srv: net.Server) => new Promise<number>((resolve) => srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port)));
+    try {
+      const [good, bad, drops] = [await port(tlsServer), await port(closing), await port(dropsHandshake)];
+      const listener = /^pv_listener\(\) \{\n[\s\S]*?\n\}$/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
+      const probe = (p: number) =>
+        promisify(execFile)('sh', ['-c', `${listener}\npv_listener 127.0.0.1 ${p} smtps tls`]).then(
+          (r) => ({ code: 0, out: r.stdout.trim() }),
+          (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout.trim() }),
+        );
+      expect(await probe(good)).toEqual({ code: 0, out: '' });
+      expect(await probe(bad)).toEqual({ code: 1, out: `smtps (127.0.0.1:${bad}) closed the connection without a greeting` });
+      expect(await probe(drops)).toEqual({ code: 1, out: `smtps (127.0.0.1:${drops}) closed the connection without a greeting` });
+    } finally {
+      tlsServer.close();
+      closing.close();
+      dropsHandshake.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the check script quotes every listener and uses the init system', () => {

@@ -231,8 +231,24 @@ shared=group
     expect(results.map((r) => r.item ?? r.msg)).toEqual(['a', 'b', 'a,b']);
   });
 
-  it('an undefined variable fails the task with its name and the task position', async () => {
+  it('a variable undefined on one host fails the task there with its name and the task position', async () => {
     const { results, report } = await runLocal(
+      dir,
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: { msg: "{{ nope }}" }
+`,
+      `[web]\nh1 ansible_connection=local\nh2 ansible_connection=local nope=here\n`,
+    );
+    expect(report.exitCode).toBe(2);
+    const byHost = new Map(results.map((r) => [r.host, r]));
+    expect([byHost.get('h1')?.status, byHost.get('h2')?.status]).toEqual(['failed', 'ok']);
+    expect(byHost.get('h1')!.msg).toMatch(/play\d+\.yaml:4:7: undefined variable "nope"/);
+  });
+
+  it('a variable nothing in the run defines is bad input, refused before any task runs', async () => {
+    const run = runLocal(
       dir,
       `- hosts: all
   gather_facts: false
@@ -241,8 +257,7 @@ shared=group
 `,
       hosts(['h1']),
     );
-    expect(report.exitCode).toBe(2);
-    expect(results[0]!.msg).toMatch(/play\d+\.yaml:4:7: undefined variable "nope"/);
+    await expect(run).rejects.toThrow(/play\d+\.yaml:4:21: task "debug": undefined variable "nope": nothing in this run defines it/);
   });
 
   it('no_log hides messages and diffs', async () => {

@@ -1,0 +1,76 @@
+/**
+ * `src:` paths of copy and template that leave the playbook directory (`..`, absolute paths, symlinks that point
+ * out) are refused before any host is touched, unless the task says `src_outside_playbook: true`: a playbook from
+ * someone else must not ship the controller's files to a host. Every refusal: exit 1, one `error:` line at the
+ * src value, nothing written.
+ */
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../../support/cli.js';
+import { writeFiles } from '../../support/tmp.js';
+import { caseDir, expectRefused, LOCAL_INVENTORY, runArgs } from './support.js';
+
+/** A case directory holding the playbook in `pb/` and a secret beside it, outside the playbook directory. */
+function layout(src: string, module = 'copy', extra = ''): { files: Record<string, string>; args: string[] } {
+  return {
+    files: {
+      'pb/play.yaml': `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: ship it\n      ${module}:\n        src: ${src}\n        dest: DIR/out\n${extra}`,
+      'pb/hosts': LOCAL_INVENTORY,
+      'secret.txt': 'the controller keeps this\n',
+      'pb/files/fine.txt': 'inside\n',
+    },
+    args: runArgs('DIR/pb/play.yaml').map((a) => (a === 'DIR/hosts' ? 'DIR/pb/hosts' : a)),
+  };
+}
+
+describe('src paths that leave the playbook directory', () => {
+  const REFUSED: [string, string, string, RegExp][] = [
+    ['copy ../secret.txt', '../secret.txt', 'copy', /pb\/play\.yaml:6:14: task "ship it": source \.\.\/secret\.txt is outside the playbook directory; set src_outside_playbook: true to allow it$/],
+    ['copy files/../../secret.txt', 'files/../../secret.txt', 'copy', /pb\/play\.yaml:6:14: task "ship it": source files\/\.\.\/\.\.\/secret\.txt is outside the playbook directory/],
+    ['copy an absolute path', '/etc/passwd', 'copy', /pb\/play\.yaml:6:14: task "ship it": source \/etc\/passwd is outside the playbook directory/],
+    ['template ../secret.txt', '../secret.txt', 'template', /pb\/play\.yaml:6:14: task "ship it": source \.\.\/secret\.txt is outside the playbook directory/],
+    ['copy a file that does not exist', 'missing.txt', 'copy', /pb\/play\.yaml:6:14: task "ship it": source missing\.txt not found \(looked in .*pb\/files\/missing\.txt, .*pb\/missing\.txt\)$/],
+  ];
+  it.each(REFUSED)('refuses %s', async (_what, src, module, message) => {
+    const r = await expectRefused(layout(src, module), { errors: 1 });
+    expect(r.lines[0]).toMatch(message);
+    expect(existsSync(path.join(r.dir, 'out'))).toBe(false);
+  });
+
+  it('refuses a symlink inside the playbook directory that points outside it', async () => {
+    const c = layout('files/link.txt');
+    const dir = caseDir();
+    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
+    symlinkSync(path.join(dir, 'secret.txt'), path.join(dir, 'pb/files/link.txt'));
+    const r = await runCli(c.args.map((a) => a.replaceAll('DIR', dir)));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*pb\/play\.yaml:6:14: task "ship it": source files\/link\.txt is outside the playbook directory; set src_outside_playbook: true to allow it\n$/);
+    expect(existsSync(path.join(dir, 'out'))).toBe(false);
+  });
+
+  it('refuses at run time a templated src that renders outside (exit 2, nothing written)', async () => {
+    const dir = caseDir();
+    const c = layout('"{{ where }}"', 'copy', '      vars: { where: ../secret.txt }\n');
+    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
+    const r = await runCli([...c.args.map((a) => a.replaceAll('DIR', dir)), '--no-retry-file']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain('source ../secret.txt is outside the playbook directory; set src_outside_playbook: true to allow it');
+    expect(existsSync(path.join(dir, 'out'))).toBe(false);
+  });
+
+  it('copies from outside when the task says src_outside_playbook: true, and from inside without it', async () => {
+    const dir = caseDir();
+    mkdirSync(path.join(dir, 'pb'), { recursive: true });
+    const c = layout('../secret.txt', 'copy', '        src_outside_playbook: true\n');
+    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
+    writeFileSync(
+      path.join(dir, 'pb/play.yaml'),
+      `${readFileSync(path.join(dir, 'pb/play.yaml'), 'utf8')}    - copy: { src: fine.txt, dest: ${JSON.stringify(path.join(dir, 'fine-out'))} }\n`,
+    );
+    const r = await runCli([...c.args.map((a) => a.replaceAll('DIR', dir)), '--no-retry-file']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'out'), 'utf8')).toBe('the controller keeps this\n');
+    expect(readFileSync(path.join(dir, 'fine-out'), 'utf8')).toBe('inside\n');
+  }, 120_000);
+});

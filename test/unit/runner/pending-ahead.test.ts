@@ -1,0 +1,82 @@
+/**
+ * Handlers are on record on the host from the moment the file that needs them is written (in the same exec), so
+ * a run that dies after the write still leaves them for the next run; once they have run, the record is gone.
+ * And the write itself: once the first file of a plan is renamed into place, the script cannot be stopped.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalConnection } from '../../../src/connection/local.js';
+import { parseInventoryText } from '../../../src/inventory/load.js';
+import { loadPlaybook } from '../../../src/playbook/validate.js';
+import type { RunEvent, TaskResultEvent } from '../../../src/report/events.js';
+import { writeScript } from '../../../src/runner/host-files.js';
+import { PENDING_DIR } from '../../../src/runner/host.js';
+import { runPlaybook } from '../../../src/runner/run.js';
+import { tempDir, writeFiles } from '../../support/tmp.js';
+
+const dir = tempDir();
+
+// The record lives under /var/lib and is written as root only.
+describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write', () => {
+  it('the record names the handlers while they run, and is gone once they ran', async () => {
+    const name = `pending-ahead-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'record ahead';
+    const record = `${PENDING_DIR}/${createHash('sha256').update(`${name}\0${play}`).digest('hex').slice(0, 16)}.json`;
+    const file = writeFiles(dir, {
+      [name]: `- name: ${play}
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: change
+      copy: { dest: ${dir}/f.txt, content: "x" }
+      notify: [look at the record, say what it names]
+  handlers:
+    - name: look at the record
+      command: cat ${record}
+      register: seen
+    - name: say what it names
+      debug: { msg: "{{ (seen.stdout | from_json).handlers | join(',') }}" }
+`,
+    });
+    const events: RunEvent[] = [];
+    const report = await runPlaybook({
+      playbook: loadPlaybook(file),
+      inventory: parseInventoryText('localhost ansible_connection=local\n', path.join(dir, 'hosts'), 'ini'),
+      check: false,
+      diff: false,
+      forks: 1,
+      extraVars: {},
+      tags: [],
+      skipTags: [],
+      become: false,
+      canary: 0,
+      retryFile: null,
+      connectionFor: (host) => new LocalConnection(host),
+      emit: (e) => events.push(e),
+    });
+    expect(report.exitCode).toBe(0);
+    const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what it names');
+    expect(said?.msg).toBe('look at the record,say what it names');
+    expect(existsSync(record)).toBe(false);
+  });
+});
+
+describe('the commit of a write', () => {
+  it('ignores hangups and broken pipes from the first rename on, and prints nothing until every file is in place', () => {
+    const script = writeScript([
+      { path: '/etc/a.conf', before: null, after: Buffer.from('a'), beforeSha: null },
+      { path: '/etc/b.conf', before: null, after: Buffer.from('b'), beforeSha: null },
+    ]);
+    const lines = script.split('\n');
+    const trap = lines.indexOf("trap '' HUP INT TERM PIPE");
+    const renames = lines.flatMap((l, i) => (l.startsWith('mv -f ') ? [i] : []));
+    const prints = lines.flatMap((l, i) => (l.startsWith('printf "@@W ') ? [i] : []));
+    expect(trap).toBeGreaterThan(0);
+    expect(renames).toHaveLength(2);
+    expect(renames.every((i) => i > trap)).toBe(true);
+    expect(prints.every((i) => i > renames.at(-1)!)).toBe(true);
+    expect(lines.slice(trap, renames.at(-1)).some((l) => /printf|echo|cat /.test(l))).toBe(false);
+  });
+});
