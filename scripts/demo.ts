@@ -9,12 +9,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { readVersion, type CliIO } from '../src/cli/commands.js';
 import { main } from '../src/cli/main.js';
 import { labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
 import { isRoot } from '../test/lab/lab-system.js';
+import { banner } from '../test/support/net.js';
 
 const LAB = 'demo';
 const HOSTS = 3;
@@ -100,26 +100,6 @@ function client(cmd: string, args: string[], feed?: (out: string, stdin: NodeJS.
   });
 }
 
-/** The first line a TCP server sends, or why there is none (EHOSTUNREACH: the firewall's REJECT). */
-function banner(ip: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: ip, port, timeout: 10_000 });
-    sock.setEncoding('utf8');
-    let got = '';
-    sock.on('data', (d: string) => {
-      got += d;
-      if (got.includes('\n')) {
-        sock.destroy();
-        resolve(got.split('\r\n')[0]!);
-      }
-    });
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve('timeout');
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 /** A lab left by a demo that died is cleared; one in use or made by hand is not ours to touch. */
 async function freeLabName(): Promise<void> {

@@ -125,7 +125,6 @@ export const postconfModule: Module<PostconfArgs> = {
     const bad = postconfModule.check!(args);
     if (bad) throw new ModuleError(bad);
     const dir = configDir(args.config_dir, ctx.facts);
-    const version = postfixVersion(ctx.facts);
     const path = `${dir}/main.cf`;
     const main = await ctx.readFile(path);
     if (main.exists && main.kind !== 'file') throw new ModuleError(`${path} is not a regular file`);

@@ -14,6 +14,7 @@ import type { BatchEndEvent, PlayStartEvent, RecapEvent, RunEvent, TaskResultEve
 import { labDown, labExec, LabExistsError, labExists, labOwnership, labReset, labUp, type LabHost, type LabState, type LabUpOptions } from '../lab/lab.js';
 import { labArgs, runCli } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { screen } from '../support/terminal.js';
 
 const lab = inject('lab');
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -300,34 +301,6 @@ function runInTerminal(args: string[], dir: string, timeoutMs: number): Promise<
   });
 }
 
-/** The screen after terminal output: enough of a VT100 for log-update (erase line, cursor up, column). */
-function screen(bytes: string): string[] {
-  const lines = [''];
-  let row = 0;
-  let col = 0;
-  for (const m of bytes.matchAll(/\x1b\[([0-9;?]*)([A-Za-z])|\r|\n|[^\x1b\r\n]/gu)) {
-    const [token, arg, op] = m;
-    if (token === '\n') {
-      row++;
-      col = 0;
-      while (lines.length <= row) lines.push('');
-    } else if (token === '\r') {
-      col = 0;
-    } else if (op === 'A') {
-      row = Math.max(0, row - Number(arg || 1));
-    } else if (op === 'G') {
-      col = Number(arg || 1) - 1;
-    } else if (op === 'K') {
-      lines[row] = '';
-    } else if (op === undefined) {
-      const line = lines[row]!.padEnd(col);
-      lines[row] = line.slice(0, col) + token + line.slice(col + 1);
-      col++;
-    }
-  }
-  while (lines.length && lines.at(-1) === '') lines.pop();
-  return lines;
-}
 
 /** The most lines and bytes written in any one-second window. */
 function peakPerSecond(chunks: Chunk[]): { lines: number; bytes: number } {

@@ -4,11 +4,11 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { describe, expect, inject, it } from 'vitest';
 import { labDown, labExec, labReset, labUp, type LabHost } from '../lab/lab.js';
 import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
 import { netInode } from '../lab/lab-system.js';
+import { banner } from '../support/net.js';
 
 const lab = inject('lab');
 
@@ -32,26 +32,6 @@ function ssh(target: string, command: string, extra: string[] = [], input?: stri
   return run('ssh', ['-F', lab!.sshConfig, '-o', 'BatchMode=yes', ...extra, target, command], input);
 }
 
-/** The first line a TCP server sends, or the connect error code. */
-function banner(ip: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: ip, port, timeout: 10_000 });
-    sock.setEncoding('utf8');
-    let got = '';
-    sock.on('data', (d: string) => {
-      got += d;
-      if (got.includes('\n')) {
-        sock.destroy();
-        resolve(got.split('\r\n')[0]!);
-      }
-    });
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve('timeout');
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 async function sh(host: LabHost, script: string): Promise<string> {
   const r = await labExec(host, script, { timeoutMs: 30_000 });

@@ -10,7 +10,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -18,6 +17,7 @@ import type { RecapEvent, RunEvent, TaskResultEvent } from '../../src/report/eve
 import { labExec, labReset, type LabHost } from '../lab/lab.js';
 import { labArgs, runCli, type CliResult } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { banner } from '../support/net.js';
 
 const lab = inject('lab');
 
@@ -70,26 +70,6 @@ async function hostFiles(host: LabHost): Promise<HostFiles> {
   return { mainCf, masterCf, rules, saslConf, sasldb };
 }
 
-/** The first line a TCP server sends, or the connect error code (EHOSTUNREACH for the lab's REJECT). */
-function banner(ip: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: ip, port, timeout: 15_000 });
-    sock.setEncoding('utf8');
-    let got = '';
-    sock.on('data', (d: string) => {
-      got += d;
-      if (got.includes('\n')) {
-        sock.destroy();
-        resolve(got.split('\r\n')[0]!);
-      }
-    });
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve('timeout');
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 interface Ran {
   code: number | null;

@@ -7,12 +7,12 @@
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/kill-restart.test.ts
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, killSessions, leftovers, poll, processes, provision, results, sh, sleep, waitQuiet, writePlaybook } from './support.js';
+import { banner } from '../../support/net.js';
 
 const lab = inject('lab');
 
@@ -34,26 +34,6 @@ const PLAYBOOK = `- hosts: all
         state: restarted
 `;
 
-/** The first line a TCP server sends, or why there was none. */
-function banner(ip: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: ip, port, timeout: 10_000 });
-    let got = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      got += d;
-      if (got.includes('\n')) {
-        sock.destroy();
-        resolve(got.split('\r\n')[0]!);
-      }
-    });
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve('timeout');
-    });
-    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 describe.skipIf(!lab)('the connection dies while a handler restarts Postfix', () => {
   const state = lab!;

@@ -20,7 +20,6 @@ function host(main: string | Buffer | null = DEBIAN_MAIN, extra: FakeOptions = {
 }
 
 type Changed = Extract<Plan, { changed: true }>;
-const afterText = (p: Plan) => (p as Changed).files[0]!.after.toString('latin1');
 
 /** Plan, write what the plan says, plan again: the second plan must find nothing to do. */
 async function applyTwice(ctx: ReturnType<typeof host>, args: PostconfArgs) {

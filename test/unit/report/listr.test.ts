@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { HostCounters, RecapEvent, RunEvent, TaskStatus } from '../../../src/report/events.js';
 import { COMPACT_THRESHOLD, FleetView, ListrReporter } from '../../../src/report/listr.js';
+import { screen } from '../../support/terminal.js';
 
 const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i + 1}.lab.test`);
 const counters = (c: Partial<HostCounters> = {}): HostCounters => ({ ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, ...c });
@@ -20,37 +21,6 @@ function fakeTerminal() {
   return { stdout: stream as unknown as NodeJS.WriteStream, writes, text: () => writes.map((w) => w.text).join('') };
 }
 
-/**
- * The screen after a stream of terminal output, with as much of a VT100 as log-update uses: erase line, cursor up,
- * cursor to a column; colours and cursor visibility are dropped.
- */
-function screen(bytes: string): string[] {
-  const lines = [''];
-  let row = 0;
-  let col = 0;
-  for (const m of bytes.matchAll(/\x1b\[([0-9;?]*)([A-Za-z])|\r|\n|[^\x1b\r\n]/gu)) {
-    const [token, arg, op] = m;
-    if (token === '\n') {
-      row++;
-      col = 0;
-      while (lines.length <= row) lines.push('');
-    } else if (token === '\r') {
-      col = 0;
-    } else if (op === 'A') {
-      row = Math.max(0, row - Number(arg || 1));
-    } else if (op === 'G') {
-      col = Number(arg || 1) - 1;
-    } else if (op === 'K') {
-      lines[row] = '';
-    } else if (op === undefined) {
-      const line = lines[row]!.padEnd(col);
-      lines[row] = line.slice(0, col) + token + line.slice(col + 1);
-      col++;
-    }
-  }
-  while (lines.length && lines.at(-1) === '') lines.pop();
-  return lines;
-}
 
 function result(host: string, task: string, status: TaskStatus, msg = 'done', extra: Partial<Extract<RunEvent, { type: 'task_result' }>> = {}): RunEvent {
   return { type: 'task_result', host, task, module: 'postconf', handler: false, status, msg, check: false, duration_ms: 3, ...extra };
