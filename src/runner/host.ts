@@ -71,8 +71,11 @@ export class HostRun {
   private readonly registered: Record<string, unknown> = {};
   private readonly files = new Map<string, CacheEntry>();
   private readonly commands = new Map<string, ExecResult>();
-  /** what each task was known to read when the play was prefetched, to refetch in one exec after the cache empties */
-  private readonly planned = new Map<Task, Reads[]>();
+  /**
+   * What each task will read, as known when the play was prefetched, to refetch in one exec after the cache
+   * empties. Asked again at that time: a module may need less by then (Postfix's parameter names, once known).
+   */
+  private readonly planned = new Map<Task, (() => Reads)[]>();
   /** the first version of every file this run changed, for rollback */
   private readonly original = new Map<string, FileChange>();
   private connected = false;
@@ -189,7 +192,7 @@ export class HostRun {
         } catch {
           continue;
         }
-        this.planned.set(task, [...(this.planned.get(task) ?? []), reads]);
+        this.planned.set(task, [...(this.planned.get(task) ?? []), () => mod.reads!(args as never, this.facts!)]);
         reads.files?.forEach((p) => add(req.files, p));
         reads.stats?.forEach((p) => add(req.stats, p));
         reads.commands?.forEach((c) => {
@@ -287,7 +290,13 @@ export class HostRun {
     const order = [...play.preTasks, ...play.tasks, ...play.handlers, ...play.postTasks];
     const at = order.indexOf(task);
     for (const t of at < 0 ? [] : order.slice(at)) {
-      for (const r of this.planned.get(t) ?? []) {
+      for (const again of this.planned.get(t) ?? []) {
+        let r: Reads;
+        try {
+          r = again();
+        } catch {
+          continue;
+        }
         r.files?.forEach((p) => {
           if (!this.holds(p, true) && !req.files.includes(p)) req.files.push(p);
         });

@@ -14,11 +14,13 @@ const record = (tool: Tool, run: RunKind, wallS: number, extra: Partial<RunRecor
   sysS: 0.5,
   cpuSource: 'cgroup',
   hostCpuS: 2,
+  machineCpuS: 4,
   maxRssMb: 120,
   peakTreePssMb: 90,
   peakProcesses: 3,
   execs: { mean: 2, min: 2, max: 2 },
   loadBefore: [0.1, 0.2, 0.3],
+  busyBefore: 0.02,
   ...extra,
 });
 
