@@ -2,7 +2,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { renderText } from '../playbook/template.js';
-import { type FileAttrs, fileAttrSchema, modeProblem, planContent, requireRegular } from './file-common.js';
+import { type FileAttrs, fileAttrSchema, modeProblem, planContent, requireRegular, validated } from './file-common.js';
 import { type Module, ModuleError, type TaskContext } from './module.js';
 
 export interface CopyArgs extends FileAttrs {
@@ -55,10 +55,13 @@ async function planWrite(ctx: TaskContext, dest: string, after: Buffer, args: Fi
   }
   requireRegular(state);
   if (state.exists && args.force === false) return { changed: false as const, msg: `${state.path} exists (force: false)` };
-  return planContent(state, after, args, {
-    present: `${state.path} is up to date`,
-    change: state.exists ? `update ${state.path}` : `create ${state.path}`,
-  });
+  return validated(
+    ctx,
+    planContent(state, after, args, {
+      present: `${state.path} is up to date`,
+      change: state.exists ? `update ${state.path}` : `create ${state.path}`,
+    }),
+  );
 }
 
 const common = {

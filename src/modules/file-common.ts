@@ -114,7 +114,13 @@ export async function planTextEdit(
   const result = edit(text);
   const after = result.changed ? Buffer.from(result.text, encoding) : (state.content ?? Buffer.alloc(0));
   const msg = `${args.path}: ${result.msg}`;
-  return planContent(state, after, args, { present: msg, change: msg });
+  return validated(ctx, planContent(state, after, args, { present: msg, change: msg }));
+}
+
+/** A plan whose files carry `validate:` gets them checked on the host now, so check mode runs them too. */
+export async function validated(ctx: TaskContext, plan: Plan): Promise<Plan> {
+  if (plan.changed) await ctx.validate(plan.files);
+  return plan;
 }
 
 /** Refuse to edit something that is not a regular file. */

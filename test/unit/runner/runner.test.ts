@@ -318,3 +318,20 @@ describe('the per-host run lock', () => {
     await first;
   });
 });
+
+describe('validate: of file modules', () => {
+  it('runs in check mode too, on a copy, and a rejected candidate fails the task without writing', async () => {
+    const f = path.join(dir, 'validated.conf');
+    writeFileSync(f, 'good\n');
+    const pb = `- hosts: all
+  tasks:
+    - lineinfile: { path: ${f}, line: 'bad', validate: "! grep -q bad %s" }
+`;
+    for (const check of [true, false]) {
+      const r = await runLocal(dir, pb, hosts(['h1']), { check });
+      expect(r.report.exitCode & 2, `check=${check}`).toBe(2);
+      expect(r.results[0]!.msg).toContain('validation failed (! grep -q bad %s)');
+      expect(readFileSync(f, 'utf8')).toBe('good\n');
+    }
+  });
+});
