@@ -120,7 +120,10 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       return h.stopped !== null;
     };
 
-    const runSection = async (h: HostRun, tasks: Task[]) => {
+    // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
+    // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
+    // same handlers instead of running once before the tasks and once after.
+    const runSection = async (h: HostRun, tasks: Task[], last = false) => {
       for (const task of tasks) {
         if (shouldStop(h)) return;
         if (task.module === 'meta') {
@@ -135,7 +138,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
         }
       }
-      if (!shouldStop(h)) await h.flushHandlers(play);
+      if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play);
     };
 
     await pool(batch, opts.forks, async (h) => {
@@ -158,7 +161,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       }
       await runSection(h, play.preTasks);
       await runSection(h, play.tasks);
-      await runSection(h, play.postTasks);
+      await runSection(h, play.postTasks, true);
       // Handlers notified on a host that then failed must not be forgotten: record them on the host for the
       // next run; once they have run, forget them there.
       if (h.stopped === 'failed' || h.stopped === 'aborted') await h.savePending(play);

@@ -14,13 +14,14 @@ import {
   loadKnownHosts,
   parseKnownHosts,
 } from '../../../src/connection/known-hosts.js';
+import { parsableKeyPair } from './loopback-sshd.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-kh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A fresh public key as written in a .pub file, and its blob. */
 function newKey(type: 'ed25519' | 'ecdsa' = 'ed25519'): { line: string; blob: Buffer } {
-  const pair = type === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }) : ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = parsableKeyPair(() => (type === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }) : ssh2.utils.generateKeyPairSync('ed25519')));
   const line = pair.public.trim().split(' ').slice(0, 2).join(' ');
   return { line, blob: Buffer.from(line.split(' ')[1]!, 'base64') };
 }

@@ -22,10 +22,23 @@ export interface KeyPair {
   blob: Buffer;
 }
 
+/**
+ * ssh2's key generator drops leading zero bytes of an ed25519 public key, so about one key in 256 cannot be read
+ * back (ssh2 issue 1390): generate again until ssh2 parses both halves, a bounded number of times.
+ */
+export function parsableKeyPair<T extends { private: string; public: string }>(generate: () => T, passphrase?: string): T {
+  for (let i = 0; i < 20; i++) {
+    const pair = generate();
+    if (!(utils.parseKey(pair.public) instanceof Error) && !(utils.parseKey(pair.private, passphrase) instanceof Error)) return pair;
+  }
+  throw new Error('ssh2 generated 20 key pairs it cannot parse');
+}
+
 export function keyPair(passphrase?: string): KeyPair {
-  const pair = passphrase
-    ? utils.generateKeyPairSync('ed25519', { passphrase, cipher: 'aes256-ctr', rounds: 4 })
-    : utils.generateKeyPairSync('ed25519');
+  const pair = parsableKeyPair(() =>
+    passphrase ? utils.generateKeyPairSync('ed25519', { passphrase, cipher: 'aes256-ctr', rounds: 4 }) : utils.generateKeyPairSync('ed25519'),
+    passphrase,
+  );
   const pub = pair.public.trim().split(' ').slice(0, 2).join(' ');
   return { private: pair.private, public: pub, blob: Buffer.from(pub.split(' ')[1]!, 'base64') };
 }

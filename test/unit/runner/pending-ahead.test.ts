@@ -4,7 +4,7 @@
  * And the write itself: once the first file of a plan is renamed into place, the script cannot be stopped.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalConnection } from '../../../src/connection/local.js';
@@ -59,6 +59,51 @@ describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write
     expect(report.exitCode).toBe(0);
     const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what it names');
     expect(said?.msg).toBe('look at the record,say what it names');
+    expect(existsSync(record)).toBe(false);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('handlers left pending by an earlier run', () => {
+  it('run once with the same handlers notified by this run, after the tasks', async () => {
+    const name = `pending-merge-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'merge pending';
+    const record = `${PENDING_DIR}/${createHash('sha256').update(`${name}\0${play}`).digest('hex').slice(0, 16)}.json`;
+    mkdirSync(PENDING_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(record, JSON.stringify({ handlers: ['restart it'] }), { mode: 0o600 });
+    const file = writeFiles(dir, {
+      [name]: `- name: ${play}
+  hosts: all
+  tasks:
+    - name: change
+      copy: { dest: ${dir}/merge.txt, content: "x" }
+      notify: restart it
+  handlers:
+    - name: restart it
+      command: echo restarted
+`,
+    });
+    const events: RunEvent[] = [];
+    const report = await runPlaybook({
+      playbook: loadPlaybook(file),
+      inventory: parseInventoryText('localhost ansible_connection=local\n', path.join(dir, 'hosts'), 'ini'),
+      check: false,
+      diff: false,
+      forks: 1,
+      extraVars: {},
+      tags: [],
+      skipTags: [],
+      become: false,
+      canary: 0,
+      retryFile: null,
+      connectionFor: (host) => new LocalConnection(host),
+      emit: (e) => events.push(e),
+    });
+    expect(report.exitCode).toBe(0);
+    const order = events.filter((e): e is TaskResultEvent => e.type === 'task_result').map((e) => [e.task, e.status]);
+    expect(order).toEqual([
+      ['change', 'changed'],
+      ['restart it', 'changed'],
+    ]);
     expect(existsSync(record)).toBe(false);
   });
 });
