@@ -7,6 +7,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // each test file gets a fresh controller cache (PROVISION_CACHE_DIR), never the user's
+          setupFiles: ['test/support/cache-dir-setup.ts'],
         },
       },
       {
@@ -14,6 +16,7 @@ export default defineConfig({
           name: 'lab',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/lab/global-setup.ts'],
+          setupFiles: ['test/support/cache-dir-setup.ts'],
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 300_000,

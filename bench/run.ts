@@ -171,7 +171,10 @@ interface Context {
 function commandFor(ctx: Context, tool: Tool, run: RunKind): { cmd: ToolCommand; outcome: (stdout: string, code: number | null) => RunOutcome } {
   const { lab, job, o } = ctx;
   if (tool === 'provision') {
-    return { cmd: provisionCommand(lab, job.playbook, run, o.forks), outcome: (s, c) => provisionOutcome(s, c, run, lab.hosts.length) };
+    // A cache of its own, empty, for each run: every run starts as cold as Ansible's (fresh control sockets), and
+    // what the user's cache holds cannot change the figures.
+    const cache = mkdtempSync(join(ctx.work, `provision-cache-${run}-`));
+    return { cmd: provisionCommand(lab, job.playbook, run, o.forks, cache), outcome: (s, c) => provisionOutcome(s, c, run, lab.hosts.length) };
   }
   if (tool === 'floor') {
     return { cmd: floorCommand(lab, ctx.planDir, run, o.forks), outcome: (s, c) => floorOutcome(s, c, run, lab) };

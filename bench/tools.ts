@@ -39,11 +39,12 @@ export interface RunOutcome {
   execs: Map<string, number>;
 }
 
-export function provisionCommand(lab: LabState, playbook: string, run: RunKind, forks: number): ToolCommand {
+/** provision's command line for a run; `cacheDir` becomes its controller cache (PROVISION_CACHE_DIR). */
+export function provisionCommand(lab: LabState, playbook: string, run: RunKind, forks: number, cacheDir: string): ToolCommand {
   const verb = run === 'check' ? 'check' : 'run';
   return {
     command: [process.execPath, PROVISION_BIN, verb, playbook, '-i', lab.inventory, '--ssh-config', lab.sshConfig, '--forks', String(forks), '--json', '--no-retry-file'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', PROVISION_CACHE_DIR: cacheDir },
   };
 }
 

@@ -20,6 +20,7 @@ import { ListrReporter } from '../report/listr.js';
 import { PlainReporter, type Reporter } from '../report/plain.js';
 import { preflight } from '../runner/preflight.js';
 import { playHosts, readVarsFile, runPlaybook } from '../runner/run.js';
+import { cacheDir } from '../util/cache-dir.js';
 import { splitWords } from '../util/words.js';
 
 export interface CliIO {
@@ -157,6 +158,7 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
       canary: flags.canary,
       lockTimeoutS: flags.lockTimeout,
       retryFile: flags.retryFile === false ? null : flags.retryFile,
+      cacheDir: cacheDir(),
       connectionFor,
       emit: (e) => reporter.handle(e),
       interrupted: () => interrupted,

@@ -5,7 +5,11 @@
  */
 import type { Facts } from './types.js';
 
-export const FACTS_SCRIPT = String.raw`
+/** The facts script leaves the host's Postfix version (mail_version) in this shell variable, empty without Postfix. */
+export const POSTFIX_VERSION_VAR = 'pv_postfix_version';
+
+/** The facts script without its final `exit`, so that more shell can run after it in the same shell. */
+const FACTS_BODY = String.raw`
 pv_osr=/etc/os-release; [ -r "$pv_osr" ] || pv_osr=/usr/lib/os-release
 if [ -r "$pv_osr" ]; then
   ( . "$pv_osr"; printf 'os_id=%s\nos_id_like=%s\nos_version_id=%s\n' "$ID" "$ID_LIKE" "$VERSION_ID" )
@@ -19,8 +23,12 @@ printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
 pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
+${POSTFIX_VERSION_VAR}=
 if command -v postconf >/dev/null 2>&1; then
-  postconf -h mail_version config_directory 2>/dev/null | { read -r pv_v; read -r pv_d; printf 'postfix_version=%s\npostfix_config_dir=%s\n' "$pv_v" "$pv_d"; }
+  { read -r ${POSTFIX_VERSION_VAR}; read -r pv_d; } <<PV_POSTCONF
+$(postconf -h mail_version config_directory 2>/dev/null)
+PV_POSTCONF
+  printf 'postfix_version=%s\npostfix_config_dir=%s\n' "$${POSTFIX_VERSION_VAR}" "$pv_d"
 fi
 command -v iptables >/dev/null 2>&1 && printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null)"
 command -v nft >/dev/null 2>&1 && echo nft=1
@@ -35,8 +43,30 @@ elif [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then echo
 fi
 [ -r /etc/ufw/ufw.conf ] && grep -qi '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw_enabled=1
 [ -e /etc/nftables.conf ] && echo nftables_conf=1
-exit 0
 `;
+
+export const FACTS_SCRIPT = `${FACTS_BODY}exit 0\n`;
+
+/** Printed after the facts when more output follows them in the same exec (see factsScript). */
+export const FACTS_END_MARKER = '@@PROVISION_FACTS_END';
+
+/**
+ * The facts script, or with `after`: the facts, a line FACTS_END_MARKER, then `after` run in the same shell (it
+ * sees $POSTFIX_VERSION_VAR), so one exec can bring back what the run needs besides the facts. The script exits 0
+ * whatever `after` does: the facts are out, and the caller judges the rest by what it printed.
+ */
+export function factsScript(after = ''): string {
+  return after ? `${FACTS_BODY}echo ${FACTS_END_MARKER}\n${after}\nexit 0\n` : FACTS_SCRIPT;
+}
+
+/** The facts and what `after` printed (null when the facts script ran alone or was cut short before the marker). */
+export function splitFactsOutput(output: string): { facts: string; after: string | null } {
+  const line = `${FACTS_END_MARKER}\n`;
+  const at = output.startsWith(line) ? 0 : output.indexOf(`\n${line}`);
+  if (at < 0) return { facts: output, after: null };
+  const end = at === 0 ? line.length : at + 1 + line.length;
+  return { facts: output.slice(0, at), after: output.slice(end) };
+}
 
 /** Printed by a held facts script once the host lock is taken and facts are out. */
 export const HELD_MARKER = '@@PROVISION_LOCK_HELD';
@@ -68,14 +98,15 @@ export function busyLocked(script: string): string {
 /**
  * Facts plus the per-host run lock, in one exec that stays open for the whole run: the script takes an flock on
  * a lock file (waiting up to `timeoutS` for another run to finish), waits (as long again at most) for commands
- * a dead run left running (see busyLocked), records who holds the lock, prints the facts and a marker, then
+ * a dead run left running (see busyLocked), records who holds the lock, prints the facts (and what `after`
+ * prints, see factsScript: it runs under the lock, after a dead run's commands ended) and a marker, then
  * waits on stdin. The lock is released when the run closes the channel, or when the connection dies (the waiting
  * `cat` sees the end of its input), so a crashed controller cannot leave a host locked.
  *
  * Runs as root and as a login user without sudo share the lock: the files are created writable by all (so each
  * can record itself as the holder), and locked through read-only descriptors, which any user can open.
  */
-export function lockedFactsScript(timeoutS: number, holder: string): string {
+export function lockedFactsScript(timeoutS: number, holder: string, after = ''): string {
   const wait = Math.max(0, Math.floor(timeoutS));
   return String.raw`
 ${LOCK_DIR}
@@ -98,7 +129,7 @@ if command -v flock >/dev/null 2>&1 && [ -r "$pv_lock" ]; then
   { printf '%s since %s
 ' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"; } 2>/dev/null
 fi
-( ${FACTS_SCRIPT} ) </dev/null
+( ${factsScript(after)} ) </dev/null
 echo ${HELD_MARKER}
 cat >/dev/null
 `;

@@ -2,11 +2,13 @@
  * What the postconf and master_cf modules share: the host's Postfix version and config directory, the names
  * Postfix knows (for "unknown parameter" errors with a suggestion), and the `postconf -c DIR` validation.
  */
-import { heredocTo } from '../connection/shell-quote.js';
+import { heredocTo, quote } from '../connection/shell-quote.js';
+import { POSTFIX_VERSION_VAR } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import { fromBinary, referencedNames } from '../formats/main-cf.js';
 import { nearest } from '../util/suggest.js';
 import { ModuleError, type TaskContext, type Validation } from './module.js';
+import { PostfixNamesStore } from './postfix-names-store.js';
 
 /** /usr/sbin is not on every remote user's PATH (CentOS without a login shell). */
 const SBIN_PATH = 'PATH="$PATH:/usr/sbin:/sbin"; export PATH';
@@ -33,14 +35,49 @@ export function versionAtLeast(version: string, major: number, minor: number): b
 /** Known parameter names per Postfix version, for the life of the process: `postconf -d` runs once per version. */
 const knownByVersion = new Map<string, ReadonlySet<string>>();
 
-/** The read-only command that lists a version's parameters; the runner prefetches it with the files. */
-export function postconfDefaultsCommand(version: string): { key: string; script: string } {
-  return { key: `postconf-d:${version}`, script: `${SBIN_PATH}; postconf -d` };
+/** Names kept on disk between runs, when the run uses a store (the CLI does; library callers may not). */
+let store: PostfixNamesStore | null = null;
+
+/** Keep names in `dir` between runs from now on (null: only for the life of the process). */
+export function useNamesStore(dir: string | null): void {
+  store = dir === null ? null : store?.dir === dir ? store : new PostfixNamesStore(dir);
 }
 
-/** `postconfDefaultsCommand` when this process does not know the version's names yet, for `reads`. */
+const DEFAULTS_KEY = 'postconf-d:';
+
+/** The read-only command that lists a version's parameters; the runner prefetches it with the files. */
+export function postconfDefaultsCommand(version: string): { key: string; script: string } {
+  return { key: `${DEFAULTS_KEY}${version}`, script: `${SBIN_PATH}; postconf -d` };
+}
+
+/** Whether a read-only command is `postconfDefaultsCommand`'s (the first exec asks for names its own way). */
+export function isDefaultsCommand(key: string): boolean {
+  return key.startsWith(DEFAULTS_KEY);
+}
+
+/** The names of `version` from the process, else from the store (then kept in the process), else null. */
+function knownNames(version: string): ReadonlySet<string> | null {
+  const hit = knownByVersion.get(version);
+  if (hit) return hit;
+  const stored = store?.load(version) ?? null;
+  if (stored) knownByVersion.set(version, stored);
+  return stored;
+}
+
+/** Versions whose names this controller has: in the process, or with a file in the store. */
+export function knownNameVersions(): string[] {
+  return [...new Set([...knownByVersion.keys(), ...(store?.versions() ?? [])])];
+}
+
+/** Keep the names of `version` for the process and, with a store, for later runs. */
+export function rememberNames(version: string, names: ReadonlySet<string>): void {
+  knownByVersion.set(version, names);
+  store?.save(version, names);
+}
+
+/** `postconfDefaultsCommand` when this controller does not know the version's names yet, for `reads`. */
 export function pendingNameReads(version: string | null): { key: string; script: string }[] {
-  return version && !knownByVersion.has(version) ? [postconfDefaultsCommand(version)] : [];
+  return version && !knownNames(version) ? [postconfDefaultsCommand(version)] : [];
 }
 
 /** Parameter names from `postconf -d` output (`name = value` per line). */
@@ -53,9 +90,9 @@ export function parsePostconfNames(stdout: string): Set<string> {
   return names;
 }
 
-/** The names Postfix `version` knows, from the process cache or the host's `postconf -d`. */
+/** The names Postfix `version` knows, from the controller's caches or the host's `postconf -d`. */
 export async function builtinNames(ctx: TaskContext, version: string): Promise<ReadonlySet<string>> {
-  const cached = knownByVersion.get(version);
+  const cached = knownNames(version);
   if (cached) return cached;
   const cmd = postconfDefaultsCommand(version);
   const res = await ctx.readCommand(cmd.key, cmd.script);
@@ -64,13 +101,48 @@ export async function builtinNames(ctx: TaskContext, version: string): Promise<R
     const why = res.stderr.toString('utf8').trim() || `exit status ${res.code}`;
     throw new ModuleError(`cannot list Postfix's parameter names with postconf -d: ${why}`);
   }
-  knownByVersion.set(version, names);
+  rememberNames(version, names);
   return names;
 }
 
-/** Forget cached names (tests use it to start from a clean process). */
+/** Forget names kept in the process (tests use it to start from a clean process); the store is left alone. */
 export function clearNameCache(): void {
   knownByVersion.clear();
+}
+
+/**
+ * Shell for the facts exec, run after the facts script in its shell: when the host's Postfix version (the facts
+ * script leaves it in $POSTFIX_VERSION_VAR) is not among `known`, print `@@N <exit status> <version>` and the
+ * output of `postconf -d` in base64 on one line; otherwise print nothing.
+ */
+export function hostNamesScript(known: string[]): string {
+  const v = `$${POSTFIX_VERSION_VAR}`;
+  // One version a line: the version is one line of `postconf -h`, so it matches a known one only whole (with
+  // spaces as separators, a version "3.7 11" would match the known "3.7" and "11").
+  const list = known.filter((k) => k !== '' && !k.includes('\n'));
+  return [
+    `if [ -n "\${${POSTFIX_VERSION_VAR}:-}" ]; then`,
+    `  case ${quote(`\n${list.join('\n')}\n`)} in`,
+    `    *"\n${v}\n"*) ;;`,
+    `    *) pv_names=$(${SBIN_PATH}; postconf -d 2>/dev/null); pv_rc=$?`,
+    `       printf '@@N %s %s\\n' "$pv_rc" "${v}"; printf '%s\\n' "$pv_names" | base64 -w0; printf '\\n' ;;`,
+    '  esac',
+    'fi',
+  ].join('\n');
+}
+
+/**
+ * What `hostNamesScript` printed: the host's version and its names, or null when the host printed none or its
+ * `postconf -d` failed (the names are then fetched on demand, and a failure reported by the task that needs them).
+ */
+export function parseHostNames(output: string): { version: string; names: Set<string> } | null {
+  const lines = output.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('@@N '));
+  if (at < 0) return null;
+  const m = /^@@N (\d+) (.+)$/.exec(lines[at]!);
+  if (!m || m[1] !== '0') return null;
+  const names = parsePostconfNames(Buffer.from(lines[at + 1] ?? '', 'base64').toString('utf8'));
+  return names.size ? { version: m[2]!, names } : null;
 }
 
 /**

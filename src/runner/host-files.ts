@@ -81,8 +81,13 @@ function statLines(lines: string[]): Map<string, string[]> {
   return out;
 }
 
-export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
+/**
+ * What `readScript` printed. An unreadable file fails the whole read, unless `skipUnreadable`: then it is left
+ * out of the result, for whoever needs it to read it again and report why it cannot.
+ */
+export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUnreadable?: boolean } = {}): ReadResult {
   const files = new Map<string, FileState>();
+  const unreadable = new Set<string>();
   const commands = new Map<string, ExecResult>();
   const lines = stdout.split('\n');
   const start = lines.indexOf('@@S');
@@ -99,7 +104,8 @@ export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
       if (kind === '-') {
         files.set(p, absentState(p));
       } else if (kind === '!') {
-        throw new Error(`cannot read ${p}: ${rest.join(' ')}`);
+        if (!opts.skipUnreadable) throw new Error(`cannot read ${p}: ${rest.join(' ')}`);
+        unreadable.add(p);
       } else {
         // A path that appeared between the batched stat and this line has no metadata: as if stat had failed.
         const [mode, uid, gid, owner, group] = meta ? (meta.get(p) ?? ['0', '0', '0', '?', '?']) : rest;
@@ -127,7 +133,7 @@ export function parseReadOutput(req: ReadRequest, stdout: string): ReadResult {
     }
   }
   for (const p of [...req.files, ...req.stats]) {
-    if (!files.has(p)) throw new Error(`no answer for ${p}: the read was cut short`);
+    if (!files.has(p) && !unreadable.has(p)) throw new Error(`no answer for ${p}: the read was cut short`);
   }
   for (const c of req.commands) {
     if (!commands.has(c.key)) throw new Error(`no answer for "${c.key}": the read was cut short`);

@@ -7,17 +7,19 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
 import { CommandError, formatPos, InputError, UnreachableError } from '../errors.js';
-import { busyLocked, FACTS_SCRIPT, HELD_MARKER, LOCK_BUSY, lockedFactsScript, parseFacts } from '../facts/gather.js';
+import { busyLocked, factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript } from '../facts/gather.js';
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
+import { knownNameVersions, rememberNames } from '../modules/postfix-names.js';
 import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
 import { emptyCounters, type EventSink, type FileDiff, type HostCounters, type TaskStatus } from '../report/events.js';
-import { absentState, parseReadOutput, parseWriteOutput, readScript, type ReadRequest, sha256, validateScript, WriteStatus, writeScript } from './host-files.js';
+import { factsAgree, firstExecTail, guessFacts, parseFirstExec, unionOfReads, watchedFacts } from './first-exec.js';
+import { absentState, parseReadOutput, parseWriteOutput, readScript, type ReadRequest, type ReadResult, sha256, validateScript, WriteStatus, writeScript } from './host-files.js';
 
 /** Run-wide settings a host needs. */
 export interface HostSettings {
@@ -85,6 +87,8 @@ export class HostRun {
   private readonly pendingWritten = new Set<Play>();
   /** the login user is root (known once facts were gathered without become) */
   private loginIsRoot: boolean | null = null;
+  /** task arguments rendered for the first exec's guessed facts, reused by the prefetch (see argsFor) */
+  private readonly renders = new Map<Task, { facts: Facts; used: ReadonlySet<string>; args: Record<string, unknown>[] }[]>();
   /** ends the held facts exec, releasing the host lock */
   private releaseLock: (() => void) | null = null;
   private readonly started = Date.now();
@@ -147,59 +151,109 @@ export class HostRun {
 
   /**
    * Facts, once per run. In a normal run the same exec takes the host's run lock and keeps it until the run ends,
-   * so two runs never interleave their changes; check mode changes nothing and takes no lock.
+   * so two runs never interleave their changes; check mode changes nothing and takes no lock. The same exec
+   * brings back what the play will read on a host like this one (see first-exec.ts), and Postfix's parameter
+   * names when the controller does not know the host's version yet.
    */
   async gatherFacts(play: Play): Promise<void> {
     if (this.facts) return;
     await this.connect();
     const become = this.become(play);
+    const known = knownNameVersions();
+    const req = this.guessedReads(play, known);
+    const tail = firstExecTail(known, req);
+    let stdout: string;
     if (this.settings.check || this.settings.lockTimeoutS <= 0) {
-      const r = await this.exec(FACTS_SCRIPT, become);
+      const r = await this.exec(factsScript(tail), become);
       if (r.code !== 0) throw new CommandError(this.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
-      this.facts = parseFacts(r.stdout.toString());
-      if (!become) this.loginIsRoot = this.facts.uid === 0;
-      return;
+      stdout = r.stdout.toString();
+    } else {
+      const held = await this.conn.hold(lockedFactsScript(this.settings.lockTimeoutS, quote(this.settings.lockHolder), tail), HELD_MARKER, { become });
+      this.counters.execs = this.conn.execs;
+      if (!held.held) {
+        const err = held.stderr.toString().trim();
+        if (held.code === LOCK_BUSY) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, err);
+        throw new CommandError(this.name, 'gathering facts', held.code, held.stdout.toString(), err);
+      }
+      this.releaseLock = held.release;
+      stdout = held.stdout.toString();
     }
-    const held = await this.conn.hold(lockedFactsScript(this.settings.lockTimeoutS, quote(this.settings.lockHolder)), HELD_MARKER, { become });
-    this.counters.execs = this.conn.execs;
-    if (!held.held) {
-      const err = held.stderr.toString().trim();
-      if (held.code === LOCK_BUSY) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, err);
-      throw new CommandError(this.name, 'gathering facts', held.code, held.stdout.toString(), err);
-    }
-    this.releaseLock = held.release;
-    this.facts = parseFacts(held.stdout.toString());
+    const first = parseFirstExec(stdout, req);
+    this.facts = first.facts;
     if (!become) this.loginIsRoot = this.facts.uid === 0;
+    if (first.names) rememberNames(first.names.version, first.names.names);
+    if (first.reads) this.cacheReads(first.reads);
   }
 
-  /**
-   * Fetch, in one exec, every file and read-only command output the play's tasks will ask for, as far as their
-   * arguments can be rendered now (tasks whose arguments depend on registered results read on demand).
-   */
-  async prefetch(play: Play): Promise<void> {
-    const req: ReadRequest = { files: [], stats: [], commands: [] };
-    const add = (list: string[], p: string) => {
-      if (!this.files.has(p) && !list.includes(p)) list.push(p);
-    };
-    add(req.files, this.pendingPath(play));
-    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
-      const mod = findModule(task.module);
-      if (!mod?.reads || mod.controllerOnly) continue;
-      for (const args of this.staticArgs(play, task, mod)) {
-        let reads;
+  /** What the play would read on hosts like this one, before its facts are known (see first-exec.ts). */
+  private guessedReads(play: Play, knownVersions: string[]): ReadRequest {
+    this.renders.clear();
+    const reads: Reads[] = [{ files: [this.pendingPath(play)] }];
+    for (const facts of guessFacts(this.name, knownVersions)) {
+      for (const { read } of this.taskReads(play, facts)) {
         try {
-          reads = mod.reads(args as never, this.facts!);
+          reads.push(read());
         } catch {
           continue;
         }
-        this.planned.set(task, [...(this.planned.get(task) ?? []), () => mod.reads!(args as never, this.facts!)]);
-        reads.files?.forEach((p) => add(req.files, p));
-        reads.stats?.forEach((p) => add(req.stats, p));
-        reads.commands?.forEach((c) => {
-          if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
-        });
       }
     }
+    return unionOfReads(reads);
+  }
+
+  /**
+   * Each read the play's tasks will make on a host with `facts`, as far as their arguments can be rendered now
+   * (tasks whose arguments depend on registered results read on demand). `read` may throw.
+   */
+  private *taskReads(play: Play, facts: Facts): Generator<{ task: Task; read: () => Reads }> {
+    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
+      const mod = findModule(task.module);
+      if (!mod?.reads || mod.controllerOnly) continue;
+      for (const args of this.argsFor(play, task, mod, facts)) yield { task, read: () => mod.reads!(args as never, facts) };
+    }
+  }
+
+  /**
+   * A task's arguments as staticArgs renders them for a host with `facts`; rendered once for all the facts (the
+   * guesses, then the host's own) that agree on every fact the rendering looked at.
+   */
+  private argsFor(play: Play, task: Task, mod: Module, facts: Facts): Record<string, unknown>[] {
+    const done = this.renders.get(task) ?? [];
+    const same = done.find((r) => factsAgree(r.facts, facts, r.used));
+    if (same) return same.args;
+    const watched = watchedFacts(facts);
+    const args = this.staticArgs(play, task, mod, watched.facts);
+    this.renders.set(task, [...done, { facts, used: watched.used, args }]);
+    return args;
+  }
+
+  /**
+   * Fetch, in one exec, every file and read-only command output the play's tasks will ask for that the cache does
+   * not hold yet (usually nothing: the facts exec brought it).
+   */
+  async prefetch(play: Play): Promise<void> {
+    const req: ReadRequest = { files: [], stats: [], commands: [] };
+    const add = (list: string[], p: string, content: boolean) => {
+      if (!this.holds(p, content) && !list.includes(p)) list.push(p);
+    };
+    add(req.files, this.pendingPath(play), true);
+    for (const { task, read } of this.taskReads(play, this.facts!)) {
+      let reads;
+      try {
+        reads = read();
+      } catch {
+        continue;
+      }
+      this.planned.set(task, [...(this.planned.get(task) ?? []), read]);
+      reads.files?.forEach((p) => add(req.files, p, true));
+      reads.stats?.forEach((p) => add(req.stats, p, false));
+      reads.commands?.forEach((c) => {
+        if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
+      });
+    }
+    // Renderings are only valid before any task ran (registered variables change them).
+    this.renders.clear();
+    req.stats = req.stats.filter((p) => !req.files.includes(p));
     if (req.files.length + req.stats.length + req.commands.length === 0) return;
     await this.read(req, this.become(play));
   }
@@ -249,10 +303,13 @@ export class HostRun {
     return true;
   }
 
-  /** Arguments of a task rendered with what is known before it runs; none if they depend on later results. */
-  private staticArgs(play: Play, task: Task, mod: Module): Record<string, unknown>[] {
+  /**
+   * Arguments of a task rendered with what is known before it runs (with `facts` when given, guessed ones before
+   * the host's are known); none if they depend on later results.
+   */
+  private staticArgs(play: Play, task: Task, mod: Module, facts?: Facts): Record<string, unknown>[] {
     try {
-      const base = this.vars(play, task);
+      const base = this.vars(play, task, facts ? { facts } : {});
       const items = task.loop === undefined ? [undefined] : (renderDeep(task.loop, base) as unknown[]);
       if (!Array.isArray(items)) return [];
       return items.map((item) => this.renderArgs(task, mod, item === undefined ? base : { ...base, [task.loopVar]: item }));
@@ -264,7 +321,10 @@ export class HostRun {
   private async read(req: ReadRequest, become: BecomeSpec | undefined): Promise<void> {
     const r = await this.exec(readScript(req), become);
     if (r.code !== 0) throw new CommandError(this.name, 'reading files', r.code, '', r.stderr.toString());
-    const res = parseReadOutput(req, r.stdout.toString());
+    this.cacheReads(parseReadOutput(req, r.stdout.toString()));
+  }
+
+  private cacheReads(res: ReadResult): void {
     for (const [p, st] of res.files) {
       const old = this.files.get(p);
       // A stat-only answer must not replace content we already hold.

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Connection } from '../connection/connection.js';
 import { InputError, InputErrors } from '../errors.js';
 import { hostVars } from '../inventory/vars.js';
+import { useNamesStore } from '../modules/postfix-names.js';
 import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
 import { pointer, positionOf, readYamlFile } from '../playbook/load.js';
@@ -39,6 +40,11 @@ export interface RunOptions {
   lockTimeoutS?: number;
   /** where to write failed and unreachable hosts; default beside the playbook; null: do not write */
   retryFile?: string | null;
+  /**
+   * where provision keeps what it learns between runs (Postfix's parameter names per version, so hosts need not
+   * send them again); default: nothing is kept beyond the process
+   */
+  cacheDir?: string;
   /** the connection for a host (not yet connected); may throw InputError for bad settings */
   connectionFor: (host: string, vars: Record<string, unknown>) => Connection;
   emit: EventSink;
@@ -109,6 +115,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   playbook.plays.forEach((play, i) => (play.vars = playVars[i]!));
   const problems = preflight(playbook, { names });
   if (problems.length) throw new InputErrors(problems);
+  useNamesStore(opts.cacheDir === undefined ? null : path.join(opts.cacheDir, 'postfix-names'));
   opts.emit({ type: 'run_start', version: 1, playbook: playbook.file, check: opts.check, diff: opts.diff });
 
   const batches: Omit<BatchEndEvent, 'type'>[] = [];

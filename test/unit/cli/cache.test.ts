@@ -1,0 +1,53 @@
+/** The CLI keeps Postfix's parameter names in the controller cache (PROVISION_CACHE_DIR here, see cacheDir). */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clearNameCache } from '../../../src/modules/postfix-names.js';
+import { CACHE_DIR_ENV, cacheDir } from '../../../src/util/cache-dir.js';
+import { runCli } from '../../support/cli.js';
+import { fakePostconf } from '../../support/fake-postconf.js';
+import { tempDir, writeFiles } from '../../support/tmp.js';
+
+const dir = tempDir();
+const VERSION = '9.9.9-cli-test';
+const fake = fakePostconf(tempDir('provision-fake-postconf-'), { version: VERSION, configDir: path.join(dir, 'unused'), names: ['alpha_param', 'myhostname'] });
+const inventory = writeFiles(dir, { hosts: '[local]\nlocalhost ansible_connection=local\n' });
+writeFiles(dir, { 'conf/main.cf': 'alpha_param = 1\n' });
+const playbook = writeFiles(dir, {
+  'site.yaml': `- hosts: local
+  tasks:
+    - postconf: { config_dir: ${path.join(dir, 'conf')}, settings: { alpha_param: 2 } }
+`,
+});
+
+const PATH = process.env.PATH;
+beforeAll(() => {
+  process.env.PATH = `${fake.dir}:${PATH}`;
+});
+afterAll(() => {
+  process.env.PATH = PATH;
+});
+
+describe('the controller cache of the CLI', () => {
+  it('run keeps the names in $PROVISION_CACHE_DIR/postfix-names, and the next run (a new process) uses them', async () => {
+    const cache = process.env[CACHE_DIR_ENV]!;
+    const userCache = cacheDir({ ...process.env, [CACHE_DIR_ENV]: undefined });
+    expect(cache).not.toBe(userCache);
+
+    expect((await runCli(['run', playbook, '-i', inventory, '--no-retry-file'])).code).toBe(0);
+    expect(fake.defaultsCalls()).toBe(1);
+    expect(readdirSync(path.join(cache, 'postfix-names'))).toEqual([`${VERSION}.json`]);
+    expect(existsSync(path.join(userCache, 'postfix-names', `${VERSION}.json`))).toBe(false);
+
+    clearNameCache();
+    const again = await runCli(['run', playbook, '-i', inventory, '--no-retry-file', '--json']);
+    expect(again.code).toBe(0);
+    expect(again.events.at(-1)).toMatchObject({ type: 'recap', hosts: { localhost: { changed: 0, failed: 0, execs: 1 } } });
+    expect(fake.defaultsCalls()).toBe(1);
+
+    // check mode uses the cache too
+    clearNameCache();
+    expect((await runCli(['check', playbook, '-i', inventory])).code).toBe(0);
+    expect(fake.defaultsCalls()).toBe(1);
+  });
+});

@@ -1,0 +1,257 @@
+/**
+ * Postfix's parameter names on the controller: the names store a run keeps between runs (useNamesStore), and the
+ * shell the facts exec runs to bring a host's names back only when the controller does not know its version.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { quote } from '../../../src/connection/shell-quote.js';
+import { POSTFIX_VERSION_VAR } from '../../../src/facts/gather.js';
+import {
+  builtinNames,
+  clearNameCache,
+  hostNamesScript,
+  isDefaultsCommand,
+  knownNameVersions,
+  parseHostNames,
+  parsePostconfNames,
+  pendingNameReads,
+  postconfDefaultsCommand,
+  rememberNames,
+  useNamesStore,
+} from '../../../src/modules/postfix-names.js';
+import { fakeContext } from '../../support/fake-context.js';
+import { fakePostconf } from '../../support/fake-postconf.js';
+import { tempDir } from '../../support/tmp.js';
+
+const root = tempDir('provision-names-');
+let n = 0;
+const fresh = (what: string) => {
+  const d = path.join(root, `${what}${n++}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+const postconfD = readFileSync(new URL('../../fixtures/postfix/debian-12-postconf-d.txt', import.meta.url), 'utf8');
+const DEBIAN_NAMES = parsePostconfNames(postconfD);
+
+beforeEach(() => {
+  clearNameCache();
+  useNamesStore(null);
+});
+afterEach(() => {
+  clearNameCache();
+  useNamesStore(null);
+});
+
+describe('which read-only commands are the names fetch', () => {
+  it('recognises postconfDefaultsCommand by its key, and nothing else', () => {
+    expect(isDefaultsCommand(postconfDefaultsCommand('3.7.11').key)).toBe(true);
+    expect(isDefaultsCommand(postconfDefaultsCommand('').key)).toBe(true);
+    for (const key of ['postconf-n:3.7.11', 'postconf-d', 'x:postconf-d:3.7.11', 'postfix-health', '']) expect(isDefaultsCommand(key), key).toBe(false);
+  });
+});
+
+describe('names kept between runs (the names store)', () => {
+  const names = new Set(['myhostname', 'smtpd_tls_loglevel']);
+
+  it('rememberNames keeps the names for the process, and with a store on disk for the next process', () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    rememberNames('3.7.11', names);
+    expect(existsSync(path.join(dir, '3.7.11.json'))).toBe(true);
+    expect(knownNameVersions()).toEqual(['3.7.11']);
+
+    // a new process with the same store: the version is known, its names come from disk, nothing is fetched
+    clearNameCache();
+    useNamesStore(dir);
+    expect(knownNameVersions()).toEqual(['3.7.11']);
+    expect(pendingNameReads('3.7.11')).toEqual([]);
+    expect(pendingNameReads('3.8.0')).toEqual([postconfDefaultsCommand('3.8.0')]);
+    expect(pendingNameReads(null)).toEqual([]);
+  });
+
+  it('without a store the names live as long as the process', () => {
+    rememberNames('3.7.11', names);
+    expect(knownNameVersions()).toEqual(['3.7.11']);
+    expect(pendingNameReads('3.7.11')).toEqual([]);
+    clearNameCache();
+    expect(knownNameVersions()).toEqual([]);
+    expect(pendingNameReads('3.7.11')).toEqual([postconfDefaultsCommand('3.7.11')]);
+  });
+
+  it('lists each version once, whether the process or the store has it', () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    rememberNames('3.7.11', names);
+    rememberNames('2.6.6', names);
+    useNamesStore(null);
+    rememberNames('3.9.1', names); // process only
+    useNamesStore(dir);
+    expect(knownNameVersions().sort()).toEqual(['2.6.6', '3.7.11', '3.9.1']);
+  });
+
+  it('builtinNames fetches `postconf -d` once, and a later process with the same store does not fetch it at all', async () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
+    expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
+    expect(ctx.calls.filter((c) => c.op === 'readCommand')).toEqual([{ op: 'readCommand', arg: 'postconf-d:3.7.11' }]);
+
+    clearNameCache();
+    useNamesStore(dir);
+    const later = fakeContext({ commands: {} });
+    expect(await builtinNames(later, '3.7.11')).toEqual(DEBIAN_NAMES);
+    expect(later.calls).toEqual([]);
+
+    // a process without the store fetches again
+    clearNameCache();
+    useNamesStore(null);
+    const alone = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    await builtinNames(alone, '3.7.11');
+    expect(alone.calls.map((c) => c.op)).toEqual(['readCommand']);
+  });
+
+  it('a failed fetch stores nothing', async () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': { code: 127, stderr: Buffer.from('sh: postconf: not found') } } });
+    await expect(builtinNames(ctx, '3.7.11')).rejects.toThrow(/postconf: not found/);
+    expect(knownNameVersions()).toEqual([]);
+    expect(existsSync(path.join(dir, '3.7.11.json'))).toBe(false);
+  });
+
+  it('a corrupt file in the store is fetched again and rewritten', async () => {
+    const dir = fresh('store');
+    writeFileSync(path.join(dir, '3.7.11.json'), '{"format":1,"postfix":"3.7.11","names":["trunc');
+    useNamesStore(dir);
+    expect(pendingNameReads('3.7.11')).toEqual([postconfDefaultsCommand('3.7.11')]);
+    const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
+    clearNameCache();
+    useNamesStore(null);
+    useNamesStore(dir);
+    expect(pendingNameReads('3.7.11')).toEqual([]);
+  });
+
+  it('a store it cannot write costs only the fetch: the run goes on', async () => {
+    const file = path.join(fresh('x'), 'a-file');
+    writeFileSync(file, '');
+    useNamesStore(path.join(file, 'postfix-names'));
+    const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
+    expect(knownNameVersions()).toEqual(['3.7.11']);
+  });
+
+  it('a version a host reports that cannot name a file is kept for the process only', () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    rememberNames('../evil', names);
+    expect(knownNameVersions()).toEqual(['../evil']);
+    expect(existsSync(path.join(path.dirname(dir), 'evil.json'))).toBe(false);
+    expect(existsSync(path.join(dir, '..', 'evil.json'))).toBe(false);
+  });
+});
+
+describe('the names a host sends in the facts exec', () => {
+  /** Run hostNamesScript with the facts script's version variable set as a host with `version` would have it. */
+  function runHost(version: string, known: string[], fake: ReturnType<typeof fakePostconf>): string {
+    return execFileSync('/bin/sh', ['-c', `${POSTFIX_VERSION_VAR}=${quote(version)}\n${hostNamesScript(known)}`], { encoding: 'utf8', env: { PATH: fake.path } });
+  }
+  const names = ['alpha_param', 'beta_param', 'myhostname'];
+
+  it('an unknown version: one `postconf -d`, sent as `@@N 0 <version>` and base64 on one line', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '9.9.9', configDir: '/etc/postfix', names });
+    const out = runHost('9.9.9', ['3.7.11', '2.6.6'], fake);
+    const lines = out.split('\n');
+    expect(lines[0]).toBe('@@N 0 9.9.9');
+    expect(lines[1]).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    expect(lines.slice(2)).toEqual(['']);
+    expect(parseHostNames(out)).toEqual({ version: '9.9.9', names: new Set(names) });
+    expect(fake.defaultsCalls()).toBe(1);
+  });
+
+  it('all of a real `postconf -d` (about 60 KB) comes back', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '3.7.11', configDir: '/etc/postfix', names: { text: postconfD } });
+    expect(parseHostNames(runHost('3.7.11', [], fake))).toEqual({ version: '3.7.11', names: DEBIAN_NAMES });
+    expect(DEBIAN_NAMES.size).toBeGreaterThan(500);
+  });
+
+  it('a known version: nothing printed, `postconf -d` not run', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '3.7.11', configDir: '/etc/postfix', names });
+    const out = runHost('3.7.11', ['2.6.6', '3.7.11', '3.9.1'], fake);
+    expect(out).toBe('');
+    expect(parseHostNames(out)).toBeNull();
+    expect(fake.defaultsCalls()).toBe(0);
+  });
+
+  it('no Postfix (an empty version): nothing printed, nothing run', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '', configDir: '', names });
+    expect(runHost('', [], fake)).toBe('');
+    expect(fake.calls()).toEqual([]);
+  });
+
+  it.each<[string, string, string[]]>([
+    ['a prefix of a known version', '3.7.1', ['3.7.11']],
+    ['a known version as a prefix', '3.7.11', ['3.7.1']],
+    ['a glob among the known', '3.7.11', ['3.7.*', '*']],
+    ['a glob as the version', '*', ['3.7.11']],
+    ['a version with a space', '3.7 11', ['3.7', '11']],
+    ['known versions with quotes', "3'7", ["3'7x", '"3\'7"']],
+  ])('matches versions literally and whole: %s is unknown', (_, version, known) => {
+    const fake = fakePostconf(fresh('bin'), { version, configDir: '/etc/postfix', names });
+    expect(parseHostNames(runHost(version, known, fake))).toEqual({ version, names: new Set(names) });
+  });
+
+  it('matches a version with shell characters when it is known', () => {
+    const version = "3.7'$(x)*";
+    const fake = fakePostconf(fresh('bin'), { version, configDir: '/etc/postfix', names });
+    expect(runHost(version, ['1', version, '2'], fake)).toBe('');
+  });
+
+  it('a failing `postconf -d` gives no names (the task that needs them fetches them and reports why it cannot)', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '3.7.11', configDir: '/etc/postfix', names, defaultsExit: 1 });
+    const out = runHost('3.7.11', [], fake);
+    expect(out.split('\n')[0]).toBe('@@N 1 3.7.11');
+    expect(parseHostNames(out)).toBeNull();
+  });
+
+  it('a `postconf -d` that prints no names gives no names', () => {
+    const fake = fakePostconf(fresh('bin'), { version: '3.7.11', configDir: '/etc/postfix', names: [] });
+    const out = runHost('3.7.11', [], fake);
+    expect(out.split('\n')[0]).toBe('@@N 0 3.7.11');
+    expect(parseHostNames(out)).toBeNull();
+  });
+});
+
+describe('parseHostNames', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+  it('reads the version and the names after the @@N line', () => {
+    expect(parseHostNames(`@@N 0 3.7.11\n${b64('a_name = 1\nb_name =\n')}\n`)).toEqual({ version: '3.7.11', names: new Set(['a_name', 'b_name']) });
+    expect(parseHostNames(`noise\n@@N 0 3.10-20240101\n${b64('a_name = 1\n')}\n`)).toEqual({ version: '3.10-20240101', names: new Set(['a_name']) });
+  });
+
+  it.each([
+    ['nothing', ''],
+    ['no @@N line', `${b64('a_name = 1\n')}\n`],
+    ['a failed postconf', `@@N 1 3.7.11\n${b64('a_name = 1\n')}\n`],
+    ['no exit status', `@@N  3.7.11\n${b64('a_name = 1\n')}\n`],
+    ['no version', `@@N 0\n${b64('a_name = 1\n')}\n`],
+    ['the names line missing (cut short)', '@@N 0 3.7.11\n'],
+    ['the names line empty', '@@N 0 3.7.11\n\n'],
+    ['no names in the output', `@@N 0 3.7.11\n${b64('postconf: fatal: whatever\n')}\n`],
+  ])('gives null for %s', (_, out) => {
+    expect(parseHostNames(out)).toBeNull();
+  });
+
+  it('a names line cut short gives at most the names that came whole, never a made-up one', () => {
+    const full = Array.from({ length: 50 }, (_, i) => `name_${i} = value`).join('\n');
+    const line = b64(`${full}\n`);
+    for (const cut of [4, 40, 400, line.length - 4]) {
+      const got = parseHostNames(`@@N 0 3.7.11\n${line.slice(0, cut)}`);
+      for (const name of got?.names ?? []) expect(name).toMatch(/^name_\d+$/);
+    }
+  });
+});
