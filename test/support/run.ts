@@ -40,10 +40,10 @@ export async function runLocal(
   dir: string,
   playbook: string,
   inventory: string,
-  opts: Partial<RunOptions> & { dead?: string[] } = {},
+  opts: Partial<RunOptions> & { dead?: string[]; file?: string } = {},
 ): Promise<LocalRun> {
   const n = counter++;
-  const pbFile = writeFiles(dir, { [`play${n}.yaml`]: playbook });
+  const pbFile = writeFiles(dir, { [opts.file ?? `play${n}.yaml`]: playbook });
   const events: RunEvent[] = [];
   const report = await runPlaybook({
     playbook: loadPlaybook(pbFile),

@@ -21,3 +21,13 @@ export function writeFiles(dir: string, files: Record<string, string | Buffer>):
   }
   return first;
 }
+
+/** A function that makes a new, empty directory under `root` at each call, named after `what`. */
+export function subDirs(root: string): (what: string) => string {
+  let n = 0;
+  return (what) => {
+    const d = path.join(root, `${what}${n++}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+}

@@ -3,7 +3,7 @@
  * shell the facts exec runs to bring a host's names back only when the controller does not know its version.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { quote } from '../../../src/connection/shell-quote.js';
@@ -23,15 +23,10 @@ import {
 } from '../../../src/modules/postfix-names.js';
 import { fakeContext } from '../../support/fake-context.js';
 import { fakePostconf } from '../../support/fake-postconf.js';
-import { tempDir } from '../../support/tmp.js';
+import { subDirs, tempDir } from '../../support/tmp.js';
 
 const root = tempDir('provision-names-');
-let n = 0;
-const fresh = (what: string) => {
-  const d = path.join(root, `${what}${n++}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-};
+const fresh = subDirs(root);
 const postconfD = readFileSync(new URL('../../fixtures/postfix/debian-12-postconf-d.txt', import.meta.url), 'utf8');
 const DEBIAN_NAMES = parsePostconfNames(postconfD);
 

@@ -23,15 +23,10 @@ import {
 import { parseReadOutput, readScript, type ReadRequest } from '../../../src/runner/host-files.js';
 import { debianFacts, rhelFacts } from '../../support/fake-context.js';
 import { fakePostconf } from '../../support/fake-postconf.js';
-import { tempDir } from '../../support/tmp.js';
+import { subDirs, tempDir } from '../../support/tmp.js';
 
 const dir = tempDir('provision-first-exec-');
-let n = 0;
-const fresh = (what: string) => {
-  const d = path.join(dir, `${what}${n++}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-};
+const fresh = subDirs(dir);
 
 describe('compareVersions', () => {
   it('orders Postfix versions by release, numerically', () => {

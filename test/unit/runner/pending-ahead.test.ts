@@ -5,27 +5,25 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LocalConnection } from '../../../src/connection/local.js';
-import { parseInventoryText } from '../../../src/inventory/load.js';
-import { loadPlaybook } from '../../../src/playbook/validate.js';
-import type { RunEvent, TaskResultEvent } from '../../../src/report/events.js';
+import type { TaskResultEvent } from '../../../src/report/events.js';
 import { writeScript } from '../../../src/runner/host-files.js';
 import { PENDING_DIR } from '../../../src/runner/host.js';
-import { runPlaybook } from '../../../src/runner/run.js';
-import { tempDir, writeFiles } from '../../support/tmp.js';
+import { runLocal } from '../../support/run.js';
+import { tempDir } from '../../support/tmp.js';
 
 const dir = tempDir();
+const LOCALHOST = 'localhost ansible_connection=local\n';
+/** Where a play's pending handlers are recorded (named after the playbook file's name and the play's). */
+const recordOf = (file: string, play: string) => `${PENDING_DIR}/${createHash('sha256').update(`${file}\0${play}`).digest('hex').slice(0, 16)}.json`;
 
 // The record lives under /var/lib and is written as root only.
 describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write', () => {
   it('the record names the handlers while they run, and is gone once they ran', async () => {
     const name = `pending-ahead-${randomBytes(4).toString('hex')}.yaml`;
     const play = 'record ahead';
-    const record = `${PENDING_DIR}/${createHash('sha256').update(`${name}\0${play}`).digest('hex').slice(0, 16)}.json`;
-    const file = writeFiles(dir, {
-      [name]: `- name: ${play}
+    const record = recordOf(name, play);
+    const playbook = `- name: ${play}
   hosts: all
   gather_facts: true
   tasks:
@@ -38,24 +36,8 @@ describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write
       register: seen
     - name: say what it names
       debug: { msg: "{{ (seen.stdout | from_json).handlers | join(',') }}" }
-`,
-    });
-    const events: RunEvent[] = [];
-    const report = await runPlaybook({
-      playbook: loadPlaybook(file),
-      inventory: parseInventoryText('localhost ansible_connection=local\n', path.join(dir, 'hosts'), 'ini'),
-      check: false,
-      diff: false,
-      forks: 1,
-      extraVars: {},
-      tags: [],
-      skipTags: [],
-      become: false,
-      canary: 0,
-      retryFile: null,
-      connectionFor: (host) => new LocalConnection(host),
-      emit: (e) => events.push(e),
-    });
+`;
+    const { report, events } = await runLocal(dir, playbook, LOCALHOST, { file: name, forks: 1 });
     expect(report.exitCode).toBe(0);
     const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what it names');
     expect(said?.msg).toBe('look at the record,say what it names');
@@ -67,11 +49,10 @@ describe.skipIf(process.getuid?.() !== 0)('handlers left pending by an earlier r
   it('run once with the same handlers notified by this run, after the tasks', async () => {
     const name = `pending-merge-${randomBytes(4).toString('hex')}.yaml`;
     const play = 'merge pending';
-    const record = `${PENDING_DIR}/${createHash('sha256').update(`${name}\0${play}`).digest('hex').slice(0, 16)}.json`;
+    const record = recordOf(name, play);
     mkdirSync(PENDING_DIR, { recursive: true, mode: 0o700 });
     writeFileSync(record, JSON.stringify({ handlers: ['restart it'] }), { mode: 0o600 });
-    const file = writeFiles(dir, {
-      [name]: `- name: ${play}
+    const playbook = `- name: ${play}
   hosts: all
   tasks:
     - name: change
@@ -80,24 +61,8 @@ describe.skipIf(process.getuid?.() !== 0)('handlers left pending by an earlier r
   handlers:
     - name: restart it
       command: echo restarted
-`,
-    });
-    const events: RunEvent[] = [];
-    const report = await runPlaybook({
-      playbook: loadPlaybook(file),
-      inventory: parseInventoryText('localhost ansible_connection=local\n', path.join(dir, 'hosts'), 'ini'),
-      check: false,
-      diff: false,
-      forks: 1,
-      extraVars: {},
-      tags: [],
-      skipTags: [],
-      become: false,
-      canary: 0,
-      retryFile: null,
-      connectionFor: (host) => new LocalConnection(host),
-      emit: (e) => events.push(e),
-    });
+`;
+    const { report, events } = await runLocal(dir, playbook, LOCALHOST, { file: name, forks: 1 });
     expect(report.exitCode).toBe(0);
     const order = events.filter((e): e is TaskResultEvent => e.type === 'task_result').map((e) => [e.task, e.status]);
     expect(order).toEqual([
