@@ -32,21 +32,16 @@ export interface MasterCfOption {
   tokens: Token[];
 }
 
-export interface MasterCfEntry {
+/** The eight fields by name, as master.cf spells them (`-` for a default). */
+export type MasterCfFields = Record<FieldName, string>;
+
+export interface MasterCfEntry extends MasterCfFields {
   /** a commented-out entry (a template) */
   commented: boolean;
   /** indices of the service line and its continuation lines (comments and prose in between are not listed) */
   lines: number[];
   /** the field tokens (eight on a well-formed line) */
   fields: Token[];
-  service: string;
-  type: string;
-  private: string;
-  unpriv: string;
-  chroot: string;
-  wakeup: string;
-  maxproc: string;
-  command: string;
   /** `-o` options, in order */
   options: MasterCfOption[];
   /** command arguments that are not `-o` options, in order */
@@ -61,6 +56,12 @@ export interface MasterCfDocument {
   eol: '\n' | '\r\n';
   /** active and commented entries in file order */
   entries: MasterCfEntry[];
+}
+
+/** `[::1]:smtps` → host `[::1]`, port `smtps`; `smtps` → host '', port `smtps`. */
+export function splitService(service: string): { host: string; port: string } {
+  const m = /^(.*):([^:\]]*)$/.exec(service);
+  return m ? { host: m[1]!, port: m[2]! } : { host: '', port: service };
 }
 
 /** An edit the file's layout does not allow (a field missing from a broken line, a brace group spread over lines). */
@@ -387,15 +388,7 @@ export function removeEntry(doc: MasterCfDocument, at: number): MasterCfDocument
 }
 
 /** A service to add, fields already in master.cf form (`-` for a default). */
-export interface NewEntry {
-  service: string;
-  type: string;
-  private: string;
-  unpriv: string;
-  chroot: string;
-  wakeup: string;
-  maxproc: string;
-  command: string;
+export interface NewEntry extends MasterCfFields {
   /** option tokens (`name=value`, `{ name = value }`) */
   options: string[];
   /** other command arguments */

@@ -72,15 +72,17 @@ export function restoreTest(family: Family): Validation {
   return { script: `${cmd} --test < "$CANDIDATE"`, description: `${cmd} --test` };
 }
 
+/** Firewalls whose rules are not kept in an iptables-services or netfilter-persistent file, and why. */
+const UNSUPPORTED: Partial<Record<Facts['firewall'], string>> = {
+  firewalld: 'firewalld is active',
+  ufw: 'ufw is enabled',
+  nftables: 'nftables only (no iptables command)',
+  none: 'no firewall tooling (neither iptables nor nft)',
+};
+
 /** Throws unless the host keeps its rules in an iptables-services or netfilter-persistent file. */
 export function assertIptablesFirewall(facts: Facts): void {
-  const found: Partial<Record<Facts['firewall'], string>> = {
-    firewalld: 'firewalld is active',
-    ufw: 'ufw is enabled',
-    nftables: 'nftables only (no iptables command)',
-    none: 'no firewall tooling (neither iptables nor nft)',
-  };
-  const what = found[facts.firewall];
+  const what = UNSUPPORTED[facts.firewall];
   if (what) {
     throw new ModuleError(
       `unsupported firewall: ${what}; the iptables module edits iptables-services (/etc/sysconfig/iptables) or netfilter-persistent (/etc/iptables/rules.v4) rules files`,
@@ -97,10 +99,16 @@ interface Settings {
   rulesFile: string;
 }
 
+const familyOf = (args: IptablesArgs): Family => (args.ip_version === 6 ? 6 : 4);
+
+/** The task's rules file: its `rules_file`, else the host's file for the family (plan and reads must agree). */
+const rulesFileOf = (args: IptablesArgs, facts: Facts, family: Family): string | null =>
+  args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
+
 function settings(args: IptablesArgs, facts: Facts): Settings {
   assertIptablesFirewall(facts);
-  const family: Family = args.ip_version === 6 ? 6 : 4;
-  const rulesFile = args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
+  const family = familyOf(args);
+  const rulesFile = rulesFileOf(args, facts, family);
   if (!rulesFile) throw new ModuleError(`no IPv${family} rules file is known for this host (${facts.firewall}); give rules_file`);
   return {
     family,
@@ -126,7 +134,7 @@ function protocolOf(args: IptablesArgs, family: Family): string | undefined {
 
 /** The rule's words in iptables-save's spelling, so a later comparison with the live ruleset is exact. */
 export function ruleFromArgs(args: IptablesArgs): string[] {
-  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const family = familyOf(args);
   const words: string[] = [];
   if (args.source) words.push('-s', args.source);
   if (args.destination) words.push('-d', args.destination);
@@ -156,7 +164,7 @@ const VERBS: Readonly<Record<string, [string, string]>> = {
 
 /** What the rule does, in words: "accepts tcp/465 from 198.19.0.0/16" (or "accepting …" for `gerund`). */
 export function describeRule(args: IptablesArgs, gerund = false): string {
-  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const family = familyOf(args);
   const protocol = canonicalProtocol(protocolOf(args, family) ?? 'all');
   let what = protocol ?? 'all traffic';
   if (protocol && args.dport !== undefined) what += `/${canonicalPort(String(args.dport))}`;
@@ -229,7 +237,7 @@ function statusWords(status: Status, final: string): string {
 }
 
 function checkArgs(args: IptablesArgs): string | null {
-  const family: Family = args.ip_version === 6 ? 6 : 4;
+  const family = familyOf(args);
   if (!/^[A-Za-z0-9_.+-]{1,28}$/.test(args.chain)) return `chain "${args.chain}" is not a valid chain name`;
   const protocol = protocolOf(args, family);
   for (const key of ['sport', 'dport'] as const) {
@@ -323,9 +331,9 @@ export const iptablesModule: Module<IptablesArgs> = {
   check: checkArgs,
 
   reads(args: IptablesArgs, facts: Facts): Reads {
-    if (['firewalld', 'ufw', 'nftables', 'none'].includes(facts.firewall)) return {};
-    const family: Family = args.ip_version === 6 ? 6 : 4;
-    const file = args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
+    if (UNSUPPORTED[facts.firewall]) return {};
+    const family = familyOf(args);
+    const file = rulesFileOf(args, facts, family);
     return { ...(file ? { files: [file] } : {}), commands: [liveRulesetCommand(family)] };
   },
 

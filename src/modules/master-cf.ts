@@ -6,9 +6,11 @@
  */
 import { foldValue, fromBinary, parseMainCf, toBinary } from '../formats/main-cf.js';
 import {
+  FIELD_NAMES,
   type FieldName,
   type MasterCfDocument,
   type MasterCfEntry,
+  type MasterCfFields,
   MasterCfEditError,
   addOption,
   appendEntry,
@@ -21,20 +23,23 @@ import {
   setField,
   setOptionText,
   setWords,
+  splitService,
   uncommentEntry,
   SERVICE_TYPES,
 } from '../formats/master-cf.js';
 import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
 import {
-  builtinNames,
+  checkNames,
   configDir,
+  knownConfigDir,
   pendingNameReads,
   postconfValidation,
   postfixVersion,
-  unknownNames,
-  unknownNamesError,
+  renderValue,
   versionAtLeast,
 } from './postfix-names.js';
+
+export { splitService };
 
 type Flag = 'y' | 'n' | '-' | boolean;
 export type OptionValue = string | number | boolean | null;
@@ -70,12 +75,6 @@ const KNOWN_TCP_PORTS = new Map([
   ['submission', '587'],
 ]);
 
-/** `[::1]:smtps` → host `[::1]`, port `smtps`; `smtps` → host '', port `smtps`. */
-export function splitService(service: string): { host: string; port: string } {
-  const m = /^(.*):([^:\]]*)$/.exec(service);
-  return m ? { host: m[1]!, port: m[2]! } : { host: '', port: service };
-}
-
 const joinService = (host: string, port: string) => (host ? `${host}:${port}` : port);
 
 /** The port an inet service name stands for when Postfix knows it by default, else the name itself. */
@@ -96,13 +95,6 @@ export function parseServices(text: string): Map<string, string> {
 }
 
 const flag = (v: Flag | undefined): string | undefined => (v === undefined ? undefined : v === true ? 'y' : v === false ? 'n' : v);
-
-/** An option value as master.cf spells it (YAML 1.1 booleans back to yes/no). */
-function renderOption(v: OptionValue): string {
-  if (v === null) return '';
-  if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  return String(v);
-}
 
 /**
  * How well entry `e` matches the asked service: 3 same name, 2 same listener and host, 1 same listener where one
@@ -135,16 +127,10 @@ function best(entries: MasterCfEntry[], service: string, type: string): MasterCf
 /** What Postfix sees of an entry: fields and arguments, without layout. */
 const signature = (e: MasterCfEntry) => e.tokens.map((t) => t.text).join(' ');
 
-const FIELD_ARGS: [FieldName, keyof MasterCfArgs][] = [
-  ['private', 'private'],
-  ['unpriv', 'unpriv'],
-  ['chroot', 'chroot'],
-  ['wakeup', 'wakeup'],
-  ['maxproc', 'maxproc'],
-  ['command', 'command'],
-];
+/** The fields after service and type: each is set by the argument of the same name. */
+const FIELD_ARGS = FIELD_NAMES.slice(2) as Exclude<FieldName, 'service' | 'type'>[];
 
-function wantedField(args: MasterCfArgs, key: keyof MasterCfArgs): string | undefined {
+function wantedField(args: MasterCfArgs, key: (typeof FIELD_ARGS)[number]): string | undefined {
   const v = args[key];
   if (v === undefined) return undefined;
   if (key === 'private' || key === 'unpriv' || key === 'chroot') return flag(v as Flag);
@@ -153,7 +139,7 @@ function wantedField(args: MasterCfArgs, key: keyof MasterCfArgs): string | unde
 
 function wantedOptions(args: MasterCfArgs, version: string): [string, string][] {
   return Object.entries(args.options ?? {}).map(([name, v]) => {
-    const value = toBinary(renderOption(v));
+    const value = toBinary(renderValue(v));
     if (/[\r\n]/.test(value)) throw new ModuleError(`option ${name}: a master.cf value must be on one line`);
     if (/[ \t]/.test(value)) {
       if (!versionAtLeast(version, 3, 0)) {
@@ -192,7 +178,7 @@ function editEntry(doc: MasterCfDocument, at: number, name: string, args: Master
     d = uncommentEntry(d, at);
     changes.push(`uncomment the template at line ${at + 1}`);
   }
-  const fields: [FieldName, string | undefined][] = [['service', name], ...FIELD_ARGS.map(([f, k]): [FieldName, string | undefined] => [f, wantedField(args, k)])];
+  const fields: [FieldName, string | undefined][] = [['service', name], ...FIELD_ARGS.map((f): [FieldName, string | undefined] => [f, wantedField(args, f)])];
   for (const [field, value] of fields) {
     const old = entryAt(d, at)[field];
     if (value === undefined || value === old) continue;
@@ -254,18 +240,13 @@ function validations(version: string, main: FileState, warn: (m: string) => void
 }
 
 /** Unknown `-o` names fail the task (in check mode too), before anything is validated or written. */
-async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [string, string][], mainBytes: Buffer | null, active: MasterCfEntry[]): Promise<void> {
+async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [string, string][], mainBytes: Buffer | null, master: MasterCfEntry[]): Promise<void> {
   if (!options.length) return;
-  const unknown = unknownNames(
-    options.map(([n]) => n),
-    {
-      builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
-      texts: [...parseMainCf(mainBytes ?? Buffer.alloc(0)).entries.map((e) => e.value), ...active.map(signature), ...options.map(([, v]) => v)],
-      services: active.map((e) => splitService(e.service).port),
-      allowUnknown: args.allow_unknown ?? [],
-    },
-  );
-  if (unknown.length) throw unknownNamesError(`the options of ${args.service}/${args.type}`, unknown);
+  await checkNames(ctx, `the options of ${args.service}/${args.type}`, options.map(([n]) => n), {
+    texts: [...parseMainCf(mainBytes ?? Buffer.alloc(0)).entries.map((e) => e.value), ...options.map(([, v]) => v)],
+    master,
+    allowUnknown: args.allow_unknown,
+  });
 }
 
 export const masterCfModule: Module<MasterCfArgs> = {
@@ -324,7 +305,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
   },
   check(args) {
     if ((args.state ?? 'present') === 'absent') {
-      const extra = ['private', 'unpriv', 'chroot', 'wakeup', 'maxproc', 'command', 'args', 'options', 'options_exact'].filter(
+      const extra = [...FIELD_ARGS, 'args', 'options', 'options_exact'].filter(
         (k) => args[k as keyof MasterCfArgs] !== undefined,
       );
       if (extra.length) return `state: absent removes the service; ${extra.map((k) => `"${k}"`).join(', ')} cannot be used with it`;
@@ -332,8 +313,8 @@ export const masterCfModule: Module<MasterCfArgs> = {
     return null;
   },
   reads(args, facts) {
-    const dir = args.config_dir ?? facts.postfix_config_dir;
-    if (!dir) return {};
+    const dir = knownConfigDir(args.config_dir, facts);
+    if (dir === null) return {};
     const files = [`${dir}/master.cf`, `${dir}/main.cf`];
     const version = facts.postfix_version;
     if (version && !versionAtLeast(version, 3, 6) && args.type === 'inet') files.push('/etc/services');
@@ -344,7 +325,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
     const dir = configDir(args.config_dir, ctx.facts);
     const master = parseMasterCf((await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
     const main = await ctx.readFile(`${dir}/main.cf`);
-    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main.content, master.entries.filter((e) => !e.commented));
+    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main.content, master.entries);
   },
   async plan(ctx, args) {
     const bad = masterCfModule.check!(args);
@@ -425,8 +406,8 @@ export const masterCfModule: Module<MasterCfArgs> = {
     } else {
       if (!args.command) throw new ModuleError(`${path} has no ${asked} entry or commented template; "command" is needed to add one`);
       const fields = Object.fromEntries(
-        FIELD_ARGS.map(([f, k]) => [f, wantedField(args, k) ?? (f === 'private' && args.type === 'inet' ? 'n' : '-')]),
-      ) as Record<FieldName, string>;
+        FIELD_ARGS.map((f) => [f, wantedField(args, f) ?? (f === 'private' && args.type === 'inet' ? 'n' : '-')]),
+      ) as MasterCfFields;
       const d = appendEntry(doc, {
         ...fields,
         service: name,

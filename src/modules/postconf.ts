@@ -3,18 +3,19 @@
  * kept), refuse names Postfix does not know before touching anything, and check the result with the host's own
  * `postconf -n`, in check mode too.
  */
-import { fromBinary, type MainCfDocument, parseMainCf, printMainCf, removeParameter, setParameter, toBinary } from '../formats/main-cf.js';
+import {
+  fromBinary,
+  getParameter,
+  type MainCfDocument,
+  parseMainCf,
+  printMainCf,
+  removeParameter,
+  setParameter,
+  toBinary,
+} from '../formats/main-cf.js';
 import { parseMasterCf } from '../formats/master-cf.js';
 import { type FileChange, type Module, ModuleError, type TaskContext } from './module.js';
-import {
-  builtinNames,
-  configDir,
-  pendingNameReads,
-  postconfValidation,
-  postfixVersion,
-  unknownNames,
-  unknownNamesError,
-} from './postfix-names.js';
+import { checkNames, configDir, knownConfigDir, pendingNameReads, postconfValidation, renderValue } from './postfix-names.js';
 
 export type PostconfValue = string | number | boolean | null | (string | number)[];
 
@@ -33,17 +34,6 @@ export interface PostconfArgs {
 
 const NAME = '^[A-Za-z0-9_]+$';
 
-/**
- * A value as main.cf spells it. Playbooks are YAML 1.1, so `yes`/`no` arrive as booleans and go back as yes/no;
- * a list is a Postfix list, joined with ", ".
- */
-export function renderValue(v: PostconfValue): string {
-  if (v === null) return '';
-  if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (Array.isArray(v)) return v.map(String).join(', ');
-  return String(v);
-}
-
 /** name → the value Postfix uses (the last occurrence wins). */
 function effective(doc: MainCfDocument): Map<string, string> {
   return new Map(doc.entries.map((e) => [e.name, e.value]));
@@ -52,17 +42,10 @@ function effective(doc: MainCfDocument): Map<string, string> {
 const show = (s: string) => fromBinary(s);
 
 /** Unknown parameter names fail the task (in check mode too), before anything is validated or written. */
-async function checkNames(ctx: TaskContext, args: PostconfArgs, path: string, mainValues: string[], masterBytes: Buffer): Promise<void> {
+async function checkSettingNames(ctx: TaskContext, args: PostconfArgs, path: string, mainValues: string[], masterBytes: Buffer): Promise<void> {
   const names = Object.keys(args.settings ?? {}).map(toBinary);
   if (!names.length) return;
-  const active = parseMasterCf(masterBytes).entries.filter((e) => !e.commented);
-  const unknown = unknownNames(names, {
-    builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
-    texts: [...mainValues, ...active.flatMap((e) => e.tokens.map((t) => t.text))],
-    services: active.map((e) => e.service.replace(/^.*:/, '')),
-    allowUnknown: args.allow_unknown ?? [],
-  });
-  if (unknown.length) throw unknownNamesError(path, unknown);
+  await checkNames(ctx, path, names, { texts: mainValues, master: parseMasterCf(masterBytes).entries, allowUnknown: args.allow_unknown });
 }
 
 export const postconfModule: Module<PostconfArgs> = {
@@ -108,8 +91,8 @@ export const postconfModule: Module<PostconfArgs> = {
     return null;
   },
   reads(args, facts) {
-    const dir = args.config_dir ?? facts.postfix_config_dir;
-    if (!dir) return {};
+    const dir = knownConfigDir(args.config_dir, facts);
+    if (dir === null) return {};
     const names = Object.keys(args.settings ?? {}).length ? pendingNameReads(facts.postfix_version) : [];
     return { files: [`${dir}/main.cf`, `${dir}/master.cf`], commands: names };
   },
@@ -119,7 +102,7 @@ export const postconfModule: Module<PostconfArgs> = {
     const main = parseMainCf((await ctx.readFile(path)).content ?? Buffer.alloc(0));
     // The values this task sets may reference names too (`$my_restrictions`): they count as text of main.cf.
     const values = [...main.entries.map((e) => e.value), ...Object.values(args.settings ?? {}).map((v) => toBinary(renderValue(v as PostconfValue)))];
-    await checkNames(ctx, args, path, values, (await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
+    await checkSettingNames(ctx, args, path, values, (await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
   },
   async plan(ctx, args) {
     const bad = postconfModule.check!(args);
@@ -140,10 +123,10 @@ export const postconfModule: Module<PostconfArgs> = {
     const alreadySet: string[] = [];
     const alreadyAbsent: string[] = [];
     for (const [name, value] of wanted) {
-      const old = effective(doc).get(name);
+      const old = getParameter(doc, name);
       const r = setParameter(doc, name, value);
       doc = r.doc;
-      const shown = `${name} = ${show(effective(doc).get(name)!)}`;
+      const shown = `${name} = ${show(getParameter(doc, name)!)}`;
       if (r.action === 'added') done.push(`add ${shown}`);
       else if (r.action === 'replaced') done.push(`set ${shown} (was ${show(old!)})`);
       else alreadySet.push(shown);
@@ -156,7 +139,7 @@ export const postconfModule: Module<PostconfArgs> = {
       else alreadyAbsent.push(name);
     }
 
-    await checkNames(ctx, args, path, doc.entries.map((e) => e.value), masterBytes);
+    await checkSettingNames(ctx, args, path, doc.entries.map((e) => e.value), masterBytes);
 
     const after = printMainCf(doc);
     if (after.equals(before)) {

@@ -1,11 +1,13 @@
 /**
- * What the postconf and master_cf modules share: the host's Postfix version and config directory, the names
- * Postfix knows (for "unknown parameter" errors with a suggestion), and the `postconf -c DIR` validation.
+ * What the postconf and master_cf modules share: the host's Postfix version and config directory, how a value is
+ * written, the names Postfix knows (for "unknown parameter" errors with a suggestion), and the `postconf -c DIR`
+ * validation.
  */
 import { heredocTo, quote } from '../connection/shell-quote.js';
 import { POSTFIX_VERSION_VAR } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import { fromBinary, referencedNames } from '../formats/main-cf.js';
+import { type MasterCfEntry, splitService } from '../formats/master-cf.js';
 import { nearest } from '../util/suggest.js';
 import { ModuleError, type TaskContext, type Validation } from './module.js';
 import { PostfixNamesStore } from './postfix-names-store.js';
@@ -13,11 +15,28 @@ import { PostfixNamesStore } from './postfix-names-store.js';
 /** /usr/sbin is not on every remote user's PATH (CentOS without a login shell). */
 const SBIN_PATH = 'PATH="$PATH:/usr/sbin:/sbin"; export PATH';
 
+/** `configDir`, or null when neither the task nor the host names one (for `reads`, which must not throw). */
+export function knownConfigDir(argDir: string | undefined, facts: Facts): string | null {
+  const dir = argDir ?? facts.postfix_config_dir;
+  return dir ? dir.replace(/\/+$/, '') || '/' : null;
+}
+
 /** The config directory a task edits: its `config_dir`, else the host's `postconf -h config_directory`. */
 export function configDir(argDir: string | undefined, facts: Facts): string {
-  const dir = argDir ?? facts.postfix_config_dir;
-  if (!dir) throw new ModuleError('Postfix is not installed on this host (no postconf found); set config_dir to edit files anyway');
-  return dir.replace(/\/+$/, '') || '/';
+  const dir = knownConfigDir(argDir, facts);
+  if (dir === null) throw new ModuleError('Postfix is not installed on this host (no postconf found); set config_dir to edit files anyway');
+  return dir;
+}
+
+/**
+ * A value as main.cf and master.cf spell it. Playbooks are YAML 1.1, so `yes`/`no` arrive as booleans and go back
+ * as yes/no; a list is a Postfix list, joined with ", ".
+ */
+export function renderValue(v: string | number | boolean | null | (string | number)[]): string {
+  if (v === null) return '';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return v.map(String).join(', ');
+  return String(v);
 }
 
 /** The host's Postfix version, required to know its parameter names and syntax. */
@@ -192,6 +211,29 @@ export function unknownNames(names: string[], ctx: NameContext): { name: string;
     out.push(suggestion ? { name, suggestion } : { name });
   }
   return out;
+}
+
+/**
+ * Fail the task when Postfix would not use one of `names` (latin1), before anything is validated or written. Besides
+ * built-ins, a name is known when `texts` (main.cf values, the values being set) or an active entry of `master`
+ * refers to it, when it is a per-transport name of such an entry, or when the task allows it. Without names, the
+ * host's `postconf -d` is not needed.
+ */
+export async function checkNames(
+  ctx: TaskContext,
+  where: string,
+  names: string[],
+  known: { texts: string[]; master: MasterCfEntry[]; allowUnknown?: string[] },
+): Promise<void> {
+  if (!names.length) return;
+  const active = known.master.filter((e) => !e.commented);
+  const unknown = unknownNames(names, {
+    builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
+    texts: [...known.texts, ...active.flatMap((e) => e.tokens.map((t) => t.text))],
+    services: active.map((e) => splitService(e.service).port),
+    allowUnknown: known.allowUnknown ?? [],
+  });
+  if (unknown.length) throw unknownNamesError(where, unknown);
 }
 
 /** The error for unknown names: each with its suggestion, and how to allow a name on purpose. */
