@@ -12,7 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { labDown, labExec, labExists, labReset, labUp, readLabState, type LabHost, type LabState } from '../test/lab/lab.js';
-import { pool } from '../test/lab/lab-system.js';
+import { isRoot, pool, sleep } from '../test/lab/lab-system.js';
 import { readScript, writeFloorPlan } from './floor-plan.js';
 import { type Job, SCALE_JOB, SMTPS_JOB } from './jobs.js';
 import { findCgroup2Root, measure } from './measure.js';
@@ -52,7 +52,6 @@ interface Options {
 const SETTLE_MS = 2_000;
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function positiveInt(v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a positive integer');
@@ -95,7 +94,8 @@ function firstLine(cmd: string, args: string[]): string | null {
   return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? null;
 }
 
-function machine() {
+/** The machine the figures come from; `ansible` is ansible-playbook's version line, null when it is not installed. */
+function machine(ansible: string | null) {
   const cpus = os.cpus();
   return {
     cores: cpus.length,
@@ -104,7 +104,7 @@ function machine() {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     openssh: firstLine('ssh', ['-V']),
-    ansible: firstLine('ansible-playbook', ['--version']),
+    ansible,
   };
 }
 
@@ -255,15 +255,16 @@ async function prepareFloor(ctx: Context): Promise<void> {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv);
-  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (the lab is network namespaces)');
+  if (!isRoot()) throw new Error('the benchmark needs root (the lab is network namespaces)');
   const job = o.scale ? SCALE_JOB : SMTPS_JOB;
   const notices: string[] = [];
   let tools = [...new Set(o.tools)];
+  const ansible = firstLine('ansible-playbook', ['--version']);
   if (tools.includes('ansible') && !job.ansiblePlaybook) {
     notices.push('Ansible is not measured in --scale mode');
     tools = tools.filter((t) => t !== 'ansible');
   }
-  if (tools.includes('ansible') && firstLine('ansible-playbook', ['--version']) === null) {
+  if (tools.includes('ansible') && ansible === null) {
     notices.push('Ansible skipped: ansible-playbook is not installed (apt-get install ansible-core)');
     tools = tools.filter((t) => t !== 'ansible');
   }
@@ -323,7 +324,7 @@ async function main(): Promise<void> {
   }
 
   const targetList = targets(job.name, records, o.hosts);
-  const m = machine();
+  const m = machine(ansible);
   const flavours = { rhel: lab.hosts.filter((h) => h.flavour === 'rhel').length, debian: lab.hosts.filter((h) => h.flavour === 'debian').length };
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   const result = {

@@ -10,8 +10,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { readVersion, type CliIO } from '../src/cli/commands.js';
-import { main } from '../src/cli/main.js';
+import type { CliIO } from '../src/cli/commands.js';
+import { defaultIO, main } from '../src/cli/main.js';
 import { labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
 import { isRoot } from '../test/lab/lab-system.js';
 import { banner } from '../test/support/net.js';
@@ -58,11 +58,7 @@ function onSignal(signal: NodeJS.Signals): void {
  */
 function cliIO(): CliIO {
   return {
-    out: (s) => process.stdout.write(s),
-    err: (s) => process.stderr.write(s),
-    isTTY: process.stdout.isTTY === true,
-    stdinIsTTY: process.stdin.isTTY === true,
-    version: readVersion(),
+    ...defaultIO(),
     onInterrupt: (stop) => {
       runStops.add(stop);
       return () => runStops.delete(stop);

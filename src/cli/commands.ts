@@ -12,6 +12,7 @@ import { loadInventory } from '../inventory/load.js';
 import { unmatchedPatterns } from '../inventory/patterns.js';
 import { hostVars, inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
 import type { Inventory } from '../inventory/types.js';
+import type { Playbook } from '../playbook/types.js';
 import { parseYaml, readYamlFile } from '../playbook/load.js';
 import { buildPlaybookSchema } from '../playbook/schema.js';
 import { loadPlaybook } from '../playbook/validate.js';
@@ -103,8 +104,9 @@ function pickReporter(flags: RunFlags, io: CliIO): Reporter {
   return new PlainReporter(io.out, false, flags.verbose === true);
 }
 
-function warnUnmatched(inv: Inventory, patterns: string[], io: CliIO): void {
-  for (const p of patterns) {
+/** Warn about each host pattern of the plays and of --limit that matches no host or group of the inventory. */
+function warnUnmatched(inv: Inventory, playbook: Playbook, limit: string | undefined, io: CliIO): void {
+  for (const p of [...playbook.plays.map((play) => play.hosts), ...(limit ? [limit] : [])]) {
     for (const u of unmatchedPatterns(inv, p)) io.err(`warning: "${u}" matches no host or group\n`);
   }
 }
@@ -113,7 +115,7 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
   const playbook = loadPlaybook(playbookFile);
   const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
-  warnUnmatched(inventory, [...playbook.plays.map((p) => p.hosts), ...(flags.limit ? [flags.limit] : [])], io);
+  warnUnmatched(inventory, playbook, flags.limit, io);
   const sshConfigFile = flags.sshConfig ?? defaultSshConfigPath();
   const sshConfig = sshConfigFile ? loadSshConfig(sshConfigFile) : null;
   const secrets = createSecrets({ interactive: io.stdinIsTTY, askPass: flags.askPass, askBecomePass: flags.askBecomePass });
@@ -202,7 +204,7 @@ export async function commandValidate(playbookFile: string, flags: { inventory?:
   const problems = preflight(playbook, { names });
   if (problems.length) throw new InputErrors(problems);
   if (inventory) {
-    warnUnmatched(inventory, [...playbook.plays.map((p) => p.hosts), ...(flags.limit ? [flags.limit] : [])], io);
+    warnUnmatched(inventory, playbook, flags.limit, io);
     for (const play of playbook.plays) {
       const hosts = playHosts(inventory, play.hosts, flags.limit, playbook.dir);
       lines.push(`  play "${play.name}": ${hosts.length} host${hosts.length === 1 ? '' : 's'}${hosts.length ? ` (${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ', …' : ''})` : ''}`);

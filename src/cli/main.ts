@@ -140,7 +140,8 @@ function report(e: unknown, io: CliIO, debug: boolean): number {
   return ExitCode.input;
 }
 
-function defaultIO(): CliIO {
+/** The process's own terminal wiring: stdout and stderr, their TTY-ness, and Ctrl-C (SIGINT) as the graceful stop. */
+export function defaultIO(): CliIO {
   return {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),

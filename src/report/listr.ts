@@ -8,7 +8,7 @@
 import { Writable } from 'node:stream';
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { RecapEvent, RunEvent } from './events.js';
-import { DiffCollector, hostList, paint, type Reporter, renderBatches, renderRecap, seconds, type Write } from './plain.js';
+import { BOLD, DiffCollector, hostList, paint, type Reporter, renderBatches, renderRecap, seconds, type Write } from './plain.js';
 
 /** Above this many hosts in a play, the compact view is used. */
 export const COMPACT_THRESHOLD = 20;
@@ -360,7 +360,7 @@ export class ListrReporter implements Reporter {
     this.endPlay();
     await this.drawing;
     if (!this.recap) return;
-    const section = (title: string, lines: string[]) => (lines.length ? `${paint(this.colour, '\x1b[1m', title)}\n${lines.join('\n')}` : '');
+    const section = (title: string, lines: string[]) => (lines.length ? `${paint(this.colour, BOLD, title)}\n${lines.join('\n')}` : '');
     const failures =
       this.failures.length > MAX_FAILURE_LINES
         ? [...this.failures.slice(0, MAX_FAILURE_LINES), `  … ${this.failures.length - MAX_FAILURE_LINES} more (--json lists them all)`]

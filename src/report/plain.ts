@@ -22,7 +22,7 @@ const COLOURS: Record<TaskStatus, string> = {
   unreachable: '\x1b[35m',
 };
 const RESET = '\x1b[0m';
-const BOLD = '\x1b[1m';
+export const BOLD = '\x1b[1m';
 const DIM = '\x1b[2m';
 
 export function paint(on: boolean, code: string, s: string): string {

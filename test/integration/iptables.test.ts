@@ -9,9 +9,9 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { RecapEvent, RunEvent, TaskResultEvent, WarningEvent } from '../../src/report/events.js';
 import { labExec, labReset, type LabHost } from '../lab/lab.js';
 import { labArgs, runCli } from '../support/cli.js';
+import { recap, results, warnings } from '../support/events.js';
 
 const lab = inject('lab');
 
@@ -62,20 +62,6 @@ function ruleLines(dump: string): string[] {
     else if (line.startsWith('-A ')) out.push(`${table} ${line}`);
   }
   return out;
-}
-
-function results(events: RunEvent[], host: LabHost): TaskResultEvent[] {
-  return events.filter((e): e is TaskResultEvent => e.type === 'task_result' && e.host === host.name);
-}
-
-function warnings(events: RunEvent[], host: LabHost): string[] {
-  return events.filter((e): e is WarningEvent => e.type === 'warning' && e.host === host.name).map((e) => e.msg);
-}
-
-function recap(events: RunEvent[]): RecapEvent {
-  const last = events.at(-1);
-  if (last?.type !== 'recap') throw new Error(`the last event is ${last?.type ?? 'missing'}, not the recap`);
-  return last;
 }
 
 function ssh(sshConfig: string, target: string, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

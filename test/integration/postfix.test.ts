@@ -7,9 +7,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { RecapEvent, RunEvent, TaskResultEvent } from '../../src/report/events.js';
 import { labExec, labReset, type LabHost } from '../lab/lab.js';
 import { labArgs, runCli } from '../support/cli.js';
+import { recap, results } from '../support/events.js';
 
 const lab = inject('lab');
 
@@ -125,16 +125,6 @@ async function sh(host: LabHost, script: string): Promise<string> {
  */
 function fingerprint(host: LabHost): Promise<string> {
   return sh(host, "cd /etc/postfix && sha256sum main.cf master.cf && stat -c '%n %i %s %y %z' . main.cf master.cf");
-}
-
-function results(events: RunEvent[], host: LabHost): TaskResultEvent[] {
-  return events.filter((e): e is TaskResultEvent => e.type === 'task_result' && e.host === host.name);
-}
-
-function recap(events: RunEvent[]): RecapEvent {
-  const last = events.at(-1);
-  if (last?.type !== 'recap') throw new Error(`the last event is ${last?.type ?? 'missing'}, not the recap`);
-  return last;
 }
 
 describe.skipIf(!lab)('postconf and master_cf on lab hosts (issue 4)', () => {

@@ -4,10 +4,9 @@
  * through the connection under test.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { UnreachableError } from '../../src/errors.js';
 import { fingerprint, parseKnownHosts } from '../../src/connection/known-hosts.js';
 import { createSecrets, type Prompter } from '../../src/connection/secrets.js';
@@ -16,6 +15,7 @@ import { SshConnection, createSshRunState } from '../../src/connection/ssh.js';
 import { loadSshConfig } from '../../src/connection/ssh-config.js';
 import { resolveSshTarget, type SshCliOptions } from '../../src/connection/ssh-target.js';
 import { labExec, type LabHost, type LabState } from '../lab/lab.js';
+import { tempDir } from '../support/tmp.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,8 +28,7 @@ const lab = inject('lab');
 describe.skipIf(!lab)('SSH transport against the lab', () => {
   const state = lab!;
   const [h1, h2] = state.hosts as [LabHost, LabHost | undefined];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-ssh-it-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('provision-ssh-it-');
 
   const opened: SshConnection[] = [];
   afterEach(async () => {

@@ -1,6 +1,7 @@
 /** What the lab needs from the machine: running commands, finding its processes, installing packages. */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 
 /** A lab failure the CLI prints as one line. */
 export class LabError extends Error {
@@ -20,32 +21,46 @@ export interface RunResult {
 
 export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-export function run(
-  cmd: string,
-  args: string[],
-  opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<RunResult> {
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const child = spawn(cmd, args, { env: opts.env ?? { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}` }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const r = await childResult(child, { input: opts.input, timeoutMs: opts.timeoutMs, cannotRun: `cannot run ${cmd}` });
+  return { code: r.code, stdout: r.stdout, stderr: r.timedOut ? `${r.stderr}${cmd} timed out after ${opts.timeoutMs} ms\n` : r.stderr };
+}
+
+/**
+ * How a spawned child exits and what it prints, its stdin given `input`. After `timeoutMs` it is ended with `kill`
+ * (default: SIGKILL to the child) and the result says it timed out; a child that cannot start rejects the promise.
+ */
+export function childResult(
+  child: ChildProcessByStdio<Writable, Readable, Readable>,
+  opts: { input?: string | Buffer; timeoutMs?: number; kill?: () => void; cannotRun: string },
+): Promise<RunResult & { timedOut: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}` }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
     const timer = opts.timeoutMs
       ? setTimeout(() => {
           timedOut = true;
-          child.kill('SIGKILL');
+          if (opts.kill) opts.kill();
+          else child.kill('SIGKILL');
         }, opts.timeoutMs)
       : undefined;
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
-      reject(new LabError(`cannot run ${cmd}: ${e.message}`));
+      reject(new LabError(`${opts.cannotRun}: ${e.message}`));
     });
     child.on('close', (code) => {
       if (timer) clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString();
-      resolve({ code, stdout: Buffer.concat(out).toString(), stderr: timedOut ? `${stderr}${cmd} timed out after ${opts.timeoutMs} ms\n` : stderr });
+      resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), timedOut });
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input);
@@ -53,7 +68,7 @@ export function run(
 }
 
 /** Run a command that must succeed; its last stderr lines explain a failure. */
-export async function must(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+export async function must(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) {
     const why = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ');

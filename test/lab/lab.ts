@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { renderEtcHosts, renderInventory, renderKnownHosts, renderSshConfig } from './lab-files.js';
 import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, overlaps, parseLabSubnet, subnetsInUse, type Subnet } from './lab-net.js';
 import {
+  childResult,
   ensurePackages,
   findHostInit,
   isNamespaceInit,
@@ -563,44 +564,29 @@ function currentInit(host: LabHost): number {
 /** Run `sh -c script` as root inside the host's namespaces (nsenter, not SSH). */
 export async function labExec(host: LabHost, script: string, opts: { stdin?: Buffer | string; timeoutMs?: number } = {}): Promise<RunResult> {
   const pid = currentInit(host);
-  return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', ['-t', String(pid), '-m', '-u', '-n', '-p', '-r', '-w', '--', '/bin/sh', '-c', script], {
-      detached: true,
-      env: HOST_ENV,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-          timedOut = true;
-          // The script runs in nsenter's process group: take all of it down.
-          try {
-            process.kill(-child.pid!, 'SIGKILL');
-          } catch {
-            child.kill('SIGKILL');
-          }
-        }, opts.timeoutMs)
-      : undefined;
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      if (timer) clearTimeout(timer);
-      reject(new LabError(`cannot run nsenter for ${host.name}: ${e.message}`));
-    });
-    child.on('close', (code) => {
-      if (timer) clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString();
-      resolve({
-        code: timedOut ? null : code,
-        stdout: Buffer.concat(out).toString(),
-        stderr: timedOut ? `${stderr}labExec: ${host.name}: timed out after ${opts.timeoutMs} ms\n` : stderr,
-      });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.stdin);
+  const child = spawn('nsenter', ['-t', String(pid), '-m', '-u', '-n', '-p', '-r', '-w', '--', '/bin/sh', '-c', script], {
+    detached: true,
+    env: HOST_ENV,
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  const r = await childResult(child, {
+    input: opts.stdin,
+    timeoutMs: opts.timeoutMs,
+    // The script runs in nsenter's process group: take all of it down.
+    kill: () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    },
+    cannotRun: `cannot run nsenter for ${host.name}`,
+  });
+  return {
+    code: r.timedOut ? null : r.code,
+    stdout: r.stdout,
+    stderr: r.timedOut ? `${r.stderr}labExec: ${host.name}: timed out after ${opts.timeoutMs} ms\n` : r.stderr,
+  };
 }
 
 /**

@@ -3,22 +3,19 @@
  * The task fails with the reason, the original file is intact (content, mode), and no temporary file is left.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/disk-full.test.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, leftovers, provision, results, sh, writePlaybook } from './support.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
 describe.skipIf(!lab)('the target filesystem is full', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'debian') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-full-'));
+  const dir = tempDir('provision-faults-full-');
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (!state) return;
     await sh(host, 'for m in /etc/postfix /root/faults/full; do mountpoint -q $m && umount $m; done; true');
     await labReset(state, [host]);

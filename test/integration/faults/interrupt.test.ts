@@ -6,13 +6,13 @@
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/interrupt.test.ts
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, leftovers, poll, processes, randomText, sh, sha, waitQuiet, writePlaybook } from './support.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -39,7 +39,7 @@ interface Exited {
 describe.skipIf(!lab)('Ctrl-C on the controller', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'debian') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-int-'));
+  const dir = tempDir('provision-faults-int-');
   const cli = path.join(dir, 'build', 'bin', 'provision.js');
   const children: ChildProcess[] = [];
 
@@ -61,7 +61,6 @@ describe.skipIf(!lab)('Ctrl-C on the controller', () => {
 
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [host]);
   });
 

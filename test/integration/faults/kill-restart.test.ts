@@ -6,13 +6,11 @@
  * before the file was written), Postfix runs and serves port 25, and a further run changes nothing.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/kill-restart.test.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, killSessions, leftovers, poll, processes, provision, results, sh, sleep, waitQuiet, writePlaybook } from './support.js';
 import { banner } from '../../support/net.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
@@ -38,11 +36,10 @@ const PLAYBOOK = `- hosts: all
 describe.skipIf(!lab)('the connection dies while a handler restarts Postfix', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'debian') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-restart-'));
+  const dir = tempDir('provision-faults-restart-');
   const tally = { old: 0, new: 0, partial: 0, missed: 0, postfixDownAfterKill: 0 };
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [host]);
     console.log(
       `kill during the postfix restart: ${tally.old + tally.new} kills → main.cf ${tally.old} entirely old, ${tally.new} entirely new, ${tally.partial} partial; ` +

@@ -6,12 +6,11 @@
  * failed, and that a rerun converges: the new content, and the handler the write notified has run on it.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/kill-write.test.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, killSessions, leftovers, poll, processes, provision, randomText, results, scripts, sh, sha, waitQuiet, writePlaybook } from './support.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
@@ -40,7 +39,7 @@ const PLAYBOOK = (validate: boolean) => `- hosts: all
 describe.skipIf(!lab)('the connection dies in the middle of a file write', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'rhel') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-write-'));
+  const dir = tempDir('provision-faults-write-');
   /** Kills that landed in the write (old/new/partial), and runs the kill missed: over before it, or hit before or after the write. */
   const tally: Record<Moment, { old: number; new: number; partial: number; missed: number }> = {
     'script arriving': { old: 0, new: 0, partial: 0, missed: 0 },
@@ -49,7 +48,6 @@ describe.skipIf(!lab)('the connection dies in the middle of a file write', () =>
   };
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [host]);
     for (const [moment, t] of Object.entries(tally)) {
       console.log(`kill during ${moment}: ${t.old + t.new + t.partial} kills in the write → ${t.old} entirely old, ${t.new} entirely new, ${t.partial} partial; ${t.missed} more runs where the kill missed the write (each also checked and rerun)`);

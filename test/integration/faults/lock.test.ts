@@ -4,12 +4,10 @@
  * it. A run whose connection died leaves its write running on the host: the next run waits for that too.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/lock.test.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, killSessions, leftovers, poll, processes, provision, randomText, results, sh, sha, writePlaybook } from './support.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
@@ -27,10 +25,9 @@ const LOGGED = (who: string) => `- hosts: all
 describe.skipIf(!lab)('two runs against the same host', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'rhel') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-lock-'));
+  const dir = tempDir('provision-faults-lock-');
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [host]);
   });
 

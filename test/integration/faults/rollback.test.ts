@@ -7,13 +7,11 @@
  * The SMTPS and iptables suites cover the playbook's own failure modes; these are the faults around them.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/rollback.test.ts
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, leftovers, provision, results, sh, warnings, writePlaybook } from './support.js';
 import { banner } from '../../support/net.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
@@ -28,10 +26,9 @@ describe.skipIf(!lab)('changes a restart proves wrong are rolled back', () => {
   const state = lab!;
   const debian = state?.hosts.filter((h) => h.flavour === 'debian').at(-1) as LabHost;
   const rhel = state?.hosts.filter((h) => h.flavour === 'rhel').at(-1) as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-rollback-'));
+  const dir = tempDir('provision-faults-rollback-');
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [debian, rhel]);
   });
 

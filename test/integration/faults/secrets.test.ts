@@ -7,8 +7,7 @@
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/faults/secrets.test.ts
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -26,6 +25,7 @@ import { runPlaybook } from '../../../src/runner/run.js';
 import { labReset, type LabHost } from '../../lab/lab.js';
 import { runCli } from '../../support/cli.js';
 import { hostSha, poll, processes, results, sh, writePlaybook } from './support.js';
+import { tempDir } from '../../support/tmp.js';
 
 const lab = inject('lab');
 
@@ -41,11 +41,10 @@ interface SecretRun {
 describe.skipIf(!lab)('secrets over SSH and sudo', () => {
   const state = lab!;
   const host = state?.hosts.find((h) => h.flavour === 'debian') as LabHost;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-faults-secrets-'));
+  const dir = tempDir('provision-faults-secrets-');
   const sudoPassword = state?.sudoUser.password ?? '';
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     if (state) await labReset(state, [host]);
   });
 

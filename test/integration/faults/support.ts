@@ -3,11 +3,11 @@
  * that serves provision's connection, bounded polling, and running provision through the CLI against the lab.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import type { RunEvent, TaskResultEvent, WarningEvent } from '../../../src/report/events.js';
 import { labExec, type LabHost, type LabState } from '../../lab/lab.js';
 import { type CliResult, labArgs, runCli } from '../../support/cli.js';
+import { writeFiles } from '../../support/tmp.js';
+
+export { results, warnings } from '../../support/events.js';
 
 export const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -94,27 +94,13 @@ export async function waitQuiet(host: LabHost, timeoutMs = 120_000): Promise<boo
 
 /** Write a playbook (and any files beside it) into a directory; returns the playbook's path. */
 export function writePlaybook(dir: string, name: string, text: string, files: Record<string, string | Buffer> = {}): string {
-  mkdirSync(dir, { recursive: true });
-  for (const [rel, content] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileSync(path.join(dir, rel), content);
-  }
-  const file = path.join(dir, name);
-  writeFileSync(file, text);
-  return file;
+  writeFiles(dir, files);
+  return writeFiles(dir, { [name]: text });
 }
 
 /** `provision run PLAYBOOK` against the lab with --json and no retry file, plus `extra` flags. */
 export function provision(lab: LabState, playbook: string, extra: string[] = []): Promise<CliResult> {
   return runCli(['run', playbook, ...labArgs(lab), '--json', '--no-retry-file', ...extra]);
-}
-
-export function results(events: RunEvent[], host?: LabHost): TaskResultEvent[] {
-  return events.filter((e): e is TaskResultEvent => e.type === 'task_result' && (!host || e.host === host.name));
-}
-
-export function warnings(events: RunEvent[], host?: LabHost): string[] {
-  return events.filter((e): e is WarningEvent => e.type === 'warning' && (!host || e.host === host.name)).map((e) => e.msg);
 }
 
 /** Paths of provision's temporary files left in a directory of a host (`.NAME.provision-XXXXXX`). */

@@ -8,8 +8,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../support/cli.js';
-import { writeFiles } from '../../support/tmp.js';
-import { caseDir, expectRefused, LOCAL_INVENTORY, runArgs } from './support.js';
+import { caseDir, expectRefused, LOCAL_INVENTORY, placeCase, runArgs } from './support.js';
 
 /** A case directory holding the playbook in `pb/` and a secret beside it, outside the playbook directory. */
 function layout(src: string, module = 'copy', extra = ''): { files: Record<string, string>; args: string[] } {
@@ -41,9 +40,9 @@ describe('src paths that leave the playbook directory', () => {
   it('refuses a symlink inside the playbook directory that points outside it', async () => {
     const c = layout('files/link.txt');
     const dir = caseDir();
-    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
+    const args = placeCase(c, dir);
     symlinkSync(path.join(dir, 'secret.txt'), path.join(dir, 'pb/files/link.txt'));
-    const r = await runCli(c.args.map((a) => a.replaceAll('DIR', dir)));
+    const r = await runCli(args);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^error: .*pb\/play\.yaml:6:14: task "ship it": source files\/link\.txt is outside the playbook directory; set src_outside_playbook: true to allow it\n$/);
     expect(existsSync(path.join(dir, 'out'))).toBe(false);
@@ -52,8 +51,7 @@ describe('src paths that leave the playbook directory', () => {
   it('refuses at run time a templated src that renders outside (exit 2, nothing written)', async () => {
     const dir = caseDir();
     const c = layout('"{{ where }}"', 'copy', '      vars: { where: ../secret.txt }\n');
-    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
-    const r = await runCli([...c.args.map((a) => a.replaceAll('DIR', dir)), '--no-retry-file']);
+    const r = await runCli([...placeCase(c, dir), '--no-retry-file']);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('source ../secret.txt is outside the playbook directory; set src_outside_playbook: true to allow it');
     expect(existsSync(path.join(dir, 'out'))).toBe(false);
@@ -63,12 +61,12 @@ describe('src paths that leave the playbook directory', () => {
     const dir = caseDir();
     mkdirSync(path.join(dir, 'pb'), { recursive: true });
     const c = layout('../secret.txt', 'copy', '        src_outside_playbook: true\n');
-    writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, v.replaceAll('DIR', dir)])));
+    const args = placeCase(c, dir);
     writeFileSync(
       path.join(dir, 'pb/play.yaml'),
       `${readFileSync(path.join(dir, 'pb/play.yaml'), 'utf8')}    - copy: { src: fine.txt, dest: ${JSON.stringify(path.join(dir, 'fine-out'))} }\n`,
     );
-    const r = await runCli([...c.args.map((a) => a.replaceAll('DIR', dir)), '--no-retry-file']);
+    const r = await runCli([...args, '--no-retry-file']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(readFileSync(path.join(dir, 'out'), 'utf8')).toBe('the controller keeps this\n');
     expect(readFileSync(path.join(dir, 'fine-out'), 'utf8')).toBe('inside\n');

@@ -3,13 +3,11 @@
  * (`localhost ansible_connection=local`), runs the CLI in-process, and compares the directory before and after,
  * so "nothing was written" is checked on disk rather than assumed.
  */
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import { type CliResult, runCli } from '../../support/cli.js';
-import { writeFiles } from '../../support/tmp.js';
-import { rmSync } from 'node:fs';
+import { subDirs, tempDir, writeFiles } from '../../support/tmp.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/hostile');
 
@@ -17,16 +15,11 @@ export function fixture(name: string): string {
   return readFileSync(path.join(FIXTURES, name), 'utf8');
 }
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const newCaseDir = subDirs(tempDir('provision-hostile-'));
 
 /** A fresh directory for one case, removed after the file's tests. */
 export function caseDir(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-hostile-'));
-  dirs.push(dir);
-  return dir;
+  return newCaseDir('case');
 }
 
 /** Every file and directory under `dir` with its size and modification time, to prove nothing changed. */
@@ -60,12 +53,18 @@ export interface Refusal extends CliResult {
   lines: string[];
 }
 
+/** Write a case's files into `dir`, DIR in their text replaced by it; returns the case's arguments, DIR replaced too. */
+export function placeCase(c: HostileCase, dir: string): string[] {
+  writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('DIR', dir) : v])));
+  return c.args.map((a) => a.replaceAll('DIR', dir));
+}
+
 /** Run a case and check what every refusal must do: exit 1, only `error: ` lines, no stack trace, nothing written. */
 export async function expectRefused(c: HostileCase, opts: { errors?: number } = {}): Promise<Refusal> {
   const dir = caseDir();
-  writeFiles(dir, Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('DIR', dir) : v])));
+  const args = placeCase(c, dir);
   const before = snapshot(dir);
-  const r = await runCli(c.args.map((a) => a.replaceAll('DIR', dir)));
+  const r = await runCli(args);
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   expect(r.code, r.stderr || r.stdout).toBe(1);
   expect(r.stdout).toBe('');

@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../src/errors.js';
 import { parseIniValue } from '../../../src/inventory/ini.js';
 import { parseInventoryText } from '../../../src/inventory/load.js';
+import { inputErrorOf } from '../../support/errors.js';
 
 const ini = (text: string) => parseInventoryText(text, 'hosts.ini', 'ini');
 
-function errorOf(text: string): InputError {
-  try {
-    ini(text);
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error('expected an InputError');
-}
+const errorOf = (text: string) => inputErrorOf(() => ini(text));
 
 describe('INI values are typed like ast.literal_eval', () => {
   const cases: [string, unknown][] = [

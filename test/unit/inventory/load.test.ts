@@ -1,10 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { InputError } from '../../../src/errors.js';
+import { describe, expect, it } from 'vitest';
 import { detectFormat, loadInventory, readVarsFor } from '../../../src/inventory/load.js';
 import { hostVars } from '../../../src/inventory/vars.js';
+import { inputErrorOf } from '../../support/errors.js';
+import { subDirs, tempDir, writeFiles } from '../../support/tmp.js';
 
 const fixtures = path.join(import.meta.dirname, '../../fixtures/inventory');
 const iniFile = path.join(fixtures, 'hosts.ini');
@@ -22,30 +22,13 @@ const ALL_HOSTS = [
   'legacy5.lab.test',
 ];
 
-const scratch: string[] = [];
-afterEach(() => {
-  for (const dir of scratch.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
+const newDir = subDirs(tempDir('provision-inventory-'));
 
-/** A temporary directory holding the given files (paths relative to it). */
+/** A new temporary directory holding the given files (paths relative to it). */
 function tree(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provision-inventory-'));
-  scratch.push(dir);
-  for (const [name, text] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.writeFileSync(path.join(dir, name), text);
-  }
+  const dir = newDir('tree');
+  writeFiles(dir, files);
   return dir;
-}
-
-function errorOf(run: () => unknown): InputError {
-  try {
-    run();
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error('expected an InputError');
 }
 
 /** Template-visible vars minus the two that name the file the host came from. */
@@ -149,25 +132,25 @@ describe('loadInventory sources', () => {
     ['an empty source list', () => loadInventory([]), 'no inventory given'],
   ];
   it.each(errors)('rejects %s', (_what, run, message) => {
-    expect(errorOf(run).message).toBe(message);
+    expect(inputErrorOf(run).message).toBe(message);
   });
 
   it('stops at a symlink loop in an inventory directory instead of recursing forever', () => {
     const dir = tree({ 'hosts.ini': '[mail]\nmx1\n' });
     fs.symlinkSync(dir, path.join(dir, 'loop'));
-    expect(errorOf(() => loadInventory(dir)).message).toMatch(/is nested too deeply \(a symlink loop\?\)$/);
+    expect(inputErrorOf(() => loadInventory(dir)).message).toMatch(/is nested too deeply \(a symlink loop\?\)$/);
   });
 
   it('reports a broken vars file at its own file:line:col', () => {
     const dir = tree({ hosts: '[mail]\nmx1\n', 'group_vars/mail.yml': 'a: 1\na: 2\n' });
-    const err = errorOf(() => loadInventory(path.join(dir, 'hosts')));
+    const err = inputErrorOf(() => loadInventory(path.join(dir, 'hosts')));
     expect(err.message).toBe(`${path.join(dir, 'group_vars/mail.yml')}:2:1: duplicate key "a"`);
   });
 
   it('keeps relative paths relative in messages', () => {
     const dir = tree({ 'hosts.ini': '[mail]\nmx1 bad\n' });
     const rel = path.relative(process.cwd(), path.join(dir, 'hosts.ini'));
-    expect(errorOf(() => loadInventory(rel)).message).toBe(`${rel}:2:5: expected key=value after the host name, got "bad"`);
+    expect(inputErrorOf(() => loadInventory(rel)).message).toBe(`${rel}:2:5: expected key=value after the host name, got "bad"`);
   });
 });
 

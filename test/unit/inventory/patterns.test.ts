@@ -1,10 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors.js';
 import { loadInventory, parseInventoryText } from '../../../src/inventory/load.js';
 import { selectHosts, splitHostPattern, unmatchedPatterns } from '../../../src/inventory/patterns.js';
+import { tempDir } from '../../support/tmp.js';
 
 const inv = loadInventory(path.join(import.meta.dirname, '../../fixtures/inventory/hosts.ini'));
 
@@ -12,8 +12,7 @@ const DEBIAN = ['mx01.lab.test', 'mx02.lab.test', 'mx03.lab.test', 'smtp-a.lab.t
 const RHEL = ['legacy1.lab.test', 'legacy3.lab.test', 'legacy5.lab.test'];
 const ALL = ['bastion.lab.test', ...DEBIAN, ...RHEL];
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'provision-patterns-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('provision-patterns-');
 fs.writeFileSync(path.join(tmp, 'site.retry'), 'mx02.lab.test\n# a comment\n\n  legacy5.lab.test  \n');
 
 describe('splitHostPattern', () => {

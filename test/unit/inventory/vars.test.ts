@@ -1,17 +1,16 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors.js';
 import { loadInventory, parseInventoryText } from '../../../src/inventory/load.js';
 import type { Inventory, InventoryGroup } from '../../../src/inventory/types.js';
 import { allGroupsOf, hostVars, hostsOfGroup, inventoryGraph, inventoryHost, inventoryList } from '../../../src/inventory/vars.js';
+import { tempDir } from '../../support/tmp.js';
 
 const fixture = loadInventory(path.join(import.meta.dirname, '../../fixtures/inventory/hosts.ini'));
 const ini = (text: string) => parseInventoryText(text, 'hosts.ini', 'ini');
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'provision-vars-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('provision-vars-');
 
 describe('allGroupsOf', () => {
   it('lists direct and ancestor groups by depth, then name, all first', () => {

@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../src/errors.js';
 import { parseInventoryText } from '../../../src/inventory/load.js';
 import { parseYamlVars } from '../../../src/inventory/yaml.js';
+import { inputErrorOf } from '../../support/errors.js';
 
 const yaml = (text: string) => parseInventoryText(text, 'hosts.yml', 'yaml');
-
-function errorOf(run: () => unknown): InputError {
-  try {
-    run();
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error('expected an InputError');
-}
 
 describe('YAML inventory structure', () => {
   it('reads all/children/hosts/vars, with ranges and host:port keys', () => {
@@ -134,7 +124,7 @@ describe('YAML inventory errors say where and what', () => {
     ['a:\n  children:\n    b:\n      children:\n        a:\n', '3:5', 'child groups form a cycle: a → b → a'],
   ];
   it.each(cases)('%j', (text, where, message) => {
-    const err = errorOf(() => yaml(text));
+    const err = inputErrorOf(() => yaml(text));
     expect(err.message).toBe(`hosts.yml:${where}: ${err.reason}`);
     expect(err.reason).toContain(message);
   });
@@ -148,7 +138,7 @@ describe('vars files', () => {
   });
 
   it('rejects anything but a mapping, at its position', () => {
-    const err = errorOf(() => parseYamlVars('\n- a\n', 'group_vars/mail.yml'));
+    const err = inputErrorOf(() => parseYamlVars('\n- a\n', 'group_vars/mail.yml'));
     expect(err.message).toBe('group_vars/mail.yml:2:1: a vars file must be a mapping of variable names to values, not a list');
   });
 });
