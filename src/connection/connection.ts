@@ -88,6 +88,13 @@ export function prepareExec(
   return { command: sudo.command(user), stdin, sudo };
 }
 
+/** What a held script printed before its line `marker` (see Connection.hold), or null while the marker has not come. */
+export function beforeMarker(out: Buffer[], marker: string): Buffer | null {
+  const all = Buffer.concat(out);
+  const at = all.indexOf(`${marker}\n`, 0, 'latin1');
+  return at < 0 ? null : all.subarray(0, at);
+}
+
 /**
  * Wrap a script so that the shell reads all of it before running any of it, and so that commands inside do not
  * read the rest of the script from stdin. (A held script keeps stdin: reading it is how it waits for release.)

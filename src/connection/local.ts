@@ -1,7 +1,7 @@
 /** Runs scripts on the controller itself (`ansible_connection=local`), through the same `sh -s` path as SSH. */
 import { spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, type HeldExec, prepareExec } from './connection.js';
+import { beforeMarker, type Connection, type ExecOptions, type ExecResult, type HeldExec, prepareExec } from './connection.js';
 
 export class LocalConnection implements Connection {
   private count = 0;
@@ -41,11 +41,10 @@ export class LocalConnection implements Connection {
       child.stdout.on('data', (b: Buffer) => {
         out.push(b);
         if (marker === null || held) return;
-        const text = Buffer.concat(out).toString('latin1');
-        const at = text.indexOf(`${marker}\n`);
-        if (at < 0) return;
+        const stdout = beforeMarker(out, marker);
+        if (!stdout) return;
         held = true;
-        resolve({ stdout: Buffer.from(text.slice(0, at), 'latin1'), stderr: Buffer.concat(err), code: null, held: true, release });
+        resolve({ stdout, stderr: Buffer.concat(err), code: null, held: true, release });
       });
       child.stderr.on('data', (b: Buffer) => {
         if (!sudo) return err.push(b);

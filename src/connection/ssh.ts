@@ -25,7 +25,7 @@ import type {
   SigningRequestOptions,
 } from 'ssh2';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
+import { beforeMarker, type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
 import { SudoHandshake } from './sudo.js';
 import {
   appendKnownHost,
@@ -235,10 +235,8 @@ export class SshConnection implements Connection {
             out.push(b);
             if (marker === null || settled) return;
             // A held script: resolve as soon as it says it is ready; its channel stays open until release.
-            const text = Buffer.concat(out).toString('latin1');
-            const at = text.indexOf(`${marker}\n`);
-            if (at >= 0) {
-              const stdout = Buffer.from(text.slice(0, at), 'latin1');
+            const stdout = beforeMarker(out, marker);
+            if (stdout) {
               settle(() => resolve({ stdout, stderr: Buffer.concat(errOut), code: null, held: true, release: () => ch.end() }));
             }
           });

@@ -59,13 +59,18 @@ export function factsScript(after = ''): string {
   return after ? `${FACTS_BODY}echo ${FACTS_END_MARKER}\n${after}\nexit 0\n` : FACTS_SCRIPT;
 }
 
+/** A line of its own in `text`, from `from` on: the index where it starts, or -1. */
+export function lineAt(text: string, line: string, from = 0): number {
+  if (from === 0 && text.startsWith(`${line}\n`)) return 0;
+  const at = text.indexOf(`\n${line}\n`, Math.max(0, from - 1));
+  return at < 0 ? -1 : at + 1;
+}
+
 /** The facts and what `after` printed (null when the facts script ran alone or was cut short before the marker). */
 export function splitFactsOutput(output: string): { facts: string; after: string | null } {
-  const line = `${FACTS_END_MARKER}\n`;
-  const at = output.startsWith(line) ? 0 : output.indexOf(`\n${line}`);
+  const at = lineAt(output, FACTS_END_MARKER);
   if (at < 0) return { facts: output, after: null };
-  const end = at === 0 ? line.length : at + 1 + line.length;
-  return { facts: output.slice(0, at), after: output.slice(end) };
+  return { facts: output.slice(0, Math.max(0, at - 1)), after: output.slice(at + FACTS_END_MARKER.length + 1) };
 }
 
 /** Printed by a held facts script once the host lock is taken and facts are out. */

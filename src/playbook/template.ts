@@ -163,7 +163,8 @@ function scope(vars: Record<string, unknown>): Record<string, unknown> {
   });
 }
 
-function toBool(v: unknown): boolean {
+/** Ansible's `bool` filter: a string is true when it is one of yes, on, 1, true, y, t (any case). */
+export function toBool(v: unknown): boolean {
   if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
   return Boolean(v);
 }

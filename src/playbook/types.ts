@@ -58,6 +58,11 @@ export interface Play {
   pos: SourcePos;
 }
 
+/** Every task of a play, handlers included, in the order the sections are written. */
+export function allTasks(play: Play): Task[] {
+  return [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers];
+}
+
 export interface Playbook {
   /** path as given */
   file: string;

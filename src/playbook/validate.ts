@@ -12,7 +12,7 @@ import { didYouMean } from '../util/suggest.js';
 import { type Located, pointer, positionOf, readYamlFile } from './load.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
-import type { Play, Playbook, Task } from './types.js';
+import { allTasks, type Play, type Playbook, type Task } from './types.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
 /**
@@ -314,7 +314,7 @@ function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems): Play
   };
   // A notify that matches no handler is a typo that would silently skip a restart: refuse it now.
   const targets = new Set(play.handlers.flatMap((h) => [h.name, ...h.listen]));
-  for (const t of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
+  for (const t of allTasks(play)) {
     t.notify.forEach((n, j) => {
       if (targets.has(n) || isTemplated(n)) return;
       const at = t.positions.get(`notify/${j}`) ?? t.positions.get('notify') ?? t.pos;

@@ -16,7 +16,7 @@
  *   <what readScript prints>
  *   @@PROVISION_READS_END
  */
-import { parseFacts, splitFactsOutput } from '../facts/gather.js';
+import { lineAt, parseFacts, splitFactsOutput } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import type { Reads } from '../modules/module.js';
 import { hostNamesScript, isDefaultsCommand, parseHostNames } from '../modules/postfix-names.js';
@@ -158,13 +158,6 @@ export interface FirstExec {
   names: { version: string; names: Set<string> } | null;
   /** what was read (unreadable files left out), or null when the reads did not come back whole */
   reads: ReadResult | null;
-}
-
-/** A line of its own in `text`, from `from` on: the index where it starts, or -1. */
-function lineAt(text: string, line: string, from = 0): number {
-  if (from === 0 && text.startsWith(`${line}\n`)) return 0;
-  const at = text.indexOf(`\n${line}\n`, Math.max(0, from - 1));
-  return at < 0 ? -1 : at + 1;
 }
 
 /** Take apart what the first exec printed before the held marker (or all of it, without a lock). */

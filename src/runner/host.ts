@@ -13,8 +13,8 @@ import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
 import { knownNameVersions, rememberNames } from '../modules/postfix-names.js';
-import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, UndefinedVariableError } from '../playbook/template.js';
-import type { Play, Task } from '../playbook/types.js';
+import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
+import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
 import { emptyCounters, type EventSink, type FileDiff, type HostCounters, type TaskStatus } from '../report/events.js';
@@ -206,7 +206,7 @@ export class HostRun {
    * (tasks whose arguments depend on registered results read on demand). `read` may throw.
    */
   private *taskReads(play: Play, facts: Facts): Generator<{ task: Task; read: () => Reads }> {
-    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]) {
+    for (const task of allTasks(play)) {
       const mod = findModule(task.module);
       if (!mod?.reads || mod.controllerOnly) continue;
       for (const args of this.argsFor(play, task, mod, facts)) yield { task, read: () => mod.reads!(args as never, facts) };
@@ -233,10 +233,7 @@ export class HostRun {
    */
   async prefetch(play: Play): Promise<void> {
     const req: ReadRequest = { files: [], stats: [], commands: [] };
-    const add = (list: string[], p: string, content: boolean) => {
-      if (!this.holds(p, content) && !list.includes(p)) list.push(p);
-    };
-    add(req.files, this.pendingPath(play), true);
+    this.addMissing(req, { files: [this.pendingPath(play)] });
     for (const { task, read } of this.taskReads(play, this.facts!)) {
       let reads;
       try {
@@ -245,11 +242,7 @@ export class HostRun {
         continue;
       }
       this.planned.set(task, [...(this.planned.get(task) ?? []), read]);
-      reads.files?.forEach((p) => add(req.files, p, true));
-      reads.stats?.forEach((p) => add(req.stats, p, false));
-      reads.commands?.forEach((c) => {
-        if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
-      });
+      this.addMissing(req, reads);
     }
     // Renderings are only valid before any task ran (registered variables change them).
     this.renders.clear();
@@ -268,9 +261,10 @@ export class HostRun {
     for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks]) {
       const mod = findModule(task.module);
       if (!mod?.preflight || !this.tagged(play, task)) continue;
+      const vars = this.vars(play, task);
       let when = true;
       try {
-        when = task.when === undefined || evaluateCondition(task.when, this.vars(play, task));
+        when = task.when === undefined || evaluateCondition(task.when, vars);
       } catch {
         continue;
       }
@@ -279,7 +273,7 @@ export class HostRun {
         const checked = checkArgs(mod, raw);
         if (checked.errors) continue;
         try {
-          await mod.preflight(this.context(play, task, this.vars(play, task), true), checked.value as never);
+          await mod.preflight(this.context(play, task, vars, true), checked.value as never);
         } catch (e) {
           if (!(e instanceof ModuleError)) throw e;
           this.counters.failed++;
@@ -340,6 +334,19 @@ export class HostRun {
     return hit !== undefined && (!content || hit.content !== null || !hit.exists || hit.kind !== 'file');
   }
 
+  /** Add to `req` what `reads` asks for that the cache does not answer and `req` does not ask for yet. */
+  private addMissing(req: ReadRequest, reads: Reads): void {
+    reads.files?.forEach((p) => {
+      if (!this.holds(p, true) && !req.files.includes(p)) req.files.push(p);
+    });
+    reads.stats?.forEach((p) => {
+      if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
+    });
+    reads.commands?.forEach((c) => {
+      if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
+    });
+  }
+
   /**
    * A read the cache cannot answer, fetched together with whatever this task and the ones after it were known to
    * read (see prefetch) and the cache no longer holds: a command that ran on the host empties the cache, and the
@@ -357,15 +364,7 @@ export class HostRun {
         } catch {
           continue;
         }
-        r.files?.forEach((p) => {
-          if (!this.holds(p, true) && !req.files.includes(p)) req.files.push(p);
-        });
-        r.stats?.forEach((p) => {
-          if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
-        });
-        r.commands?.forEach((c) => {
-          if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
-        });
+        this.addMissing(req, r);
       }
     }
     // A path asked for with its content needs no separate stat (a stat's answer would replace the content).
@@ -435,7 +434,7 @@ export class HostRun {
     if (!files.length) return;
     // The record goes first, in the same exec: whenever the files are new, the handlers they need are on record.
     const all = ahead ? [ahead.change, ...files] : files;
-    const script = ahead ? `mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${writeScript(all)}` : writeScript(all);
+    const script = ahead ? inPendingDir(writeScript(all)) : writeScript(all);
     const r = await this.exec(script, become);
     if (r.code !== 0) {
       const detail = firstLines(r.stderr.toString());
@@ -456,11 +455,12 @@ export class HostRun {
     if (this.settings.check || task.notify.length === 0) return null;
     if (become ? become.user !== 'root' : this.loginIsRoot !== true) return null;
     const topics = new Set([...this.notified, ...task.notify.map((n) => renderNotify(n, vars))]);
-    const names = play.handlers.filter((h) => topics.has(h.name) || h.listen.some((l) => topics.has(l))).map((h) => h.name);
+    const names = notifiedHandlers(play, topics).map((h) => h.name);
     const p = this.pendingPath(play);
     const current = this.files.get(p)?.state;
     if (names.length === 0 || !current) return null;
-    if (current.content && recordedHandlers(current.content).length && names.every((n) => recordedHandlers(current.content!).includes(n))) return null;
+    const recorded = current.content ? (recordedHandlers(current.content) ?? []) : [];
+    if (recorded.length && names.every((n) => recorded.includes(n))) return null;
     const change: FileChange = { path: p, before: current.content, after: this.pendingRecord(play, names), beforeSha: current.sha, mode: 0o600 };
     return { play, change };
   }
@@ -694,7 +694,7 @@ export class HostRun {
   /** Run the handlers notified so far, in the order they are defined. */
   async flushHandlers(play: Play): Promise<void> {
     if (this.stopped || this.notified.size === 0) return;
-    const due = play.handlers.filter((h) => this.notified.has(h.name) || h.listen.some((l) => this.notified.has(l)));
+    const due = notifiedHandlers(play, this.notified);
     this.notified.clear();
     for (const h of due) {
       if (this.stopped) return;
@@ -704,7 +704,7 @@ export class HostRun {
 
   /** Handlers that were notified but never ran (the host failed first). */
   pendingHandlers(play: Play): string[] {
-    return play.handlers.filter((h) => this.notified.has(h.name) || h.listen.some((l) => this.notified.has(l))).map((h) => h.name);
+    return notifiedHandlers(play, this.notified).map((h) => h.name);
   }
 
   /** Where this play's pending handlers are recorded on the host. */
@@ -716,23 +716,22 @@ export class HostRun {
   /** Handlers an earlier run notified on this host but could not run: notify them again now. */
   async loadPending(play: Play): Promise<void> {
     if (this.stopped) return;
-    const st = this.files.get(this.pendingPath(play))?.state ?? (await this.statAndRead(play, this.pendingPath(play)));
+    const st = await this.pendingState(play);
     if (!st.exists || !st.content) return;
-    let names: string[] = [];
-    try {
-      const parsed = JSON.parse(st.content.toString()) as { handlers?: unknown };
-      if (Array.isArray(parsed.handlers)) names = parsed.handlers.filter((n): n is string => typeof n === 'string');
-    } catch {
-      this.settings.emit({ type: 'warning', host: this.name, msg: `ignoring unreadable pending-handler record ${st.path}` });
-    }
+    const names = recordedHandlers(st.content);
+    if (!names) this.settings.emit({ type: 'warning', host: this.name, msg: `ignoring unreadable pending-handler record ${st.path}` });
     this.pendingLoaded.add(play);
-    const known = names.filter((n) => play.handlers.some((h) => h.name === n));
+    const known = (names ?? []).filter((n) => play.handlers.some((h) => h.name === n));
     if (!known.length) return;
     for (const n of known) this.notified.add(n);
     this.settings.emit({ type: 'warning', host: this.name, msg: `handlers notified by an earlier run that failed before running them will run now: ${known.join(', ')}` });
   }
 
-  private async statAndRead(play: Play, p: string): Promise<FileState> {
+  /** The play's pending-handler record as the cache holds it, or as read from the host when it holds nothing. */
+  private async pendingState(play: Play): Promise<FileState> {
+    const p = this.pendingPath(play);
+    const hit = this.files.get(p)?.state;
+    if (hit) return hit;
     await this.read({ files: [p], stats: [], commands: [] }, this.become(play));
     return this.files.get(p)?.state ?? absentState(p);
   }
@@ -744,9 +743,9 @@ export class HostRun {
     const p = this.pendingPath(play);
     try {
       // A task's command empties the cache of what was read: read the record again rather than assume it absent.
-      const current = this.files.get(p)?.state ?? (await this.statAndRead(play, p));
+      const current = await this.pendingState(play);
       const change: FileChange = { path: p, before: current.content, after: this.pendingRecord(play, names), beforeSha: current.sha, mode: 0o600 };
-      const r = await this.exec(`mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${writeScript([change])}`, this.become(play));
+      const r = await this.exec(inPendingDir(writeScript([change])), this.become(play));
       if (r.code !== 0) throw new Error(firstLines(r.stderr.toString()));
       this.settings.emit({ type: 'warning', host: this.name, msg: `handlers not run because the host failed, recorded for the next run: ${names.join(', ')}` });
     } catch (e) {
@@ -826,8 +825,7 @@ interface ItemResult {
 
 /** Ansible's reading of a boolean variable: INI inventories hand over `ansible_become=yes` as a string. */
 function ansibleBool(v: unknown): boolean {
-  if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
-  return v === true || v === 1;
+  return typeof v === 'string' ? toBool(v) : v === true || v === 1;
 }
 
 function renderNotify(n: string, vars: Record<string, unknown>): string {
@@ -838,14 +836,24 @@ function renderNotify(n: string, vars: Record<string, unknown>): string {
   }
 }
 
-/** Handler names in a pending-handler record ([] when it cannot be read). */
-function recordedHandlers(content: Buffer): string[] {
+/** Handler names in a pending-handler record (null when it is not JSON). */
+function recordedHandlers(content: Buffer): string[] | null {
   try {
     const parsed = JSON.parse(content.toString()) as { handlers?: unknown };
     return Array.isArray(parsed.handlers) ? parsed.handlers.filter((n): n is string => typeof n === 'string') : [];
   } catch {
-    return [];
+    return null;
   }
+}
+
+/** The play's handlers that `topics` (handler names and listen topics) notify, in the order they are defined. */
+function notifiedHandlers(play: Play, topics: ReadonlySet<string>): Task[] {
+  return play.handlers.filter((h) => topics.has(h.name) || h.listen.some((l) => topics.has(l)));
+}
+
+/** `script` (which writes a pending-handler record) after making sure the records' directory exists. */
+function inPendingDir(script: string): string {
+  return `mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${script}`;
 }
 
 function firstLines(s: string): string {

@@ -12,7 +12,7 @@ import { resolveSource } from '../modules/copy.js';
 import { findModule } from '../modules/index.js';
 import { ModuleError } from '../modules/module.js';
 import { isTemplated, templateRefs, templateShapeProblem, type TemplatePlace } from '../playbook/template.js';
-import type { Play, Playbook, Task } from '../playbook/types.js';
+import { allTasks, type Playbook, type Task } from '../playbook/types.js';
 import { didYouMean } from '../util/suggest.js';
 
 /** Names the runner itself gives every task (see HostRun.vars). */
@@ -60,10 +60,6 @@ function sitesOf(task: Task): TemplateSite[] {
   return sites;
 }
 
-function allTasks(play: Play): Task[] {
-  return [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers];
-}
-
 /** Names that registers and set_fact define anywhere in the playbook: a host keeps them from play to play. */
 function runNames(playbook: Playbook): Set<string> {
   const out = new Set<string>();
@@ -74,6 +70,11 @@ function runNames(playbook: Playbook): Set<string> {
     }
   }
   return out;
+}
+
+function undefinedVariable(name: string, known: ReadonlySet<string>, pos: SourcePos, label: string): InputError {
+  const defined = 'inventory, play vars, vars_files, register, set_fact, loop or --extra-vars';
+  return new InputError(`undefined variable "${name}": nothing in this run defines it (${defined})${didYouMean(name, known)}`, pos, label);
 }
 
 function placeIn(file: string, p: TemplatePlace): SourcePos {
@@ -89,10 +90,7 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
   const taskKnown = known ? new Set([...known, ...Object.keys(task.vars), ...(task.loop !== undefined ? [task.loopVar] : [])]) : null;
   const undefinedName = (name: string, pos: SourcePos) => {
     if (!taskKnown || taskKnown.has(name) || guarded.has(name)) return;
-    const hint = didYouMean(name, taskKnown);
-    errors.push(
-      new InputError(`undefined variable "${name}": nothing in this run defines it (inventory, play vars, vars_files, register, set_fact, loop or --extra-vars)${hint}`, pos, label),
-    );
+    errors.push(undefinedVariable(name, taskKnown, pos, label));
   };
   for (const { site, refs } of analysed) {
     if (!refs) continue;
@@ -131,13 +129,7 @@ function checkTemplateFile(file: string, known: ReadonlySet<string> | null, guar
   const errors = refs.problems.map((p) => new InputError(p.message, placeIn(shown, p.place), label));
   for (const [name, place] of refs.names) {
     if (!known || known.has(name) || guarded.has(name) || refs.guarded.has(name)) continue;
-    errors.push(
-      new InputError(
-        `undefined variable "${name}": nothing in this run defines it (inventory, play vars, vars_files, register, set_fact, loop or --extra-vars)${didYouMean(name, known)}`,
-        placeIn(shown, place),
-        label,
-      ),
-    );
+    errors.push(undefinedVariable(name, known, placeIn(shown, place), label));
   }
   return errors;
 }
