@@ -144,10 +144,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     await pool(batch, opts.forks, async (h) => {
       if (shouldStop(h)) return;
       try {
-        if (play.gatherFacts) {
-          await h.connect();
-          await h.gatherFacts(play);
-        }
+        // Connected whether or not facts are gathered: the prefetch and the pending-handler record are read from the host.
+        await h.connect();
+        if (play.gatherFacts) await h.gatherFacts(play);
         await h.prefetch(play).catch(() => undefined);
         if (!(await h.preflight(play))) {
           if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
