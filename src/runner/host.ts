@@ -367,6 +367,8 @@ export class HostRun {
         this.addMissing(req, r);
       }
     }
+    // The pending-handler record too, so that a later write that notifies handlers can carry it (see pendingAhead).
+    if (!this.settings.check && play.handlers.length > 0) this.addMissing(req, { files: [this.pendingPath(play)] });
     // A path asked for with its content needs no separate stat (a stat's answer would replace the content).
     req.stats = req.stats.filter((p) => !req.files.includes(p));
     const more = req.files.length + req.stats.length + req.commands.length > want.files.length + want.stats.length + want.commands.length;

@@ -45,6 +45,31 @@ describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write
   });
 });
 
+describe.skipIf(process.getuid?.() !== 0)('handlers on record after a command ran', () => {
+  it('a write that notifies still carries the record when a command emptied the read cache before it', async () => {
+    const name = `pending-after-command-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'record after a command';
+    const record = recordOf(name, play);
+    const playbook = `- name: ${play}
+  hosts: all
+  tasks:
+    - name: a command first
+      command: "true"
+    - name: change
+      copy: { dest: ${dir}/after-command.txt, content: "x" }
+      notify: look at the record
+  handlers:
+    - name: look at the record
+      command: cat ${record}
+`;
+    const { report, events } = await runLocal(dir, playbook, LOCALHOST, { file: name, forks: 1 });
+    expect(report.exitCode).toBe(0);
+    const seen = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'look at the record');
+    expect(seen?.status).toBe('changed');
+    expect(existsSync(record)).toBe(false);
+  });
+});
+
 describe.skipIf(process.getuid?.() !== 0)('handlers left pending by an earlier run', () => {
   it('run once with the same handlers notified by this run, after the tasks', async () => {
     const name = `pending-merge-${randomBytes(4).toString('hex')}.yaml`;
