@@ -122,6 +122,28 @@ describe('master_cf enables smtps', () => {
     expect(second.changed).toBe(false);
   });
 
+  it("uncommenting a pipe template keeps its command arguments: Postfix 3.5's maildrop", async () => {
+    const upstream = readFileSync(new URL('../../fixtures/postfix/stock/upstream-3.5/master.cf', import.meta.url)).toString('latin1');
+    const ctx = host(upstream);
+    const { first, second, text: out } = await applyTwice(ctx, { service: 'maildrop', type: 'unix' });
+    expect(first).toMatchObject({ changed: true, msg: `enable maildrop/unix in ${MASTER}: uncomment the template at line 81` });
+    expect(out).toContain('\nmaildrop  unix  -       n       n       -       -       pipe\n  flags=DRXhu user=vmail argv=/usr/local/bin/maildrop -d ${recipient}\n');
+    expect(second.changed).toBe(false);
+  });
+
+  it('leaves out an option the task does not name that shares a line with an argument the service needs', async () => {
+    const ctx = host('#relay2 unix - - n - - smtp\n#  -o smtp_helo_name=example.org flags=x -o syslog_name=postfix/relay2\n#  -o smtp_bind_address=198.19.0.1\n');
+    const { first, second, text: out } = await applyTwice(ctx, { service: 'relay2', type: 'unix', options: { syslog_name: 'postfix/relay2' } });
+    expect(first).toMatchObject({
+      changed: true,
+      msg:
+        `enable relay2/unix in ${MASTER}: uncomment the template at line 1; leave out the template's -o smtp_helo_name=example.org; ` +
+        "the template's -o smtp_bind_address stays commented",
+    });
+    expect(out).toBe('relay2 unix - - n - - smtp\n  flags=x -o syslog_name=postfix/relay2\n#  -o smtp_bind_address=198.19.0.1\n');
+    expect(second.changed).toBe(false);
+  });
+
   it('finds nothing to do when the active entry is already right', async () => {
     const master = 'smtp      inet  n       -       y       -       -       smtpd\nsmtps     inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n';
     const ctx = host(master);
