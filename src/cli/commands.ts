@@ -1,5 +1,4 @@
 /** Each command as a function of its flags that returns an exit code; main.ts only wires flags to these. */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Connection } from '../connection/connection.js';
 import { LocalConnection } from '../connection/local.js';
@@ -227,13 +226,4 @@ export async function commandInventory(flags: { inventory: string[]; list?: bool
 export async function commandSchema(io: CliIO): Promise<number> {
   io.out(`${JSON.stringify(buildPlaybookSchema(), null, 2)}\n`);
   return 0;
-}
-
-/** The package version, for --version. */
-export function readVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
 }

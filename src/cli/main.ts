@@ -5,7 +5,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandError, InputError, InputErrors, UnreachableError } from '../errors.js';
 import { ExitCode } from '../runner/results.js';
-import { commandCheck, commandInventory, commandRun, commandSchema, commandValidate, readVersion, type CliIO, type RunFlags } from './commands.js';
+import type { CliIO, RunFlags } from './commands.js';
+import { readVersion } from './version.js';
+
+/** The commands and everything they pull in (ajv, ssh2, reporters) load only when a command runs, not for --version or --help. */
+const commands = () => import('./commands.js');
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const commaList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -60,12 +64,12 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
 
   runOptions(program.command('run').argument('<playbook>', 'playbook YAML file').description('apply a playbook to the hosts it targets'), false).action(
     async (playbook: string, flags: RunFlags) => {
-      result.code = await commandRun(playbook, flags, io);
+      result.code = await (await commands()).commandRun(playbook, flags, io);
     },
   );
   runOptions(program.command('check').argument('<playbook>', 'playbook YAML file').description('show what a run would change, with diffs; nothing on any host changes'), true).action(
     async (playbook: string, flags: RunFlags) => {
-      result.code = await commandCheck(playbook, flags, io);
+      result.code = await (await commands()).commandCheck(playbook, flags, io);
     },
   );
   program
@@ -77,7 +81,7 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('-e, --extra-vars <vars>', 'variables (as for run)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
     .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }) => {
-      result.code = await commandValidate(playbook, flags, io);
+      result.code = await (await commands()).commandValidate(playbook, flags, io);
     });
   program
     .command('inventory')
@@ -88,13 +92,13 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('--host <name>', 'the merged variables of one host, as JSON')
     .option('--debug', 'print stack traces of unexpected errors')
     .action(async (flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string }) => {
-      result.code = await commandInventory(flags, io);
+      result.code = await (await commands()).commandInventory(flags, io);
     });
   program
     .command('schema')
     .description('print the JSON Schema of playbooks (for editors: see README)')
     .action(async () => {
-      result.code = await commandSchema(io);
+      result.code = await (await commands()).commandSchema(io);
     });
   return { program, result };
 }

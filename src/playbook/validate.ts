@@ -4,7 +4,7 @@
  * nearest valid name when a name is unknown. All errors of a file are collected, then thrown together.
  */
 import path from 'node:path';
-import { Ajv2020 as Ajv, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { InputError, InputErrors, type SourcePos } from '../errors.js';
 import { findModule, moduleNames } from '../modules/index.js';
 import type { Module } from '../modules/module.js';
@@ -12,32 +12,11 @@ import { didYouMean } from '../util/suggest.js';
 import { type Located, pointer, positionOf, readYamlFile } from './load.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
+import { coercingValidator, keywordSchemas, reportingValidator, validateKeywords, validatePlays } from './validators.js';
 import { allTasks, type Play, type Playbook, type Task } from './types.js';
-
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
-/**
- * Module arguments are coerced as Ansible coerces them (`line: 465` is the string "465", `dport: "465"` a number).
- * ajv coerces in place and, collecting all errors, would try every branch of an anyOf on the same data; so one
- * validator coerces a copy and stops at the first error, and a second one collects the errors to show.
- */
-const coercingAjv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true, coerceTypes: true });
-const reportingAjv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, coerceTypes: true });
-ajv.addSchema(playSchema);
-const validatePlays = ajv.getSchema('provision:play') as ValidateFunction;
-const keywordSchemas = (playSchema.$defs as Record<string, unknown>).taskKeywords as Record<string, unknown>;
-const validateKeywords = ajv.compile({
-  $id: 'provision:task-keywords',
-  type: 'object',
-  properties: Object.fromEntries(
-    Object.entries(keywordSchemas).map(([k, v]) => [k, JSON.parse(JSON.stringify(v).replace(/"#\/\$defs\//g, '"provision:play#/$defs/'))]),
-  ),
-});
 
 export const TASK_KEYWORDS = new Set(Object.keys(keywordSchemas));
 const HANDLER_KEYWORDS = new Set([...TASK_KEYWORDS, 'listen']);
-
-/** Per module: the coercing validator, and the reporting one, compiled only once arguments fail (compiling is most of start-up). */
-const argValidators = new Map<string, { coerce: ValidateFunction; report?: ValidateFunction }>();
 
 export type ArgsCheck =
   | { value: Record<string, unknown>; errors: undefined }
@@ -45,19 +24,14 @@ export type ArgsCheck =
 
 /** Check a module's arguments against its schema; on success, the arguments with types coerced. */
 export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck {
-  const schema = { type: 'object', ...mod.schema };
-  let v = argValidators.get(mod.name);
-  if (!v) {
-    v = { coerce: coercingAjv.compile(schema) };
-    argValidators.set(mod.name, v);
-  }
+  const coerce = coercingValidator(mod);
   const copy = structuredClone(args);
-  if (v.coerce(copy)) return { value: copy, errors: undefined };
-  v.report ??= reportingAjv.compile(schema);
+  if (coerce(copy)) return { value: copy, errors: undefined };
+  const report = reportingValidator(mod);
   const shown = structuredClone(args);
-  v.report(shown);
+  report(shown);
   const known = Object.keys((mod.schema.properties as Record<string, unknown> | undefined) ?? {});
-  const errors = describeAjvErrors(v.report.errors ?? v.coerce.errors ?? [], args, mod.name, (parent) => (parent === '' ? known : []));
+  const errors = describeAjvErrors(report.errors ?? coerce.errors ?? [], args, mod.name, (parent) => (parent === '' ? known : []));
   return { value: undefined, errors };
 }
 
