@@ -54,9 +54,12 @@ export interface IptablesArgs {
   comment?: string;
   state?: 'present' | 'absent';
   position?: Position;
-  ip_version?: 4 | 6;
+  /** which families the rule is for: 4 / ipv4, 6 / ipv6, both (default: see familiesOf) */
+  ip_version?: IpVersion;
   rules_file?: string;
 }
+
+export type IpVersion = 4 | 6 | 'ipv4' | 'ipv6' | 'both';
 
 const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp', 'dccp'];
 
@@ -99,15 +102,46 @@ interface Settings {
   rulesFile: string;
 }
 
-const familyOf = (args: IptablesArgs): Family => (args.ip_version === 6 ? 6 : 4);
+/** The one family `ip_version` names, or null for `both` and when it is not given. */
+function askedFamily(args: IptablesArgs): Family | null {
+  const v = args.ip_version;
+  return v === 6 || v === 'ipv6' ? 6 : v === 4 || v === 'ipv4' ? 4 : null;
+}
+
+/** The family the rule's own words tie it to (an address, an ICMP reply only one family has), or null. */
+function wordsFamily(args: IptablesArgs): Family | null {
+  for (const a of [args.source, args.destination]) if (a !== undefined) return a.includes(':') ? 6 : 4;
+  if (args.reject_with !== undefined) {
+    const in4 = canonicalRejectWith(args.reject_with, 4) !== null;
+    const in6 = canonicalRejectWith(args.reject_with, 6) !== null;
+    if (in4 !== in6) return in4 ? 4 : 6;
+  }
+  return null;
+}
+
+/** The family of one rule spelled from the arguments (the first of familiesOf when several apply). */
+const familyOf = (args: IptablesArgs): Family => askedFamily(args) ?? wordsFamily(args) ?? 4;
+
+/**
+ * The families a task edits. `ip_version` when it names one; `both` for both; otherwise the family the rule's
+ * words tie it to, else both when the host has a global IPv6 address or an IPv6 rules file (the same port opened
+ * for both families), else IPv4. A task with its own `rules_file` edits that one file (IPv4 unless asked).
+ */
+export function familiesOf(args: IptablesArgs, facts: Facts): Family[] {
+  const asked = askedFamily(args);
+  if (asked) return [asked];
+  if (args.ip_version === 'both') return [4, 6];
+  const tied = wordsFamily(args);
+  if (tied || args.rules_file !== undefined) return [tied ?? 4];
+  return facts.ip6tables_rules_file && (facts.ipv6_global || facts.ip6tables_rules_exists) ? [4, 6] : [4];
+}
 
 /** The task's rules file: its `rules_file`, else the host's file for the family (plan and reads must agree). */
 const rulesFileOf = (args: IptablesArgs, facts: Facts, family: Family): string | null =>
   args.rules_file ?? (family === 6 ? facts.ip6tables_rules_file : facts.iptables_rules_file);
 
-function settings(args: IptablesArgs, facts: Facts): Settings {
+function settings(args: IptablesArgs, facts: Facts, family: Family): Settings {
   assertIptablesFirewall(facts);
-  const family = familyOf(args);
   const rulesFile = rulesFileOf(args, facts, family);
   if (!rulesFile) throw new ModuleError(`no IPv${family} rules file is known for this host (${facts.firewall}); give rules_file`);
   return {
@@ -116,7 +150,7 @@ function settings(args: IptablesArgs, facts: Facts): Settings {
     chain: args.chain,
     state: args.state ?? 'present',
     // A rule below an unconditional REJECT/DROP never sees a packet, so only such a catch-all goes to the bottom.
-    position: args.position ?? (isFinalReject(ruleFromArgs(args), family) ? 'bottom' : 'before_final_reject'),
+    position: args.position ?? (isFinalReject(ruleFromArgs(args, family), family) ? 'bottom' : 'before_final_reject'),
     rulesFile,
   };
 }
@@ -133,8 +167,7 @@ function protocolOf(args: IptablesArgs, family: Family): string | undefined {
 }
 
 /** The rule's words in iptables-save's spelling, so a later comparison with the live ruleset is exact. */
-export function ruleFromArgs(args: IptablesArgs): string[] {
-  const family = familyOf(args);
+export function ruleFromArgs(args: IptablesArgs, family: Family = familyOf(args)): string[] {
   const words: string[] = [];
   if (args.source) words.push('-s', args.source);
   if (args.destination) words.push('-d', args.destination);
@@ -150,7 +183,7 @@ export function ruleFromArgs(args: IptablesArgs): string[] {
   }
   if (args.comment !== undefined) words.push('-m', 'comment', '--comment', args.comment);
   if (args.jump) words.push('-j', args.jump);
-  if (args.reject_with) words.push('--reject-with', args.reject_with);
+  if (args.reject_with) words.push('--reject-with', canonicalRejectWith(args.reject_with, family) ?? args.reject_with);
   return canonicalRule(words, family);
 }
 
@@ -163,8 +196,7 @@ const VERBS: Readonly<Record<string, [string, string]>> = {
 };
 
 /** What the rule does, in words: "accepts tcp/465 from 198.19.0.0/16" (or "accepting …" for `gerund`). */
-export function describeRule(args: IptablesArgs, gerund = false): string {
-  const family = familyOf(args);
+export function describeRule(args: IptablesArgs, gerund = false, family: Family = familyOf(args)): string {
   const protocol = canonicalProtocol(protocolOf(args, family) ?? 'all');
   let what = protocol ?? 'all traffic';
   if (protocol && args.dport !== undefined) what += `/${canonicalPort(String(args.dport))}`;
@@ -238,6 +270,11 @@ function statusWords(status: Status, final: string): string {
 
 function checkArgs(args: IptablesArgs): string | null {
   const family = familyOf(args);
+  const addresses = [args.source, args.destination].filter((a): a is string => a !== undefined);
+  if (args.ip_version === 'both') {
+    if (addresses.length) return `ip_version both needs a rule without addresses: "${addresses[0]}" is of one family only; write one task per family`;
+    if (args.reject_with !== undefined && wordsFamily(args) !== null) return `reject_with "${args.reject_with}" exists for one family only; ip_version both needs tcp-reset or a task per family`;
+  }
   if (!/^[A-Za-z0-9_.+-]{1,28}$/.test(args.chain)) return `chain "${args.chain}" is not a valid chain name`;
   const protocol = protocolOf(args, family);
   for (const key of ['sport', 'dport'] as const) {
@@ -323,7 +360,14 @@ export const iptablesModule: Module<IptablesArgs> = {
         description:
           'where a new rule goes: before_final_reject (the default, e.g. for ACCEPT: above the first unconditional REJECT/DROP of the chain, and an equivalent rule below it is moved up), top, or bottom (the default for an unconditional REJECT/DROP itself)',
       },
-      ip_version: { type: 'integer', enum: [4, 6], default: 4, description: '4 (default) or 6: which rules file and which iptables' },
+      ip_version: {
+        anyOf: [
+          { type: 'integer', enum: [4, 6] },
+          { type: 'string', enum: ['ipv4', 'ipv6', 'both'] },
+        ],
+        description:
+          'ipv4 (or 4), ipv6 (or 6) or both: which rules files and which iptables. Default: the family of the rule\'s address or reply when it has one, else both when the host has a global IPv6 address or an IPv6 rules file, else ipv4',
+      },
       rules_file: { type: 'string', minLength: 1, description: "persistent rules file (default from facts: the host's iptables_rules_file or ip6tables_rules_file)" },
     },
   },
@@ -332,92 +376,119 @@ export const iptablesModule: Module<IptablesArgs> = {
 
   reads(args: IptablesArgs, facts: Facts): Reads {
     if (UNSUPPORTED[facts.firewall]) return {};
-    const family = familyOf(args);
-    const file = rulesFileOf(args, facts, family);
-    return { ...(file ? { files: [file] } : {}), commands: [liveRulesetCommand(family)] };
+    const families = familiesOf(args, facts);
+    const files = families.map((f) => rulesFileOf(args, facts, f)).filter((f): f is string => f !== null);
+    return { ...(files.length ? { files } : {}), commands: families.map(liveRulesetCommand) };
   },
 
   async plan(ctx: TaskContext, args: IptablesArgs): Promise<Plan> {
     const problem = checkArgs(args);
     if (problem) throw new ModuleError(problem);
-    const s = settings(args, ctx.facts);
-    const file = await ctx.readFile(s.rulesFile);
-    if (file.exists && file.kind !== 'file') throw new ModuleError(`${s.rulesFile} is not a regular file`);
-    const live = await readLive(ctx, s);
-    // A missing rules file would be created by saving the live rules, so start from them: restarting the
-    // firewall service must not silently drop what is loaded now.
-    const doc = file.exists ? parseOrFail(file.content ?? Buffer.alloc(0), s.rulesFile) : (live ?? parse(''));
-
-    const words = ruleFromArgs(args);
-    const text = ruleText(s.chain, words);
-    const key = ruleKey(words, s.family);
-    const found = find(doc, s, key);
-    const finalTarget = finalName(found);
-    const described = describeRule(args);
-    const data = { rules_file: s.rulesFile, rule: text };
-
-    // After this run changed the file, the live rules lag until the firewall service reloads it: no drift.
-    if (live && !ctx.changedFiles().has(s.rulesFile)) {
-      const inLive = find(live, s, key);
-      if (inLive.status !== found.status) {
-        const service = ctx.facts.firewall_service ? `; restarting ${ctx.facts.firewall_service} loads the file` : '';
-        ctx.warn(
-          `drift: ${s.chain} ${describeRule(args, true)}: ${s.rulesFile} ${statusWords(found.status, finalTarget)}, the live ruleset ${statusWords(inLive.status, finalName(inLive))}${service}`,
-        );
-      }
-    }
-
-    const placement = s.position === 'before_final_reject' && found.final ? ` before the final ${finalTarget}` : '';
-    let after: RulesDocument;
-    let msg: string;
-    if (s.state === 'absent') {
-      if (found.status === 'missing' || !file.exists) {
-        return { changed: false, msg: `${s.chain} has no rule ${describeRule(args, true)}${file.exists ? '' : ` (${s.rulesFile} does not exist)`}`, data };
-      }
-      after = removeLines(doc, found.matches.map((m) => m.index));
-      msg = found.matches.length === 1 ? `remove "${text}" from ${s.chain}` : `remove ${found.matches.length} rules like "${text}" from ${s.chain}`;
-    } else if (found.status === 'present') {
-      if (file.exists) return { changed: false, msg: `${s.chain} ${described}${placement}`, data };
-      after = doc;
-      msg = '';
-    } else if (found.status === 'misplaced') {
-      const stray = found.matches[0]!;
-      const without = removeLines(doc, [stray.index]);
-      after = insertLine(without, slotAbove(without, found.final!.index), stray.line);
-      msg = `move "${text}" above the final ${finalTarget} of ${s.chain} (line ${stray.index + 1} is below it and matches nothing)`;
-    } else {
-      if (!hasChain(doc, s.table, s.chain)) throw new ModuleError(`chain ${s.chain} does not exist in table ${s.table} of ${s.rulesFile}`);
-      const commands = chainCommands(doc, s.table, s.chain);
-      if (commands.length) {
-        throw new ModuleError(
-          `${s.rulesFile} changes ${s.chain} with commands other than -A (line ${commands[0]! + 1}); rewrite it in iptables-save form before editing it here`,
-        );
-      }
-      const withTable = ensureTable(doc, s.table);
-      const line = makeRuleLine(withTable, s.table, s.chain, words);
-      if (s.position === 'before_final_reject' && found.final) {
-        after = insertLine(withTable, slotAbove(withTable, found.final.index), line);
-        msg = `add "${text}" to ${s.chain}${placement}`;
-      } else {
-        after = insertLine(withTable, chainSlot(withTable, s.table, s.chain, s.position === 'top' ? 'top' : 'bottom'), line);
-        msg = s.position === 'top' ? `add "${text}" at the top of ${s.chain}` : `add "${text}" at the end of ${s.chain}`;
-      }
-    }
-    if (!file.exists) {
-      const origin = `create ${s.rulesFile}${live ? ' from the live ruleset' : ''}`;
-      msg = msg ? `${origin}: ${msg}` : `${origin} (${s.chain} already ${described}${placement})`;
-    }
-
-    const change: FileChange = {
-      path: s.rulesFile,
-      before: file.exists ? (file.content ?? Buffer.alloc(0)) : null,
-      after: print(after),
-      beforeSha: file.sha,
-      validate: [restoreTest(s.family)],
-      // iptables-services keeps the file root-only; netfilter-persistent saves it 0640.
-      ...(file.exists ? {} : { mode: ctx.facts.firewall === 'iptables-services' ? 0o600 : 0o640 }),
-    };
-    await ctx.validate([change]);
-    return { changed: true, msg, files: [change], commands: [], data };
+    const families = familiesOf(args, ctx.facts);
+    const plans = [];
+    for (const family of families) plans.push(await planFamily(ctx, args, family));
+    return combine(plans, families);
   },
 };
+
+/** One plan for a task that edits the rules files of both families: the same rule in each. */
+function combine(plans: Plan[], families: Family[]): Plan {
+  if (plans.length === 1) return plans[0]!;
+  const tag = (p: Plan, f: Family) => (p.msg ? `IPv${f}: ${p.msg}` : '');
+  const data = { ...plans[0]!.data, ...Object.fromEntries(families.map((f, i) => [`ipv${f}`, plans[i]!.data])) };
+  const changed = plans.filter((p): p is Extract<Plan, { changed: true }> => p.changed);
+  if (!changed.length) {
+    const same = plans.every((p) => p.msg === plans[0]!.msg);
+    return { changed: false, msg: same ? `${plans[0]!.msg} (IPv4 and IPv6)` : plans.map((p, i) => tag(p, families[i]!)).join('; '), data };
+  }
+  const same = changed.length === plans.length && changed.every((p) => p.msg === changed[0]!.msg);
+  return {
+    changed: true,
+    msg: same ? `${changed[0]!.msg} (IPv4 and IPv6)` : plans.map((p, i) => tag(p, families[i]!)).join('; '),
+    files: changed.flatMap((p) => p.files),
+    commands: changed.flatMap((p) => p.commands),
+    data,
+  };
+}
+
+async function planFamily(ctx: TaskContext, args: IptablesArgs, family: Family): Promise<Plan> {
+  const s = settings(args, ctx.facts, family);
+  const file = await ctx.readFile(s.rulesFile);
+  if (file.exists && file.kind !== 'file') throw new ModuleError(`${s.rulesFile} is not a regular file`);
+  const live = await readLive(ctx, s);
+  // A missing rules file would be created by saving the live rules, so start from them: restarting the
+  // firewall service must not silently drop what is loaded now.
+  const doc = file.exists ? parseOrFail(file.content ?? Buffer.alloc(0), s.rulesFile) : (live ?? parse(''));
+
+  const words = ruleFromArgs(args, family);
+  const text = ruleText(s.chain, words);
+  const key = ruleKey(words, s.family);
+  const found = find(doc, s, key);
+  const finalTarget = finalName(found);
+  const described = describeRule(args, false, family);
+  const data = { rules_file: s.rulesFile, rule: text };
+
+  // After this run changed the file, the live rules lag until the firewall service reloads it: no drift.
+  if (live && !ctx.changedFiles().has(s.rulesFile)) {
+    const inLive = find(live, s, key);
+    if (inLive.status !== found.status) {
+      const service = ctx.facts.firewall_service ? `; restarting ${ctx.facts.firewall_service} loads the file` : '';
+      ctx.warn(
+        `drift: ${s.chain} ${describeRule(args, true, family)}: ${s.rulesFile} ${statusWords(found.status, finalTarget)}, the live ruleset ${statusWords(inLive.status, finalName(inLive))}${service}`,
+      );
+    }
+  }
+
+  const placement = s.position === 'before_final_reject' && found.final ? ` before the final ${finalTarget}` : '';
+  let after: RulesDocument;
+  let msg: string;
+  if (s.state === 'absent') {
+    if (found.status === 'missing' || !file.exists) {
+      return { changed: false, msg: `${s.chain} has no rule ${describeRule(args, true, family)}${file.exists ? '' : ` (${s.rulesFile} does not exist)`}`, data };
+    }
+    after = removeLines(doc, found.matches.map((m) => m.index));
+    msg = found.matches.length === 1 ? `remove "${text}" from ${s.chain}` : `remove ${found.matches.length} rules like "${text}" from ${s.chain}`;
+  } else if (found.status === 'present') {
+    if (file.exists) return { changed: false, msg: `${s.chain} ${described}${placement}`, data };
+    after = doc;
+    msg = '';
+  } else if (found.status === 'misplaced') {
+    const stray = found.matches[0]!;
+    const without = removeLines(doc, [stray.index]);
+    after = insertLine(without, slotAbove(without, found.final!.index), stray.line);
+    msg = `move "${text}" above the final ${finalTarget} of ${s.chain} (line ${stray.index + 1} is below it and matches nothing)`;
+  } else {
+    if (!hasChain(doc, s.table, s.chain)) throw new ModuleError(`chain ${s.chain} does not exist in table ${s.table} of ${s.rulesFile}`);
+    const commands = chainCommands(doc, s.table, s.chain);
+    if (commands.length) {
+      throw new ModuleError(
+        `${s.rulesFile} changes ${s.chain} with commands other than -A (line ${commands[0]! + 1}); rewrite it in iptables-save form before editing it here`,
+      );
+    }
+    const withTable = ensureTable(doc, s.table);
+    const line = makeRuleLine(withTable, s.table, s.chain, words);
+    if (s.position === 'before_final_reject' && found.final) {
+      after = insertLine(withTable, slotAbove(withTable, found.final.index), line);
+      msg = `add "${text}" to ${s.chain}${placement}`;
+    } else {
+      after = insertLine(withTable, chainSlot(withTable, s.table, s.chain, s.position === 'top' ? 'top' : 'bottom'), line);
+      msg = s.position === 'top' ? `add "${text}" at the top of ${s.chain}` : `add "${text}" at the end of ${s.chain}`;
+    }
+  }
+  if (!file.exists) {
+    const origin = `create ${s.rulesFile}${live ? ' from the live ruleset' : ''}`;
+    msg = msg ? `${origin}: ${msg}` : `${origin} (${s.chain} already ${described}${placement})`;
+  }
+
+  const change: FileChange = {
+    path: s.rulesFile,
+    before: file.exists ? (file.content ?? Buffer.alloc(0)) : null,
+    after: print(after),
+    beforeSha: file.sha,
+    validate: [restoreTest(s.family)],
+    // iptables-services keeps the file root-only; netfilter-persistent saves it 0640.
+    ...(file.exists ? {} : { mode: ctx.facts.firewall === 'iptables-services' ? 0o600 : 0o640 }),
+  };
+  await ctx.validate([change]);
+  return { changed: true, msg, files: [change], commands: [], data };
+}

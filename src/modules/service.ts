@@ -325,17 +325,31 @@ async function restoreRulesFiles(ctx: TaskContext, files: VerifyFile[]): Promise
   ctx.warn(`${restore.map((f) => f.path).join(' and ')} put back as before this run, so the refused rules are not loaded again`);
 }
 
+/**
+ * On iptables-services the IPv6 rules have a service of their own: when this run changed /etc/sysconfig/ip6tables
+ * (the iptables module opens a port in both families), restarting `iptables` restarts `ip6tables` too, under the
+ * same guard, so the file is not left unloaded.
+ */
+function withIp6tables(ctx: TaskContext, args: ServiceArgs): boolean {
+  const v6 = ctx.facts.ip6tables_rules_file;
+  return args.name === 'iptables' && ctx.facts.firewall === 'iptables-services' && v6 !== null && ctx.changedFiles().has(v6);
+}
+
 async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
   const action = ACTIONS[args.state];
-  const what = `${action} ${args.name}`;
+  const both = withIp6tables(ctx, args);
+  const what = both ? `${action} iptables and ip6tables` : `${action} ${args.name}`;
   const timeoutSec = args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT;
   const g: GuardOptions = { token: randomBytes(8).toString('hex') };
-  const files = rulesFilesOf(args.name, ctx.facts);
+  const files = both ? [...rulesFilesOf('iptables', ctx.facts), ...rulesFilesOf('ip6tables', ctx.facts)] : rulesFilesOf(args.name, ctx.facts);
+  const script = both
+    ? `{\n${serviceScript(ctx.facts.init, 'iptables', action)}\n} && {\n${serviceScript(ctx.facts.init, 'ip6tables', action)}\n}`
+    : serviceScript(ctx.facts.init, args.name, action);
   const started = Date.now();
   const remaining = () => timeoutSec * 1000 - (Date.now() - started);
 
   // While new rules block this connection its output waits in TCP buffers, so the bound is past the rollback.
-  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: serviceScript(ctx.facts.init, args.name, action) }), (timeoutSec + 60) * 1000);
+  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: script }), (timeoutSec + 60) * 1000);
   const out = armed ? parseMarkers(armed.stdout.toString(), g.token) : new Map<string, string>();
   if (armed && !out.has('armed')) {
     throw new CommandError(ctx.host, `save the live rules before ${what}`, armed.code, armed.stdout.toString(), armed.stderr.toString());
@@ -371,7 +385,8 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
       if (mismatch) throw new ModuleError(`${args.name} ${PAST[action]}, but ${mismatch}`, { rollback: 'cancelled' });
       for (const w of warnings) ctx.warn(w);
       const matched = files.length && !warnings.length ? `; the live rules match ${files.map((f) => f.path).join(' and ')}` : '';
-      return { changed: true, msg: `${args.name} ${PAST[action]}; a new SSH connection works${matched}`, data: { rollback: 'cancelled' } };
+      const name = both ? 'iptables and ip6tables' : args.name;
+      return { changed: true, msg: `${name} ${PAST[action]}; a new SSH connection works${matched}`, data: { rollback: 'cancelled' } };
     }
     rolledBack = m.get('rolledback');
     probeError = `the rollback timer (${timeoutSec} s) fired before a new connection was proven`;

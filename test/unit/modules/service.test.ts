@@ -233,6 +233,16 @@ describe('service apply for a firewall', () => {
     expect(host.scripts[1]).not.toContain('live6');
   });
 
+  it('restarts ip6tables with iptables under one guard when this run changed /etc/sysconfig/ip6tables, and checks both files', async () => {
+    const v6rules = fixture('debian12.ip6tables-save');
+    const host = firewallHost({ facts: rhelFacts, files: { 4: fixture('rhel6-sysconfig-iptables'), 6: v6rules }, live: { 4: fixture('rhel6-loaded.iptables-save') } });
+    await host.ctx.writeFiles([{ path: '/etc/sysconfig/ip6tables', before: null, after: Buffer.from(v6rules), beforeSha: null }]);
+    const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
+    expect(outcome.msg).toBe('iptables and ip6tables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables and /etc/sysconfig/ip6tables');
+    expect(host.scripts[0]).toContain(`{\n${serviceScript('sysv', 'iptables', 'restart')}\n} && {\n${serviceScript('sysv', 'ip6tables', 'restart')}\n}`);
+    expect(host.scripts[1]).toContain('live6');
+  });
+
   it('lets the rollback run when no new connection can be opened, and fails once the host is back', async () => {
     const host = firewallHost({ probes: ['fail', 'ok'], files: { 4: v4 } });
     const error = await guardedRestart(host).catch((e: unknown) => e);
