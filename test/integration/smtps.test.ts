@@ -330,7 +330,7 @@ describe.skipIf(!lab)('SMTPS end to end (playbooks/smtps.yaml)', () => {
           new RegExp(
             `^postfix failed after it was restarted: ${service} \\(127\\.0\\.0\\.1:465\\) closed the connection without a greeting` +
               ` — mail log: warning: \\w+ private key in ${esc(keyFile(h))} does not match public key in \\S+: disabling TLS support` +
-              `; restored /etc/postfix/main\\.cf, /etc/postfix/master\\.cf, ${esc(rulesFile(h))}, /etc/postfix/sasl/smtpd\\.conf \\(removed\\)` +
+              `; restored /etc/postfix/main\\.cf, /etc/postfix/master\\.cf, ${esc(rulesFile(h))}, ${esc(h.flavour === 'rhel' ? '/etc/sysconfig/ip6tables' : '/etc/iptables/rules.v6')}, /etc/postfix/sasl/smtpd\\.conf \\(removed\\)` +
               ' and restarted postfix: it runs again with the previous configuration$',
           ),
         );
