@@ -4,6 +4,7 @@
  * file is the job of the firewall service (a `service` task, usually a handler).
  */
 import { CommandError } from '../errors.js';
+import type { Line } from '../formats/iptables-save.js';
 import type { Facts } from '../facts/types.js';
 import {
   CONNTRACK_STATES,
@@ -22,6 +23,8 @@ import {
   ensureTable,
   hasChain,
   insertLine,
+  loadedRuleset,
+  tableSections,
   isAddress,
   isFinalReject,
   isKnownPort,
@@ -233,6 +236,51 @@ function find(doc: RulesDocument, s: Settings, key: string): Found {
   return { status, matches, final };
 }
 
+/**
+ * `find` for a chain the file builds with commands (`-I INPUT 2 …`, `-D`, `-P`): the rules come from what
+ * iptables-restore leaves in the chain, in that order; `final` stands for the loaded final REJECT/DROP (its index
+ * is its 0-based position in the loaded chain, not a line).
+ */
+function findLoaded(doc: RulesDocument, s: Settings, key: string): Found & { position: number } {
+  const rules = loadedRuleset(doc).get(s.table)?.get(s.chain)?.rules ?? [];
+  const asRule = (args: string[], index: number): ChainRule => ({ index, line: { kind: 'rule', raw: '', table: s.table, chain: s.chain, args, counters: null } });
+  const position = rules.findIndex((r) => isFinalReject(r.args, s.family));
+  const at = rules.flatMap((r, i) => (ruleKey(r.args, s.family) === key ? [i] : []));
+  const effective = at.filter((i) => position < 0 || i <= position);
+  const status: Status = at.length === 0 ? 'missing' : s.position === 'before_final_reject' && effective.length === 0 ? 'misplaced' : 'present';
+  return { status, matches: at.map((i) => asRule(rules[i]!.args, i)), final: position < 0 ? null : asRule(rules[position]!.args, position), position };
+}
+
+/** The hint for a chain built with commands that this module cannot edit in place. */
+const SAVE_FORM_HINT = 'load it and save it in iptables-save form (iptables-restore < FILE; iptables-save > FILE) to edit it here';
+
+/**
+ * A new rule for a chain the file builds with commands: an `-I CHAIN N` (or `-A`) line at the end of the table's
+ * last section, after every other command, with N computed from the chain as iptables-restore leaves it.
+ */
+function planLoaded(doc: RulesDocument, s: Settings, words: string[], found: Found & { position: number }): { after: RulesDocument; text: string; where: string } {
+  const sections = tableSections(doc, s.table);
+  const commit = sections[sections.length - 1]!.commit;
+  let args: string[];
+  let where: string;
+  if (s.position === 'top') {
+    args = ['-I', s.chain, '1', ...words];
+    where = `at the top of ${s.chain}`;
+  } else if (s.position === 'before_final_reject' && found.final) {
+    args = ['-I', s.chain, String(found.position + 1), ...words];
+    where = `to ${s.chain} before the final ${parseRule(found.final.line.args, 4).target!.name} (position ${found.position + 1} once the file's commands have run)`;
+  } else {
+    args = ['-A', s.chain, ...words];
+    where = `at the end of ${s.chain}`;
+  }
+  const text = args[0] === '-A' ? ruleText(s.chain, words) : `-I ${s.chain} ${args[2]} ${ruleText(s.chain, words).slice(`-A ${s.chain} `.length)}`;
+  const line: Line =
+    args[0] === '-A'
+      ? { kind: 'rule', raw: `${text}${doc.crlf ? '\r' : ''}`, table: s.table, chain: s.chain, args: words, counters: null }
+      : { kind: 'command', raw: `${text}${doc.crlf ? '\r' : ''}`, table: s.table, args, counters: null };
+  return { after: insertLine(doc, commit, line), text, where };
+}
+
 function finalName(found: Found): string {
   // Only the target name is read here, which does not depend on the family.
   return found.final ? parseRule(found.final.line.args, 4).target!.name : 'REJECT';
@@ -423,7 +471,9 @@ async function planFamily(ctx: TaskContext, args: IptablesArgs, family: Family):
   const words = ruleFromArgs(args, family);
   const text = ruleText(s.chain, words);
   const key = ruleKey(words, s.family);
-  const found = find(doc, s, key);
+  // A chain the file builds with -I, -D or -P commands is judged by what iptables-restore leaves in it.
+  const loaded = chainCommands(doc, s.table, s.chain).length > 0 ? findLoaded(doc, s, key) : null;
+  const found = loaded ?? find(doc, s, key);
   const finalTarget = finalName(found);
   const described = describeRule(args, false, family);
   const data = { rules_file: s.rulesFile, rule: text };
@@ -442,7 +492,18 @@ async function planFamily(ctx: TaskContext, args: IptablesArgs, family: Family):
   const placement = s.position === 'before_final_reject' && found.final ? ` before the final ${finalTarget}` : '';
   let after: RulesDocument;
   let msg: string;
-  if (s.state === 'absent') {
+  if (loaded && !(s.state === 'present' && loaded.status === 'present') && !(s.state === 'absent' && loaded.status === 'missing')) {
+    const first = chainCommands(doc, s.table, s.chain)[0]! + 1;
+    if (s.state === 'absent') {
+      throw new ModuleError(`${s.rulesFile} builds ${s.chain} with commands (line ${first}): removing a rule could move where the later ones land; ${SAVE_FORM_HINT}`);
+    }
+    if (loaded.status === 'misplaced') {
+      throw new ModuleError(`${s.rulesFile} builds ${s.chain} with commands (line ${first}) and loads "${text}" only after the final ${finalTarget}; ${SAVE_FORM_HINT}`);
+    }
+    const planned = planLoaded(doc, s, words, loaded);
+    after = planned.after;
+    msg = `add "${planned.text}" ${planned.where}`;
+  } else if (s.state === 'absent') {
     if (found.status === 'missing' || !file.exists) {
       return { changed: false, msg: `${s.chain} has no rule ${describeRule(args, true, family)}${file.exists ? '' : ` (${s.rulesFile} does not exist)`}`, data };
     }
@@ -459,12 +520,6 @@ async function planFamily(ctx: TaskContext, args: IptablesArgs, family: Family):
     msg = `move "${text}" above the final ${finalTarget} of ${s.chain} (line ${stray.index + 1} is below it and matches nothing)`;
   } else {
     if (!hasChain(doc, s.table, s.chain)) throw new ModuleError(`chain ${s.chain} does not exist in table ${s.table} of ${s.rulesFile}`);
-    const commands = chainCommands(doc, s.table, s.chain);
-    if (commands.length) {
-      throw new ModuleError(
-        `${s.rulesFile} changes ${s.chain} with commands other than -A (line ${commands[0]! + 1}); rewrite it in iptables-save form before editing it here`,
-      );
-    }
     const withTable = ensureTable(doc, s.table);
     const line = makeRuleLine(withTable, s.table, s.chain, words);
     if (s.position === 'before_final_reject' && found.final) {

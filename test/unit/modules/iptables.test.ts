@@ -239,9 +239,52 @@ describe('iptables: the rules file', () => {
 
   it.each([
     ['*filter\n-A INPUT -j ACCEPT\n', '/etc/iptables/rules.v4: line 2: table filter has no COMMIT'],
-    ['*filter\n-I INPUT -j DROP\nCOMMIT\n', '/etc/iptables/rules.v4 changes INPUT with commands other than -A (line 2); rewrite it in iptables-save form before editing it here'],
   ])('refuses to edit %j', async (file, message) => {
     await expect(iptablesModule.plan(debian(file, { live: '' }), smtps)).rejects.toThrow(message);
+  });
+
+  describe('a rules file that builds INPUT with -I commands (web host rules written as a script of commands)', () => {
+    const WEB = readFileSync(fileURLToPath(new URL('../../fixtures/iptables/real-world/web-host-inserted.rules', import.meta.url))).toString();
+    /** What iptables-save printed after iptables-restore loaded WEB (INPUT only): the REJECT is rule 6. */
+    const LOADED_INPUT = [
+      '-A INPUT -i lo -j ACCEPT',
+      '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 25 -j ACCEPT',
+      '-A INPUT -p tcp -m multiport --dports 80,443 -j WEB',
+      '-A INPUT -j REJECT --reject-with icmp-host-prohibited',
+    ];
+    const live = `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:WEB - [0:0]\n${LOADED_INPUT.join('\n')}\nCOMMIT\n`;
+
+    it('adds an -I line at the position iptables-restore gives the final REJECT, after every other command; a second plan changes nothing', async () => {
+      const ctx = debian(WEB, { live });
+      const { first, second, written } = await applyAndReplan(ctx, smtps);
+      expect(first.msg).toBe(
+        'add "-I INPUT 6 -p tcp -m tcp --dport 465 -j ACCEPT" to INPUT before the final REJECT (position 6 once the file\'s commands have run)',
+      );
+      expect(written).toBe(WEB.replace(/COMMIT\n$/, '-I INPUT 6 -p tcp -m tcp --dport 465 -j ACCEPT\nCOMMIT\n'));
+      expect(second).toMatchObject({ changed: false, msg: 'INPUT accepts tcp/465 before the final REJECT' });
+    });
+
+    it('finds a rule the file inserts with -I as present', async () => {
+      const plan = await iptablesModule.plan(debian(WEB, { live }), { chain: 'INPUT', protocol: 'tcp', dport: 22, jump: 'ACCEPT' });
+      expect(plan).toMatchObject({ changed: false, msg: 'INPUT accepts tcp/22 before the final REJECT' });
+    });
+
+    it.each([
+      [{ chain: 'INPUT', protocol: 'tcp', dport: 22, jump: 'ACCEPT', state: 'absent' } as IptablesArgs, 'removing a rule could move where the later ones land'],
+      [{ chain: 'OUTPUT', protocol: 'tcp', dport: 25, jump: 'ACCEPT' } as IptablesArgs, null],
+    ])('refuses what it cannot place exactly, with the reason and a hint: %j', async (args, reason) => {
+      const attempt = iptablesModule.plan(debian(WEB, { live }), args);
+      if (reason === null) {
+        // OUTPUT has no commands of its own: plain -A editing applies.
+        expect((await attempt).changed).toBe(true);
+        return;
+      }
+      await expect(attempt).rejects.toThrow(
+        `/etc/iptables/rules.v4 builds INPUT with commands (line 12): ${reason}; load it and save it in iptables-save form (iptables-restore < FILE; iptables-save > FILE) to edit it here`,
+      );
+    });
   });
 
   it('refuses a user chain the file does not have', async () => {
