@@ -3,6 +3,8 @@
  * where it takes effect, validated with iptables-restore --test, and compared with the live ruleset. Loading the
  * file is the job of the firewall service (a `service` task, usually a handler).
  */
+import { createHash } from 'node:crypto';
+import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
 import type { Line } from '../formats/iptables-save.js';
 import type { Facts } from '../facts/types.js';
@@ -23,6 +25,9 @@ import {
   ensureTable,
   hasChain,
   insertLine,
+  formatArgs,
+  modelUnderstands,
+  splitArgs,
   loadedRuleset,
   tableSections,
   isAddress,
@@ -37,6 +42,7 @@ import {
   ruleText,
   slotAbove,
 } from '../formats/iptables-save.js';
+import { NORMALISE_FN } from './netns-normalise.js';
 import { type FileChange, type Module, ModuleError, type Plan, type Reads, type TaskContext, type Validation } from './module.js';
 
 export type Position = 'before_final_reject' | 'top' | 'bottom';
@@ -60,11 +66,47 @@ export interface IptablesArgs {
   /** which families the rule is for: 4 / ipv4, 6 / ipv6, both (default: see familiesOf) */
   ip_version?: IpVersion;
   rules_file?: string;
+  /** the rule as raw text, the words after `-A CHAIN` (instead of protocol, dport, jump, …) */
+  rule?: string;
 }
 
 export type IpVersion = 4 | 6 | 'ipv4' | 'ipv6' | 'both';
 
 const PORT_PROTOCOLS = ['tcp', 'udp', 'sctp', 'dccp'];
+
+/** The arguments a raw `rule` replaces. */
+const RULE_FIELDS = ['protocol', 'source', 'destination', 'in_interface', 'out_interface', 'sport', 'dport', 'ctstate', 'jump', 'reject_with', 'comment'] as const;
+
+/** The chain a candidate rule is loaded into beside the rules file, to be read back in the kernel's spelling. */
+const CANDIDATE_CHAIN = 'PV_CANDIDATE';
+
+/**
+ * The read-only command that loads the rules file, then the task's raw rule into a chain of its own, into a
+ * throwaway network namespace and prints `STATUS` and what iptables-save printed there (see pv_norm). Asked only
+ * for raw rules the model does not spell exactly; the runner fetches it with the play's other reads, so it costs
+ * no round trip of its own.
+ */
+export function normaliseCommand(family: Family, rulesFile: string, table: string, rule: string): { key: string; script: string } {
+  const line = `-A ${CANDIDATE_CHAIN} ${formatArgs(splitArgs(rule))}`;
+  const key = `iptables-normalise:${family}:${rulesFile}:${table}:${createHash('sha256').update(line).digest('hex').slice(0, 16)}`;
+  const script = [
+    NORMALISE_FN,
+    'pv_d=$(mktemp -d) || exit 1',
+    `cat > "$pv_d/candidate" <<'PV_CANDIDATE_END'`,
+    `*${table}`,
+    `:${CANDIDATE_CHAIN} - [0:0]`,
+    line,
+    'COMMIT',
+    'PV_CANDIDATE_END',
+    `pv_norm ${family} ${quote(rulesFile)} "$pv_d/out" "$pv_d/candidate"`,
+    `printf '%s\\n' "$pv_nst"; cat "$pv_d/out"; rm -rf "$pv_d"`,
+  ].join('\n');
+  return { key, script };
+}
+
+/** Whether the model alone spells this raw rule as iptables-save does (then no namespace is needed). */
+const modelled = (args: IptablesArgs, family: Family): boolean =>
+  args.rule === undefined || modelUnderstands(splitArgs(args.rule), family, new Set([args.chain, ...splitArgs(args.rule).filter((_, i, w) => w[i - 1] === '-j' || w[i - 1] === '-g')]));
 
 /** The read-only command that prints the live ruleset of a family; its key is shared by every task of the run. */
 export function liveRulesetCommand(family: Family): { key: string; script: string } {
@@ -113,6 +155,10 @@ function askedFamily(args: IptablesArgs): Family | null {
 
 /** The family the rule's own words tie it to (an address, an ICMP reply only one family has), or null. */
 function wordsFamily(args: IptablesArgs): Family | null {
+  if (args.rule !== undefined) {
+    const base = parseRule(splitArgs(args.rule), 4).base.find((o) => o.name === '-s' || o.name === '-d');
+    return base ? (base.values[0]!.includes(':') ? 6 : 4) : null;
+  }
   for (const a of [args.source, args.destination]) if (a !== undefined) return a.includes(':') ? 6 : 4;
   if (args.reject_with !== undefined) {
     const in4 = canonicalRejectWith(args.reject_with, 4) !== null;
@@ -171,6 +217,7 @@ function protocolOf(args: IptablesArgs, family: Family): string | undefined {
 
 /** The rule's words in iptables-save's spelling, so a later comparison with the live ruleset is exact. */
 export function ruleFromArgs(args: IptablesArgs, family: Family = familyOf(args)): string[] {
+  if (args.rule !== undefined) return canonicalRule(splitArgs(args.rule), family);
   const words: string[] = [];
   if (args.source) words.push('-s', args.source);
   if (args.destination) words.push('-d', args.destination);
@@ -200,6 +247,7 @@ const VERBS: Readonly<Record<string, [string, string]>> = {
 
 /** What the rule does, in words: "accepts tcp/465 from 198.19.0.0/16" (or "accepting …" for `gerund`). */
 export function describeRule(args: IptablesArgs, gerund = false, family: Family = familyOf(args)): string {
+  if (args.rule !== undefined) return `${gerund ? 'having' : 'has'} "${formatArgs(ruleFromArgs(args, family))}"`;
   const protocol = canonicalProtocol(protocolOf(args, family) ?? 'all');
   let what = protocol ?? 'all traffic';
   if (protocol && args.dport !== undefined) what += `/${canonicalPort(String(args.dport))}`;
@@ -249,6 +297,52 @@ function findLoaded(doc: RulesDocument, s: Settings, key: string): Found & { pos
   const effective = at.filter((i) => position < 0 || i <= position);
   const status: Status = at.length === 0 ? 'missing' : s.position === 'before_final_reject' && effective.length === 0 ? 'misplaced' : 'present';
   return { status, matches: at.map((i) => asRule(rules[i]!.args, i)), final: position < 0 ? null : asRule(rules[position]!.args, position), position };
+}
+
+/**
+ * Whether the file has a raw rule the model cannot spell, as the kernel sees both: the file and the rule are
+ * loaded into a throwaway namespace (the prefetched normaliseCommand) and compared as iptables-save prints them.
+ * `words` is the rule in iptables-save's spelling (when it is one rule). Null when the model decides: a modelled
+ * rule, a file this run changed already, or no namespace (then with a warning).
+ */
+async function kernelFind(ctx: TaskContext, args: IptablesArgs, s: Settings, doc: RulesDocument, model: Found): Promise<{ found: Found; words: string[] | null } | null> {
+  if (args.rule === undefined || modelled(args, s.family) || ctx.changedFiles().has(s.rulesFile)) return null;
+  const cmd = normaliseCommand(s.family, s.rulesFile, s.table, args.rule);
+  const res = await ctx.readCommand(cmd.key, cmd.script);
+  const out = res.stdout.toString();
+  const nl = out.indexOf('\n');
+  const status = nl < 0 ? out.trim() : out.slice(0, nl);
+  const body = nl < 0 ? '' : out.slice(nl + 1);
+  if (res.code !== 0 || status !== 'ok') {
+    const why = status === 'failed' ? 'the file and the rule do not load into an empty network namespace' : 'network namespaces are not available';
+    const detail = (status === 'ok' || status === 'failed' || status === 'unavailable' ? body : res.stderr.toString()).trim().split('\n').slice(-2).join('; ');
+    ctx.warn(`cannot tell whether ${s.rulesFile} has "${args.rule}" in another spelling: ${why}${detail ? ` (${detail})` : ''}; provision's own model decided`);
+    return null;
+  }
+  let saved: RulesDocument;
+  try {
+    saved = parse(body);
+  } catch (e) {
+    if (e instanceof IptablesSaveSyntaxError) return null;
+    throw e;
+  }
+  const rulesOf = (chain: string) => saved.lines.flatMap((l) => (l.kind === 'rule' && l.table === s.table && l.chain === chain ? [l.args] : []));
+  const candidate = rulesOf(CANDIDATE_CHAIN).map((w) => ruleKey(w, s.family));
+  const rules = rulesOf(s.chain);
+  const keys = rules.map((w) => ruleKey(w, s.family));
+  if (!candidate.length) return null;
+  const at = keys.flatMap((_, i) => (candidate.every((c, j) => keys[i + j] === c) ? [i] : []));
+  const final = rules.findIndex((w) => isFinalReject(w, s.family));
+  const effective = at.filter((i) => final < 0 || i <= final);
+  const words = candidate.length === 1 ? rulesOf(CANDIDATE_CHAIN)[0]! : null;
+  if (!at.length) return { found: { ...model, status: 'missing', matches: [] }, words };
+  if (s.position !== 'before_final_reject' || effective.length) return { found: { ...model, status: 'present', matches: [] }, words };
+  // Misplaced: the file's -A lines of the chain are its loaded rules one to one unless a line holds an address list.
+  const lines = chainRules(doc, s.table, s.chain);
+  if (lines.length !== rules.length) {
+    throw new ModuleError(`${s.rulesFile} loads "${args.rule}" only after the final REJECT of ${s.chain}, and provision cannot tell which line that is (a line loads several rules); move it by hand`);
+  }
+  return { found: { ...model, status: 'misplaced', matches: [lines[at[0]!]!] }, words };
 }
 
 /** The hint for a chain built with commands that this module cannot edit in place. */
@@ -324,6 +418,16 @@ function checkArgs(args: IptablesArgs): string | null {
     if (args.reject_with !== undefined && wordsFamily(args) !== null) return `reject_with "${args.reject_with}" exists for one family only; ip_version both needs tcp-reset or a task per family`;
   }
   if (!/^[A-Za-z0-9_.+-]{1,28}$/.test(args.chain)) return `chain "${args.chain}" is not a valid chain name`;
+  if (args.rule !== undefined) {
+    const mixed = RULE_FIELDS.filter((k) => args[k] !== undefined);
+    if (mixed.length) return `rule gives the whole rule: leave out ${mixed.join(', ')}`;
+    if (/[\r\n\0]/.test(args.rule)) return 'rule must be one line';
+    const words = splitArgs(args.rule);
+    if (!words.length) return 'rule is empty';
+    if (/^-(A|I|D|R|N|X|F|P|E)$|^--(append|insert|delete|replace)$/.test(words[0]!)) return `rule is the words after "-A ${args.chain}": leave out "${words[0]}"`;
+    if (args.ip_version === 'both' && wordsFamily(args) !== null) return 'ip_version both needs a rule without addresses; write one task per family';
+    return null;
+  }
   const protocol = protocolOf(args, family);
   for (const key of ['sport', 'dport'] as const) {
     const v = args[key];
@@ -416,6 +520,12 @@ export const iptablesModule: Module<IptablesArgs> = {
         description:
           'ipv4 (or 4), ipv6 (or 6) or both: which rules files and which iptables. Default: the family of the rule\'s address or reply when it has one, else both when the host has a global IPv6 address or an IPv6 rules file, else ipv4',
       },
+      rule: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'the rule as raw text, the words after "-A CHAIN" (e.g. "-p tcp --dport 465 -m limit --limit 2/s -j ACCEPT"), instead of protocol, dport, jump and the like; an equivalent spelling already in the file counts as present (as iptables reads both)',
+      },
       rules_file: { type: 'string', minLength: 1, description: "persistent rules file (default from facts: the host's iptables_rules_file or ip6tables_rules_file)" },
     },
   },
@@ -426,7 +536,12 @@ export const iptablesModule: Module<IptablesArgs> = {
     if (UNSUPPORTED[facts.firewall]) return {};
     const families = familiesOf(args, facts);
     const files = families.map((f) => rulesFileOf(args, facts, f)).filter((f): f is string => f !== null);
-    return { ...(files.length ? { files } : {}), commands: families.map(liveRulesetCommand) };
+    const table = args.table ?? 'filter';
+    const kernel = families.flatMap((f) => {
+      const file = rulesFileOf(args, facts, f);
+      return args.rule !== undefined && file && !modelled(args, f) ? [normaliseCommand(f, file, table, args.rule)] : [];
+    });
+    return { ...(files.length ? { files } : {}), commands: [...families.map(liveRulesetCommand), ...kernel] };
   },
 
   async plan(ctx: TaskContext, args: IptablesArgs): Promise<Plan> {
@@ -468,18 +583,29 @@ async function planFamily(ctx: TaskContext, args: IptablesArgs, family: Family):
   // firewall service must not silently drop what is loaded now.
   const doc = file.exists ? parseOrFail(file.content ?? Buffer.alloc(0), s.rulesFile) : (live ?? parse(''));
 
-  const words = ruleFromArgs(args, family);
-  const text = ruleText(s.chain, words);
-  const key = ruleKey(words, s.family);
+  let words = ruleFromArgs(args, family);
+  let key = ruleKey(words, s.family);
   // A chain the file builds with -I, -D or -P commands is judged by what iptables-restore leaves in it.
   const loaded = chainCommands(doc, s.table, s.chain).length > 0 ? findLoaded(doc, s, key) : null;
-  const found = loaded ?? find(doc, s, key);
+  let found: Found = loaded ?? find(doc, s, key);
+  // A raw rule the model does not spell exactly: the kernel decides whether the file has it in another spelling.
+  const kernel = !loaded && found.status !== 'present' && file.exists ? await kernelFind(ctx, args, s, doc, found) : null;
+  if (kernel) {
+    found = kernel.found;
+    if (kernel.words) {
+      words = kernel.words;
+      key = ruleKey(words, s.family);
+    }
+  }
+  const text = ruleText(s.chain, words);
   const finalTarget = finalName(found);
   const described = describeRule(args, false, family);
   const data = { rules_file: s.rulesFile, rule: text };
 
-  // After this run changed the file, the live rules lag until the firewall service reloads it: no drift.
-  if (live && !ctx.changedFiles().has(s.rulesFile)) {
+  // After this run changed the file, the live rules lag until the firewall service reloads it: no drift. Nor
+  // can the model alone tell drift for a raw rule it does not spell as iptables-save does.
+  const unsure = args.rule !== undefined && !modelled(args, family) && !kernel;
+  if (live && !unsure && !ctx.changedFiles().has(s.rulesFile)) {
     const inLive = find(live, s, key);
     if (inLive.status !== found.status) {
       const service = ctx.facts.firewall_service ? `; restarting ${ctx.facts.firewall_service} loads the file` : '';

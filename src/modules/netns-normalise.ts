@@ -6,20 +6,21 @@
  */
 
 /**
- * `pv_norm FAMILY RULES_FILE OUT`: OUT gets the file's ruleset as iptables-save prints it after a restore in a
- * fresh network namespace, and `$pv_nst` says `ok`; else OUT gets the reason and `$pv_nst` is `failed` (the file
- * does not load there) or `unavailable` (no namespaces here). ipsets are per namespace: the sets a file matches
- * are created in the namespace first, from the host's own definitions (without their members).
+ * `pv_norm FAMILY RULES_FILE OUT [MORE]`: OUT gets the file's ruleset (and MORE's, restored after it with
+ * --noflush) as iptables-save prints it after a restore in a fresh network namespace, and `$pv_nst` says `ok`;
+ * else OUT gets the reason and `$pv_nst` is `failed` (the file does not load there) or `unavailable` (no
+ * namespaces here). ipsets are per namespace: the sets a file matches are created in the namespace first, from
+ * the host's own definitions (without their members).
  */
 export const NORMALISE_FN = [
   'pv_norm() {',
   '  if [ "$1" = 6 ]; then pv_nr=ip6tables-restore; pv_ns=ip6tables-save; else pv_nr=iptables-restore; pv_ns=iptables-save; fi',
   '  : > "$3.sets"',
-  "  if grep -qE -e '--(match|add|del)-set' \"$2\" 2>/dev/null && command -v ipset >/dev/null 2>&1; then ipset save 2>/dev/null | grep '^create ' > \"$3.sets\"; fi",
+  "  if cat \"$2\" ${4:+\"$4\"} 2>/dev/null | grep -qE -e '--(match|add|del)-set' && command -v ipset >/dev/null 2>&1; then ipset save 2>/dev/null | grep '^create ' > \"$3.sets\"; fi",
   '  if command -v unshare >/dev/null 2>&1; then',
   // Exit 4 and 5 come from inside the namespace; anything else means the namespace itself could not be made.
-  "    unshare -n sh -c 'if [ -s \"$4\" ]; then ipset restore < \"$4\" || exit 5; fi; \"$1\" < \"$2\" || exit 4; exec \"$3\"' pv-normalise \"$pv_nr\" \"$2\" \"$pv_ns\" \"$3.sets\" > \"$3\" 2> \"$3.err\"",
-  '    case $? in 0) pv_nst=ok ;; 4|5) pv_nst=failed; cat "$3.err" > "$3" ;; *) pv_nst=unavailable; cat "$3.err" > "$3" ;; esac',
+  "    unshare -n sh -c 'if [ -s \"$4\" ]; then ipset restore < \"$4\" || exit 5; fi; \"$1\" < \"$2\" || exit 4; if [ -n \"$5\" ]; then \"$1\" --noflush < \"$5\" || exit 6; fi; exec \"$3\"' pv-normalise \"$pv_nr\" \"$2\" \"$pv_ns\" \"$3.sets\" \"${4:-}\" > \"$3\" 2> \"$3.err\"",
+  '    case $? in 0) pv_nst=ok ;; 4|5|6) pv_nst=failed; cat "$3.err" > "$3" ;; *) pv_nst=unavailable; cat "$3.err" > "$3" ;; esac',
   "  else pv_nst=unavailable; echo 'unshare is not installed' > \"$3\"; fi",
   '  rm -f "$3.sets" "$3.err"',
   '}',

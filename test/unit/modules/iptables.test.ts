@@ -378,6 +378,9 @@ describe('iptables: arguments', () => {
     [{ ...smtps, reject_with: 'tcp-reset' }, 'reject_with needs jump: REJECT'],
     [{ chain: 'INPUT', jump: 'REJECT', reject_with: 'icmp6-adm-prohibited', ip_version: 'ipv4' }, 'reject_with "icmp6-adm-prohibited" is not an IPv4 REJECT reply'],
     [{ ...smtps, source: '198.19.0.0/16', destination: '2001:2::1' }, 'destination "2001:2::1" is not an IPv4 address or network (host names resolve differently on each host; give the address)'],
+    [{ chain: 'INPUT', rule: '-p tcp --dport 465 -j ACCEPT', protocol: 'tcp' }, 'rule gives the whole rule: leave out protocol'],
+    [{ chain: 'INPUT', rule: '-A INPUT -p tcp --dport 465 -j ACCEPT' }, 'rule is the words after "-A INPUT": leave out "-A"'],
+    [{ chain: 'INPUT', rule: '-j ACCEPT\n-j DROP' }, 'rule must be one line'],
     [{ ...smtps, source: '198.19.0.0/16', ip_version: 'both' }, 'ip_version both needs a rule without addresses: "198.19.0.0/16" is of one family only; write one task per family'],
     [{ chain: 'INPUT', jump: 'REJECT', reject_with: 'icmp-host-prohibited', ip_version: 'both' }, 'reject_with "icmp-host-prohibited" exists for one family only; ip_version both needs tcp-reset or a task per family'],
     [{ ...smtps, comment: 'two\nlines' }, 'comment must be one line of at most 256 characters'],
@@ -404,7 +407,7 @@ describe('iptables: arguments', () => {
     expect(validate({ protocol: 'tcp' })).toBe(false);
     const props = iptablesModule.schema.properties as Record<string, { description?: string }>;
     expect(Object.keys(props).sort()).toEqual(
-      ['chain', 'comment', 'ctstate', 'destination', 'dport', 'in_interface', 'ip_version', 'jump', 'out_interface', 'position', 'protocol', 'reject_with', 'rules_file', 'source', 'sport', 'state', 'table'],
+      ['chain', 'comment', 'ctstate', 'destination', 'dport', 'in_interface', 'ip_version', 'jump', 'out_interface', 'position', 'protocol', 'reject_with', 'rule', 'rules_file', 'source', 'sport', 'state', 'table'],
     );
     for (const [name, p] of Object.entries(props)) expect(p.description, name).toMatch(/\w/);
   });

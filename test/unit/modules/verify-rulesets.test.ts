@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guard } from '../../../src/connection/connection.js';
 import { type Family, modelUnderstands, parse, verifyByModel } from '../../../src/formats/iptables-save.js';
 import { NORMALISE_FN, normaliseMarker, parseNormalised } from '../../../src/modules/netns-normalise.js';
+import { type IptablesArgs, iptablesModule } from '../../../src/modules/iptables.js';
 import { parseMarkers, verifyOutput } from '../../../src/modules/service.js';
+import { fakeContext } from '../../support/fake-context.js';
 
 const DIR = fileURLToPath(new URL('../../fixtures/iptables/real-world/', import.meta.url));
 const fixturePath = (name: string) => join(DIR, name);
@@ -242,5 +244,77 @@ describe.skipIf(!canNetns)('verification by the kernel on real-world-shaped rule
     await verify(c);
     expect(spawnSync('ip', ['netns', 'list']).stdout.toString()).toBe(before);
     expect(spawnSync('ls', [work]).stdout.toString().split('\n').filter(Boolean).sort()).toEqual(['empty.rules', ...(spawnSync('ls', [join(work, 'shim')]).status === 0 ? ['shim'] : [])]);
+  });
+});
+
+describe.skipIf(!canNetns)('"already present" for a rule given as raw text, decided by the kernel', () => {
+  let work = '';
+  beforeAll(() => {
+    expect(spawnSync('ip', ['netns', 'add', `${NS}-raw`]).status).toBe(0);
+    work = mkdtempSync(join(tmpdir(), 'provision-raw-'));
+  });
+  afterAll(() => {
+    spawnSync('ip', ['netns', 'del', `${NS}-raw`]);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  /** A host whose rules file is `content` (at a path of this test) and whose read commands run for real in a namespace. */
+  function host(content: string) {
+    const path = join(work, 'rules');
+    writeFileSync(path, content);
+    // The host has loaded its file: the live ruleset is what iptables-save prints for it.
+    const loaded = spawnSync('ip', ['netns', 'exec', `${NS}-raw`, 'sh', '-c', `ipset create sip-blocklist hash:net -exist && iptables-restore < '${path}' && iptables-save`]);
+    expect(loaded.status).toBe(0);
+    const ctx = fakeContext({ files: { [path]: { content, mode: 0o640 } } });
+    ctx.readCommand = async (key: string, script: string) => {
+      ctx.calls.push({ op: 'readCommand', arg: key });
+      if (key === 'iptables-save:4') return { stdout: loaded.stdout, stderr: Buffer.alloc(0), code: 0 };
+      const r = spawnSync('ip', ['netns', 'exec', `${NS}-raw`, 'sh', '-s'], { input: guard(script), timeout: 20_000 });
+      return { stdout: r.stdout, stderr: r.stderr, code: r.status };
+    };
+    return { ctx, path };
+  }
+
+  it('Tor relay style ruleset: "--limit 2/sec … --log-level 4" is the file\'s "--limit 2/s … --log-level warning", so nothing changes', async () => {
+    const { ctx, path } = host(fixture('tor-relay.rules'));
+    const args: IptablesArgs = { chain: 'INPUT', rules_file: path, rule: '-m limit --limit 2/sec --limit-burst 10 -j LOG --log-prefix "tor-drop: " --log-level 4' };
+    expect(iptablesModule.reads!(args, ctx.facts).commands!.map((c) => c.key.split(':')[0])).toEqual(['iptables-save', 'iptables-normalise']);
+    const plan = await iptablesModule.plan(ctx, args);
+    expect(plan).toMatchObject({ changed: false });
+    expect(plan.msg).toMatch(/^INPUT has "-m limit --limit 2\/sec/);
+    expect(ctx.warnings).toEqual([]);
+  });
+
+  it('call centre SIP ruleset: a string match written in another option order is present in the SIP chain', async () => {
+    const { ctx, path } = host(fixture('call-centre-sip.rules'));
+    const plan = await iptablesModule.plan(ctx, { chain: 'SIP', rules_file: path, rule: '-m string --to 1500 --algo kmp --string sipvicious -j DROP', position: 'top' });
+    expect(plan.changed).toBe(false);
+  });
+
+  it('adds a missing raw rule in iptables-save\'s own spelling before the final DROP; the next plan finds it', async () => {
+    const { ctx, path } = host(fixture('tor-relay.rules'));
+    const args: IptablesArgs = { chain: 'INPUT', rules_file: path, rule: '-p udp -m limit --limit 3/s -j ACCEPT' };
+    const plan = await iptablesModule.plan(ctx, args);
+    expect(plan).toMatchObject({ changed: true, msg: 'add "-A INPUT -p udp -m limit --limit 3/sec -j ACCEPT" to INPUT before the final DROP' });
+    const written = (plan as Extract<typeof plan, { changed: true }>).files[0]!.after.toString();
+    expect(written).toContain('[0:0] -A INPUT -p udp -m limit --limit 3/sec -j ACCEPT\n[7:420] -A INPUT -j DROP\n');
+    const again = await iptablesModule.plan(host(written).ctx, args);
+    expect(again.changed).toBe(false);
+  });
+
+  it('without namespaces the model decides, and says it cannot tell', async () => {
+    const { ctx, path } = host(fixture('tor-relay.rules'));
+    const real = ctx.readCommand;
+    ctx.readCommand = (key, script) => real(key, script.replace('if command -v unshare', 'if false'));
+    const plan = await iptablesModule.plan(ctx, { chain: 'INPUT', rules_file: path, rule: '-m limit --limit 2/sec --limit-burst 10 -j LOG --log-prefix "tor-drop: " --log-level 4' });
+    expect(plan.changed).toBe(true);
+    expect(ctx.warnings).toEqual([
+      `cannot tell whether ${path} has "-m limit --limit 2/sec --limit-burst 10 -j LOG --log-prefix "tor-drop: " --log-level 4" in another spelling: network namespaces are not available (unshare is not installed); provision's own model decided`,
+    ]);
+  });
+
+  it('asks no namespace for a rule the model spells exactly', () => {
+    const reads = iptablesModule.reads!({ chain: 'INPUT', rule: '-p tcp --dport 465 -m conntrack --ctstate NEW -j ACCEPT' }, fakeContext().facts);
+    expect(reads.commands!.map((c) => c.key)).toEqual(['iptables-save:4']);
   });
 });
