@@ -37,7 +37,7 @@ async function time(host: LabHost, normalise: boolean): Promise<number[]> {
     const script = settleScript({ token, mode: 'cancel', verify: files, normalise, dir: '/var/lib/provision' });
     const r = await labExec(
       host,
-      `: > /var/lib/provision/firewall-${token}.armed; pv_t0=$(date +%s%N); { ${script}\n} >/dev/null; echo $(( ($(date +%s%N) - pv_t0) / 1000 ))`,
+      `mkdir -p /var/lib/provision && : > /var/lib/provision/firewall-${token}.armed; pv_t0=$(date +%s%N); { ${script}\n} >/dev/null; echo $(( ($(date +%s%N) - pv_t0) / 1000 ))`,
       { timeoutMs: 60_000 },
     );
     if (r.code !== 0) throw new Error(`${host.name}: exit ${r.code}: ${r.stderr}`);
