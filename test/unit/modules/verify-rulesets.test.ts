@@ -313,6 +313,17 @@ describe.skipIf(!canNetns)('"already present" for a rule given as raw text, deci
     ]);
   });
 
+  it('web host rules file written as commands: the -I line it adds lands right above the final REJECT once iptables-restore ran', async () => {
+    const { ctx, path } = host(fixture('web-host-inserted.rules'));
+    const plan = await iptablesModule.plan(ctx, { chain: 'INPUT', rules_file: path, protocol: 'tcp', dport: 465, jump: 'ACCEPT' });
+    expect(plan.msg).toBe('add "-I INPUT 6 -p tcp -m tcp --dport 465 -j ACCEPT" to INPUT before the final REJECT (position 6 once the file\'s commands have run)');
+    const written = (plan as Extract<typeof plan, { changed: true }>).files[0]!.after.toString();
+    writeFileSync(path, written);
+    const r = spawnSync('ip', ['netns', 'exec', `${NS}-raw`, 'sh', '-c', `iptables-restore < '${path}' && iptables -S INPUT`], { encoding: 'utf8' });
+    const input = r.stdout.split('\n').filter((l) => l.startsWith('-A INPUT'));
+    expect(input.slice(-2)).toEqual(['-A INPUT -p tcp -m tcp --dport 465 -j ACCEPT', '-A INPUT -j REJECT --reject-with icmp-host-prohibited']);
+  });
+
   it('asks no namespace for a rule the model spells exactly', () => {
     const reads = iptablesModule.reads!({ chain: 'INPUT', rule: '-p tcp --dport 465 -m conntrack --ctstate NEW -j ACCEPT' }, fakeContext().facts);
     expect(reads.commands!.map((c) => c.key)).toEqual(['iptables-save:4']);
