@@ -59,7 +59,7 @@ describe.skipIf(!lab)('verification of real-world rulesets after a guarded firew
       const r = await restart(host);
       expect(r.stderr).toBe('');
       const fw = FIREWALL[host.flavour];
-      expect(results(r.events, host)).toMatchObject([
+      expect(results(r.events, host), `${host.name}: ${results(r.events, host).map((x) => x.msg).join('; ')}`).toMatchObject([
         { status: 'changed', msg: `${fw.service} restarted; a new SSH connection works; the live rules match ${fw.file}${host.flavour === 'debian' ? ' and /etc/iptables/rules.v6' : ''}` },
       ]);
       expect(warnings(r.events, host)).toEqual([]);
