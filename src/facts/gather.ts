@@ -35,6 +35,9 @@ command -v nft >/dev/null 2>&1 && echo nft=1
 [ -e /etc/sysconfig/iptables ] && echo sysconfig_iptables=1
 [ -e /etc/init.d/iptables ] || [ -e /usr/lib/systemd/system/iptables.service ] && echo iptables_service=1
 [ -e /etc/iptables/rules.v4 ] && echo rules_v4=1
+[ -e /etc/sysconfig/ip6tables ] && echo sysconfig_ip6tables=1
+[ -e /etc/iptables/rules.v6 ] && echo rules_v6=1
+[ -r /proc/net/if_inet6 ] && while read -r pv_a pv_i pv_p pv_s pv_r; do [ "$pv_s" = 00 ] && { echo ipv6_global=1; break; }; done </proc/net/if_inet6
 [ -e /etc/init.d/netfilter-persistent ] || [ -e /lib/systemd/system/netfilter-persistent.service ] || [ -e /usr/lib/systemd/system/netfilter-persistent.service ] && echo netfilter_persistent=1
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1
@@ -197,6 +200,8 @@ export function parseFacts(output: string): Facts {
     firewall_service: rhelFiles ? 'iptables' : debFiles ? 'netfilter-persistent' : null,
     iptables_rules_file: rhelFiles ? '/etc/sysconfig/iptables' : debFiles ? '/etc/iptables/rules.v4' : null,
     ip6tables_rules_file: rhelFiles ? '/etc/sysconfig/ip6tables' : debFiles ? '/etc/iptables/rules.v6' : null,
+    ip6tables_rules_exists: (rhelFiles && flag('sysconfig_ip6tables')) || (debFiles && flag('rules_v6')),
+    ipv6_global: flag('ipv6_global'),
     iptables_version: f.get('iptables_version') || null,
     tls_cert_dir: family === 'RedHat' ? '/etc/pki/tls/certs' : '/etc/ssl/certs',
     tls_key_dir: family === 'RedHat' ? '/etc/pki/tls/private' : '/etc/ssl/private',

@@ -32,6 +32,10 @@ export interface Facts {
   iptables_rules_file: string | null;
   /** persistent IPv6 rules file for the flavour */
   ip6tables_rules_file: string | null;
+  /** whether that IPv6 rules file exists (absent: not gathered) */
+  ip6tables_rules_exists?: boolean;
+  /** whether the host has a global IPv6 address (/proc/net/if_inet6, scope 00; absent: not gathered) */
+  ipv6_global?: boolean;
   /** `iptables -V`, e.g. "iptables v1.8.9 (nf_tables)", null when missing */
   iptables_version: string | null;
   /** default TLS certificate directory for the flavour */

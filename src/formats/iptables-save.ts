@@ -858,7 +858,12 @@ export function parseRule(args: readonly string[], family: Family): RuleParts {
 
   const ordered = (spec: ExtensionSpec | undefined, options: RuleOption[]): RuleOption[] => {
     if (!spec) return options;
-    const kept = options.filter((o) => spec.defaults?.[o.name.slice(2)] !== o.values[0] || o.negated);
+    // Only an option with a default, given with that value, goes (a flag without values has no default to match).
+    const isDefault = (o: RuleOption) => {
+      const d = spec.defaults?.[o.name.slice(2)];
+      return d !== undefined && d === o.values[0] && !o.negated;
+    };
+    const kept = options.filter((o) => !isDefault(o));
     const rank = (o: RuleOption) => {
       const r = spec.order.indexOf(o.name.slice(2));
       return r < 0 ? spec.order.length : r;
@@ -1207,4 +1212,134 @@ export function diffRulesets(file: RulesDocument, live: RulesDocument, family: F
     }
   }
   return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Comparing like with like: two iptables-save outputs of the same iptables
+
+/** `-A CHAIN …` of a rule line without counters: what iptables-save prints for it. */
+function savedText(l: RuleLine): string {
+  const t = l.raw.endsWith('\r') ? l.raw.slice(0, -1) : l.raw;
+  return t.trim().replace(COUNTERS, '').trim();
+}
+
+interface SavedChain {
+  policy: string;
+  rules: string[];
+}
+
+function savedTables(doc: RulesDocument): Map<string, Map<string, SavedChain>> {
+  const tables = new Map<string, Map<string, SavedChain>>();
+  let chains = new Map<string, SavedChain>();
+  for (const l of doc.lines) {
+    if (l.kind === 'table') {
+      chains = tables.get(l.table) ?? new Map<string, SavedChain>();
+      tables.set(l.table, chains);
+    } else if (l.kind === 'chain') {
+      chains.set(l.chain, { policy: l.policy, rules: chains.get(l.chain)?.rules ?? [] });
+    } else if (l.kind === 'rule') {
+      const c = chains.get(l.chain) ?? { policy: '-', rules: [] };
+      c.rules.push(savedText(l));
+      chains.set(l.chain, c);
+    }
+  }
+  return tables;
+}
+
+/**
+ * The first difference between two iptables-save outputs of the same iptables (the rules file loaded into a
+ * throwaway network namespace and read back, and the live ruleset), table by table and chain by chain, ignoring
+ * counters; only the tables `expected` has are compared (a restore leaves other tables alone). Both sides were
+ * spelled by the same iptables-save, so rules compare as text: whatever the extension, equal meaning is equal
+ * text. Null when they agree.
+ */
+export function diffSaved(expected: RulesDocument, live: RulesDocument): string | null {
+  const want = savedTables(expected);
+  const have = savedTables(live);
+  for (const [table, chains] of want) {
+    const liveChains = have.get(table);
+    if (!liveChains) return `table ${table}: the rules file loads it, the live ruleset does not have it`;
+    for (const name of new Set([...chains.keys(), ...liveChains.keys()])) {
+      const f = chains.get(name);
+      const l = liveChains.get(name);
+      if (!f) return `${table} ${name}: the live ruleset has this chain, the rules file does not`;
+      if (!l) return `${table} ${name}: the rules file declares this chain, the live ruleset does not have it`;
+      if (f.policy !== l.policy) return `${table} ${name}: policy ${f.policy} in the rules file, ${l.policy} live`;
+      for (let i = 0; i < Math.max(f.rules.length, l.rules.length); i++) {
+        const a = f.rules[i];
+        const b = l.rules[i];
+        if (a === b) continue;
+        const where = `${table} ${name} rule ${i + 1}`;
+        if (a !== undefined && b !== undefined) return `${where}: the rules file loads "${a}", the live ruleset has "${b}"`;
+        if (a !== undefined) return `${where}: the rules file loads "${a}", the live ruleset has no such rule`;
+        return `${where}: the live ruleset has "${b!}", the rules file has no such rule`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Whether the model above spells a rule exactly as iptables-save would, so that a difference it finds is a real
+ * one: every match and target is modelled (a user chain of the table counts as modelled), and no address is a
+ * comma list (iptables-restore makes one rule per address of such a list).
+ */
+export function modelUnderstands(args: readonly string[], family: Family, chains: ReadonlySet<string>): boolean {
+  const parts = parseRule(args, family);
+  if (parts.base.some((o) => (o.name === '-s' || o.name === '-d') && (o.values[0] ?? '').includes(','))) return false;
+  const modelled = (spec: ExtensionSpec | undefined, options: RuleOption[]) => spec !== undefined && options.every((o) => spec.options[o.name.replace(/^--?/, '')] !== undefined);
+  if (parts.matches.some((m) => !m.name || !modelled(MATCHES[m.name], m.options))) return false;
+  const t = parts.target;
+  return t === null || modelled(TARGETS[t.name], t.options) || (chains.has(t.name) && t.options.length === 0);
+}
+
+/** What the model can say about a file against the live ruleset when the kernel cannot normalise it. */
+export interface ModelVerdict {
+  /** a difference between rules the model spells exactly: a real mismatch */
+  mismatch: string | null;
+  /** chains the model cannot verify, each with the first rule it does not understand */
+  unverifiable: string[];
+}
+
+/**
+ * Compare a rules file with the live ruleset by the model alone. A chain whose first difference involves a rule
+ * the model does not understand is reported as unverifiable, never as a mismatch: its spelling in the kernel is
+ * unknown here.
+ */
+export function verifyByModel(file: RulesDocument, live: RulesDocument, family: Family): ModelVerdict {
+  const want = loadedRuleset(file);
+  const have = loadedRuleset(live);
+  const unverifiable: string[] = [];
+  for (const [table, chains] of want) {
+    const liveChains = have.get(table) ?? new Map<string, LoadedChain>();
+    const known = new Set([...chains.keys(), ...liveChains.keys()]);
+    const builtins = BUILTIN_CHAINS[table] ?? [];
+    for (const name of known) {
+      const f = chains.get(name);
+      const l = liveChains.get(name);
+      const builtin = builtins.includes(name);
+      if (!f && !builtin) return { mismatch: `${table} ${name}: the live ruleset has this chain, the file does not`, unverifiable };
+      if (!l && !builtin) return { mismatch: `${table} ${name}: the file declares this chain, the live ruleset does not have it`, unverifiable };
+      const fp = f?.policy ?? null;
+      const lp = l?.policy ?? null;
+      if (builtin && fp !== null && lp !== null && fp !== lp) return { mismatch: `${table} ${name}: policy ${fp} in the file, ${lp} live`, unverifiable };
+      const fr = f?.rules ?? [];
+      const lr = l?.rules ?? [];
+      for (let i = 0; i < Math.max(fr.length, lr.length); i++) {
+        const a = fr[i];
+        const b = lr[i];
+        if (a && b && ruleKey(a.args, family) === ruleKey(b.args, family)) continue;
+        const strange = [a, b].find((r) => r && !modelUnderstands(r.args, family, known));
+        if (strange) {
+          unverifiable.push(`${table} ${name} ("${strange.text}"${strange === a ? ` at line ${a.line}` : ''})`);
+          break;
+        }
+        const where = `${table} ${name} rule ${i + 1}`;
+        if (a && b) return { mismatch: `${where}: the file has "${a.text}" (line ${a.line}), the live ruleset has "${b.text}"`, unverifiable };
+        if (a) return { mismatch: `${where}: the file has "${a.text}" (line ${a.line}), the live ruleset has no such rule`, unverifiable };
+        return { mismatch: `${where}: the live ruleset has "${b!.text}", the file has no such rule`, unverifiable };
+      }
+    }
+  }
+  return { mismatch: null, unverifiable };
 }

@@ -8,8 +8,9 @@ import type { ExecResult } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
 import { CommandError, UnreachableError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
-import { type Family, IptablesSaveSyntaxError, diffRulesets, parse } from '../formats/iptables-save.js';
+import { type Family, IptablesSaveSyntaxError, diffSaved, parse, verifyByModel } from '../formats/iptables-save.js';
 import { type FileChange, ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import { NORMALISE_FN, normaliseMarker, parseNormalised } from './netns-normalise.js';
 import { restartPostfixChecked } from './postfix-health.js';
 
 export interface ServiceArgs {
@@ -160,7 +161,9 @@ export interface VerifyFile {
  * - `restore`: restore now (the action failed).
  * Prints `@@TOKEN cancelled` or `@@TOKEN rolledback RC`, and removes the guard's files.
  */
-export function settleScript(o: GuardOptions & { mode: 'cancel' | 'wait' | 'restore'; waitSec?: number; verify?: VerifyFile[] }): string {
+export function settleScript(
+  o: GuardOptions & { mode: 'cancel' | 'wait' | 'restore'; waitSec?: number; verify?: VerifyFile[]; /** load the files into a throwaway namespace (default true) */ normalise?: boolean },
+): string {
   const t = quote(o.token);
   const lines = [
     `pv_b=${quote(basePath(o))}`,
@@ -187,7 +190,7 @@ export function settleScript(o: GuardOptions & { mode: 'cancel' | 'wait' | 'rest
     `printf '@@%s %s\\n' ${t} "$pv_state"`,
   );
   if (o.verify?.length) {
-    lines.push('if [ "$pv_state" = cancelled ]; then');
+    lines.push('if [ "$pv_state" = cancelled ]; then', NORMALISE_FN);
     for (const v of o.verify) {
       const save = v.family === 6 ? 'ip6tables-save' : 'iptables-save';
       const f = quote(v.path);
@@ -195,11 +198,13 @@ export function settleScript(o: GuardOptions & { mode: 'cancel' | 'wait' | 'rest
         `  if ${save} > "$pv_b.live" 2>&1; then pv_s=ok; else pv_s=failed; fi`,
         `  printf '@@%s live${v.family} %s ' ${t} "$pv_s"; base64 -w0 < "$pv_b.live"; echo`,
         `  if [ -r ${f} ]; then printf '@@%s file${v.family} ok ' ${t}; base64 -w0 < ${f}; echo; else printf '@@%s file${v.family} missing\\n' ${t}; fi`,
+        // The file as the kernel loads it, read back by the same iptables-save: compared like with like.
+        ...(o.normalise === false ? [] : [`  if [ -r ${f} ]; then ${normaliseMarker(o.token, `norm${v.family}`, v.family, f, '"$pv_b.norm"')}; fi`]),
       );
     }
     lines.push('fi');
   }
-  lines.push('rm -f "$pv_b.v4" "$pv_b.v6" "$pv_b.pid" "$pv_b.armed" "$pv_b.fired" "$pv_b.done" "$pv_b.done.tmp" "$pv_b.live"');
+  lines.push('rm -f "$pv_b.v4" "$pv_b.v6" "$pv_b.pid" "$pv_b.armed" "$pv_b.fired" "$pv_b.done" "$pv_b.done.tmp" "$pv_b.live" "$pv_b.norm"');
   return lines.join('\n');
 }
 
@@ -240,24 +245,55 @@ export function rulesFilesOf(name: string, facts: Facts): VerifyFile[] {
   return files;
 }
 
-/** The first way the live rules differ from the rules files, from a cancel's output; null when they agree. */
-export function verifyOutput(markers: Map<string, string>, files: VerifyFile[]): string | null {
+/** What comparing the live rules with the rules files found. */
+export interface Verification {
+  /** the first way the live rules differ from a rules file; null when they agree */
+  mismatch: string | null;
+  /** what could not be verified, and why (the run goes on; the recap shows it) */
+  warnings: string[];
+}
+
+/**
+ * Compare the live rules with the rules files from a cancel's output. The file as a throwaway namespace loaded it
+ * is compared with the live ruleset as text (both spelled by the same iptables-save). Where namespaces are not
+ * available the model compares them, and a difference in a rule the model does not understand is a warning
+ * ("cannot verify"), never a mismatch.
+ */
+export function verifyOutput(markers: Map<string, string>, files: VerifyFile[]): Verification {
+  const warnings: string[] = [];
   for (const v of files) {
     const file = markers.get(`file${v.family}`);
     if (file === undefined || file === 'missing') continue;
     const [liveStatus, liveB64 = ''] = (markers.get(`live${v.family}`) ?? 'failed ').split(' ');
     const live = Buffer.from(liveB64, 'base64');
-    if (liveStatus !== 'ok') return `cannot read the live IPv${v.family} ruleset: ${live.toString().trim() || 'no output'}`;
+    if (liveStatus !== 'ok') return { mismatch: `cannot read the live IPv${v.family} ruleset: ${live.toString().trim() || 'no output'}`, warnings };
     const content = Buffer.from(file.slice(3), 'base64');
+    const norm = parseNormalised(markers.get(`norm${v.family}`));
     try {
-      const diff = diffRulesets(parse(content), parse(live), v.family);
-      if (diff) return `the live IPv${v.family} ruleset does not match ${v.path}: ${diff}`;
+      const liveDoc = parse(live);
+      if (norm?.status === 'ok') {
+        const diff = diffSaved(parse(norm.saved), liveDoc);
+        if (diff) return { mismatch: `the live IPv${v.family} ruleset does not match ${v.path}: ${diff}`, warnings };
+        continue;
+      }
+      const verdict = verifyByModel(parse(content), liveDoc, v.family);
+      if (verdict.mismatch) return { mismatch: `the live IPv${v.family} ruleset does not match ${v.path}: ${verdict.mismatch}`, warnings };
+      if (verdict.unverifiable.length) {
+        const why = !norm
+          ? 'it was not loaded into a network namespace'
+          : norm.status === 'failed'
+            ? `it does not load into an empty network namespace (${norm.reason})`
+            : `network namespaces are not available (${norm.reason})`;
+        warnings.push(
+          `cannot verify ${verdict.unverifiable.join(', ')} of ${v.path} against the live IPv${v.family} ruleset: ${why}, and provision's own model of iptables does not know every option of that rule`,
+        );
+      }
     } catch (e) {
-      if (e instanceof IptablesSaveSyntaxError) return `cannot compare ${v.path} with the live IPv${v.family} ruleset: ${e.message}`;
+      if (e instanceof IptablesSaveSyntaxError) return { mismatch: `cannot compare ${v.path} with the live IPv${v.family} ruleset: ${e.message}`, warnings };
       throw e;
     }
   }
-  return null;
+  return { mismatch: null, warnings };
 }
 
 export const LOCKOUT_MESSAGE = 'firewall change would lock out SSH; previous rules restored';
@@ -289,17 +325,31 @@ async function restoreRulesFiles(ctx: TaskContext, files: VerifyFile[]): Promise
   ctx.warn(`${restore.map((f) => f.path).join(' and ')} put back as before this run, so the refused rules are not loaded again`);
 }
 
+/**
+ * On iptables-services the IPv6 rules have a service of their own: when this run changed /etc/sysconfig/ip6tables
+ * (the iptables module opens a port in both families), restarting `iptables` restarts `ip6tables` too, under the
+ * same guard, so the file is not left unloaded.
+ */
+function withIp6tables(ctx: TaskContext, args: ServiceArgs): boolean {
+  const v6 = ctx.facts.ip6tables_rules_file;
+  return args.name === 'iptables' && ctx.facts.firewall === 'iptables-services' && v6 !== null && ctx.changedFiles().has(v6);
+}
+
 async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
   const action = ACTIONS[args.state];
-  const what = `${action} ${args.name}`;
+  const both = withIp6tables(ctx, args);
+  const what = both ? `${action} iptables and ip6tables` : `${action} ${args.name}`;
   const timeoutSec = args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT;
   const g: GuardOptions = { token: randomBytes(8).toString('hex') };
-  const files = rulesFilesOf(args.name, ctx.facts);
+  const files = both ? [...rulesFilesOf('iptables', ctx.facts), ...rulesFilesOf('ip6tables', ctx.facts)] : rulesFilesOf(args.name, ctx.facts);
+  const script = both
+    ? `{\n${serviceScript(ctx.facts.init, 'iptables', action)}\n} && {\n${serviceScript(ctx.facts.init, 'ip6tables', action)}\n}`
+    : serviceScript(ctx.facts.init, args.name, action);
   const started = Date.now();
   const remaining = () => timeoutSec * 1000 - (Date.now() - started);
 
   // While new rules block this connection its output waits in TCP buffers, so the bound is past the rollback.
-  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: serviceScript(ctx.facts.init, args.name, action) }), (timeoutSec + 60) * 1000);
+  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: script }), (timeoutSec + 60) * 1000);
   const out = armed ? parseMarkers(armed.stdout.toString(), g.token) : new Map<string, string>();
   if (armed && !out.has('armed')) {
     throw new CommandError(ctx.host, `save the live rules before ${what}`, armed.code, armed.stdout.toString(), armed.stderr.toString());
@@ -331,10 +381,12 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
     if (!settled) throw new UnreachableError(ctx.host, `connection lost while cancelling the firewall rollback after ${what}`);
     const m = parseMarkers(settled.stdout.toString(), g.token);
     if (m.has('cancelled')) {
-      const mismatch = verifyOutput(m, files);
+      const { mismatch, warnings } = verifyOutput(m, files);
       if (mismatch) throw new ModuleError(`${args.name} ${PAST[action]}, but ${mismatch}`, { rollback: 'cancelled' });
-      const matched = files.length ? `; the live rules match ${files.map((f) => f.path).join(' and ')}` : '';
-      return { changed: true, msg: `${args.name} ${PAST[action]}; a new SSH connection works${matched}`, data: { rollback: 'cancelled' } };
+      for (const w of warnings) ctx.warn(w);
+      const matched = files.length && !warnings.length ? `; the live rules match ${files.map((f) => f.path).join(' and ')}` : '';
+      const name = both ? 'iptables and ip6tables' : args.name;
+      return { changed: true, msg: `${name} ${PAST[action]}; a new SSH connection works${matched}`, data: { rollback: 'cancelled' } };
     }
     rolledBack = m.get('rolledback');
     probeError = `the rollback timer (${timeoutSec} s) fired before a new connection was proven`;

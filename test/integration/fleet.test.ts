@@ -266,11 +266,16 @@ describe.skipIf(!lab)('fleet rollouts on a 12-host lab', () => {
       '[master.cf runs smtpd on 465 with implicit TLS and SASL] /etc/postfix/master.cf — same change on 6 hosts: h[1:11:2].lab.test',
       '[master.cf runs smtpd on 465 with implicit TLS and SASL] /etc/postfix/master.cf — same change on 6 hosts: h[2:12:2].lab.test',
     ]);
-    expect(count('[the firewall accepts')).toEqual([
-      '[the firewall accepts new connections to 465/tcp] /etc/sysconfig/iptables — same change on 6 hosts: h[1:11:2].lab.test',
-      '[the firewall accepts new connections to 465/tcp] /etc/iptables/rules.v4 — same change on 6 hosts: h[2:12:2].lab.test',
-    ]);
-    expect(r.stdout.split('+-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 465 -j ACCEPT\n')).toHaveLength(3);
+    // Lab hosts have IPv6 rules files too: 465 is opened in both families (issue 13).
+    expect(count('[the firewall accepts').sort()).toEqual(
+      [
+        '[the firewall accepts new connections to 465/tcp] /etc/sysconfig/iptables — same change on 6 hosts: h[1:11:2].lab.test',
+        '[the firewall accepts new connections to 465/tcp] /etc/sysconfig/ip6tables — same change on 6 hosts: h[1:11:2].lab.test',
+        '[the firewall accepts new connections to 465/tcp] /etc/iptables/rules.v4 — same change on 6 hosts: h[2:12:2].lab.test',
+        '[the firewall accepts new connections to 465/tcp] /etc/iptables/rules.v6 — same change on 6 hosts: h[2:12:2].lab.test',
+      ].sort(),
+    );
+    expect(r.stdout.split('+-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 465 -j ACCEPT\n')).toHaveLength(5);
     expect(await Promise.all(fleet.hosts.map(fingerprint))).toEqual(before);
   });
 });

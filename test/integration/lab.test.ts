@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 import { labDown, labExec, labReset, labUp, type LabHost } from '../lab/lab.js';
-import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
+import { controllerAddress, controllerAddress6, defaultSubnets, formatSubnet, hostAddress, hostAddress6, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
 import { netInode } from '../lab/lab-system.js';
 import { banner } from '../support/net.js';
 
@@ -49,6 +49,17 @@ describe('lab subnets (no root needed)', () => {
     expect(hostAddress(s, 1)).toBe(h1);
     expect(controllerAddress(s)).toBe(controller);
     expect(hostCapacity(s)).toBe(capacity);
+  });
+
+  it.each([
+    ['198.19.4.0/22', 1, '2001:2:0:1304::1', '2001:2:0:1304::fffe'],
+    ['198.19.252.0/22', 1021, '2001:2:0:13fc::3fd', '2001:2:0:13fc::fffe'],
+    ['198.19.0.0/16', 65533, '2001:2:0:1300::fffd', '2001:2:0:1300::fffe'],
+  ])('%s: IPv6 of host %i is %s inside 2001:2::/48, the controller %s', (cidr, index, host, controller) => {
+    const s = parseLabSubnet(cidr);
+    expect(hostAddress6(s, index)).toBe(host);
+    expect(controllerAddress6(s)).toBe(controller);
+    expect(host.startsWith('2001:2:0:')).toBe(true);
   });
 
   it.each([

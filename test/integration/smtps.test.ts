@@ -76,9 +76,9 @@ interface Ran {
   out: string;
 }
 
-function swaks(host: LabHost): Promise<Ran> {
+function swaks(host: LabHost, family: 4 | 6 = 4): Promise<Ran> {
   const args = [
-    '-s', `${host.ip}:465`, '--tls-on-connect', '--tls-sni', host.name,
+    ...(family === 6 ? ['-6', '-s', host.ip6!, '-p', '465'] : ['-s', `${host.ip}:465`]), '--tls-on-connect', '--tls-sni', host.name,
     '--auth', 'PLAIN', '--auth-user', `${SASL_USER}@${SASL_DOMAIN}`, '--auth-password', SASL_PASSWORD,
     '--quit-after', 'AUTH', '--timeout', '30',
   ];
@@ -190,6 +190,23 @@ describe.skipIf(!lab)('SMTPS end to end (playbooks/smtps.yaml)', () => {
       for (const h of hosts) {
         const r = await swaks(h);
         expect(r.code, `${h.name}:\n${r.out}`).toBe(0);
+        expect(r.out).toContain(`TLS peer DN="/CN=${h.name}"`);
+        expect(r.out).toMatch(/<~ {2}235 2\.7\.0 Authentication successful/);
+      }
+    });
+
+    it('opens 465 in ip6tables too, before its final REJECT, and swaks authenticates over IPv6 (issue 13)', async () => {
+      expect(first?.code).toBe(0);
+      const rule = '-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 465 -j ACCEPT';
+      for (const h of hosts) {
+        expect(h.ip6, h.name).toMatch(/^2001:2:/);
+        const v6 = h.flavour === 'rhel' ? '/etc/sysconfig/ip6tables' : '/etc/iptables/rules.v6';
+        expect(await sh(h, `cat ${v6}`)).toContain(`${rule}\n-A INPUT -j REJECT --reject-with icmp6-adm-prohibited\n`);
+        const live = (await sh(h, 'ip6tables -S INPUT')).split('\n');
+        expect(live.indexOf(rule), h.name).toBe(live.indexOf('-A INPUT -j REJECT --reject-with icmp6-adm-prohibited') - 1);
+        const r = await swaks(h, 6);
+        expect(r.code, `${h.name}:\n${r.out}`).toBe(0);
+        expect(r.out).toContain(`=== Connected to ${h.ip6!}.`);
         expect(r.out).toContain(`TLS peer DN="/CN=${h.name}"`);
         expect(r.out).toMatch(/<~ {2}235 2\.7\.0 Authentication successful/);
       }
@@ -313,7 +330,7 @@ describe.skipIf(!lab)('SMTPS end to end (playbooks/smtps.yaml)', () => {
           new RegExp(
             `^postfix failed after it was restarted: ${service} \\(127\\.0\\.0\\.1:465\\) closed the connection without a greeting` +
               ` — mail log: warning: \\w+ private key in ${esc(keyFile(h))} does not match public key in \\S+: disabling TLS support` +
-              `; restored /etc/postfix/main\\.cf, /etc/postfix/master\\.cf, ${esc(rulesFile(h))}, /etc/postfix/sasl/smtpd\\.conf \\(removed\\)` +
+              `; restored /etc/postfix/main\\.cf, /etc/postfix/master\\.cf, ${esc(rulesFile(h))}, ${esc(h.flavour === 'rhel' ? '/etc/sysconfig/ip6tables' : '/etc/iptables/rules.v6')}, /etc/postfix/sasl/smtpd\\.conf \\(removed\\)` +
               ' and restarted postfix: it runs again with the previous configuration$',
           ),
         );

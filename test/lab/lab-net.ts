@@ -1,6 +1,7 @@
 /**
  * Addressing for labs. Every lab lives inside 198.19.0.0/16 (the benchmarking range of RFC 2544), which no real
  * network routes, so a lab host can never be confused with, or leak traffic to, anything outside this machine.
+ * Its IPv6 addresses lie inside 2001:2::/48, the IPv6 benchmarking prefix (RFC 5180), for the same reason.
  */
 import { createHash } from 'node:crypto';
 import { LabError } from './lab-system.js';
@@ -126,4 +127,23 @@ export function subnetsInUse(routes: { dst?: string }[], addrs: { addr_info?: { 
     }
   }
   return out;
+}
+
+/**
+ * The lab's IPv6 /64 inside 2001:2::/48, named after its IPv4 subnet (the 16 bits of its second and third octets),
+ * so labs that do not share IPv4 addresses do not share IPv6 ones: 198.19.4.0/22 → 2001:2:0:1304::/64.
+ */
+export function subnet6(s: Subnet): string {
+  return `2001:2:0:${((s.network >>> 8) & 0xffff).toString(16)}::`;
+}
+
+/** Host N's IPv6 address: 2001:2:0:1304::1 for h1 of 198.19.4.0/22 (N in hex). */
+export function hostAddress6(s: Subnet, index: number): string {
+  hostAddress(s, index);
+  return `${subnet6(s)}${index.toString(16)}`;
+}
+
+/** The controller's IPv6 address on the bridge: ::fffe of the lab's /64 (above every host index). */
+export function controllerAddress6(s: Subnet): string {
+  return `${subnet6(s)}fffe`;
 }

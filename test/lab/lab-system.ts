@@ -199,6 +199,10 @@ export const LAB_PACKAGES = [
   'sasl2-bin',
   'libsasl2-modules',
   'swaks',
+  // swaks over IPv6
+  'libio-socket-inet6-perl',
+  // ipset: rulesets with -m set, loaded in hosts and in the verification's throwaway namespaces
+  'ipset',
   'openssl',
   'rsyslog',
   'sudo',

@@ -21,7 +21,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderEtcHosts, renderInventory, renderKnownHosts, renderSshConfig } from './lab-files.js';
-import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, overlaps, parseLabSubnet, subnetsInUse, type Subnet } from './lab-net.js';
+import { controllerAddress, controllerAddress6, defaultSubnets, formatSubnet, hostAddress, hostAddress6, hostCapacity, overlaps, parseLabSubnet, subnetsInUse, type Subnet } from './lab-net.js';
 import {
   childResult,
   ensurePackages,
@@ -54,6 +54,8 @@ export interface LabHost {
   short: string;
   /** in 198.19.0.0/16 */
   ip: string;
+  /** in 2001:2::/48 (absent in labs made before hosts had IPv6) */
+  ip6?: string;
   flavour: Flavour;
   /** network namespace name (`ip netns`) */
   netns: string;
@@ -71,6 +73,8 @@ export interface LabState {
   subnet: string;
   /** the bridge's address in the root namespace */
   controllerIp: string;
+  /** the bridge's IPv6 address, in 2001:2::/48 */
+  controllerIp6?: string;
   mode: LabMode;
   hosts: LabHost[];
   /** Ansible INI inventory: groups rhel, debian, and mail (children rhel, debian) */
@@ -338,6 +342,7 @@ async function bootHost(state: LabState, host: LabHost): Promise<number> {
     SHORT: host.short,
     IP: host.ip,
     PREFIX: prefix,
+    IP6: host.ip6 ?? '',
     ETC_HOSTS: join(state.dir, 'etc-hosts'),
   };
   const log = openSync(logPath, 'w');
@@ -433,6 +438,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       name: `h${i + 1}.${LAB_DOMAIN}`,
       short: `h${i + 1}`,
       ip: hostAddress(subnet, i + 1),
+      ip6: hostAddress6(subnet, i + 1),
       flavour: flavours[i % flavours.length]!,
       netns: `pvlab-${name}-h${i + 1}`,
       pid: 0,
@@ -449,6 +455,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       bridge,
       subnet: formatSubnet(subnet),
       controllerIp: controllerAddress(subnet),
+      controllerIp6: controllerAddress6(subnet),
       mode,
       hosts,
       inventory: join(dir, 'inventory.ini'),
@@ -475,7 +482,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     file.record.bridgeCreated = true;
     writeLabFile(file);
     await must('ip', ['-batch', '-'], {
-      input: [`link add name ${bridge} type bridge`, `link set dev ${bridge} alias ${aliasOf(name)}`, `addr add ${state.controllerIp}/${subnet.prefix} dev ${bridge}`, `link set dev ${bridge} up`, ''].join('\n'),
+      input: [`link add name ${bridge} type bridge`, `link set dev ${bridge} alias ${aliasOf(name)}`, `addr add ${state.controllerIp}/${subnet.prefix} dev ${bridge}`, `addr add ${state.controllerIp6!}/64 dev ${bridge} nodad`, `link set dev ${bridge} up`, ''].join('\n'),
     });
 
     file.record.netnsMountCreated = !isMountPoint('/run/netns');

@@ -6,7 +6,7 @@
 # readiness, then reaps orphans until it is killed.
 #
 # Environment: FILES, LAB_TARGETS, HOST_DIR, TEMPLATE, DEV_SKEL, FLAVOUR, MODE,
-# FQDN, SHORT, IP, PREFIX, ETC_HOSTS. lab.ts has made HOST_DIR's layer (first
+# FQDN, SHORT, IP, PREFIX, IP6 (may be empty), ETC_HOSTS. lab.ts has made HOST_DIR's layer (first
 # boot only), upper and work directories.
 set -Eeuo pipefail
 . "$FILES/lib.sh"
@@ -66,6 +66,8 @@ hostname "$FQDN"
 ip link set lo up
 ip link set eth0 up
 ip addr replace "$IP/$PREFIX" dev eth0
+# IPv6 inside 2001:2::/48 only; no duplicate address detection, so the address is usable at once.
+[ -z "${IP6:-}" ] || ip addr replace "$IP6/64" dev eth0 nodad
 
 # The flavour's own service loads the persistent rules, as at a real boot.
 if [ "$FLAVOUR" = rhel ]; then

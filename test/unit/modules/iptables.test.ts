@@ -239,9 +239,52 @@ describe('iptables: the rules file', () => {
 
   it.each([
     ['*filter\n-A INPUT -j ACCEPT\n', '/etc/iptables/rules.v4: line 2: table filter has no COMMIT'],
-    ['*filter\n-I INPUT -j DROP\nCOMMIT\n', '/etc/iptables/rules.v4 changes INPUT with commands other than -A (line 2); rewrite it in iptables-save form before editing it here'],
   ])('refuses to edit %j', async (file, message) => {
     await expect(iptablesModule.plan(debian(file, { live: '' }), smtps)).rejects.toThrow(message);
+  });
+
+  describe('a rules file that builds INPUT with -I commands (web host rules written as a script of commands)', () => {
+    const WEB = readFileSync(fileURLToPath(new URL('../../fixtures/iptables/real-world/web-host-inserted.rules', import.meta.url))).toString();
+    /** What iptables-save printed after iptables-restore loaded WEB (INPUT only): the REJECT is rule 6. */
+    const LOADED_INPUT = [
+      '-A INPUT -i lo -j ACCEPT',
+      '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 25 -j ACCEPT',
+      '-A INPUT -p tcp -m multiport --dports 80,443 -j WEB',
+      '-A INPUT -j REJECT --reject-with icmp-host-prohibited',
+    ];
+    const live = `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:WEB - [0:0]\n${LOADED_INPUT.join('\n')}\nCOMMIT\n`;
+
+    it('adds an -I line at the position iptables-restore gives the final REJECT, after every other command; a second plan changes nothing', async () => {
+      const ctx = debian(WEB, { live });
+      const { first, second, written } = await applyAndReplan(ctx, smtps);
+      expect(first.msg).toBe(
+        'add "-I INPUT 6 -p tcp -m tcp --dport 465 -j ACCEPT" to INPUT before the final REJECT (position 6 once the file\'s commands have run)',
+      );
+      expect(written).toBe(WEB.replace(/COMMIT\n$/, '-I INPUT 6 -p tcp -m tcp --dport 465 -j ACCEPT\nCOMMIT\n'));
+      expect(second).toMatchObject({ changed: false, msg: 'INPUT accepts tcp/465 before the final REJECT' });
+    });
+
+    it('finds a rule the file inserts with -I as present', async () => {
+      const plan = await iptablesModule.plan(debian(WEB, { live }), { chain: 'INPUT', protocol: 'tcp', dport: 22, jump: 'ACCEPT' });
+      expect(plan).toMatchObject({ changed: false, msg: 'INPUT accepts tcp/22 before the final REJECT' });
+    });
+
+    it.each([
+      [{ chain: 'INPUT', protocol: 'tcp', dport: 22, jump: 'ACCEPT', state: 'absent' } as IptablesArgs, 'removing a rule could move where the later ones land'],
+      [{ chain: 'OUTPUT', protocol: 'tcp', dport: 25, jump: 'ACCEPT' } as IptablesArgs, null],
+    ])('refuses what it cannot place exactly, with the reason and a hint: %j', async (args, reason) => {
+      const attempt = iptablesModule.plan(debian(WEB, { live }), args);
+      if (reason === null) {
+        // OUTPUT has no commands of its own: plain -A editing applies.
+        expect((await attempt).changed).toBe(true);
+        return;
+      }
+      await expect(attempt).rejects.toThrow(
+        `/etc/iptables/rules.v4 builds INPUT with commands (line 12): ${reason}; load it and save it in iptables-save form (iptables-restore < FILE; iptables-save > FILE) to edit it here`,
+      );
+    });
   });
 
   it('refuses a user chain the file does not have', async () => {
@@ -330,10 +373,16 @@ describe('iptables: arguments', () => {
     [{ ...smtps, dport: 'smtps-ish' }, 'dport "smtps-ish" is not a port number, a range like 1024:65535, or a known service name; give the number'],
     [{ ...smtps, sport: '70000' }, 'sport "70000" is not a port number, a range like 1024:65535, or a known service name; give the number'],
     [{ ...smtps, source: 'mail.example.org' }, 'source "mail.example.org" is not an IPv4 address or network (host names resolve differently on each host; give the address)'],
-    [{ ...smtps, destination: '2001:db8::1' }, 'destination "2001:db8::1" is not an IPv4 address or network (host names resolve differently on each host; give the address)'],
+    [{ ...smtps, destination: '2001:db8::1', ip_version: 4 }, 'destination "2001:db8::1" is not an IPv4 address or network (host names resolve differently on each host; give the address)'],
     [{ ...smtps, ctstate: 'NEW,OPEN' }, 'ctstate "OPEN" is not one of INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT'],
     [{ ...smtps, reject_with: 'tcp-reset' }, 'reject_with needs jump: REJECT'],
-    [{ chain: 'INPUT', jump: 'REJECT', reject_with: 'icmp6-adm-prohibited' }, 'reject_with "icmp6-adm-prohibited" is not an IPv4 REJECT reply'],
+    [{ chain: 'INPUT', jump: 'REJECT', reject_with: 'icmp6-adm-prohibited', ip_version: 'ipv4' }, 'reject_with "icmp6-adm-prohibited" is not an IPv4 REJECT reply'],
+    [{ ...smtps, source: '198.19.0.0/16', destination: '2001:2::1' }, 'destination "2001:2::1" is not an IPv4 address or network (host names resolve differently on each host; give the address)'],
+    [{ chain: 'INPUT', rule: '-p tcp --dport 465 -j ACCEPT', protocol: 'tcp' }, 'rule gives the whole rule: leave out protocol'],
+    [{ chain: 'INPUT', rule: '-A INPUT -p tcp --dport 465 -j ACCEPT' }, 'rule is the words after "-A INPUT": leave out "-A"'],
+    [{ chain: 'INPUT', rule: '-j ACCEPT\n-j DROP' }, 'rule must be one line'],
+    [{ ...smtps, source: '198.19.0.0/16', ip_version: 'both' }, 'ip_version both needs a rule without addresses: "198.19.0.0/16" is of one family only; write one task per family'],
+    [{ chain: 'INPUT', jump: 'REJECT', reject_with: 'icmp-host-prohibited', ip_version: 'both' }, 'reject_with "icmp-host-prohibited" exists for one family only; ip_version both needs tcp-reset or a task per family'],
     [{ ...smtps, comment: 'two\nlines' }, 'comment must be one line of at most 256 characters'],
     [{ ...smtps, chain: 'IN PUT' }, 'chain "IN PUT" is not a valid chain name'],
     [{ ...smtps, in_interface: 'eth0 -j DROP' }, 'in_interface "eth0 -j DROP" contains characters iptables does not accept'],
@@ -358,8 +407,61 @@ describe('iptables: arguments', () => {
     expect(validate({ protocol: 'tcp' })).toBe(false);
     const props = iptablesModule.schema.properties as Record<string, { description?: string }>;
     expect(Object.keys(props).sort()).toEqual(
-      ['chain', 'comment', 'ctstate', 'destination', 'dport', 'in_interface', 'ip_version', 'jump', 'out_interface', 'position', 'protocol', 'reject_with', 'rules_file', 'source', 'sport', 'state', 'table'],
+      ['chain', 'comment', 'ctstate', 'destination', 'dport', 'in_interface', 'ip_version', 'jump', 'out_interface', 'position', 'protocol', 'reject_with', 'rule', 'rules_file', 'source', 'sport', 'state', 'table'],
     );
     for (const [name, p] of Object.entries(props)) expect(p.description, name).toMatch(/\w/);
+  });
+});
+
+describe('iptables: both families (issue 13)', () => {
+  const V6 = '/etc/iptables/rules.v6';
+  const DEBIAN6 = fixture('debian12.ip6tables-save');
+  function dual(v4 = DEBIAN) {
+    return fakeContext({
+      facts: { ipv6_global: true },
+      files: { [V4]: { content: v4, mode: 0o640 }, [V6]: { content: DEBIAN6, mode: 0o640 } },
+      commands: { 'iptables-save:4': v4, 'iptables-save:6': DEBIAN6 },
+    });
+  }
+
+  it.each([
+    ['a global IPv6 address', { ipv6_global: true }, undefined, [4, 6]],
+    ['an IPv6 rules file', { ip6tables_rules_exists: true }, undefined, [4, 6]],
+    ['neither', { ipv6_global: false, ip6tables_rules_exists: false }, undefined, [4]],
+    ['a global IPv6 address, ip_version ipv4', { ipv6_global: true }, 'ipv4', [4]],
+    ['no IPv6 at all, ip_version both', {}, 'both', [4, 6]],
+    ['no IPv6 at all, ip_version ipv6', {}, 'ipv6', [6]],
+  ] as const)('a host with %s edits the families %j', async (_what, facts, ipVersion, families) => {
+    const args: IptablesArgs = { ...smtps, ...(ipVersion ? { ip_version: ipVersion } : {}) };
+    const reads = iptablesModule.reads!(args, { ...rhelFacts, ...facts });
+    expect(reads.commands!.map((c) => c.key)).toEqual(families.map((f) => `iptables-save:${f}`));
+    expect(reads.files).toEqual(families.map((f) => (f === 6 ? '/etc/sysconfig/ip6tables' : SYSCONFIG)));
+  });
+
+  it('a rule with an address stays in its own family', () => {
+    const reads = iptablesModule.reads!({ ...smtps, source: '2001:2::/48' }, { ...rhelFacts, ipv6_global: true });
+    expect(reads.files).toEqual(['/etc/sysconfig/ip6tables']);
+  });
+
+  it('opens 465 in rules.v4 and rules.v6 in one task, each before its final REJECT; a second plan changes nothing', async () => {
+    const ctx = dual();
+    const first = changed(await iptablesModule.plan(ctx, smtps));
+    expect(first.msg).toBe('add "-A INPUT -p tcp -m tcp --dport 465 -j ACCEPT" to INPUT before the final REJECT (IPv4 and IPv6)');
+    expect(first.files.map((f) => [f.path, f.validate?.[0]?.description])).toEqual([
+      [V4, 'iptables-restore --test'],
+      [V6, 'ip6tables-restore --test'],
+    ]);
+    const v6 = first.files[1]!.after.toString();
+    expect(v6).toContain('-A INPUT -p tcp -m tcp --dport 465 -j ACCEPT\n-A INPUT -j REJECT --reject-with icmp6-adm-prohibited');
+    await ctx.writeFiles(first.files);
+    const second = await iptablesModule.plan(ctx, smtps);
+    expect(second).toMatchObject({ changed: false, msg: 'INPUT accepts tcp/465 before the final REJECT (IPv4 and IPv6)' });
+  });
+
+  it('names the family when only one file needs the rule', async () => {
+    const ctx = dual(DEBIAN.replace('-A INPUT -j REJECT', '-A INPUT -p tcp -m tcp --dport 465 -j ACCEPT\n-A INPUT -j REJECT'));
+    const plan = changed(await iptablesModule.plan(ctx, smtps));
+    expect(plan.msg).toBe('IPv4: INPUT accepts tcp/465 before the final REJECT; IPv6: add "-A INPUT -p tcp -m tcp --dport 465 -j ACCEPT" to INPUT before the final REJECT');
+    expect(plan.files.map((f) => f.path)).toEqual([V6]);
   });
 });

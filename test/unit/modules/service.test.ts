@@ -8,6 +8,7 @@ import { type ExecResult, guard } from '../../../src/connection/connection.js';
 import { CommandError, UnreachableError } from '../../../src/errors.js';
 import { diffRulesets, parse } from '../../../src/formats/iptables-save.js';
 import { ModuleError, type Plan } from '../../../src/modules/module.js';
+import { parseNormalised } from '../../../src/modules/netns-normalise.js';
 import {
   LOCKOUT_MESSAGE,
   type ServiceArgs,
@@ -17,6 +18,7 @@ import {
   serviceModule,
   serviceScript,
   settleScript,
+  verifyOutput,
   statusScript,
 } from '../../../src/modules/service.js';
 import { type FakeContext, debianFacts, fakeContext, rhelFacts } from '../../support/fake-context.js';
@@ -228,7 +230,17 @@ describe('service apply for a firewall', () => {
     const host = firewallHost({ facts: rhelFacts, files: { 4: fixture('rhel6-sysconfig-iptables') }, live: { 4: fixture('rhel6-loaded.iptables-save') } });
     const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
     expect(outcome.msg).toBe('iptables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables');
-    expect(host.scripts[1]).not.toContain('ip6tables-save');
+    expect(host.scripts[1]).not.toContain('live6');
+  });
+
+  it('restarts ip6tables with iptables under one guard when this run changed /etc/sysconfig/ip6tables, and checks both files', async () => {
+    const v6rules = fixture('debian12.ip6tables-save');
+    const host = firewallHost({ facts: rhelFacts, files: { 4: fixture('rhel6-sysconfig-iptables'), 6: v6rules }, live: { 4: fixture('rhel6-loaded.iptables-save') } });
+    await host.ctx.writeFiles([{ path: '/etc/sysconfig/ip6tables', before: null, after: Buffer.from(v6rules), beforeSha: null }]);
+    const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
+    expect(outcome.msg).toBe('iptables and ip6tables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables and /etc/sysconfig/ip6tables');
+    expect(host.scripts[0]).toContain(`{\n${serviceScript('sysv', 'iptables', 'restart')}\n} && {\n${serviceScript('sysv', 'ip6tables', 'restart')}\n}`);
+    expect(host.scripts[1]).toContain('live6');
   });
 
   it('lets the rollback run when no new connection can be opened, and fails once the host is back', async () => {
@@ -402,6 +414,9 @@ describe.skipIf(!canNetns)('rollback job in a network namespace', () => {
     expect(m.has('cancelled')).toBe(true);
     expect(m.get('file4')).toBe(`ok ${Buffer.from(DROP_ALL).toString('base64')}`);
     expect(diffRulesets(parse(DROP_ALL), parse(Buffer.from(m.get('live4')!.slice(3), 'base64')), 4)).toBeNull();
+    // The same exec loaded the file into a throwaway namespace and read it back for a like-with-like comparison.
+    expect(parseNormalised(m.get('norm4'))?.status).toBe('ok');
+    expect(verifyOutput(m, [{ family: 4, path: join(work, 'drop-all.rules') }])).toEqual({ mismatch: null, warnings: [] });
     await sleep(3_000);
     expect(await matches(DROP_ALL)).toBe(true);
     expect(groupGone(pid)).toBe(true);
