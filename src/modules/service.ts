@@ -43,7 +43,7 @@ export const ROLLBACK_DIR = '/var/lib/provision';
 /** The command that performs `action` on a service, for the host's init system. */
 export function serviceScript(init: Facts['init'], name: string, action: Action | 'status'): string {
   const n = quote(name);
-  if (init === 'systemd') return action === 'status' ? `systemctl is-active --quiet ${n}` : `systemctl ${action} ${n}`;
+  if (init === 'systemd') return action === 'status' ? `systemctl is-active --quiet -- ${n}` : `systemctl ${action} -- ${n}`;
   const script = quote(`/etc/init.d/${name}`);
   return [
     `if command -v service >/dev/null 2>&1; then service ${n} ${action}`,
@@ -386,6 +386,8 @@ function healthChecked(args: ServiceArgs): boolean {
 
 function checkArgs(args: ServiceArgs): string | null {
   if (!/^[A-Za-z0-9@._:+-]+$/.test(args.name)) return `service name "${args.name}" contains characters a service name cannot have`;
+  // A leading "-" would be read as an option (a service named --version ran `systemctl stop --version`).
+  if (!/^[A-Za-z0-9_@]/.test(args.name)) return `service name "${args.name}" must start with a letter, digit, "_" or "@"`;
   if (args.rollback_timeout !== undefined && !(args.rollback_timeout >= 5 && args.rollback_timeout <= 600)) {
     return 'rollback_timeout must be between 5 and 600 seconds';
   }

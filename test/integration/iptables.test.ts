@@ -12,7 +12,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { labExec, labReset, type LabHost } from '../lab/lab.js';
 import { labArgs, runCli } from '../support/cli.js';
 import { recap, results, warnings } from '../support/events.js';
-import { LOCKOUT_MESSAGE } from '../src/modules/service.js';
+import { LOCKOUT_MESSAGE } from '../../src/modules/service.js';
 
 const lab = inject('lab');
 

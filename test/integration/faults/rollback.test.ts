@@ -12,7 +12,7 @@ import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, leftovers, provision, results, sh, warnings, writePlaybook } from './support.js';
 import { banner } from '../../support/net.js';
 import { tempDir } from '../../support/tmp.js';
-import { LOCKOUT_MESSAGE } from '../../src/modules/service.js';
+import { LOCKOUT_MESSAGE } from '../../../src/modules/service.js';
 
 const lab = inject('lab');
 

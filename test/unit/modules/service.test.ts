@@ -31,8 +31,8 @@ function changed(plan: Plan): Extract<Plan, { changed: true }> {
 
 describe('service commands', () => {
   it.each([
-    ['systemd', 'restart', 'systemctl restart postfix'],
-    ['systemd', 'status', 'systemctl is-active --quiet postfix'],
+    ['systemd', 'restart', 'systemctl restart -- postfix'],
+    ['systemd', 'status', 'systemctl is-active --quiet -- postfix'],
   ] as const)('%s %s', (init, action, script) => {
     expect(serviceScript(init, 'postfix', action)).toBe(script);
   });
@@ -57,7 +57,7 @@ describe('service commands', () => {
   });
 
   it('quotes hostile names', () => {
-    expect(serviceScript('systemd', "a'b", 'start')).toBe("systemctl start 'a'\\''b'");
+    expect(serviceScript('systemd', "a'b", 'start')).toBe("systemctl start -- 'a'\\''b'");
   });
 });
 
@@ -78,7 +78,7 @@ describe('service plan', () => {
   it('restarted and reloaded are changes decided without touching the host', async () => {
     const ctx = fakeContext({ check: true, facts: { init: 'systemd' } });
     const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'reloaded' }));
-    expect(plan).toMatchObject({ msg: 'reload postfix', commands: [{ script: 'systemctl reload postfix', description: 'reload postfix' }] });
+    expect(plan).toMatchObject({ msg: 'reload postfix', commands: [{ script: 'systemctl reload -- postfix', description: 'reload postfix' }] });
     expect(ctx.calls).toEqual([]);
   });
 
@@ -101,15 +101,15 @@ describe('service plan', () => {
 
 describe('service apply without a firewall', () => {
   it('runs the command', async () => {
-    const ctx = fakeContext({ commands: { 'systemctl restart nginx': '' }, facts: { init: 'systemd' } });
+    const ctx = fakeContext({ commands: { 'systemctl restart -- nginx': '' }, facts: { init: 'systemd' } });
     const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
     expect(await serviceModule.apply!(ctx, plan, { name: 'nginx', state: 'restarted' })).toEqual({ changed: true, msg: 'nginx restarted' });
-    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart nginx' }]);
+    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart -- nginx' }]);
   });
 
   it('fails with what the command printed', async () => {
     const ctx = fakeContext({
-      commands: { 'systemctl restart nginx': { code: 1, stderr: Buffer.from('Job for nginx.service failed.\n') } },
+      commands: { 'systemctl restart -- nginx': { code: 1, stderr: Buffer.from('Job for nginx.service failed.\n') } },
       facts: { init: 'systemd' },
     });
     const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
