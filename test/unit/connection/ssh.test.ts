@@ -52,13 +52,13 @@ function target(server: { port: number }, over: Partial<SshTarget> = {}): SshTar
   };
 }
 
-function runState(opts: { prompter?: Prompter; askPass?: boolean; interactive?: boolean } = {}) {
+function runState(opts: { prompter?: Prompter; askPass?: boolean; interactive?: boolean; warn?: (host: string, msg: string) => void } = {}) {
   const secrets = createSecrets({
     interactive: opts.interactive ?? true,
     askPass: opts.askPass ?? false,
     prompter: opts.prompter ?? (async () => Promise.reject(new Error('unexpected prompt'))),
   });
-  return createSshRunState(secrets, { retryDelayMs: 20 });
+  return createSshRunState(secrets, { retryDelayMs: 20, ...(opts.warn ? { warn: opts.warn } : {}) });
 }
 
 const servers: Loopback[] = [];
@@ -477,5 +477,36 @@ describe('SudoHandshake', () => {
   it('quotes the prompt and user in the sudo command line', () => {
     const h = new SudoHandshake('pw', Buffer.alloc(0));
     expect(h.command('postfix')).toBe(`sudo -S -p '${h.prompt}' -u postfix -- sh -c 'printf '\\''%s\\n'\\'' ${h.marker} >&2; exec sh -s'`);
+  });
+});
+
+describe('a changed host key let through by --host-key-checking no (an impostor, as far as anyone knows)', () => {
+  it('sends no become password, says why, and warns loudly once', async () => {
+    const srv = await server({ sudo: { password: 'become-secret' } });
+    const warnings: string[] = [];
+    const kh = knownHosts([hostLine(srv, keyPair())]);
+    const c = connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'no' }), runState({ warn: (h, m) => warnings.push(`${h}: ${m}`) }));
+    await c.connect();
+    const e = await unreachable(c.exec('echo never', { become: { user: 'root', password: 'become-secret' } }));
+    expect(e.message).toMatch(/^not sending the become password: REMOTE HOST KEY CHANGED for h1\.lab\.test .*\(whoever answers may be an impostor\)$/);
+    expect(srv.commands.some((cmd) => cmd.startsWith('sudo'))).toBe(false);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^h1\.lab\.test: REMOTE HOST KEY CHANGED .*; connecting anyway because of --host-key-checking no, but sending no password or become password to it$/);
+    // What needs no secret still runs.
+    expect((await c.exec('echo fine')).stdout.toString()).toBe('fine\n');
+  });
+
+  it('sends no SSH password either', async () => {
+    const srv = await server({ authorized: [], password: 'ssh-secret' });
+    const kh = knownHosts([hostLine(srv, keyPair())]);
+    await unreachable(connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'no', password: 'ssh-secret' })).connect());
+    expect(srv.auths.filter((a) => a.startsWith('password') || a.startsWith('keyboard'))).toEqual([]);
+  });
+
+  it('a key that matches sends the become password as before', async () => {
+    const srv = await server({ sudo: { password: 'become-secret' } });
+    const c = connection(target(srv, { knownHostsFiles: [knownHosts([hostLine(srv)])], hostKeyChecking: 'no' }));
+    await c.connect();
+    expect((await c.exec('echo ok', { become: { user: 'root', password: 'become-secret' } })).stdout.toString()).toBe('ok\n');
   });
 });
