@@ -43,6 +43,8 @@ export interface SshTarget {
   /** name the host key is recorded under (HostKeyAlias, else hostname) */
   hostKeyName: string;
   hostKeyChecking: HostKeyChecking;
+  /** accept-new records keys under a hashed host name (HashKnownHosts yes) */
+  hashKnownHosts?: boolean;
   connectTimeoutMs: number;
   /** connection attempts before giving up on a transient failure (refused, reset, no route) */
   connectionAttempts: number;
@@ -147,6 +149,7 @@ function build(
     globalKnownHostsFiles: knownHostsOf(cfg.globalKnownHostsFiles, ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'], t, name),
     hostKeyName,
     hostKeyChecking,
+    hashKnownHosts: cfg.hashKnownHosts ?? false,
     connectTimeoutMs: timeoutS * 1000,
     connectionAttempts: Math.min(cfg.connectionAttempts ?? DEFAULT_ATTEMPTS, MAX_ATTEMPTS),
     serverAliveIntervalMs: (cfg.serverAliveIntervalS ?? 0) * 1000,

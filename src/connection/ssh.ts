@@ -609,6 +609,15 @@ async function judgeHostKey(t: SshTarget, key: Buffer, run: SshRunState, label: 
       return { ok: false, message: `${changed} (if the host was reinstalled, remove that line)` };
     }
     case 'unknown': {
+      // known_hosts trusts a CA for this host: OpenSSH would check the host's certificate. ssh2 neither asks for
+      // nor returns certificates, so saying yes (or recording the plain key) would pretend a check that never ran.
+      const ca = verdict.authorities[0];
+      if (ca && t.hostKeyChecking !== 'no') {
+        return {
+          ok: false,
+          message: `host key for ${who} is not known: ${offered}; ${tildePath(ca.file)} line ${ca.line} trusts a certificate authority (@cert-authority) for it, but provision cannot verify host certificates: add the host's own key to known_hosts`,
+        };
+      }
       if (t.hostKeyChecking === 'yes') {
         const file = tildePath(t.knownHostsFiles[0] ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
         const others = verdict.otherTypes.length ? `; known_hosts has only ${verdict.otherTypes.join(', ')} for it` : '';
@@ -628,7 +637,7 @@ function recordHostKey(t: SshTarget, key: Buffer, file: string, run: SshRunState
     const again = checkHostKey(await readKnownHosts(t), t.hostKeyName, t.port, key);
     if (again.status === 'known') return { ok: true, changedButAllowed: null };
     if (again.status === 'unknown') {
-      await appendKnownHost(file, t.hostKeyName, t.port, key);
+      await appendKnownHost(file, t.hostKeyName, t.port, key, t.hashKnownHosts === true);
       return { ok: true, changedButAllowed: null };
     }
     return { ok: false, message: `host key for ${who} changed while it was being recorded: server offers ${offered}` };

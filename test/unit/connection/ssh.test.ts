@@ -182,6 +182,30 @@ describe('host keys', () => {
     await connection(target(srv, { knownHostsFiles: [kh] })).connect();
   });
 
+  it('refuses, clearly, a host known_hosts vouches for by a @cert-authority line: host certificates cannot be checked', async () => {
+    const srv = await server();
+    const ca = keyPair();
+    const kh = knownHosts(['# fleet CA', `@cert-authority [*.lab.test]:* ${ca.public}`]);
+    for (const policy of ['yes', 'accept-new'] as const) {
+      const e = await unreachable(connection(target(srv, { hostKeyName: 'h1.lab.test', knownHostsFiles: [kh], hostKeyChecking: policy })).connect());
+      expect(e.message).toBe(
+        `host key for h1.lab.test (127.0.0.1:${srv.port}) is not known: ssh-ed25519 ${fingerprint(srv.hostKey.blob)}; ${kh} line 2 trusts a certificate authority (@cert-authority) for it, but provision cannot verify host certificates: add the host's own key to known_hosts`,
+      );
+    }
+    expect(readFileSync(kh, 'utf8')).not.toContain(srv.hostKey.public);
+    expect(srv.auths).toEqual([]);
+  });
+
+  it('records a new key under a hashed name with HashKnownHosts, and knows it next time', async () => {
+    const srv = await server();
+    const kh = path.join(dir, 'hashed', 'known_hosts');
+    await connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'accept-new', hashKnownHosts: true })).connect();
+    const text = readFileSync(kh, 'utf8');
+    expect(text).toMatch(/^\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}= ssh-ed25519 [A-Za-z0-9+/=]+\n$/);
+    expect(text).not.toContain('127.0.0.1');
+    await connection(target(srv, { knownHostsFiles: [kh] })).connect();
+  });
+
   it('accepts a key recorded under HostKeyAlias and found in a read-only global file', async () => {
     const srv = await server();
     const global = knownHosts([`[alias.lab.test]:${srv.port} ${srv.hostKey.public}`]);
