@@ -12,7 +12,7 @@ import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
-import { knownNameVersions, rememberNames } from '../modules/postfix-names.js';
+import { knownNameVersions, namesKeptFor, rememberNames } from '../modules/postfix-names.js';
 import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
@@ -160,7 +160,7 @@ export class HostRun {
     if (this.facts) return;
     await this.connect();
     const become = this.become(play);
-    const known = knownNameVersions();
+    const known = knownNameVersions(this.name);
     const req = this.guessedReads(play, known);
     const tail = firstExecTail(known, req);
     let stdout: string;
@@ -184,7 +184,7 @@ export class HostRun {
     const first = parseFirstExec(stdout, req);
     this.facts = first.facts;
     if (!become) this.loginIsRoot = this.facts.uid === 0;
-    if (first.names) rememberNames(first.names.version, first.names.names);
+    if (first.names) rememberNames(this.name, first.names.version, first.names.names);
     if (first.reads) this.cacheReads(first.reads);
   }
 
@@ -346,6 +346,7 @@ export class HostRun {
       if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
     });
     reads.commands?.forEach((c) => {
+      if (namesKeptFor(this.name, c.key)) return;
       if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
     });
   }
