@@ -53,13 +53,15 @@ export interface SshRunState {
   knownHostsWrites: Map<string, Promise<unknown>>;
   /** tells the operator something about a host outside any task (a changed host key let through) */
   warn: (host: string, msg: string) => void;
+  /** hosts (and jump hosts) already warned about for a changed key, so retries and probes do not repeat it */
+  warnedKeys: Set<string>;
 }
 
 /** A private key ready to sign, or why it cannot be used. */
 export type LoadedKey = { key: ParsedKey } | { skipped: string };
 
 export function createSshRunState(secrets: Secrets, opts: { retryDelayMs?: number; warn?: SshRunState['warn'] } = {}): SshRunState {
-  return { secrets, retryDelayMs: opts.retryDelayMs ?? 1000, keys: new Map(), knownHostsWrites: new Map(), warn: opts.warn ?? (() => undefined) };
+  return { secrets, retryDelayMs: opts.retryDelayMs ?? 1000, keys: new Map(), knownHostsWrites: new Map(), warn: opts.warn ?? (() => undefined), warnedKeys: new Set() };
 }
 
 /** Concurrent channels per connection; OpenSSH's sshd allows 10 sessions per connection by default. */
@@ -152,9 +154,7 @@ export class SshConnection implements Connection {
   private adopt(chain: Ssh2Client[]): void {
     this.chain = chain;
     this.lost = null;
-    const changed = chain.map((c) => changedKeys.get(c)).find((m) => m !== undefined);
-    if (changed && this.untrusted === null) this.run.warn(this.host, `${changed}; connecting anyway because of --host-key-checking no, but sending no password or become password to it`);
-    this.untrusted = changed ?? null;
+    this.untrusted = chain.map((c) => changedKeys.get(c)).find((m) => m !== undefined) ?? null;
     const last = chain[chain.length - 1]!;
     let lastError = '';
     // Errors after the handshake (keepalive timeout, reset) end in 'close'; keep the reason for the message.
@@ -494,6 +494,10 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
         if (verdict.changedButAllowed) {
           passwordAllowed = false;
           changedKeys.set(client, verdict.changedButAllowed);
+          if (!run.warnedKeys.has(label)) {
+            run.warnedKeys.add(label);
+            run.warn(t.name, `${verdict.changedButAllowed}; connecting anyway because of --host-key-checking no, but sending no password or become password to it`);
+          }
         }
         return true;
       }
