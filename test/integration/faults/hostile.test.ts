@@ -69,6 +69,15 @@ describe.skipIf(!lab)('a hostile local user on a managed host', () => {
     );
     // And holds them: the old busy lock (flock -s without a timeout) made runs hang forever.
     await asNobody(host, 'for f in /tmp/provision.lock /tmp/provision.lock.busy; do (flock -x "$f" sleep 600 </dev/null >/dev/null 2>&1 &); done; true');
+    try {
+      await plantedRun(victims);
+    } finally {
+      await sh(host, 'pkill -u nobody flock; pkill -u nobody sleep; rm -f /tmp/provision.lock* /tmp/.provision-health.* /run/lock/provision.lock* /etc/hostile-victim; true');
+    }
+  }, 300_000);
+
+  /** The run of the planted-links case, with the links and lock holders in place. */
+  async function plantedRun(victims: string[]): Promise<void> {
     const before = await hashes(victims);
 
     const pb = writePlaybook(
@@ -95,8 +104,7 @@ describe.skipIf(!lab)('a hostile local user on a managed host', () => {
     expect(await sh(host, 'ls -ld /etc/ld.so.preload 2>&1 || true')).toMatch(/No such file/);
     // Provision's own state lives in its private directory.
     expect((await sh(host, 'stat -c "%a %U" /var/lib/provision /var/lib/provision/lock')).trim().split('\n')).toEqual(['700 root', '600 root']);
-    await sh(host, 'pkill -u nobody flock; pkill -u nobody sleep; true');
-  }, 300_000);
+  }
 
   it('a state directory swapped for a link to a directory of the local user is refused clearly, before anything changes', async () => {
     await sh(host, `mkdir -p /tmp/mallory && chown nobody /tmp/mallory && umount /var/lib/provision 2>/dev/null; rm -rf /var/lib/provision && ln -s /tmp/mallory /var/lib/provision`);
