@@ -137,7 +137,7 @@ function report(e: unknown, io: CliIO, debug: boolean): number {
     return ExitCode.failed;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  io.err(`error: ${err.message}${debug ? '' : ' (run with --debug for the stack trace)'}\n`);
+  io.err(`error: ${displaySafe(err.message)}${debug ? '' : ' (run with --debug for the stack trace)'}\n`);
   if (debug && err.stack) io.err(`${err.stack}\n`);
   return ExitCode.input;
 }
