@@ -1,7 +1,9 @@
 /** Text from hosts made display-safe for terminals; --json keeps the exact value. */
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { displaySafe, displaySafeDeep, jsonSafe } from '../../../src/report/display-safe.js';
 import { JsonReporter } from '../../../src/report/json.js';
+import { ListrReporter } from '../../../src/report/listr.js';
 import { PlainReporter } from '../../../src/report/plain.js';
 import type { RunEvent } from '../../../src/report/events.js';
 
@@ -58,6 +60,26 @@ describe('reporters', () => {
       expect(out.replace(/\x1b\[[0-9;]*m/g, '')).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
       expect(out).toContain('\\x1b]52;c;');
     }
+  });
+
+  it('the terminal view draws the escaped text, never the sequence itself', async () => {
+    let drawn = '';
+    const stdout = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        drawn += chunk.toString();
+        done();
+      },
+    });
+    Object.assign(stdout, { isTTY: true, columns: 200, rows: 40 });
+    let summary = '';
+    const r = new ListrReporter((s) => (summary += s), false, { stdout: stdout as unknown as NodeJS.WriteStream });
+    for (const e of events) r.handle(e);
+    r.handle({ type: 'recap', hosts: {}, exit_code: 2, duration_ms: 1, batches: [], not_run: [] });
+    await r.finish();
+    // listr draws with escapes of its own; the host's OSC 52 and BEL must not be among them.
+    expect(drawn + summary).not.toContain('\x1b]52');
+    expect(drawn + summary).not.toContain('\x07');
+    expect(drawn + summary).toContain('\\x1b]52;c;');
   });
 
   it('--json keeps the exact strings and prints no raw control byte', () => {
