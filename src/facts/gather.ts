@@ -98,7 +98,8 @@ export function stateDirScript(dir?: string): string {
     dir === undefined ? STATE_DIR_OF_USER : `pv_sd=${dir}`,
     `pv_sdrefuse() { printf "refusing provision's state directory %s on this host: %s\\n" "$pv_sd" "$1" >&2; exit ${STATE_DIR_REFUSED}; }`,
     '[ -L "$pv_sd" ] && pv_sdrefuse "it is a symbolic link"',
-    '[ -e "$pv_sd" ] || (umask 077; mkdir -p -- "$pv_sd") 2>/dev/null || pv_sdrefuse "it cannot be created"',
+    // Without -p: a missing parent (no /var/lib, no home directory) is not made, and so not made private either.
+    '[ -e "$pv_sd" ] || mkdir -m 0700 -- "$pv_sd" 2>/dev/null || pv_sdrefuse "it cannot be created"',
     '[ -L "$pv_sd" ] || [ ! -d "$pv_sd" ] && pv_sdrefuse "it is not a directory"',
     'pv_sdst=$(stat -c "%u %a" -- "$pv_sd" 2>/dev/null) || pv_sdrefuse "it cannot be examined"',
     'pv_sdu=${pv_sdst% *}; pv_sdm=${pv_sdst#* }',

@@ -122,6 +122,14 @@ describe('the state directory and the lock in it (a local user must not reach ei
     expect(existsSync(path.join(target, 'lock'))).toBe(false);
   });
 
+  it('makes no missing parent (which would come out private too)', () => {
+    const d = path.join(stateDir(), 'state');
+    const r = run(d);
+    expect(r.status).toBe(77);
+    expect(r.stderr).toContain('it cannot be created');
+    expect(existsSync(path.dirname(d))).toBe(false);
+  });
+
   it('refuses a state directory that is a file', () => {
     const d = stateDir();
     writeFileSync(d, 'x');
