@@ -107,16 +107,21 @@ describe.skipIf(!lab)('a hostile local user on a managed host', () => {
   }
 
   it('a state directory swapped for a link to a directory of the local user is refused clearly, before anything changes', async () => {
-    await sh(host, `mkdir -p /tmp/mallory && chown nobody /tmp/mallory && umount /var/lib/provision 2>/dev/null; rm -rf /var/lib/provision && ln -s /tmp/mallory /var/lib/provision`);
-    const before = await hashes();
-    const pb = writePlaybook(dir, 'swapped.yaml', '- hosts: all\n  tasks:\n    - postconf: { settings: { smtpd_tls_loglevel: "2" } }\n');
-    const r = await provision(state, pb, ['--limit', host.name]);
-    expect(r.code & 2).toBe(2);
-    const [refused] = results(r.events, host);
-    expect(refused?.msg).toBe("refusing provision's state directory /var/lib/provision on this host: it is a symbolic link");
-    expect(changedPaths(before, await hashes())).toEqual([]);
-    expect(await sh(host, 'ls -A /tmp/mallory')).toBe('');
-    await sh(host, 'rm -f /var/lib/provision && mkdir -m 0700 /var/lib/provision && mount -t tmpfs -o mode=0700,nosuid,nodev tmpfs /var/lib/provision');
+    // Lab hosts share the machine's /var/lib (only some of its directories are their own), so the swap happens on a
+    // tmpfs laid over /var/lib in this host's mount namespace: the machine's own /var/lib/provision is never touched.
+    await sh(host, `mkdir -p /tmp/mallory && chown nobody /tmp/mallory && mount -t tmpfs -o mode=0755 tmpfs /var/lib && ln -s /tmp/mallory /var/lib/provision`);
+    try {
+      const before = await hashes();
+      const pb = writePlaybook(dir, 'swapped.yaml', '- hosts: all\n  tasks:\n    - postconf: { settings: { smtpd_tls_loglevel: "2" } }\n');
+      const r = await provision(state, pb, ['--limit', host.name]);
+      expect(r.code & 2).toBe(2);
+      const [refused] = results(r.events, host);
+      expect(refused?.msg).toBe("refusing provision's state directory /var/lib/provision on this host: it is a symbolic link");
+      expect(changedPaths(before, await hashes())).toEqual([]);
+      expect(await sh(host, 'ls -A /tmp/mallory')).toBe('');
+    } finally {
+      await sh(host, 'umount /var/lib');
+    }
   }, 300_000);
 
   it('escape sequences in a managed file and in the mail log reach the terminal escaped, and --json keeps them exact', async () => {
