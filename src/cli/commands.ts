@@ -120,7 +120,8 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
   const secrets = createSecrets({ interactive: io.stdinIsTTY, askPass: flags.askPass, askBecomePass: flags.askBecomePass });
   // Asked before anything runs, once: fifty hosts must not each prompt.
   const becomePassword = flags.askBecomePass ? await secrets.password('become') : undefined;
-  const sshState = createSshRunState(secrets);
+  // A warning about a host outside any task (a changed host key let through) goes to the run's reporter.
+  const sshState = createSshRunState(secrets, { warn: (host, msg) => reporter.handle({ type: 'warning', host, msg }) });
   const cli = { user: flags.user, privateKey: flags.privateKey, hostKeyChecking: flags.hostKeyChecking, timeoutS: flags.timeout };
 
   const connectionFor = (host: string, vars: Record<string, unknown>): Connection => {

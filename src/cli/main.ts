@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { CommandError, InputError, InputErrors, UnreachableError } from '../errors.js';
+import { displaySafe } from '../report/display-safe.js';
 import { ExitCode } from '../runner/results.js';
 import type { CliIO, RunFlags } from './commands.js';
 import { readVersion } from './version.js';
@@ -130,16 +131,17 @@ function report(e: unknown, io: CliIO, debug: boolean): number {
     if (debug && e.stack) io.err(`${e.stack}\n`);
     return ExitCode.input;
   }
+  // A host's error text can carry terminal control sequences: shown escaped.
   if (e instanceof UnreachableError) {
-    io.err(`error: ${e.host}: ${e.message}\n`);
+    io.err(`error: ${e.host}: ${displaySafe(e.message)}\n`);
     return ExitCode.unreachable;
   }
   if (e instanceof CommandError) {
-    io.err(`error: ${e.host}: ${e.message}\n`);
+    io.err(`error: ${e.host}: ${displaySafe(e.message)}\n`);
     return ExitCode.failed;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  io.err(`error: ${err.message}${debug ? '' : ' (run with --debug for the stack trace)'}\n`);
+  io.err(`error: ${displaySafe(err.message)}${debug ? '' : ' (run with --debug for the stack trace)'}\n`);
   if (debug && err.stack) io.err(`${err.stack}\n`);
   return ExitCode.input;
 }

@@ -2,7 +2,7 @@
  * OpenSSH known_hosts files: reading (plain, wildcard and hashed `|1|` host fields, `[host]:port`, `@revoked`),
  * deciding whether a server's key is the one on record, and recording a new key for `accept-new`.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,7 @@ export interface KnownHostsEntry {
   file: string;
   /** 1-based line number */
   line: number;
-  /** `@revoked` refuses the key; `@cert-authority` lines vouch for certificates, which are not used here */
+  /** `@revoked` refuses the key; `@cert-authority` lines vouch for host certificates, which ssh2 cannot check (such hosts are refused) */
   marker: 'revoked' | 'cert-authority' | null;
   /** the host field as written (comma-separated patterns, or one `|1|salt|hash`) */
   hosts: string;
@@ -27,8 +27,11 @@ export interface KnownHostsEntry {
 export type HostKeyVerdict =
   /** a line for this host holds exactly this key */
   | { status: 'known'; entry: KnownHostsEntry }
-  /** no line for this host holds a key of this type; `otherTypes` are the types that are on record */
-  | { status: 'unknown'; otherTypes: string[] }
+  /**
+   * no line for this host holds a key of this type; `otherTypes` are the types that are on record, `authorities`
+   * the `@cert-authority` lines that vouch for this host's certificates
+   */
+  | { status: 'unknown'; otherTypes: string[]; authorities: KnownHostsEntry[] }
   /** a line for this host holds a different key of the same type */
   | { status: 'changed'; entry: KnownHostsEntry }
   /** the key is listed under `@revoked` for this host */
@@ -154,7 +157,8 @@ export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, 
   const type = keyTypeOf(key);
   const changed = plain.find((e) => e.keyType === type);
   if (changed) return { status: 'changed', entry: changed };
-  return { status: 'unknown', otherTypes: [...new Set(plain.map((e) => e.keyType))] };
+  const authorities = entries.filter((e) => e.marker === 'cert-authority' && entryMatches(e.hosts, host, port));
+  return { status: 'unknown', otherTypes: [...new Set(plain.map((e) => e.keyType))], authorities };
 }
 
 /** Key types on record for a host, in file order (used to ask the server for a key we can check). */
@@ -165,16 +169,21 @@ export function knownKeyTypes(entries: readonly KnownHostsEntry[], host: string,
   return [...new Set(types)];
 }
 
-/** The line `accept-new` records: plain host field, key type, base64 blob. */
-export function knownHostsLine(host: string, port: number, key: Buffer): string {
-  return `${hostField(host, port)} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
+/**
+ * The line `accept-new` records: host field, key type, base64 blob. With `hashed` (HashKnownHosts yes) the host
+ * field is OpenSSH's `|1|salt|HMAC-SHA1(salt, name)`, so the file does not list the hosts one manages.
+ */
+export function knownHostsLine(host: string, port: number, key: Buffer, hashed = false, salt = randomBytes(20)): string {
+  const name = hostField(host, port);
+  const field = hashed ? `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}` : name;
+  return `${field} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
 }
 
 /**
  * Append a key for `host` to `file`, creating the file (and ~/.ssh-like parent directories, private) when
  * missing. A file that does not end with a newline gets one first so the new line stays a line of its own.
  */
-export async function appendKnownHost(file: string, host: string, port: number, key: Buffer): Promise<void> {
+export async function appendKnownHost(file: string, host: string, port: number, key: Buffer, hashed = false): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   let prefix = '';
   try {
@@ -192,7 +201,7 @@ export async function appendKnownHost(file: string, host: string, port: number, 
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  await fs.appendFile(file, prefix + knownHostsLine(host, port, key), { mode: 0o644 });
+  await fs.appendFile(file, prefix + knownHostsLine(host, port, key, hashed), { mode: 0o644 });
 }
 
 /** A path as a user would write it: under the home directory it starts with `~/`. */

@@ -29,3 +29,9 @@ export function heredocTo(target: string, content: Buffer | string, rest = ''): 
   const b64 = Buffer.from(content).toString('base64').replace(/.{1,76}/g, '$&\n');
   return `base64 -d > ${target} <<'PROVISION_EOF'${rest ? ` ${rest}` : ''}\n${b64}PROVISION_EOF\n`;
 }
+
+/** `script` run in a subshell whose standard input is `content` (through a pipe: nothing is written to disk). */
+export function pipedInto(content: Buffer | string, script: string): string {
+  const b64 = Buffer.from(content).toString('base64').replace(/.{1,76}/g, '$&\n');
+  return `base64 -d <<'PROVISION_EOF' | (\n${b64}PROVISION_EOF\n${script}\n)`;
+}

@@ -31,6 +31,8 @@ export interface SshHostConfig {
   globalKnownHostsFiles?: string[];
   hostKeyAlias?: string;
   strictHostKeyChecking?: HostKeyChecking;
+  /** record new host keys with hashed host names (HashKnownHosts yes) */
+  hashKnownHosts?: boolean;
   /** hops to go through, first hop first; an empty list is `ProxyJump none` */
   proxyJump?: JumpSpec[];
   connectTimeoutS?: number;
@@ -190,6 +192,9 @@ function check(d: Located): void {
     case 'identitiesonly':
       if (!YES.has(d.value.toLowerCase()) && !NO.has(d.value.toLowerCase())) fail(d, `IdentitiesOnly "${d.value}" is not yes or no`);
       return;
+    case 'hashknownhosts':
+      if (!YES.has(d.value.toLowerCase()) && !NO.has(d.value.toLowerCase())) fail(d, `HashKnownHosts "${d.value}" is not yes or no`);
+      return;
     case 'proxyjump':
       try {
         parseProxyJump(d.value);
@@ -260,6 +265,8 @@ function toHostConfig(config: SSHConfig, host: string, user: string | undefined,
   if (gkh !== undefined) out.globalKnownHostsFiles = gkh;
   const alias = one('hostkeyalias');
   if (alias !== undefined) out.hostKeyAlias = alias;
+  const hash = one('hashknownhosts');
+  if (hash !== undefined) out.hashKnownHosts = YES.has(hash.toLowerCase());
   const strict = one('stricthostkeychecking');
   if (strict !== undefined) out.strictHostKeyChecking = STRICT[strict.toLowerCase()]!;
   const jump = one('proxyjump');

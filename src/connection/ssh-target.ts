@@ -43,6 +43,8 @@ export interface SshTarget {
   /** name the host key is recorded under (HostKeyAlias, else hostname) */
   hostKeyName: string;
   hostKeyChecking: HostKeyChecking;
+  /** accept-new records keys under a hashed host name (HashKnownHosts yes) */
+  hashKnownHosts?: boolean;
   connectTimeoutMs: number;
   /** connection attempts before giving up on a transient failure (refused, reset, no route) */
   connectionAttempts: number;
@@ -93,7 +95,12 @@ export function resolveSshTarget(
 
   const varPass = v('ansible_password', 'ansible_ssh_pass', 'ansible_ssh_password');
   const varStrict = v('ansible_host_key_checking', 'ansible_ssh_host_key_checking');
-  const hostKeyChecking = varStrict !== undefined ? strictOf(varStrict, where) : (opts.hostKeyChecking ?? cfg.strictHostKeyChecking ?? 'yes');
+  // An inventory (perhaps someone else's) may not loosen the command line's policy: with both, the stricter wins.
+  const fromVar = varStrict !== undefined ? strictOf(varStrict, where) : undefined;
+  const hostKeyChecking =
+    fromVar !== undefined && opts.hostKeyChecking !== undefined
+      ? stricter(fromVar, opts.hostKeyChecking)
+      : (fromVar ?? opts.hostKeyChecking ?? cfg.strictHostKeyChecking ?? 'yes');
 
   const varTimeout = v('ansible_ssh_timeout');
   const timeoutS = varTimeout !== undefined ? secondsOf(varTimeout, 'ansible_ssh_timeout', where) : (opts.timeoutS ?? cfg.connectTimeoutS ?? DEFAULT_TIMEOUT_S);
@@ -142,6 +149,7 @@ function build(
     globalKnownHostsFiles: knownHostsOf(cfg.globalKnownHostsFiles, ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'], t, name),
     hostKeyName,
     hostKeyChecking,
+    hashKnownHosts: cfg.hashKnownHosts ?? false,
     connectTimeoutMs: timeoutS * 1000,
     connectionAttempts: Math.min(cfg.connectionAttempts ?? DEFAULT_ATTEMPTS, MAX_ATTEMPTS),
     serverAliveIntervalMs: (cfg.serverAliveIntervalS ?? 0) * 1000,
@@ -255,6 +263,13 @@ function secondsOf(value: unknown, name: string, where: string): number {
   const s = String(value);
   if (!/^[1-9][0-9]{0,5}$/.test(s)) throw new InputError(`${name} "${s}" is not a positive whole number of seconds`, undefined, where);
   return Number(s);
+}
+
+const STRICTNESS: readonly HostKeyChecking[] = ['no', 'accept-new', 'yes'];
+
+/** The stricter of two host key policies. */
+export function stricter(a: HostKeyChecking, b: HostKeyChecking): HostKeyChecking {
+  return STRICTNESS.indexOf(a) >= STRICTNESS.indexOf(b) ? a : b;
 }
 
 /** ansible_host_key_checking is a boolean in Ansible; `accept-new` is accepted too. */

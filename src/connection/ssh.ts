@@ -51,13 +51,17 @@ export interface SshRunState {
   keys: Map<string, Promise<LoadedKey>>;
   /** pending known_hosts appends by file, so parallel hosts record keys one at a time */
   knownHostsWrites: Map<string, Promise<unknown>>;
+  /** tells the operator something about a host outside any task (a changed host key let through) */
+  warn: (host: string, msg: string) => void;
+  /** hosts (and jump hosts) already warned about for a changed key, so retries and probes do not repeat it */
+  warnedKeys: Set<string>;
 }
 
 /** A private key ready to sign, or why it cannot be used. */
 export type LoadedKey = { key: ParsedKey } | { skipped: string };
 
-export function createSshRunState(secrets: Secrets, opts: { retryDelayMs?: number } = {}): SshRunState {
-  return { secrets, retryDelayMs: opts.retryDelayMs ?? 1000, keys: new Map(), knownHostsWrites: new Map() };
+export function createSshRunState(secrets: Secrets, opts: { retryDelayMs?: number; warn?: SshRunState['warn'] } = {}): SshRunState {
+  return { secrets, retryDelayMs: opts.retryDelayMs ?? 1000, keys: new Map(), knownHostsWrites: new Map(), warn: opts.warn ?? (() => undefined), warnedKeys: new Set() };
 }
 
 /** Concurrent channels per connection; OpenSSH's sshd allows 10 sessions per connection by default. */
@@ -85,8 +89,16 @@ class ConnectFailure extends Error {
   }
 }
 
+/**
+ * Connections whose host key differs from the one on record and was let through by `--host-key-checking no`,
+ * with what was offered: whoever answers may be an impostor, so no secret (SSH or become password) goes to it.
+ */
+const changedKeys = new WeakMap<Ssh2Client, string>();
+
 export class SshConnection implements Connection {
   private count = 0;
+  /** why this connection must not be given secrets: a hop's host key changed (see changedKeys) */
+  private untrusted: string | null = null;
   private chain: Ssh2Client[] | null = null;
   private connecting: Promise<void> | null = null;
   private lost: string | null = null;
@@ -142,6 +154,7 @@ export class SshConnection implements Connection {
   private adopt(chain: Ssh2Client[]): void {
     this.chain = chain;
     this.lost = null;
+    this.untrusted = chain.map((c) => changedKeys.get(c)).find((m) => m !== undefined) ?? null;
     const last = chain[chain.length - 1]!;
     let lastError = '';
     // Errors after the handshake (keepalive timeout, reset) end in 'close'; keep the reason for the message.
@@ -165,6 +178,9 @@ export class SshConnection implements Connection {
   }
 
   private async start(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
+    if (this.untrusted && opts.become?.password !== undefined) {
+      throw new UnreachableError(this.host, `not sending the become password: ${this.untrusted} (whoever answers may be an impostor)`);
+    }
     const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     const client = this.requireClient();
     this.count++;
@@ -475,7 +491,14 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
     const verify = async (key: Buffer): Promise<boolean> => {
       const verdict = await judgeHostKey(t, key, run, label);
       if (verdict.ok) {
-        if (verdict.changedButAllowed) passwordAllowed = false;
+        if (verdict.changedButAllowed) {
+          passwordAllowed = false;
+          changedKeys.set(client, verdict.changedButAllowed);
+          if (!run.warnedKeys.has(label)) {
+            run.warnedKeys.add(label);
+            run.warn(t.name, `${verdict.changedButAllowed}; connecting anyway because of --host-key-checking no, but sending no password or become password to it`);
+          }
+        }
         return true;
       }
       hostKeyProblem = verdict.message;
@@ -572,7 +595,8 @@ async function readKnownHosts(t: SshTarget): Promise<KnownHostsEntry[]> {
   return loadKnownHosts([...t.knownHostsFiles, ...t.globalKnownHostsFiles]);
 }
 
-type HostKeyJudgement = { ok: true; changedButAllowed: boolean } | { ok: false; message: string };
+/** `changedButAllowed`: why the key is not the one on record, when --host-key-checking no let it through anyway. */
+type HostKeyJudgement = { ok: true; changedButAllowed: string | null } | { ok: false; message: string };
 
 async function judgeHostKey(t: SshTarget, key: Buffer, run: SshRunState, label: string): Promise<HostKeyJudgement> {
   const who = `${label} (${address(t)})`;
@@ -580,23 +604,31 @@ async function judgeHostKey(t: SshTarget, key: Buffer, run: SshRunState, label: 
   const verdict = checkHostKey(await readKnownHosts(t), t.hostKeyName, t.port, key);
   switch (verdict.status) {
     case 'known':
-      return { ok: true, changedButAllowed: false };
+      return { ok: true, changedButAllowed: null };
     case 'revoked':
       return { ok: false, message: `host key for ${who} is REVOKED: ${offered} is marked @revoked in ${tildePath(verdict.entry.file)} line ${verdict.entry.line}` };
-    case 'changed':
-      if (t.hostKeyChecking === 'no') return { ok: true, changedButAllowed: true };
-      return {
-        ok: false,
-        message: `REMOTE HOST KEY CHANGED for ${who}: server offers ${offered}, ${tildePath(verdict.entry.file)} line ${verdict.entry.line} has ${fingerprint(verdict.entry.key)} (if the host was reinstalled, remove that line)`,
-      };
+    case 'changed': {
+      const changed = `REMOTE HOST KEY CHANGED for ${who}: server offers ${offered}, ${tildePath(verdict.entry.file)} line ${verdict.entry.line} has ${fingerprint(verdict.entry.key)}`;
+      if (t.hostKeyChecking === 'no') return { ok: true, changedButAllowed: changed };
+      return { ok: false, message: `${changed} (if the host was reinstalled, remove that line)` };
+    }
     case 'unknown': {
+      // known_hosts trusts a CA for this host: OpenSSH would check the host's certificate. ssh2 neither asks for
+      // nor returns certificates, so saying yes (or recording the plain key) would pretend a check that never ran.
+      const ca = verdict.authorities[0];
+      if (ca && t.hostKeyChecking !== 'no') {
+        return {
+          ok: false,
+          message: `host key for ${who} is not known: ${offered}; ${tildePath(ca.file)} line ${ca.line} trusts a certificate authority (@cert-authority) for it, but provision cannot verify host certificates: add the host's own key to known_hosts`,
+        };
+      }
       if (t.hostKeyChecking === 'yes') {
         const file = tildePath(t.knownHostsFiles[0] ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
         const others = verdict.otherTypes.length ? `; known_hosts has only ${verdict.otherTypes.join(', ')} for it` : '';
         return { ok: false, message: `host key for ${who} is not known: ${offered}${others} (add it to ${file} or use --host-key-checking accept-new)` };
       }
       const file = t.knownHostsFiles[0];
-      if (!file) return { ok: true, changedButAllowed: false };
+      if (!file) return { ok: true, changedButAllowed: null };
       return recordHostKey(t, key, file, run, who, offered);
     }
   }
@@ -607,10 +639,10 @@ function recordHostKey(t: SshTarget, key: Buffer, file: string, run: SshRunState
   const previous = run.knownHostsWrites.get(file) ?? Promise.resolve();
   const next = previous.then(async (): Promise<HostKeyJudgement> => {
     const again = checkHostKey(await readKnownHosts(t), t.hostKeyName, t.port, key);
-    if (again.status === 'known') return { ok: true, changedButAllowed: false };
+    if (again.status === 'known') return { ok: true, changedButAllowed: null };
     if (again.status === 'unknown') {
-      await appendKnownHost(file, t.hostKeyName, t.port, key);
-      return { ok: true, changedButAllowed: false };
+      await appendKnownHost(file, t.hostKeyName, t.port, key, t.hashKnownHosts === true);
+      return { ok: true, changedButAllowed: null };
     }
     return { ok: false, message: `host key for ${who} changed while it was being recorded: server offers ${offered}` };
   });

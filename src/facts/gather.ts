@@ -81,7 +81,39 @@ export const HELD_MARKER = '@@PROVISION_LOCK_HELD';
 /** Exit status of the facts script when another run holds the host lock past the timeout. */
 export const LOCK_BUSY = 75;
 
-const LOCK_DIR = 'pv_lockdir=/run/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/var/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/tmp';
+/** Where provision keeps and locks what it needs on a host, for runs as root. */
+export const STATE_DIR = '/var/lib/provision';
+/** Exit status of a script that refuses provision's state directory (a symbolic link, someone else's, open to others). */
+export const STATE_DIR_REFUSED = 77;
+
+/** Shell: the state directory of the user the script runs as: STATE_DIR for root, ~/.provision for anyone else. */
+const STATE_DIR_OF_USER = `pv_sd=${STATE_DIR}; [ "$(id -u)" = 0 ] || pv_sd="\${HOME:-/nonexistent}/.provision"`;
+
+/**
+ * Shell that makes sure the directory in $pv_sd (given as a shell word, or the user's own by default) is private
+ * to the user the script runs as before anything is kept or locked in it: created 0700 when missing; refused
+ * (exit STATE_DIR_REFUSED with one line on stderr) when it is a symbolic link, not a directory, owned by someone
+ * else, or writable by others (who could have planted anything inside); tightened to 0700 when it is only
+ * readable by others. Nothing is written through a path another user could have put there.
+ */
+export function stateDirScript(dir?: string): string {
+  return [
+    dir === undefined ? STATE_DIR_OF_USER : `pv_sd=${dir}`,
+    `pv_sdrefuse() { printf "refusing provision's state directory %s on this host: %s\\n" "$pv_sd" "$1" >&2; exit ${STATE_DIR_REFUSED}; }`,
+    '[ -L "$pv_sd" ] && pv_sdrefuse "it is a symbolic link"',
+    // Without -p: a missing parent (no /var/lib, no home directory) is not made, and so not made private either.
+    '[ -e "$pv_sd" ] || mkdir -m 0700 -- "$pv_sd" 2>/dev/null || pv_sdrefuse "it cannot be created"',
+    '[ -L "$pv_sd" ] || [ ! -d "$pv_sd" ] && pv_sdrefuse "it is not a directory"',
+    'pv_sdst=$(stat -c "%u %a" -- "$pv_sd" 2>/dev/null) || pv_sdrefuse "it cannot be examined"',
+    'pv_sdu=${pv_sdst% *}; pv_sdm=${pv_sdst#* }',
+    '[ "$pv_sdu" = "$(id -u)" ] || pv_sdrefuse "it is owned by uid $pv_sdu, not by $(id -un) (uid $(id -u))"',
+    'case $pv_sdm in',
+    '  700) ;;',
+    '  *[2367]?|*[2367]) pv_sdrefuse "it is writable by other users (mode $pv_sdm)" ;;',
+    '  *) chmod 0700 -- "$pv_sd" || pv_sdrefuse "its mode $pv_sdm cannot be set to 700" ;;',
+    'esac',
+  ].join('\n');
+}
 
 /**
  * Wraps every other exec of a locked run: the script holds the "busy" lock shared while it runs. When a run's
@@ -89,51 +121,56 @@ const LOCK_DIR = 'pv_lockdir=/run/lock; [ -d "$pv_lockdir" ] || pv_lockdir=/var/
  * and its health check); the next run's facts script takes this lock exclusively, so it waits for them instead
  * of interleaving with them. The script runs in a subshell without the descriptor, so its commands do not inherit
  * it (a daemon started by a restart must not hold the lock forever) while this shell keeps the lock until the
- * script ends, even when the script ends by `exec`.
+ * script ends, even when the script ends by `exec`. The lock lives in the state directory the facts exec checked;
+ * an exec as another user (a task's become_user) finds no lock of its own there and runs without it.
  */
-export function busyLocked(script: string): string {
+export function busyLocked(script: string, dir?: string): string {
   return [
-    LOCK_DIR,
-    'pv_busy="$pv_lockdir/provision.lock.busy"',
+    dir === undefined ? STATE_DIR_OF_USER : `pv_sd=${dir}`,
+    'pv_busy="$pv_sd/lock.busy"',
     // A failed `exec` redirection ends a POSIX shell, so the file is checked first; flock needs only a read descriptor.
-    'if command -v flock >/dev/null 2>&1 && [ -r "$pv_busy" ]; then exec 8<"$pv_busy"; flock -s 8; fi',
+    'if command -v flock >/dev/null 2>&1 && [ ! -L "$pv_sd" ] && [ -O "$pv_sd" ] && [ -r "$pv_busy" ]; then',
+    '  exec 8<"$pv_busy"',
+    `  flock -s -w ${BUSY_WAIT_S} 8 || { echo "the host lock $pv_busy stayed taken for over ${BUSY_WAIT_S}s" >&2; exit ${LOCK_BUSY}; }`,
+    'fi',
     '(',
     script,
     ') 8<&-',
   ].join('\n');
 }
 
+/** How long an exec of a run that holds the host lock waits for the shared busy lock (only a starting run takes it, briefly). */
+const BUSY_WAIT_S = 60;
+
 /**
- * Facts plus the per-host run lock, in one exec that stays open for the whole run: the script takes an flock on
- * a lock file (waiting up to `timeoutS` for another run to finish), waits (as long again at most) for commands
- * a dead run left running (see busyLocked), records who holds the lock, prints the facts (and what `after`
- * prints, see factsScript: it runs under the lock, after a dead run's commands ended) and a marker, then
- * waits on stdin. The lock is released when the run closes the channel, or when the connection dies (the waiting
- * `cat` sees the end of its input), so a crashed controller cannot leave a host locked.
- *
- * Runs as root and as a login user without sudo share the lock: the files are created writable by all (so each
- * can record itself as the holder), and locked through read-only descriptors, which any user can open.
+ * Facts plus the per-host run lock, in one exec that stays open for the whole run: the script checks the state
+ * directory (see stateDirScript), takes an flock on a lock file in it (waiting up to `timeoutS` for another run
+ * to finish), waits (as long again at most) for commands a dead run left running (see busyLocked), records who
+ * holds the lock, prints the facts (and what `after` prints, see factsScript: it runs under the lock, after a dead
+ * run's commands ended) and a marker, then waits on stdin. The lock is released when the run closes the channel,
+ * or when the connection dies (the waiting `cat` sees the end of its input), so a crashed controller cannot leave
+ * a host locked. The directory is private, so no other user can hold, replace or redirect the lock files; the
+ * holder's line is shown to the operator only after the controller made it display-safe.
  */
-export function lockedFactsScript(timeoutS: number, holder: string, after = ''): string {
+export function lockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
   const wait = Math.max(0, Math.floor(timeoutS));
   return String.raw`
-${LOCK_DIR}
-pv_lock="$pv_lockdir/provision.lock"
-for pv_f in "$pv_lock" "$pv_lock.busy"; do [ -e "$pv_f" ] || (umask 0; : >> "$pv_f") 2>/dev/null; done
-if command -v flock >/dev/null 2>&1 && [ -r "$pv_lock" ]; then
+${stateDirScript(dir)}
+pv_lock="$pv_sd/lock"
+umask 077
+for pv_f in "$pv_lock" "$pv_lock.busy"; do [ -f "$pv_f" ] || : >> "$pv_f" || exit ${STATE_DIR_REFUSED}; done
+if command -v flock >/dev/null 2>&1; then
   exec 9<"$pv_lock"
   if ! flock -w ${wait} 9; then
     echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
     exit ${LOCK_BUSY}
   fi
-  if [ -r "$pv_lock.busy" ]; then
-    exec 8<"$pv_lock.busy"
-    if ! flock -w ${wait} 8; then
-      echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
-      exit ${LOCK_BUSY}
-    fi
-    exec 8<&-
+  exec 8<"$pv_lock.busy"
+  if ! flock -w ${wait} 8; then
+    echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
+    exit ${LOCK_BUSY}
   fi
+  exec 8<&-
   { printf '%s since %s
 ' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"; } 2>/dev/null
 fi

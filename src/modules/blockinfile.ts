@@ -1,5 +1,5 @@
 /** blockinfile: a block of lines between two marker lines, inserted, replaced or removed as a unit. */
-import { type FileAttrs, fileAttrSchema, joinLines, modeProblem, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
 import type { Module } from './module.js';
 
 export interface BlockinfileArgs extends FileAttrs {
@@ -77,7 +77,7 @@ export const blockinfileModule: Module<BlockinfileArgs> = {
     if (args.insertafter !== undefined && args.insertbefore !== undefined) return 'use "insertafter" or "insertbefore", not both';
     const marker = args.marker ?? DEFAULT_MARKER;
     if ((args.marker_begin ?? 'BEGIN') === (args.marker_end ?? 'END') || !marker.includes('{mark}')) return 'the begin and end markers must differ';
-    return modeProblem(args.mode);
+    return hostPathProblem('path', args.path) ?? fileAttrProblem(args);
   },
   reads: (args) => ({ files: [args.path] }),
   plan: (ctx, args) => planTextEdit(ctx, args, (text) => editBlock(text, args)),

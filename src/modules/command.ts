@@ -2,8 +2,9 @@
  * command and shell. Neither can know what running would change, so check mode skips them unless `creates` or
  * `removes` decides that nothing needs to run.
  */
-import { heredocTo, quote, quoteArgs } from '../connection/shell-quote.js';
+import { pipedInto, quote, quoteArgs } from '../connection/shell-quote.js';
 import { splitWords } from '../util/words.js';
+import { hostPathProblem } from './file-common.js';
 import { type Module, ModuleError, type Outcome, type Plan, type TaskContext } from './module.js';
 
 export interface CommandArgs {
@@ -48,8 +49,10 @@ async function planCommand(ctx: TaskContext, args: CommandArgs, describe: string
 }
 
 async function runCommand(ctx: TaskContext, args: CommandArgs, script: string, shown: string): Promise<Outcome> {
-  const body = args.chdir ? `cd ${quote(args.chdir)} || exit 1\n${script}` : script;
-  const full = args.stdin !== undefined ? `pv_in=$(mktemp) || exit 70\n${heredocTo('"$pv_in"', args.stdin.endsWith('\n') ? args.stdin : `${args.stdin}\n`)}(\n${body}\n) < "$pv_in"; pv_rc=$?; rm -f "$pv_in"; exit $pv_rc` : body;
+  const body = args.chdir ? `cd -- ${quote(args.chdir)} || exit 1\n${script}` : script;
+  // stdin arrives through a pipe from a here-document: no temporary file on the host to leave behind when the
+  // command is killed.
+  const full = args.stdin !== undefined ? pipedInto(args.stdin.endsWith('\n') ? args.stdin : `${args.stdin}\n`, body) : body;
   const start = new Date();
   const r = await ctx.run(full);
   const end = new Date();
@@ -74,11 +77,17 @@ async function runCommand(ctx: TaskContext, args: CommandArgs, script: string, s
   return { changed: true, msg: stdout.split('\n').slice(-1)[0] || `ran ${shown}`, data };
 }
 
+/** chdir, creates and removes are paths on the host: absolute (so never read as an option of `cd`). */
+function pathsProblem(args: CommandArgs): string | null {
+  return hostPathProblem('chdir', args.chdir) ?? hostPathProblem('creates', args.creates) ?? hostPathProblem('removes', args.removes);
+}
+
 export const commandModule: Module<CommandArgs> = {
   name: 'command',
   description: 'Run a program with arguments (no shell: pipes, redirections and $VARS are not interpreted).',
   schema: schema('The command line; words are split like a shell would, nothing is expanded.'),
   freeForm: 'cmd',
+  check: pathsProblem,
   reads: (args) => ({ stats: [args.creates, args.removes].filter((p): p is string => !!p) }),
   plan: (ctx, args) => planCommand(ctx, args, args.cmd ?? quoteArgs(args.argv ?? [])),
   apply(ctx, _plan, args) {
@@ -98,6 +107,7 @@ export const shellModule: Module<CommandArgs> = {
   description: 'Run a command line through /bin/sh on the host (pipes, redirections and variables work).',
   schema: schema('The shell command line, run by /bin/sh.'),
   freeForm: 'cmd',
+  check: pathsProblem,
   reads: (args) => ({ stats: [args.creates, args.removes].filter((p): p is string => !!p) }),
   plan: (ctx, args) => planCommand(ctx, args, args.cmd ?? quoteArgs(args.argv ?? [])),
   apply(ctx, _plan, args) {

@@ -2,7 +2,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { renderText } from '../playbook/template.js';
-import { type FileAttrs, fileAttrSchema, modeProblem, planContent, requireRegular, validated } from './file-common.js';
+import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, planContent, requireRegular, validated } from './file-common.js';
 import { type Module, ModuleError, type TaskContext } from './module.js';
 
 export interface CopyArgs extends FileAttrs {
@@ -86,7 +86,7 @@ export const copyModule: Module<CopyArgs> = {
   check(args) {
     if ((args.content === undefined) === (args.src === undefined)) return 'copy needs exactly one of "content" and "src"';
     if (args.dest.endsWith('/') && args.src === undefined) return 'a dest ending in "/" needs src (to name the file)';
-    return modeProblem(args.mode);
+    return hostPathProblem('dest', args.dest) ?? fileAttrProblem(args);
   },
   reads: (args) => ({ files: [args.dest.endsWith('/') && args.src ? path.posix.join(args.dest, path.basename(args.src)) : args.dest] }),
   async plan(ctx, args) {
@@ -115,7 +115,7 @@ export const templateModule: Module<TemplateArgs> = {
       ...common,
     },
   },
-  check: (args) => modeProblem(args.mode),
+  check: (args) => hostPathProblem('dest', args.dest) ?? fileAttrProblem(args),
   reads: (args) => ({ files: [args.dest] }),
   async plan(ctx, args) {
     const file = resolveSource(ctx.playbookDir, args.src, 'templates', args.src_outside_playbook === true);

@@ -52,6 +52,24 @@ export function modeProblem(mode: string | number | undefined): string | null {
   }
 }
 
+/**
+ * A path on the host must be absolute: a relative one depends on the login directory, and one starting with "-"
+ * would be read as an option by the commands it reaches (`dest: -tout` made `mv -t out`).
+ */
+export function hostPathProblem(arg: string, p: string | undefined): string | null {
+  if (p === undefined || p.startsWith('/')) return null;
+  return `${arg} "${p}" must be an absolute path on the host`;
+}
+
+/** The attributes of a file-writing module that cannot be right: a bad mode, an owner or group that is not a name. */
+export function fileAttrProblem(args: FileAttrs): string | null {
+  for (const k of ['owner', 'group'] as const) {
+    const v = args[k];
+    if (v !== undefined && (v.startsWith('-') || /[\s:]/.test(v))) return `${k} "${v}" is not a user or group name`;
+  }
+  return modeProblem(args.mode);
+}
+
 export function validationOf(cmd: string | undefined): Validation[] | undefined {
   if (!cmd) return undefined;
   return [{ script: cmd.split('%s').join('"$CANDIDATE"'), description: cmd }];

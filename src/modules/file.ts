@@ -1,6 +1,6 @@
 /** file (attributes, directories, absence, touch) and stat (what a path is, for `register` and `when`). */
 import { quote } from '../connection/shell-quote.js';
-import { type FileAttrs, attrChanges, fileAttrSchema, fmtMode, modeProblem, parseMode } from './file-common.js';
+import { type FileAttrs, attrChanges, fileAttrSchema, fileAttrProblem, fmtMode, hostPathProblem, parseMode } from './file-common.js';
 import { type FileState, type Module, ModuleError } from './module.js';
 
 export interface FileArgs extends Pick<FileAttrs, 'mode' | 'owner' | 'group'> {
@@ -14,8 +14,8 @@ const PROTECTED = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib'
 function attrScript(path: string, args: FileArgs): string[] {
   const lines: string[] = [];
   const mode = parseMode(args.mode);
-  if (args.owner || args.group) lines.push(`chown ${quote(`${args.owner ?? ''}${args.group ? `:${args.group}` : ''}`)} ${quote(path)}`);
-  if (mode !== undefined) lines.push(`chmod ${fmtMode(mode)} ${quote(path)}`);
+  if (args.owner || args.group) lines.push(`chown -- ${quote(`${args.owner ?? ''}${args.group ? `:${args.group}` : ''}`)} ${quote(path)}`);
+  if (mode !== undefined) lines.push(`chmod ${fmtMode(mode)} -- ${quote(path)}`);
   return lines;
 }
 
@@ -33,7 +33,7 @@ export const fileModule: Module<FileArgs> = {
       group: fileAttrSchema.group!,
     },
   },
-  check: (args) => modeProblem(args.mode),
+  check: (args) => hostPathProblem('path', args.path) ?? fileAttrProblem(args),
   reads: (args) => ({ stats: [args.path] }),
   async plan(ctx, args) {
     const want = args.state ?? 'file';

@@ -1,5 +1,5 @@
 /** lineinfile: make sure one line is in a file (or is not), as Ansible's module does. */
-import { type FileAttrs, fileAttrSchema, joinLines, modeProblem, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
 import type { Module } from './module.js';
 
 export interface LineinfileArgs extends FileAttrs {
@@ -107,7 +107,7 @@ export const lineinfileModule: Module<LineinfileArgs> = {
     if (args.regexp !== undefined && args.search_string !== undefined) return 'use "regexp" or "search_string", not both';
     if (args.insertafter !== undefined && args.insertbefore !== undefined) return 'use "insertafter" or "insertbefore", not both';
     if (args.backrefs && args.regexp === undefined) return '"backrefs" needs "regexp"';
-    return modeProblem(args.mode);
+    return hostPathProblem('path', args.path) ?? fileAttrProblem(args);
   },
   reads: (args) => ({ files: [args.path] }),
   plan: (ctx, args) => planTextEdit(ctx, args, (text) => editLine(text, args)),

@@ -30,6 +30,7 @@ import {
   uncommentEntry,
   SERVICE_TYPES,
 } from '../formats/master-cf.js';
+import { hostPathProblem } from './file-common.js';
 import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
 import {
   builtinNames,
@@ -356,6 +357,8 @@ export const masterCfModule: Module<MasterCfArgs> = {
     },
   },
   check(args) {
+    const dir = hostPathProblem('config_dir', args.config_dir);
+    if (dir) return dir;
     if ((args.state ?? 'present') === 'absent') {
       const extra = [...FIELD_ARGS, 'args', 'options', 'options_exact'].filter(
         (k) => args[k as keyof MasterCfArgs] !== undefined,

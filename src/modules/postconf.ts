@@ -14,6 +14,7 @@ import {
   toBinary,
 } from '../formats/main-cf.js';
 import { parseMasterCf } from '../formats/master-cf.js';
+import { hostPathProblem } from './file-common.js';
 import { type FileChange, type Module, ModuleError, type TaskContext } from './module.js';
 import { checkNames, configDir, knownConfigDir, pendingNameReads, postconfValidation, renderValue } from './postfix-names.js';
 
@@ -86,6 +87,8 @@ export const postconfModule: Module<PostconfArgs> = {
   check(args) {
     const set = Object.keys(args.settings ?? {});
     if (set.length === 0 && (args.absent ?? []).length === 0) return 'postconf needs "settings" or "absent"';
+    const dir = hostPathProblem('config_dir', args.config_dir);
+    if (dir) return dir;
     const both = set.filter((n) => args.absent?.includes(n));
     if (both.length) return `${both.map((n) => `"${n}"`).join(', ')} cannot be both in settings and absent`;
     return null;

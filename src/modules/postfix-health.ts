@@ -87,8 +87,11 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     LOG_FILE,
     'pv_off=0; [ -n "$pv_log" ] && [ -f "$pv_log" ] && pv_off=$(wc -c < "$pv_log")',
     'pv_since=$(date +%s)',
-    `(\n${action}\n) >/dev/null 2>"\${TMPDIR:-/tmp}/.provision-health.$$"; pv_rc=$?`,
-    'pv_err=$(head -c 2000 "${TMPDIR:-/tmp}/.provision-health.$$"); rm -f "${TMPDIR:-/tmp}/.provision-health.$$"',
+    // The restart's stderr goes to a file mktemp creates (new, unpredictable name): never through a name another
+    // user could have planted. A file, not a pipe: a daemon the restart starts may keep the descriptor.
+    'pv_ef=$(mktemp 2>/dev/null) || pv_ef=/dev/null',
+    `(\n${action}\n) >/dev/null 2>"$pv_ef"; pv_rc=$?`,
+    'pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
     // One listener: connect from the host; a greeting, a TLS record in reply to a ClientHello, or a connection that
     // stays open is healthy, one closed at once is not.
     'pv_listener() {',

@@ -3,6 +3,8 @@
  * written, the names Postfix knows (for "unknown parameter" errors with a suggestion), and the `postconf -c DIR`
  * validation.
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { heredocTo, quote } from '../connection/shell-quote.js';
 import { POSTFIX_VERSION_VAR } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
@@ -52,14 +54,31 @@ export function versionAtLeast(version: string, major: number, minor: number): b
 }
 
 /** Known parameter names per Postfix version, for the life of the process: `postconf -d` runs once per version. */
-const knownByVersion = new Map<string, ReadonlySet<string>>();
+/**
+ * Names by host, then by version. A host's answer is kept for that host only: a hostile host that claims any
+ * version with any list of names decides nothing about another host's parameters.
+ */
+const knownByHost = new Map<string, Map<string, ReadonlySet<string>>>();
 
-/** Names kept on disk between runs, when the run uses a store (the CLI does; library callers may not). */
-let store: PostfixNamesStore | null = null;
+/** Where names are kept on disk between runs (one directory per host), when the run uses a store. */
+let storeDir: string | null = null;
+const stores = new Map<string, PostfixNamesStore>();
 
-/** Keep names in `dir` between runs from now on (null: only for the life of the process). */
+/** Keep names under `dir` between runs from now on (null: only for the life of the process). */
 export function useNamesStore(dir: string | null): void {
-  store = dir === null ? null : store?.dir === dir ? store : new PostfixNamesStore(dir);
+  if (dir !== storeDir) stores.clear();
+  storeDir = dir;
+}
+
+/** The store of `host`'s names: a directory named by a hash of the inventory name (any name, no path tricks). */
+function storeOf(host: string): PostfixNamesStore | null {
+  if (storeDir === null) return null;
+  let s = stores.get(host);
+  if (!s) {
+    s = new PostfixNamesStore(path.join(storeDir, createHash('sha256').update(host).digest('hex').slice(0, 32)));
+    stores.set(host, s);
+  }
+  return s;
 }
 
 const DEFAULTS_KEY = 'postconf-d:';
@@ -74,29 +93,40 @@ export function isDefaultsCommand(key: string): boolean {
   return key.startsWith(DEFAULTS_KEY);
 }
 
-/** The names of `version` from the process, else from the store (then kept in the process), else null. */
-function knownNames(version: string): ReadonlySet<string> | null {
-  const hit = knownByVersion.get(version);
+/** The names `host` gave for `version`, from the process, else from its store (then kept in the process), else null. */
+function knownNames(host: string, version: string): ReadonlySet<string> | null {
+  const hit = knownByHost.get(host)?.get(version);
   if (hit) return hit;
-  const stored = store?.load(version) ?? null;
-  if (stored) knownByVersion.set(version, stored);
+  const stored = storeOf(host)?.load(version) ?? null;
+  if (stored) remember(host, version, stored);
   return stored;
 }
 
-/** Versions whose names this controller has: in the process, or with a file in the store. */
-export function knownNameVersions(): string[] {
-  return [...new Set([...knownByVersion.keys(), ...(store?.versions() ?? [])])];
+function remember(host: string, version: string, names: ReadonlySet<string>): void {
+  let m = knownByHost.get(host);
+  if (!m) knownByHost.set(host, (m = new Map()));
+  m.set(version, names);
 }
 
-/** Keep the names of `version` for the process and, with a store, for later runs. */
-export function rememberNames(version: string, names: ReadonlySet<string>): void {
-  knownByVersion.set(version, names);
-  store?.save(version, names);
+/** Versions whose names this controller keeps for `host`: in the process, or with a file in its store. */
+export function knownNameVersions(host: string): string[] {
+  return [...new Set([...(knownByHost.get(host)?.keys() ?? []), ...(storeOf(host)?.versions() ?? [])])];
 }
 
-/** `postconfDefaultsCommand` when this controller does not know the version's names yet, for `reads`. */
+/** Keep the names `host` gave for `version`, for the process and, with a store, for later runs. */
+export function rememberNames(host: string, version: string, names: ReadonlySet<string>): void {
+  remember(host, version, names);
+  storeOf(host)?.save(version, names);
+}
+
+/** Whether a read of `postconfDefaultsCommand` is needless on `host`: its names for that version are kept. */
+export function namesKeptFor(host: string, commandKey: string): boolean {
+  return isDefaultsCommand(commandKey) && knownNames(host, commandKey.slice(DEFAULTS_KEY.length)) !== null;
+}
+
+/** `postconfDefaultsCommand` for `reads` (the runner leaves it out for a host whose names it keeps, see namesKeptFor). */
 export function pendingNameReads(version: string | null): { key: string; script: string }[] {
-  return version && !knownNames(version) ? [postconfDefaultsCommand(version)] : [];
+  return version ? [postconfDefaultsCommand(version)] : [];
 }
 
 /** Parameter names from `postconf -d` output (`name = value` per line). */
@@ -111,7 +141,7 @@ export function parsePostconfNames(stdout: string): Set<string> {
 
 /** The names Postfix `version` knows, from the controller's caches or the host's `postconf -d`. */
 export async function builtinNames(ctx: TaskContext, version: string): Promise<ReadonlySet<string>> {
-  const cached = knownNames(version);
+  const cached = knownNames(ctx.host, version);
   if (cached) return cached;
   const cmd = postconfDefaultsCommand(version);
   const res = await ctx.readCommand(cmd.key, cmd.script);
@@ -120,13 +150,13 @@ export async function builtinNames(ctx: TaskContext, version: string): Promise<R
     const why = res.stderr.toString('utf8').trim() || `exit status ${res.code}`;
     throw new ModuleError(`cannot list Postfix's parameter names with postconf -d: ${why}`);
   }
-  rememberNames(version, names);
+  rememberNames(ctx.host, version, names);
   return names;
 }
 
 /** Forget names kept in the process (tests use it to start from a clean process); the store is left alone. */
 export function clearNameCache(): void {
-  knownByVersion.clear();
+  knownByHost.clear();
 }
 
 /**

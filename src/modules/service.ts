@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { ExecResult } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
 import { CommandError, UnreachableError } from '../errors.js';
+import { stateDirScript } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import { type Family, IptablesSaveSyntaxError, diffSaved, parse, verifyByModel } from '../formats/iptables-save.js';
 import { type FileChange, ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
@@ -43,7 +44,7 @@ export const ROLLBACK_DIR = '/var/lib/provision';
 /** The command that performs `action` on a service, for the host's init system. */
 export function serviceScript(init: Facts['init'], name: string, action: Action | 'status'): string {
   const n = quote(name);
-  if (init === 'systemd') return action === 'status' ? `systemctl is-active --quiet ${n}` : `systemctl ${action} ${n}`;
+  if (init === 'systemd') return action === 'status' ? `systemctl is-active --quiet -- ${n}` : `systemctl ${action} -- ${n}`;
   const script = quote(`/etc/init.d/${name}`);
   return [
     `if command -v service >/dev/null 2>&1; then service ${n} ${action}`,
@@ -88,7 +89,15 @@ const JOB = [
   'sleep "$1"',
   'mv -f "$2.armed" "$2.fired" 2>/dev/null || exit 0',
   'pv_restore "$2"',
+  // The controller may never come back to settle: keep only the small result it would read (see STALE_GUARDS).
+  'rm -f "$2.v4" "$2.v6" "$2.pid" "$2.fired"',
 ].join('\n');
+
+/**
+ * Guard files older than an hour belong to no guard still running (a guard lasts rollback_timeout, at most 600 s,
+ * plus its waits): each new guard removes them, so a run whose controller never settled leaves nothing for good.
+ */
+const STALE_GUARDS = 'find "$pv_sd" -maxdepth 1 -type f -name \'firewall-*\' -mmin +60 -exec rm -f -- {} + 2>/dev/null';
 
 /**
  * Tables a snapshot must carry even when they were empty: restoring them undoes what the restart added there
@@ -131,7 +140,10 @@ export function armScript(o: GuardOptions & { timeoutSec: number; action: string
   return [
     `pv_b=${b}`,
     'umask 077',
-    `mkdir -p ${dir} && chmod 0700 ${dir} || { echo ${quote(`cannot create ${o.dir ?? ROLLBACK_DIR}`)} >&2; exit 90; }`,
+    // The snapshot and the job's markers go only into a checked private directory (never through a planted link).
+    `(\n${stateDirScript(dir)}\n) || exit 90`,
+    `pv_sd=${dir}`,
+    STALE_GUARDS,
     COMPLETE_FN,
     'if ! iptables-save > "$pv_b.v4"; then echo "cannot save the live IPv4 ruleset" >&2; rm -f "$pv_b.v4"; exit 90; fi',
     'pv_complete "$pv_b.v4" "filter raw mangle nat"',
@@ -296,7 +308,12 @@ export function verifyOutput(markers: Map<string, string>, files: VerifyFile[]):
   return { mismatch: null, warnings };
 }
 
-export const LOCKOUT_MESSAGE = 'firewall change would lock out SSH; previous rules restored';
+/**
+ * The snapshot is restored whole (iptables-restore replaces each saved table), so rules another agent such as
+ * fail2ban added after it are gone too: the message says so.
+ */
+export const LOCKOUT_MESSAGE =
+  'firewall change would lock out SSH; previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)';
 
 async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number): Promise<ExecResult | null> {
   try {
@@ -360,7 +377,7 @@ async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outco
     const restored = settled ? parseMarkers(settled.stdout.toString(), g.token).get('rolledback') : undefined;
     if (restored === '0') await restoreRulesFiles(ctx, files);
     const after =
-      restored === '0' ? 'previous rules restored' : `restoring the previous rules ${restored && restored !== 'unknown' ? `exited ${restored}` : 'did not report back'}`;
+      restored === '0' ? 'previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)' : `restoring the previous rules ${restored && restored !== 'unknown' ? `exited ${restored}` : 'did not report back'}`;
     const stdout = actionOutput(armed.stdout.toString(), g.token);
     const message = `${CommandError.describe(what, Number(rc), armed.stderr.toString(), stdout)}; ${after}`;
     throw new CommandError(ctx.host, what, Number(rc), stdout, armed.stderr.toString(), message);
@@ -421,6 +438,8 @@ function healthChecked(args: ServiceArgs): boolean {
 
 function checkArgs(args: ServiceArgs): string | null {
   if (!/^[A-Za-z0-9@._:+-]+$/.test(args.name)) return `service name "${args.name}" contains characters a service name cannot have`;
+  // A leading "-" would be read as an option (a service named --version ran `systemctl stop --version`).
+  if (!/^[A-Za-z0-9_@]/.test(args.name)) return `service name "${args.name}" must start with a letter, digit, "_" or "@"`;
   if (args.rollback_timeout !== undefined && !(args.rollback_timeout >= 5 && args.rollback_timeout <= 600)) {
     return 'rollback_timeout must be between 5 and 600 seconds';
   }

@@ -1,3 +1,4 @@
+import { jsonSafe } from './display-safe.js';
 import type { RunEvent } from './events.js';
 import type { Reporter, Write } from './plain.js';
 
@@ -7,7 +8,7 @@ export class JsonReporter implements Reporter {
 
   handle(e: RunEvent): void {
     if (e.type === 'task_start') return;
-    this.write(`${JSON.stringify(e)}\n`);
+    this.write(`${jsonSafe(JSON.stringify(e))}\n`);
   }
 
   async finish(): Promise<void> {}

@@ -7,6 +7,7 @@
  */
 import { Writable } from 'node:stream';
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { displaySafeDeep } from './display-safe.js';
 import type { RecapEvent, RunEvent } from './events.js';
 import { BOLD, DiffCollector, hostList, paint, type Reporter, renderBatches, renderRecap, seconds, type Write } from './plain.js';
 
@@ -168,7 +169,9 @@ export class ListrReporter implements Reporter {
     this.redrawMs = opts.redrawMs ?? COMPACT_REDRAW_MS;
   }
 
-  handle(e: RunEvent): void {
+  handle(event: RunEvent): void {
+    // Messages, diffs and names carry text from hosts: never hand the terminal a control sequence.
+    const e = displaySafeDeep(event);
     this.fleet?.view.handle(e, Date.now());
     switch (e.type) {
       case 'run_start':

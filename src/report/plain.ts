@@ -4,6 +4,7 @@
  */
 import { totals } from '../runner/results.js';
 import { colourDiff } from './diff.js';
+import { displaySafeDeep } from './display-safe.js';
 import type { BatchEndEvent, FileDiff, HostCounters, RecapEvent, RunEvent, TaskResultEvent, TaskStatus } from './events.js';
 
 export interface Reporter {
@@ -237,7 +238,9 @@ export class PlainReporter implements Reporter {
     private readonly verbose = true,
   ) {}
 
-  handle(e: RunEvent): void {
+  handle(event: RunEvent): void {
+    // Messages, diffs and names carry text from hosts: never hand the terminal a control sequence.
+    const e = displaySafeDeep(event);
     switch (e.type) {
       case 'run_start':
         this.check = e.check;

@@ -197,7 +197,7 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
   const lines = [
     'pv_d=$(mktemp -d) || exit 70',
     'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
-    `trap 'rm -rf "$pv_d" ${temps}' EXIT`,
+    `trap 'rm -rf "$pv_d" ${temps} "\${pv_bk:-}"' EXIT`,
     'trap \'exit 130\' HUP INT TERM PIPE',
     // pv_fail CODE MESSAGE: say why (with what the failing command printed, if anything) and stop
     'pv_fail() { if [ -s "$pv_ve" ]; then printf "%s: %s\\n" "$2" "$(cat "$pv_ve")" >&2; else printf "%s\\n" "$2" >&2; fi; exit "$1"; }',
@@ -212,11 +212,11 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
       `pv_t${i}=$(mktemp ${quote(`${path.dirname(f.path)}/.${path.basename(f.path)}.provision-`)}XXXXXX 2>"$pv_ve") || ${io(`cannot create a temporary file in ${path.dirname(f.path)}`)}`,
       heredocTo(`"$pv_t${i}"`, f.after, `2>"$pv_ve" || ${io(`cannot write ${f.path}`)}`),
       `[ "$(wc -c < "$pv_t${i}")" -eq ${f.after.length} ] || ${io(`cannot write ${f.path}: short write`)}`,
-      `if [ -e ${p} ]; then chmod --reference=${p} "$pv_t${i}" && chown --reference=${p} "$pv_t${i}"; else chmod 0644 "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`,
+      `if [ -e ${p} ]; then chmod --reference=${p} -- "$pv_t${i}" && chown --reference=${p} -- "$pv_t${i}"; else chmod 0644 -- "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`,
     );
-    if (f.mode !== undefined) lines.push(`chmod ${f.mode.toString(8).padStart(4, '0')} "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chmod ${f.path}`)}`);
+    if (f.mode !== undefined) lines.push(`chmod ${f.mode.toString(8).padStart(4, '0')} -- "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chmod ${f.path}`)}`);
     if (f.owner || f.group) {
-      lines.push(`chown ${quote(`${f.owner ?? ''}${f.group ? `:${f.group}` : ''}`)} "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chown ${f.path}`)}`);
+      lines.push(`chown -- ${quote(`${f.owner ?? ''}${f.group ? `:${f.group}` : ''}`)} "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chown ${f.path}`)}`);
     }
     if (f.validate?.length) {
       lines.push(`CANDIDATE="$pv_t${i}"`, ...validationLines(f.validate, f.path));
@@ -232,7 +232,14 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
   });
   files.forEach((f, i) => {
     if (f.backup && f.before !== null) {
-      lines.push(`cp -p ${quote(f.path)} ${quote(`${f.path}.${opts.backupSuffix ?? backupSuffix()}~`)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot back up ${f.path}`)}`);
+        // The copy goes to a new file mktemp makes beside the target, then is renamed to the backup's name: whatever
+      // another user put at that predictable name (a symbolic link, say) is replaced, never written through.
+      const fail = `pv_fail ${WriteStatus.io} ${quote(`cannot back up ${f.path}`)}`;
+      lines.push(
+        `pv_bk=$(mktemp ${quote(`${path.dirname(f.path)}/.${path.basename(f.path)}.provision-`)}XXXXXX 2>"$pv_ve") || ${fail}`,
+        `cp -p -- ${quote(f.path)} "$pv_bk" 2>"$pv_ve" && mv -f -T -- "$pv_bk" ${quote(`${f.path}.${opts.backupSuffix ?? backupSuffix()}~`)} 2>"$pv_ve" || ${fail}`,
+        'pv_bk=',
+      );
     }
     lines.push(`sync "$pv_t${i}" 2>/dev/null`);
   });
@@ -241,7 +248,7 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
   // until every file is in place.
   lines.push("trap '' HUP INT TERM PIPE");
   files.forEach((f, i) => {
-    lines.push(`mv -f "$pv_t${i}" ${quote(f.path)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
+    lines.push(`mv -f -T -- "$pv_t${i}" ${quote(f.path)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
   });
   for (const dir of new Set(files.map((f) => path.dirname(f.path)))) lines.push(`sync ${quote(dir)} 2>/dev/null`);
   files.forEach((f, i) => lines.push(`printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${quote(f.path)}`));

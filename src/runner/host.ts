@@ -7,16 +7,17 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
 import { CommandError, formatPos, InputError, UnreachableError } from '../errors.js';
-import { busyLocked, factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript } from '../facts/gather.js';
+import { busyLocked, factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript, STATE_DIR, STATE_DIR_REFUSED, stateDirScript } from '../facts/gather.js';
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
-import { knownNameVersions, rememberNames } from '../modules/postfix-names.js';
+import { knownNameVersions, namesKeptFor, rememberNames } from '../modules/postfix-names.js';
 import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { checkArgs } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
+import { displaySafe } from '../report/display-safe.js';
 import { emptyCounters, type EventSink, type FileDiff, type HostCounters, type TaskStatus } from '../report/events.js';
 import { factsAgree, firstExecTail, guessFacts, parseFirstExec, unionOfReads, watchedFacts } from './first-exec.js';
 import { absentState, parseReadOutput, parseWriteOutput, readScript, type ReadRequest, type ReadResult, sha256, validateScript, WriteStatus, writeScript } from './host-files.js';
@@ -54,8 +55,8 @@ interface CacheEntry {
   state: FileState;
 }
 
-/** Where pending handlers are recorded on hosts, one small JSON file per playbook and play. */
-export const PENDING_DIR = '/var/lib/provision/pending';
+/** Where pending handlers are recorded on hosts (in root's private state directory), one small JSON file per playbook and play. */
+export const PENDING_DIR = `${STATE_DIR}/pending`;
 
 const fileErrorStatus = new Map<number, string>([
   [WriteStatus.invalid, 'the new content was rejected by validation'],
@@ -159,7 +160,7 @@ export class HostRun {
     if (this.facts) return;
     await this.connect();
     const become = this.become(play);
-    const known = knownNameVersions();
+    const known = knownNameVersions(this.name);
     const req = this.guessedReads(play, known);
     const tail = firstExecTail(known, req);
     let stdout: string;
@@ -172,7 +173,9 @@ export class HostRun {
       this.counters.execs = this.conn.execs;
       if (!held.held) {
         const err = held.stderr.toString().trim();
-        if (held.code === LOCK_BUSY) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, err);
+        // The lock file's text was written on the host: shown only made display-safe.
+        if (held.code === LOCK_BUSY) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, displaySafe(err));
+        if (held.code === STATE_DIR_REFUSED) throw new CommandError(this.name, 'taking the host lock', held.code, '', err, displaySafe(err));
         throw new CommandError(this.name, 'gathering facts', held.code, held.stdout.toString(), err);
       }
       this.releaseLock = held.release;
@@ -181,7 +184,7 @@ export class HostRun {
     const first = parseFirstExec(stdout, req);
     this.facts = first.facts;
     if (!become) this.loginIsRoot = this.facts.uid === 0;
-    if (first.names) rememberNames(first.names.version, first.names.names);
+    if (first.names) rememberNames(this.name, first.names.version, first.names.names);
     if (first.reads) this.cacheReads(first.reads);
   }
 
@@ -343,6 +346,7 @@ export class HostRun {
       if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
     });
     reads.commands?.forEach((c) => {
+      if (namesKeptFor(this.name, c.key)) return;
       if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
     });
   }
@@ -427,7 +431,8 @@ export class HostRun {
       },
       writeFiles: (files) => this.writeFiles(files, become, this.pendingAhead(play, task, vars, become)),
       probeNewConnection: (ms) => this.conn.probeNew(ms),
-      warn: (msg) => this.settings.emit({ type: 'warning', host: this.name, msg }),
+      // A module's warning can quote the task's arguments: a no_log task's say only that there was one.
+      warn: (msg) => this.settings.emit({ type: 'warning', host: this.name, msg: task.noLog ? `a warning of task "${task.name}" hidden (no_log)` : msg }),
       changedFiles: () => this.original,
     };
   }
@@ -515,7 +520,8 @@ export class HostRun {
         module: task.module,
         handler,
         status,
-        msg: task.noLog && status !== 'skipped' ? 'output hidden (no_log)' : msg,
+        // Every status: a skipped command's message names the command, arguments and all.
+        msg: task.noLog ? 'output hidden (no_log)' : msg,
         ...(extra.diffs?.length && !task.noLog ? { diffs: extra.diffs } : {}),
         ...(extra.item !== undefined ? { item: task.noLog ? '(hidden)' : extra.item } : {}),
         ...(extra.ignored ? { ignored: true } : {}),
@@ -711,7 +717,8 @@ export class HostRun {
 
   /** Where this play's pending handlers are recorded on the host. */
   pendingPath(play: Play): string {
-    const key = createHash('sha256').update(`${path.basename(this.settings.playbookFile)}\0${play.name}`).digest('hex').slice(0, 16);
+    // The playbook's absolute path: two playbooks that share a base name (and play names) keep records of their own.
+    const key = createHash('sha256').update(`${path.resolve(this.settings.playbookFile)}\0${play.name}`).digest('hex').slice(0, 16);
     return `${PENDING_DIR}/${key}.json`;
   }
 
@@ -853,9 +860,9 @@ function notifiedHandlers(play: Play, topics: ReadonlySet<string>): Task[] {
   return play.handlers.filter((h) => topics.has(h.name) || h.listen.some((l) => topics.has(l)));
 }
 
-/** `script` (which writes a pending-handler record) after making sure the records' directory exists. */
+/** `script` (which writes a pending-handler record) after checking root's state directory and making the records' directory in it. */
 function inPendingDir(script: string): string {
-  return `mkdir -p -m 0700 ${quote(PENDING_DIR)} || exit 70\n${script}`;
+  return `${stateDirScript(quote(STATE_DIR))}\n(umask 077; mkdir -p -- ${quote(PENDING_DIR)}) || exit 70\n${script}`;
 }
 
 function firstLines(s: string): string {

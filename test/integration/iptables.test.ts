@@ -12,6 +12,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { labExec, labReset, type LabHost } from '../lab/lab.js';
 import { labArgs, runCli } from '../support/cli.js';
 import { recap, results, warnings } from '../support/events.js';
+import { LOCKOUT_MESSAGE } from '../../src/modules/service.js';
 
 const lab = inject('lab');
 
@@ -273,7 +274,7 @@ describe.skipIf(!lab)('iptables and the firewall restart on lab hosts (issue 5)'
         ['restart firewall', 'failed'],
       ]);
       const restart = got[1]!;
-      expect(restart.msg).toBe('firewall change would lock out SSH; previous rules restored');
+      expect(restart.msg).toBe(LOCKOUT_MESSAGE);
 
       // The lockout was real (new connections were refused for a while) and is over.
       const w = seen[i]!;

@@ -43,7 +43,7 @@ describe.skipIf(!lab)('two runs against the same host', () => {
     expect(b.code).toBe(2);
     const [refused] = results(b.events, host);
     expect(refused?.status).toBe('failed');
-    expect(refused?.msg).toMatch(/^another provision run has held \/run\/lock\/provision\.lock for over 1s: provision run of first\.yaml by \S+ pid \d+ since \d{4}-\d\d-\d\dT/);
+    expect(refused?.msg).toMatch(/^another provision run has held \/var\/lib\/provision\/lock for over 1s: provision run of first\.yaml by \S+ pid \d+ since \d{4}-\d\d-\d\dT/);
     expect(results(b.events, host)).toHaveLength(1);
 
     const first = await a;

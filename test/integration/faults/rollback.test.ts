@@ -12,6 +12,7 @@ import { labReset, type LabHost } from '../../lab/lab.js';
 import { hostSha, leftovers, provision, results, sh, warnings, writePlaybook } from './support.js';
 import { banner } from '../../support/net.js';
 import { tempDir } from '../../support/tmp.js';
+import { LOCKOUT_MESSAGE } from '../../../src/modules/service.js';
 
 const lab = inject('lab');
 
@@ -129,7 +130,7 @@ describe.skipIf(!lab)('changes a restart proves wrong are rolled back', () => {
     expect(r.code).toBe(2);
     expect(results(r.events, host).map((e) => [e.task, e.status, e.status === 'failed' ? e.msg : ''])).toEqual([
       ["drop the controller's SSH packets", 'changed', ''],
-      ['restart firewall', 'failed', 'firewall change would lock out SSH; previous rules restored'],
+      ['restart firewall', 'failed', LOCKOUT_MESSAGE],
     ]);
     expect(warnings(r.events, host)).toContain(`${rulesFile} put back as before this run, so the refused rules are not loaded again`);
     expect(await hostSha(host, rulesFile)).toBe(before.file);

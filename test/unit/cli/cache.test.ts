@@ -1,4 +1,5 @@
 /** The CLI keeps Postfix's parameter names in the controller cache (PROVISION_CACHE_DIR here, see cacheDir). */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +37,11 @@ describe('the controller cache of the CLI', () => {
 
     expect((await runCli(['run', playbook, '-i', inventory, '--no-retry-file'])).code).toBe(0);
     expect(fake.defaultsCalls()).toBe(1);
-    expect(readdirSync(path.join(cache, 'postfix-names'))).toEqual([`${VERSION}.json`]);
-    expect(existsSync(path.join(userCache, 'postfix-names', `${VERSION}.json`))).toBe(false);
+    // One directory per host, named by a hash of its inventory name.
+    const hostDir = createHash('sha256').update('localhost').digest('hex').slice(0, 32);
+    expect(readdirSync(path.join(cache, 'postfix-names'))).toEqual([hostDir]);
+    expect(readdirSync(path.join(cache, 'postfix-names', hostDir))).toEqual([`${VERSION}.json`]);
+    expect(existsSync(path.join(userCache, 'postfix-names', hostDir))).toBe(false);
 
     clearNameCache();
     const again = await runCli(['run', playbook, '-i', inventory, '--no-retry-file', '--json']);

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import {
   entryMatches,
   fingerprint,
   keyTypeOf,
+  knownHostsLine,
   knownKeyTypes,
   loadKnownHosts,
   parseKnownHosts,
@@ -110,12 +112,19 @@ describe('checkHostKey', () => {
     expect(checkHostKey(entries, host, 22, key).status).toBe(status);
   });
 
+  it('names the @cert-authority lines that vouch for a host whose key is not on record', () => {
+    const v = checkHostKey(entries, 'h2.lab.test', 22, a.blob);
+    expect(v.status === 'unknown' && v.authorities.map((x) => x.line)).toEqual([4]);
+    const off = checkHostKey(entries, 'mail.example.org', 22, a.blob);
+    expect(off.status === 'unknown' && off.authorities).toEqual([]);
+  });
+
   it('points at the line that holds the old key when it changed', () => {
     expect(checkHostKey(entries, 'h1.lab.test', 22, newKey().blob)).toMatchObject({ status: 'changed', entry: { file: '/k', line: 3 } });
   });
 
   it('says which types are on record when the offered type is not', () => {
-    expect(checkHostKey(entries, 'h2.lab.test', 22, a.blob)).toEqual({ status: 'unknown', otherTypes: ['ecdsa-sha2-nistp256'] });
+    expect(checkHostKey(entries, 'h2.lab.test', 22, a.blob)).toMatchObject({ status: 'unknown', otherTypes: ['ecdsa-sha2-nistp256'] });
     expect(knownKeyTypes(entries, 'h2.lab.test', 22)).toEqual(['ecdsa-sha2-nistp256']);
   });
 });
@@ -139,5 +148,17 @@ describe('appendKnownHost', () => {
 
   it('treats a missing file as empty when loading', async () => {
     expect(await loadKnownHosts([path.join(dir, 'absent')])).toEqual([]);
+  });
+});
+
+describe('hashed lines for HashKnownHosts', () => {
+  it('hashes the host field as OpenSSH does, so the line matches the host and no other', () => {
+    const key = Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl', 'base64');
+    const line = knownHostsLine('Mail.Example.org', 2222, key, true, Buffer.alloc(20, 7));
+    const [field] = line.split(' ');
+    expect(field).toBe(`|1|${Buffer.alloc(20, 7).toString('base64')}|${createHmac('sha1', Buffer.alloc(20, 7)).update('[mail.example.org]:2222').digest('base64')}`);
+    expect(entryMatches(field!, 'mail.example.org', 2222)).toBe(true);
+    expect(entryMatches(field!, 'mail.example.org', 22)).toBe(false);
+    expect(parseKnownHosts(line, 'f')).toHaveLength(1);
   });
 });

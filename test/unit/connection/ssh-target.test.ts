@@ -91,11 +91,25 @@ describe('resolveSshTarget precedence', () => {
       'inventory variables over the command line',
       { ansible_user: 'invuser', ansible_ssh_private_key_file: '/inv/key', ansible_host_key_checking: false, ansible_ssh_timeout: 3 },
       { user: 'cliuser', privateKey: '/cli/key', hostKeyChecking: 'yes', timeoutS: 7 },
-      { user: 'invuser', identityFiles: ['/inv/key'], hostKeyChecking: 'no', connectTimeoutMs: 3000 },
+      // Except the host key policy: an inventory may not loosen an explicit --host-key-checking yes.
+      { user: 'invuser', identityFiles: ['/inv/key'], hostKeyChecking: 'yes', connectTimeoutMs: 3000 },
     ],
   ];
   it.each(cases)('%s', (_name, vars, cli, want) => {
     expect(resolveSshTarget('web1', vars, cli, null)).toMatchObject(want);
+  });
+
+  const POLICIES: [unknown, 'yes' | 'accept-new' | 'no' | undefined, string][] = [
+    [false, 'yes', 'yes'],
+    ['no', 'accept-new', 'accept-new'],
+    [true, 'no', 'yes'],
+    ['accept-new', 'no', 'accept-new'],
+    [false, undefined, 'no'],
+    [undefined, 'no', 'no'],
+  ];
+  it.each(POLICIES)('ansible_host_key_checking %s with --host-key-checking %s: the stricter, %s', (inv, cli, want) => {
+    const vars = inv === undefined ? {} : { ansible_host_key_checking: inv };
+    expect(resolveSshTarget('web1', vars, cli ? { hostKeyChecking: cli } : {}, null).hostKeyChecking).toBe(want);
   });
 
   it('takes ssh_config for the inventory hostname, expanding %h %r %p in paths', () => {

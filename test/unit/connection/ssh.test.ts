@@ -52,13 +52,13 @@ function target(server: { port: number }, over: Partial<SshTarget> = {}): SshTar
   };
 }
 
-function runState(opts: { prompter?: Prompter; askPass?: boolean; interactive?: boolean } = {}) {
+function runState(opts: { prompter?: Prompter; askPass?: boolean; interactive?: boolean; warn?: (host: string, msg: string) => void } = {}) {
   const secrets = createSecrets({
     interactive: opts.interactive ?? true,
     askPass: opts.askPass ?? false,
     prompter: opts.prompter ?? (async () => Promise.reject(new Error('unexpected prompt'))),
   });
-  return createSshRunState(secrets, { retryDelayMs: 20 });
+  return createSshRunState(secrets, { retryDelayMs: 20, ...(opts.warn ? { warn: opts.warn } : {}) });
 }
 
 const servers: Loopback[] = [];
@@ -179,6 +179,30 @@ describe('host keys', () => {
     const run = runState();
     await Promise.all(Array.from({ length: 5 }, () => connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'accept-new' }), run).connect()));
     expect(readFileSync(kh, 'utf8')).toBe(`${hostLine(srv)}\n`);
+    await connection(target(srv, { knownHostsFiles: [kh] })).connect();
+  });
+
+  it('refuses, clearly, a host known_hosts vouches for by a @cert-authority line: host certificates cannot be checked', async () => {
+    const srv = await server();
+    const ca = keyPair();
+    const kh = knownHosts(['# fleet CA', `@cert-authority [*.lab.test]:* ${ca.public}`]);
+    for (const policy of ['yes', 'accept-new'] as const) {
+      const e = await unreachable(connection(target(srv, { hostKeyName: 'h1.lab.test', knownHostsFiles: [kh], hostKeyChecking: policy })).connect());
+      expect(e.message).toBe(
+        `host key for h1.lab.test (127.0.0.1:${srv.port}) is not known: ssh-ed25519 ${fingerprint(srv.hostKey.blob)}; ${kh} line 2 trusts a certificate authority (@cert-authority) for it, but provision cannot verify host certificates: add the host's own key to known_hosts`,
+      );
+    }
+    expect(readFileSync(kh, 'utf8')).not.toContain(srv.hostKey.public);
+    expect(srv.auths).toEqual([]);
+  });
+
+  it('records a new key under a hashed name with HashKnownHosts, and knows it next time', async () => {
+    const srv = await server();
+    const kh = path.join(dir, 'hashed', 'known_hosts');
+    await connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'accept-new', hashKnownHosts: true })).connect();
+    const text = readFileSync(kh, 'utf8');
+    expect(text).toMatch(/^\|1\|[A-Za-z0-9+/]{27}=\|[A-Za-z0-9+/]{27}= ssh-ed25519 [A-Za-z0-9+/=]+\n$/);
+    expect(text).not.toContain('127.0.0.1');
     await connection(target(srv, { knownHostsFiles: [kh] })).connect();
   });
 
@@ -477,5 +501,36 @@ describe('SudoHandshake', () => {
   it('quotes the prompt and user in the sudo command line', () => {
     const h = new SudoHandshake('pw', Buffer.alloc(0));
     expect(h.command('postfix')).toBe(`sudo -S -p '${h.prompt}' -u postfix -- sh -c 'printf '\\''%s\\n'\\'' ${h.marker} >&2; exec sh -s'`);
+  });
+});
+
+describe('a changed host key let through by --host-key-checking no (an impostor, as far as anyone knows)', () => {
+  it('sends no become password, says why, and warns loudly once', async () => {
+    const srv = await server({ sudo: { password: 'become-secret' } });
+    const warnings: string[] = [];
+    const kh = knownHosts([hostLine(srv, keyPair())]);
+    const c = connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'no' }), runState({ warn: (h, m) => warnings.push(`${h}: ${m}`) }));
+    await c.connect();
+    const e = await unreachable(c.exec('echo never', { become: { user: 'root', password: 'become-secret' } }));
+    expect(e.message).toMatch(/^not sending the become password: REMOTE HOST KEY CHANGED for h1\.lab\.test .*\(whoever answers may be an impostor\)$/);
+    expect(srv.commands.some((cmd) => cmd.startsWith('sudo'))).toBe(false);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^h1\.lab\.test: REMOTE HOST KEY CHANGED .*; connecting anyway because of --host-key-checking no, but sending no password or become password to it$/);
+    // What needs no secret still runs.
+    expect((await c.exec('echo fine')).stdout.toString()).toBe('fine\n');
+  });
+
+  it('sends no SSH password either', async () => {
+    const srv = await server({ authorized: [], password: 'ssh-secret' });
+    const kh = knownHosts([hostLine(srv, keyPair())]);
+    await unreachable(connection(target(srv, { knownHostsFiles: [kh], hostKeyChecking: 'no', password: 'ssh-secret' })).connect());
+    expect(srv.auths.filter((a) => a.startsWith('password') || a.startsWith('keyboard'))).toEqual([]);
+  });
+
+  it('a key that matches sends the become password as before', async () => {
+    const srv = await server({ sudo: { password: 'become-secret' } });
+    const c = connection(target(srv, { knownHostsFiles: [knownHosts([hostLine(srv)])], hostKeyChecking: 'no' }));
+    await c.connect();
+    expect((await c.exec('echo ok', { become: { user: 'root', password: 'become-secret' } })).stdout.toString()).toBe('ok\n');
   });
 });

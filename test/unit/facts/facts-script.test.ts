@@ -1,12 +1,16 @@
 /** The facts script with more shell after it in the same exec (factsScript), and taking its output apart. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quote } from '../../../src/connection/shell-quote.js';
 import {
   FACTS_END_MARKER,
   FACTS_SCRIPT,
   factsScript,
+  busyLocked,
   HELD_MARKER,
+  LOCK_BUSY,
   lockedFactsScript,
   parseFacts,
   POSTFIX_VERSION_VAR,
@@ -15,7 +19,11 @@ import {
 import { fakePostconf } from '../../support/fake-postconf.js';
 import { tempDir } from '../../support/tmp.js';
 
-const fake = fakePostconf(tempDir('provision-facts-'), { version: '3.9.1', configDir: '/etc/postfix-test', names: ['myhostname'] });
+const scratch = tempDir('provision-facts-');
+let dirs = 0;
+/** A state directory path under the scratch directory that does not exist yet. */
+const stateDir = () => path.join(scratch, `state${++dirs}`);
+const fake = fakePostconf(scratch, { version: '3.9.1', configDir: '/etc/postfix-test', names: ['myhostname'] });
 const sh = (script: string, PATH = fake.path) => spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH }, input: '' });
 
 describe('factsScript', () => {
@@ -71,7 +79,7 @@ describe('splitFactsOutput', () => {
 
 describe('lockedFactsScript', () => {
   it('runs what follows the facts under the lock, before the held marker', () => {
-    const r = sh(lockedFactsScript(30, quote('unit test of the facts script'), `echo "after: $${POSTFIX_VERSION_VAR}"`));
+    const r = sh(lockedFactsScript(30, quote('unit test of the facts script'), `echo "after: $${POSTFIX_VERSION_VAR}"`, quote(stateDir())));
     expect(r.status, r.stderr).toBe(0);
     const held = r.stdout.indexOf(`${HELD_MARKER}\n`);
     expect(held).toBeGreaterThan(0);
@@ -81,9 +89,99 @@ describe('lockedFactsScript', () => {
   });
 
   it('without anything to follow, prints the facts and no end marker', () => {
-    const r = sh(lockedFactsScript(30, quote('unit test of the facts script')));
+    const r = sh(lockedFactsScript(30, quote('unit test of the facts script'), '', quote(stateDir())));
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`${HELD_MARKER}\n`);
     expect(r.stdout).not.toContain(FACTS_END_MARKER);
+  });
+});
+
+describe('the state directory and the lock in it (a local user must not reach either)', () => {
+  const run = (dir: string, holder = 'unit test') => sh(lockedFactsScript(5, quote(holder), '', quote(dir)));
+  const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
+
+  it('is created 0700, with the lock files 0600 in it and the holder recorded there', () => {
+    const d = stateDir();
+    const r = run(d, 'provision run of site.yaml by op@ctl pid 1');
+    expect(r.status, r.stderr).toBe(0);
+    expect(mode(d)).toBe('700');
+    expect(mode(path.join(d, 'lock'))).toBe('600');
+    expect(mode(path.join(d, 'lock.busy'))).toBe('600');
+    expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(/^provision run of site\.yaml by op@ctl pid 1 since \d{4}-/);
+  });
+
+  it('refuses a state directory that is a symbolic link, and writes nothing through it', () => {
+    const d = stateDir();
+    const target = path.join(scratch, `planted-target-${dirs}`);
+    mkdirSync(target, { mode: 0o700 });
+    symlinkSync(target, d);
+    const r = run(d);
+    expect(r.status).toBe(77);
+    expect(r.stderr.trim()).toBe(`refusing provision's state directory ${d} on this host: it is a symbolic link`);
+    expect(r.stdout).not.toContain(HELD_MARKER);
+    expect(existsSync(path.join(target, 'lock'))).toBe(false);
+  });
+
+  it('makes no missing parent (which would come out private too)', () => {
+    const d = path.join(stateDir(), 'state');
+    const r = run(d);
+    expect(r.status).toBe(77);
+    expect(r.stderr).toContain('it cannot be created');
+    expect(existsSync(path.dirname(d))).toBe(false);
+  });
+
+  it('refuses a state directory that is a file', () => {
+    const d = stateDir();
+    writeFileSync(d, 'x');
+    expect(run(d).stderr).toContain('it is not a directory');
+  });
+
+  it('refuses a directory other users can write to, and tightens one they can only read', () => {
+    const open = stateDir();
+    mkdirSync(open);
+    chmodSync(open, 0o1777);
+    const r = run(open);
+    expect(r.status).toBe(77);
+    expect(r.stderr).toContain('it is writable by other users (mode 1777)');
+    expect(existsSync(path.join(open, 'lock'))).toBe(false);
+    const readable = stateDir();
+    mkdirSync(readable);
+    chmodSync(readable, 0o755);
+    expect(run(readable).status).toBe(0);
+    expect(mode(readable)).toBe('700');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("refuses another user's directory", () => {
+    const d = stateDir();
+    mkdirSync(d, { mode: 0o700 });
+    chownSync(d, 65534, 65534);
+    const r = run(d);
+    expect(r.status).toBe(77);
+    expect(r.stderr).toMatch(/it is owned by uid 65534, not by root \(uid 0\)/);
+    expect(lstatSync(d).uid).toBe(65534);
+    expect(existsSync(path.join(d, 'lock'))).toBe(false);
+  });
+
+  it('takes no lock and creates nothing with a world-writable umask', () => {
+    expect(lockedFactsScript(5, 'x', '', '/d')).not.toMatch(/umask 0\b|umask 000/);
+    expect(lockedFactsScript(5, 'x', '', '/d')).not.toMatch(/\/tmp|\/run\/lock|\/var\/lock/);
+  });
+
+  it('gives up after the timeout when another run holds the lock, showing the holder line', async () => {
+    const d = stateDir();
+    expect(run(d, 'first run').status).toBe(0);
+    const holder = spawn('flock', [path.join(d, 'lock'), 'sleep', '20'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const r = sh(lockedFactsScript(1, quote('second'), '', quote(d)));
+      expect(r.status).toBe(LOCK_BUSY);
+      expect(r.stderr).toMatch(/another provision run has held .*\/lock for over 1s: first run since/);
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('an exec under the lock waits a bounded time for the busy lock', () => {
+    expect(busyLocked('true', '/d')).toMatch(/flock -s -w \d+ 8/);
   });
 });

@@ -72,3 +72,42 @@ describe('src paths that leave the playbook directory', () => {
     expect(readFileSync(path.join(dir, 'fine-out'), 'utf8')).toBe('inside\n');
   }, 120_000);
 });
+
+describe('paths and names on the host that a command would read as options', () => {
+  const play = (task: string, vars = '') => ({
+    files: { 'play.yaml': `- hosts: all\n  gather_facts: false\n${vars}  tasks:\n    - name: hostile\n      ${task}\n`, hosts: LOCAL_INVENTORY },
+    args: runArgs(),
+  });
+  const REFUSED: [string, string, RegExp][] = [
+    ['copy to -tout (was mv -t out)', 'copy: { dest: "-tout", content: "x" }', /dest "-tout" must be an absolute path on the host$/],
+    ['copy to a relative path', 'copy: { dest: "out.txt", content: "x" }', /dest "out\.txt" must be an absolute path on the host$/],
+    ['template to -f', 'template: { src: t.j2, dest: "-f" }', /dest "-f" must be an absolute path/],
+    ['lineinfile on a relative path', 'lineinfile: { path: "etc/hosts", line: "x" }', /path "etc\/hosts" must be an absolute path/],
+    ['blockinfile on -x', 'blockinfile: { path: "-x", block: "x" }', /path "-x" must be an absolute path/],
+    ['file -rf', 'file: { path: "-rf", state: absent }', /path "-rf" must be an absolute path/],
+    ['command in chdir -', 'command: { cmd: "true", chdir: "-" }', /chdir "-" must be an absolute path/],
+    ['shell creates a relative path', 'shell: { cmd: "true", creates: "done" }', /creates "done" must be an absolute path/],
+    ['postconf in a relative config_dir', 'postconf: { config_dir: "etc/postfix", settings: { a: b } }', /config_dir "etc\/postfix" must be an absolute path/],
+    ['master_cf in -c', 'master_cf: { config_dir: "-c", service: smtps, type: inet }', /config_dir "-c" must be an absolute path/],
+    ['a service named --version (was systemctl stop --version, reported "stopped")', 'service: { name: "--version", state: stopped }', /service name "--version" must start with a letter, digit, "_" or "@"$/],
+    ['an owner -R', 'copy: { dest: /tmp/x, content: "x", owner: "-R" }', /owner "-R" is not a user or group name$/],
+  ];
+  it.each(REFUSED)('refuses %s before any host is touched', async (_what, task, message) => {
+    const c = play(task);
+    c.files = { ...c.files, 't.j2': 'x\n' } as typeof c.files;
+    const r = await expectRefused(c, { errors: 1 });
+    expect(r.lines[0]).toMatch(/play\.yaml:\d+:\d+: /);
+    expect(r.lines[0]).toMatch(message);
+  });
+
+  it('refuses a templated dest that renders to an option after templating: the host fails, nothing is written', async () => {
+    const dir = caseDir();
+    const args = placeCase(play('copy: { dest: "{{ d }}", content: "x" }', '  vars: { d: "-tout" }\n'), dir);
+    const r = await runCli([...args, '--json', '--no-retry-file']);
+    expect(r.code).toBe(2);
+    const failed = r.events.find((e) => e.type === 'task_result' && e.task === 'hostile');
+    expect(failed).toMatchObject({ status: 'failed', msg: expect.stringContaining('dest "-tout" must be an absolute path on the host') });
+    expect(existsSync(path.join(dir, 'out'))).toBe(false);
+    expect(existsSync(path.join(process.cwd(), 'out'))).toBe(false);
+  });
+});

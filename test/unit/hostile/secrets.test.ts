@@ -134,3 +134,49 @@ describe('files keep their mode', () => {
     expect(mode(path.join(dir, backups[0]!))).toBe('600');
   }, 120_000);
 });
+
+describe('no_log hides every status, skipped too', () => {
+  // The issue's case: in check mode a shell task without creates/removes is skipped, and its message named the
+  // command with the password in it.
+  const STATUSES = (dir: string) => `- hosts: all
+  gather_facts: false
+  vars: { pw: ${SECRET} }
+  tasks:
+    - name: skipped in check mode
+      shell: "MYSQL_PWD={{ pw }} mysql -e 'select 1'"
+      no_log: true
+      ignore_errors: true
+    - name: skipped by when
+      debug: { msg: "{{ pw }}" }
+      when: pw == 'x'
+      no_log: true
+    - name: ok
+      debug: { msg: "{{ pw }}" }
+      no_log: true
+    - name: changed
+      copy: { dest: ${dir}/out.conf, content: "{{ pw }}\\n" }
+      no_log: true
+    - name: failed
+      fail: { msg: "{{ pw }}" }
+      no_log: true
+      ignore_errors: true
+`;
+  it.each([
+    ['plain, verbose, check mode', ['--check', '-v']],
+    ['--json, check mode', ['--check', '--json']],
+    ['plain, verbose', ['-v']],
+    ['--json', ['--json']],
+  ])('%s', async (_mode, args) => {
+    const dir = caseDir();
+    writeFiles(dir, { 'play.yaml': STATUSES(dir), hosts: LOCAL_INVENTORY });
+    const r = await runCli(['run', path.join(dir, 'play.yaml'), '-i', path.join(dir, 'hosts'), '--no-retry-file', ...args]);
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    expect(r.stdout + r.stderr).not.toContain('MYSQL_PWD');
+    if (args.includes('--json')) {
+      const results = r.events.filter((e) => e.type === 'task_result');
+      const statuses = new Set(results.map((e) => (e.type === 'task_result' ? e.status : '')));
+      expect(statuses.has('skipped')).toBe(true);
+      for (const e of results) if (e.type === 'task_result') expect(e.msg, e.task).toBe('output hidden (no_log)');
+    }
+  }, 120_000);
+});

@@ -387,14 +387,12 @@ describe('master_cf validation and reads', () => {
     expect(ctx.validated).toEqual([f]);
   });
 
-  it('asks for postconf -d only when there are options and the version is not known yet', async () => {
+  it('asks for postconf -d only when there are options (the runner leaves it out for a host whose names it keeps)', () => {
     const withOptions: MasterCfArgs = { service: 'smtps', type: 'inet', options: RECIPE };
     expect(masterCfModule.reads!({ service: 'smtps', type: 'inet' }, debianFacts).commands).toEqual([]);
     expect(masterCfModule.reads!(withOptions, debianFacts).commands).toEqual([
       { key: 'postconf-d:3.7.11', script: 'PATH="$PATH:/usr/sbin:/sbin"; export PATH; postconf -d' },
     ]);
-    await masterCfModule.plan(host(DEBIAN), withOptions);
-    expect(masterCfModule.reads!(withOptions, debianFacts).commands).toEqual([]);
   });
 });
 

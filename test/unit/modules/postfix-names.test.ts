@@ -3,7 +3,8 @@
  * shell the facts exec runs to bring a host's names back only when the controller does not know its version.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { quote } from '../../../src/connection/shell-quote.js';
@@ -14,6 +15,7 @@ import {
   hostNamesScript,
   isDefaultsCommand,
   knownNameVersions,
+  namesKeptFor,
   parseHostNames,
   parsePostconfNames,
   pendingNameReads,
@@ -29,6 +31,9 @@ const root = tempDir('provision-names-');
 const fresh = subDirs(root);
 const postconfD = readFileSync(new URL('../../fixtures/postfix/debian-12-postconf-d.txt', import.meta.url), 'utf8');
 const DEBIAN_NAMES = parsePostconfNames(postconfD);
+/** The host the names come from (fakeContext's), and its directory in a store. */
+const H = 'h1';
+const hostDir = (store: string, host = H) => path.join(store, createHash('sha256').update(host).digest('hex').slice(0, 32));
 
 beforeEach(() => {
   clearNameCache();
@@ -53,37 +58,38 @@ describe('names kept between runs (the names store)', () => {
   it('rememberNames keeps the names for the process, and with a store on disk for the next process', () => {
     const dir = fresh('store');
     useNamesStore(dir);
-    rememberNames('3.7.11', names);
-    expect(existsSync(path.join(dir, '3.7.11.json'))).toBe(true);
-    expect(knownNameVersions()).toEqual(['3.7.11']);
+    rememberNames(H, '3.7.11', names);
+    expect(existsSync(path.join(hostDir(dir), '3.7.11.json'))).toBe(true);
+    expect(knownNameVersions(H)).toEqual(['3.7.11']);
 
     // a new process with the same store: the version is known, its names come from disk, nothing is fetched
     clearNameCache();
     useNamesStore(dir);
-    expect(knownNameVersions()).toEqual(['3.7.11']);
-    expect(pendingNameReads('3.7.11')).toEqual([]);
+    expect(knownNameVersions(H)).toEqual(['3.7.11']);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.7.11').key)).toBe(true);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.8.0').key)).toBe(false);
     expect(pendingNameReads('3.8.0')).toEqual([postconfDefaultsCommand('3.8.0')]);
     expect(pendingNameReads(null)).toEqual([]);
   });
 
   it('without a store the names live as long as the process', () => {
-    rememberNames('3.7.11', names);
-    expect(knownNameVersions()).toEqual(['3.7.11']);
-    expect(pendingNameReads('3.7.11')).toEqual([]);
+    rememberNames(H, '3.7.11', names);
+    expect(knownNameVersions(H)).toEqual(['3.7.11']);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.7.11').key)).toBe(true);
     clearNameCache();
-    expect(knownNameVersions()).toEqual([]);
-    expect(pendingNameReads('3.7.11')).toEqual([postconfDefaultsCommand('3.7.11')]);
+    expect(knownNameVersions(H)).toEqual([]);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.7.11').key)).toBe(false);
   });
 
   it('lists each version once, whether the process or the store has it', () => {
     const dir = fresh('store');
     useNamesStore(dir);
-    rememberNames('3.7.11', names);
-    rememberNames('2.6.6', names);
+    rememberNames(H, '3.7.11', names);
+    rememberNames(H, '2.6.6', names);
     useNamesStore(null);
-    rememberNames('3.9.1', names); // process only
+    rememberNames(H, '3.9.1', names); // process only
     useNamesStore(dir);
-    expect(knownNameVersions().sort()).toEqual(['2.6.6', '3.7.11', '3.9.1']);
+    expect(knownNameVersions(H).sort()).toEqual(['2.6.6', '3.7.11', '3.9.1']);
   });
 
   it('builtinNames fetches `postconf -d` once, and a later process with the same store does not fetch it at all', async () => {
@@ -113,21 +119,22 @@ describe('names kept between runs (the names store)', () => {
     useNamesStore(dir);
     const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': { code: 127, stderr: Buffer.from('sh: postconf: not found') } } });
     await expect(builtinNames(ctx, '3.7.11')).rejects.toThrow(/postconf: not found/);
-    expect(knownNameVersions()).toEqual([]);
-    expect(existsSync(path.join(dir, '3.7.11.json'))).toBe(false);
+    expect(knownNameVersions(H)).toEqual([]);
+    expect(existsSync(path.join(hostDir(dir), '3.7.11.json'))).toBe(false);
   });
 
   it('a corrupt file in the store is fetched again and rewritten', async () => {
     const dir = fresh('store');
-    writeFileSync(path.join(dir, '3.7.11.json'), '{"format":1,"postfix":"3.7.11","names":["trunc');
+    mkdirSync(hostDir(dir), { recursive: true });
+    writeFileSync(path.join(hostDir(dir), '3.7.11.json'), '{"format":1,"postfix":"3.7.11","names":["trunc');
     useNamesStore(dir);
-    expect(pendingNameReads('3.7.11')).toEqual([postconfDefaultsCommand('3.7.11')]);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.7.11').key)).toBe(false);
     const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
     expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
     clearNameCache();
     useNamesStore(null);
     useNamesStore(dir);
-    expect(pendingNameReads('3.7.11')).toEqual([]);
+    expect(namesKeptFor(H, postconfDefaultsCommand('3.7.11').key)).toBe(true);
   });
 
   it('a store it cannot write costs only the fetch: the run goes on', async () => {
@@ -136,16 +143,38 @@ describe('names kept between runs (the names store)', () => {
     useNamesStore(path.join(file, 'postfix-names'));
     const ctx = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
     expect(await builtinNames(ctx, '3.7.11')).toEqual(DEBIAN_NAMES);
-    expect(knownNameVersions()).toEqual(['3.7.11']);
+    expect(knownNameVersions(H)).toEqual(['3.7.11']);
   });
 
   it('a version a host reports that cannot name a file is kept for the process only', () => {
     const dir = fresh('store');
     useNamesStore(dir);
-    rememberNames('../evil', names);
-    expect(knownNameVersions()).toEqual(['../evil']);
+    rememberNames(H, '../evil', names);
+    expect(knownNameVersions(H)).toEqual(['../evil']);
     expect(existsSync(path.join(path.dirname(dir), 'evil.json'))).toBe(false);
-    expect(existsSync(path.join(dir, '..', 'evil.json'))).toBe(false);
+    expect(existsSync(path.join(dir, 'evil.json'))).toBe(false);
+    expect(existsSync(path.join(hostDir(dir), '..', 'evil.json'))).toBe(false);
+  });
+});
+
+describe('a host answers for itself only', () => {
+  it('names a hostile host sends for a version are never used for another host of that version', async () => {
+    const dir = fresh('store');
+    useNamesStore(dir);
+    // The hostile host claims Debian 12's version with a list that makes a typo look like a real parameter.
+    rememberNames('evil.lab.test', '3.7.11', new Set(['myhostname', 'smtpd_tls_CApth']));
+    expect(knownNameVersions('h1')).toEqual([]);
+    expect(namesKeptFor('h1', postconfDefaultsCommand('3.7.11').key)).toBe(false);
+    const honest = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    const got = await builtinNames(honest, '3.7.11');
+    expect(got.has('smtpd_tls_CApth')).toBe(false);
+    expect(honest.calls.map((c) => c.op)).toEqual(['readCommand']);
+    // Nor in a later process that reads the store.
+    clearNameCache();
+    useNamesStore(null);
+    useNamesStore(dir);
+    expect((await builtinNames(fakeContext({ commands: {} }), '3.7.11')).has('smtpd_tls_CApth')).toBe(false);
+    expect(knownNameVersions('evil.lab.test')).toEqual(['3.7.11']);
   });
 });
 

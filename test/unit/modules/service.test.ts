@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +33,8 @@ function changed(plan: Plan): Extract<Plan, { changed: true }> {
 
 describe('service commands', () => {
   it.each([
-    ['systemd', 'restart', 'systemctl restart postfix'],
-    ['systemd', 'status', 'systemctl is-active --quiet postfix'],
+    ['systemd', 'restart', 'systemctl restart -- postfix'],
+    ['systemd', 'status', 'systemctl is-active --quiet -- postfix'],
   ] as const)('%s %s', (init, action, script) => {
     expect(serviceScript(init, 'postfix', action)).toBe(script);
   });
@@ -59,7 +59,7 @@ describe('service commands', () => {
   });
 
   it('quotes hostile names', () => {
-    expect(serviceScript('systemd', "a'b", 'start')).toBe("systemctl start 'a'\\''b'");
+    expect(serviceScript('systemd', "a'b", 'start')).toBe("systemctl start -- 'a'\\''b'");
   });
 });
 
@@ -80,7 +80,7 @@ describe('service plan', () => {
   it('restarted and reloaded are changes decided without touching the host', async () => {
     const ctx = fakeContext({ check: true, facts: { init: 'systemd' } });
     const plan = changed(await serviceModule.plan(ctx, { name: 'postfix', state: 'reloaded' }));
-    expect(plan).toMatchObject({ msg: 'reload postfix', commands: [{ script: 'systemctl reload postfix', description: 'reload postfix' }] });
+    expect(plan).toMatchObject({ msg: 'reload postfix', commands: [{ script: 'systemctl reload -- postfix', description: 'reload postfix' }] });
     expect(ctx.calls).toEqual([]);
   });
 
@@ -103,15 +103,15 @@ describe('service plan', () => {
 
 describe('service apply without a firewall', () => {
   it('runs the command', async () => {
-    const ctx = fakeContext({ commands: { 'systemctl restart nginx': '' }, facts: { init: 'systemd' } });
+    const ctx = fakeContext({ commands: { 'systemctl restart -- nginx': '' }, facts: { init: 'systemd' } });
     const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
     expect(await serviceModule.apply!(ctx, plan, { name: 'nginx', state: 'restarted' })).toEqual({ changed: true, msg: 'nginx restarted' });
-    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart nginx' }]);
+    expect(ctx.calls).toEqual([{ op: 'run', arg: 'systemctl restart -- nginx' }]);
   });
 
   it('fails with what the command printed', async () => {
     const ctx = fakeContext({
-      commands: { 'systemctl restart nginx': { code: 1, stderr: Buffer.from('Job for nginx.service failed.\n') } },
+      commands: { 'systemctl restart -- nginx': { code: 1, stderr: Buffer.from('Job for nginx.service failed.\n') } },
       facts: { init: 'systemd' },
     });
     const plan = changed(await serviceModule.plan(ctx, { name: 'nginx', state: 'restarted' }));
@@ -248,7 +248,7 @@ describe('service apply for a firewall', () => {
     const error = await guardedRestart(host).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModuleError);
     expect(error).toMatchObject({ message: LOCKOUT_MESSAGE, data: { rollback: 'restored', reason: 'connect ETIMEDOUT 198.19.1.1:22' } });
-    expect(LOCKOUT_MESSAGE).toBe('firewall change would lock out SSH; previous rules restored');
+    expect(LOCKOUT_MESSAGE).toBe('firewall change would lock out SSH; previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)');
     expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'probeNewConnection', 'run', 'probeNewConnection']);
     expect(host.scripts[1]).toContain('while [ -e "$pv_b.armed" ]');
   });
@@ -280,7 +280,7 @@ describe('service apply for a firewall', () => {
     const host = firewallHost({ restart: { rc: 1, stdout: 'Applying firewall rules: iptables-restore: line 9 failed', stderr: '' } });
     const error = await guardedRestart(host, { name: 'iptables', state: 'restarted' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandError);
-    expect((error as Error).message).toBe('restart iptables exited 1: Applying firewall rules: iptables-restore: line 9 failed; previous rules restored');
+    expect((error as Error).message).toBe('restart iptables exited 1: Applying firewall rules: iptables-restore: line 9 failed; previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)');
     expect(host.scripts[1]).toContain('if mv -f "$pv_b.armed" "$pv_b.fired" 2>/dev/null; then pv_kill; pv_restore "$pv_b"; fi');
     expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'run']);
   });
@@ -434,6 +434,36 @@ describe.skipIf(!canNetns)('rollback job in a network namespace', () => {
     expect(groupGone(pid)).toBe(true);
     expect(readdirSync(dir)).toEqual([]);
   }, 30_000);
+
+  it('leaves only its small result behind when it fires and nobody settles, and the next guard removes stale files', async () => {
+    const { pid } = await arm('orphan', 2, 'true');
+    let fired = false;
+    for (let i = 0; i < 40 && !fired; i++) {
+      await sleep(250);
+      fired = existsSync(join(dir, 'firewall-orphan.done')) && groupGone(pid);
+    }
+    expect(fired).toBe(true);
+    expect(readdirSync(dir)).toEqual(['firewall-orphan.done']);
+    // An hour later another guard starts: what the orphan left goes.
+    spawnSync('touch', ['-d', '2 hours ago', join(dir, 'firewall-orphan.done')]);
+    const { m } = await arm('next', 20, 'true');
+    expect(m.get('done')).toBe('0');
+    expect(readdirSync(dir).filter((f) => f.startsWith('firewall-orphan'))).toEqual([]);
+    expect(parseMarkers((await inNs(settleScript({ token: 'next', dir, mode: 'cancel' }))).stdout, 'next').has('cancelled')).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('keeps its snapshot only in a private directory: a planted symbolic link is refused', async () => {
+    const planted = join(work, 'planted');
+    const target = join(work, 'target');
+    mkdirSync(target);
+    symlinkSync(target, planted);
+    const r = await inNs(armScript({ token: 'planted', dir: planted, timeoutSec: 2, action: 'echo restarted' }));
+    expect(r.code).toBe(90);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('it is a symbolic link');
+    expect(readdirSync(target)).toEqual([]);
+  });
 
   it('refuses to run the action when the rules cannot be saved', async () => {
     const shim = join(work, 'shim');

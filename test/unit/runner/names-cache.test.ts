@@ -2,6 +2,7 @@
  * Postfix's parameter names kept on the controller between runs (RunOptions.cacheDir): a run whose cache already
  * holds the host's version does not run `postconf -d` on the host. A fake postconf first on PATH counts the calls.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ const fake = fakePostconf(tempDir('provision-fake-postconf-'), { version: VERSIO
 const inventory = '[all]\nh1 ansible_connection=local\n';
 let n = 0;
 const freshCache = () => path.join(dir, `cache${n++}`);
+/** Where the cache keeps the names host h1 gave (one directory per host, named by a hash of its name). */
+const hostStore = (cache: string) => path.join(cache, 'postfix-names', createHash('sha256').update('h1').digest('hex').slice(0, 32));
 /** A Postfix config directory of its own, and a play that sets a parameter in it. */
 function setup(settings = '{ alpha_param: 2 }') {
   const conf = path.join(dir, `conf${n++}`);
@@ -48,7 +51,7 @@ describe("Postfix's parameter names in the controller cache", () => {
     expect(first.report.hosts.h1).toMatchObject({ changed: 1, failed: 0, execs: 2 });
     expect(readFileSync(path.join(conf, 'main.cf'), 'utf8')).toBe('alpha_param = 2\n');
     expect(fake.defaultsCalls()).toBe(1);
-    const stored = JSON.parse(readFileSync(path.join(cache, 'postfix-names', `${VERSION}.json`), 'utf8')) as { postfix: string; names: string[] };
+    const stored = JSON.parse(readFileSync(path.join(hostStore(cache), `${VERSION}.json`), 'utf8')) as { postfix: string; names: string[] };
     expect(stored).toMatchObject({ postfix: VERSION, names: ['alpha_param', 'beta_param', 'myhostname'] });
 
     clearNameCache();
@@ -84,12 +87,12 @@ describe("Postfix's parameter names in the controller cache", () => {
   it('a corrupt cache file costs one fetch and is rewritten', async () => {
     const cache = freshCache();
     const { playbook } = setup();
-    writeFiles(path.join(cache, 'postfix-names'), { [`${VERSION}.json`]: '{"format":1,"postfix":' });
+    writeFiles(hostStore(cache), { [`${VERSION}.json`]: '{"format":1,"postfix":' });
     const before = fake.defaultsCalls();
     const { report } = await runLocal(dir, playbook, inventory, { cacheDir: cache });
     expect(report.hosts.h1).toMatchObject({ changed: 1, failed: 0 });
     expect(fake.defaultsCalls()).toBe(before + 1);
-    expect(JSON.parse(readFileSync(path.join(cache, 'postfix-names', `${VERSION}.json`), 'utf8'))).toMatchObject({ postfix: VERSION });
+    expect(JSON.parse(readFileSync(path.join(hostStore(cache), `${VERSION}.json`), 'utf8'))).toMatchObject({ postfix: VERSION });
   });
 
   it('a cache directory that cannot be made does not fail the run', async () => {

@@ -5,17 +5,18 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TaskResultEvent } from '../../../src/report/events.js';
 import { writeScript } from '../../../src/runner/host-files.js';
-import { PENDING_DIR } from '../../../src/runner/host.js';
+import { HostRun, PENDING_DIR } from '../../../src/runner/host.js';
 import { runLocal } from '../../support/run.js';
 import { tempDir } from '../../support/tmp.js';
 
 const dir = tempDir();
 const LOCALHOST = 'localhost ansible_connection=local\n';
-/** Where a play's pending handlers are recorded (named after the playbook file's name and the play's). */
-const recordOf = (file: string, play: string) => `${PENDING_DIR}/${createHash('sha256').update(`${file}\0${play}`).digest('hex').slice(0, 16)}.json`;
+/** Where a play's pending handlers are recorded (named after the playbook file's absolute path and the play's name). */
+const recordOf = (file: string, play: string) => `${PENDING_DIR}/${createHash('sha256').update(`${path.resolve(dir, file)}\0${play}`).digest('hex').slice(0, 16)}.json`;
 
 // The record lives under /var/lib and is written as root only.
 describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write', () => {
@@ -113,5 +114,16 @@ describe('the commit of a write', () => {
     expect(renames.every((i) => i > trap)).toBe(true);
     expect(prints.every((i) => i > renames.at(-1)!)).toBe(true);
     expect(lines.slice(trap, renames.at(-1)).some((l) => /printf|echo|cat /.test(l))).toBe(false);
+  });
+});
+
+describe('pending-handler records are keyed by the playbook itself', () => {
+  it('two playbooks with the same file name and play name in different directories keep records of their own', () => {
+    const settings = (playbookFile: string) => ({ playbookFile }) as unknown as ConstructorParameters<typeof HostRun>[3];
+    const play = { name: 'smtps' } as unknown as Parameters<HostRun['pendingPath']>[0];
+    const at = (file: string) => new HostRun('h1', {}, {} as ConstructorParameters<typeof HostRun>[2], settings(file)).pendingPath(play);
+    expect(at('/srv/team-a/site.yaml')).not.toBe(at('/srv/team-b/site.yaml'));
+    expect(at('/srv/team-a/site.yaml')).toBe(at('/srv/team-a/./site.yaml'));
+    expect(at('/srv/team-a/site.yaml')).toMatch(new RegExp(`^${PENDING_DIR}/[0-9a-f]{16}\\.json$`));
   });
 });

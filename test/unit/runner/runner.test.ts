@@ -303,7 +303,7 @@ describe('the per-host run lock', () => {
     await new Promise((r) => setTimeout(r, 500));
     const impatient = await runLocal(dir, pb(0), hosts(['h1']), { lockTimeoutS: 1 });
     expect(impatient.report.exitCode).toBe(2);
-    expect(impatient.results[0]!.msg).toMatch(/another provision run has held \S+provision\.lock for over 1s: provision run of play\d+\.yaml by /);
+    expect(impatient.results[0]!.msg).toMatch(/another provision run has held \/var\/lib\/provision\/lock for over 1s: provision run of play\d+\.yaml by /);
     const patient = await runLocal(dir, pb(0), hosts(['h1']), { lockTimeoutS: 10 });
     expect((await first).report.exitCode).toBe(0);
     expect(patient.report.exitCode).toBe(0);
