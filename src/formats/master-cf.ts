@@ -247,17 +247,27 @@ function single(t: Token): Token {
 
 /**
  * Uncomment a template in place: the service line loses its `#` (and blanks after it, since a service line must
- * start at column 0) and each of its option and argument lines loses its `#`; prose lines stay comments.
+ * start at column 0) and each of its option and argument lines in `only` (default: all of them) loses its `#`;
+ * the other lines, prose among them, stay comments. Postfix skips comment lines inside an entry, so a line left
+ * commented between two uncommented ones does not end the entry.
  */
-export function uncommentEntry(doc: MasterCfDocument, at: number): MasterCfDocument {
+export function uncommentEntry(doc: MasterCfDocument, at: number, only?: ReadonlySet<number>): MasterCfDocument {
   const e = entryAt(doc, at);
   if (!e.commented) return doc;
   const lines = doc.lines.slice();
   e.lines.forEach((i, k) => {
+    if (k > 0 && only && !only.has(i)) return;
     const t = lines[i]!.text;
     lines[i] = { ...lines[i]!, text: k === 0 ? t.replace(/^#[ \t]*/, '') : t.slice(1) };
   });
   return edited(doc, lines);
+}
+
+/** Line indices an option's tokens cover (more than one only for `-o` and its value on two lines, or a `{ }` group). */
+export function optionLines(o: MasterCfOption): number[] {
+  const out: number[] = [];
+  for (const t of o.tokens) for (let i = t.line; i <= t.endLine; i++) if (!out.includes(i)) out.push(i);
+  return out;
 }
 
 /** Replace one token's text; for a column (`realign`), the blanks after it shrink or grow to keep the next column. */

@@ -4,18 +4,20 @@
  * `smtps`, `submissions` and `465` are one listener (as are the other names of Postfix's known_tcp_ports), so asking
  * for one of them never adds a second listener on 465.
  */
-import { foldValue, fromBinary, parseMainCf, toBinary } from '../formats/main-cf.js';
+import { foldValue, fromBinary, parseMainCf, referencedNames, toBinary } from '../formats/main-cf.js';
 import {
   FIELD_NAMES,
   type FieldName,
   type MasterCfDocument,
   type MasterCfEntry,
   type MasterCfFields,
+  type MasterCfOption,
   MasterCfEditError,
   addOption,
   appendEntry,
   entryAt,
   formatOption,
+  optionLines,
   parseMasterCf,
   printMasterCf,
   removeEntry,
@@ -29,6 +31,7 @@ import {
 } from '../formats/master-cf.js';
 import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
 import {
+  builtinNames,
   checkNames,
   configDir,
   knownConfigDir,
@@ -172,11 +175,34 @@ interface Edit {
 
 /** Make the entry at `at` (active, or a template to uncomment) match the task. */
 function editEntry(doc: MasterCfDocument, at: number, name: string, args: MasterCfArgs, options: [string, string][]): Edit {
+  const notes: string[] = [];
   const changes: string[] = [];
   let d = doc;
-  if (entryAt(d, at).commented) {
-    d = uncommentEntry(d, at);
+  const template = entryAt(d, at);
+  if (template.commented) {
+    // The template's service line and its command arguments make the service; of its -o lines only those the task
+    // names are uncommented. The others (restrictions naming $mua_* parameters stock main.cf files lack, a milter
+    // macro) would change what the listener does without being asked, so they stay comments for the admin to see.
+    const asked = new Set(options.map(([n]) => n));
+    const lastAsked = new Map<string, MasterCfOption>();
+    for (const o of template.options) if (asked.has(o.name)) lastAsked.set(o.name, o);
+    const take = new Set<number>();
+    for (const w of template.words) for (let i = w.line; i <= w.endLine; i++) take.add(i);
+    for (const o of lastAsked.values()) for (const i of optionLines(o)) take.add(i);
+    d = uncommentEntry(d, at, take);
     changes.push(`uncomment the template at line ${at + 1}`);
+    // an option the task does not name that shares a line with what had to be uncommented is left out
+    const opts = entryAt(d, at).options;
+    for (let i = opts.length - 1; i >= 0; i--) {
+      if (asked.has(opts[i]!.name)) continue;
+      changes.push(`leave out the template's ${describeOption(opts[i]!.name, opts[i]!.value)}`);
+      d = removeOption(d, at, i);
+    }
+    const kept = template.options.filter((o) => !optionLines(o).some((i) => take.has(i)));
+    if (kept.length) {
+      const names = [...new Set(kept.map((o) => fromBinary(o.name)))];
+      notes.push(names.length > 1 ? `the template's -o lines for ${names.join(', ')} stay commented` : `the template's -o ${names[0]} stays commented`);
+    }
   }
   const fields: [FieldName, string | undefined][] = [['service', name], ...FIELD_ARGS.map((f): [FieldName, string | undefined] => [f, wantedField(args, f)])];
   for (const [field, value] of fields) {
@@ -227,7 +253,7 @@ function editEntry(doc: MasterCfDocument, at: number, name: string, args: Master
       changes.push(`arguments "${fromBinary(old.join(' '))}" → "${fromBinary(words.join(' '))}"`);
     }
   }
-  return { doc: d, at, changes };
+  return { doc: d, at, changes: [...changes, ...notes] };
 }
 
 function validations(version: string, main: FileState, warn: (m: string) => void): Validation[] {
@@ -247,6 +273,30 @@ async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [
     master,
     allowUnknown: args.allow_unknown,
   });
+}
+
+/**
+ * A `$name` in a value being set must name a parameter Postfix has: a built-in, one main.cf sets, or an option of
+ * the same entry. Otherwise postconf -M warns "undefined parameter" and smtpd reads an empty value (for a
+ * template's `$mua_client_restrictions`: no client restrictions at all), so the task fails first, saying how to
+ * define it.
+ */
+async function checkReferences(ctx: TaskContext, shown: string, options: [string, string][], entry: MasterCfEntry, main: FileState): Promise<void> {
+  const defined = new Set([...parseMainCf(main.content ?? Buffer.alloc(0)).entries.map((e) => e.name), ...entry.options.map((o) => o.name)]);
+  const open = options.flatMap(([name, value]) => referencedNames(value).filter((r) => !defined.has(r)).map((r): [string, string] => [name, r]));
+  if (!open.length) return;
+  const builtin = await builtinNames(ctx, postfixVersion(ctx.facts));
+  const undefinedRefs = open.filter(([, r]) => !builtin.has(r));
+  if (!undefinedRefs.length) return;
+  const refs = [...new Set(undefinedRefs.map(([, r]) => fromBinary(r)))];
+  const which = undefinedRefs.map(([n, r]) => `-o ${fromBinary(n)} refers to $${fromBinary(r)}`);
+  const example = refs.map((r) => `${r}: …`).join(', ');
+  throw new ModuleError(
+    `${shown}: ${[...new Set(which)].join(', ')}, which ${main.path} does not set and Postfix does not define ` +
+      `(postconf would warn "undefined parameter" and smtpd would use an empty value); set ${refs.length > 1 ? 'them' : 'it'} in main.cf ` +
+      `first (a postconf task before this one, settings: { ${example} }) or give the option its value itself`,
+    { undefined: refs },
+  );
 }
 
 export const masterCfModule: Module<MasterCfArgs> = {
@@ -420,6 +470,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
     }
 
     const after = printMasterCf(edit.doc);
+    await checkReferences(ctx, shown, options, entryAt(edit.doc, edit.at), main);
     if (after.equals(before)) return { changed: false, msg: `${shown} is enabled in ${path}` };
 
     // Every other active entry must read the same to Postfix as before (no -o line may move to a neighbour).

@@ -6,6 +6,7 @@ import {
   appendEntry,
   entryAt,
   formatOption,
+  optionLines,
   parseMasterCf,
   printMasterCf,
   removeEntry,
@@ -148,6 +149,19 @@ describe('uncommentEntry', () => {
     expect(out).toContain('  -o smtpd_reject_unlisted_recipient=no\n#     Instead of specifying complex smtpd_<xxx>_restrictions here,\n');
     expect(out).toContain('#     "<xxx>" is "client", "helo", "sender", "relay", or "recipient").\n  -o smtpd_client_restrictions=\n');
     expect(out).toContain('  -o milter_macro_daemon_name=ORIGINATING\n#628 ');
+  });
+
+  it('uncomments only the lines asked for; the -o lines left commented between them do not end the entry', () => {
+    const d = parseMasterCf(debian);
+    const at = lineOf(d, 'submissions', true);
+    const t = entryAt(d, at);
+    const wanted = t.options.filter((o) => ['syslog_name', 'smtpd_client_restrictions'].includes(o.name));
+    const out = uncommentEntry(d, at, new Set(wanted.flatMap(optionLines)));
+    expect(text(out)).toContain('submissions     inet  n       -       y       -       -       smtpd\n  -o syslog_name=postfix/submissions\n#  -o smtpd_tls_wrappermode=yes\n');
+    expect(text(out)).toContain('#     "<xxx>" is "client", "helo", "sender", "relay", or "recipient").\n  -o smtpd_client_restrictions=\n#  -o smtpd_helo_restrictions=\n');
+    const e = entryAt(out, at);
+    expect(e.options.map((o) => o.name)).toEqual(['syslog_name', 'smtpd_client_restrictions']);
+    expect(shown(out).filter((x) => !x.startsWith('submissions '))).toEqual(shown(d));
   });
 
   const fixtures: [string, Buffer][] = [

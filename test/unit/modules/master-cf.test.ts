@@ -51,14 +51,17 @@ const RECIPE = {
 beforeEach(() => clearNameCache());
 
 describe('master_cf enables smtps', () => {
-  it("uncomments CentOS 6's smtps template in place, keeping its other -o lines", async () => {
+  it("uncomments CentOS 6's smtps template in place with the -o lines asked for; the milter macro stays a comment", async () => {
     const ctx = host(CENTOS, { facts: rhelFacts, services: 'smtp\t\t25/tcp\t\tmail\nsmtps\t\t465/tcp\t\t\t# SMTP over SSL\n' });
     const { first, second, text: out } = await applyTwice(ctx, { service: 'smtps', type: 'inet', options: RECIPE });
-    expect(first).toMatchObject({ changed: true, msg: `enable smtps/inet in ${MASTER}: uncomment the template at line 17` });
+    expect(first).toMatchObject({
+      changed: true,
+      msg: `enable smtps/inet in ${MASTER}: uncomment the template at line 17; the template's -o milter_macro_daemon_name stays commented`,
+    });
     expect(out).toBe(
       CENTOS.replace(
         '#smtps     inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_wrappermode=yes\n#  -o smtpd_sasl_auth_enable=yes\n#  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n#  -o milter_macro_daemon_name=ORIGINATING\n',
-        'smtps     inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n  -o milter_macro_daemon_name=ORIGINATING\n',
+        'smtps     inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n#  -o milter_macro_daemon_name=ORIGINATING\n',
       ),
     );
     expect(second).toEqual({ changed: false, msg: `smtps/inet is enabled in ${MASTER}` });
@@ -72,7 +75,9 @@ describe('master_cf enables smtps', () => {
       changed: true,
       msg:
         `enable submissions/inet (the smtps listener) in ${MASTER}: uncomment the template at line 37; chroot y → n; ` +
-        '-o syslog_name=postfix/smtps (was postfix/submissions); -o smtpd_client_restrictions=permit_sasl_authenticated,reject (was empty)',
+        '-o syslog_name=postfix/smtps (was postfix/submissions); -o smtpd_client_restrictions=permit_sasl_authenticated,reject (was empty); ' +
+        "the template's -o lines for smtpd_reject_unlisted_recipient, smtpd_helo_restrictions, smtpd_sender_restrictions, " +
+        'smtpd_relay_restrictions, smtpd_recipient_restrictions, milter_macro_daemon_name stay commented',
     });
     const lines = out.split('\n');
     const at = lines.indexOf('submissions     inet  n       -       n       -       -       smtpd');
@@ -81,18 +86,21 @@ describe('master_cf enables smtps', () => {
       '  -o syslog_name=postfix/smtps',
       '  -o smtpd_tls_wrappermode=yes',
       '  -o smtpd_sasl_auth_enable=yes',
-      '  -o smtpd_reject_unlisted_recipient=no',
+      '#  -o smtpd_reject_unlisted_recipient=no',
       '#     Instead of specifying complex smtpd_<xxx>_restrictions here,',
       '#     specify "smtpd_<xxx>_restrictions=$mua_<xxx>_restrictions"',
       '#     here, and specify mua_<xxx>_restrictions in main.cf (where',
       '#     "<xxx>" is "client", "helo", "sender", "relay", or "recipient").',
       '  -o smtpd_client_restrictions=permit_sasl_authenticated,reject',
-      '  -o smtpd_helo_restrictions=',
-      '  -o smtpd_sender_restrictions=',
-      '  -o smtpd_relay_restrictions=',
-      '  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject',
-      '  -o milter_macro_daemon_name=ORIGINATING',
+      '#  -o smtpd_helo_restrictions=',
+      '#  -o smtpd_sender_restrictions=',
+      '#  -o smtpd_relay_restrictions=',
+      '#  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject',
+      '#  -o milter_macro_daemon_name=ORIGINATING',
     ]);
+    expect(shown(out)).toContain(
+      'submissions inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject',
+    );
     // the loopback template above stays a comment, and the smtp listener on 25 gets no -o line
     expect(lines[35]).toBe('#127.0.0.1:submissions inet n  -       y       -       -       smtpd');
     expect(shown(out)[0]).toBe('smtp inet n - y - - smtpd');
@@ -100,19 +108,39 @@ describe('master_cf enables smtps', () => {
     expect(second).toEqual({ changed: false, msg: `submissions/inet (the smtps listener) is enabled in ${MASTER}` });
   });
 
-  it('removes the template -o lines the task does not name with options_exact', async () => {
+  it('with options_exact removes active -o options the task does not name; template lines it never uncommented stay comments', async () => {
     const ctx = host(DEBIAN);
+    await applyTwice(ctx, { service: 'smtps', type: 'inet', options: { syslog_name: 'postfix/smtps', ...RECIPE, milter_macro_daemon_name: 'ORIGINATING' } });
     const args: MasterCfArgs = { service: 'smtps', type: 'inet', options: { syslog_name: 'postfix/smtps', ...RECIPE }, options_exact: true };
     const { first, second, text: out } = await applyTwice(ctx, args);
-    expect((first as Changed).msg).toContain(
-      'remove -o smtpd_reject_unlisted_recipient=no; remove -o smtpd_helo_restrictions=; remove -o smtpd_sender_restrictions=; ' +
-        'remove -o smtpd_relay_restrictions=; remove -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject; ' +
-        'remove -o milter_macro_daemon_name=ORIGINATING',
-    );
+    expect(first).toMatchObject({ changed: true, msg: `update submissions/inet (the smtps listener) in ${MASTER}: remove -o milter_macro_daemon_name=ORIGINATING` });
     expect(shown(out)).toContain(
       'submissions inet n - y - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject',
     );
-    expect(out).toContain('#     "<xxx>" is "client", "helo", "sender", "relay", or "recipient").\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n#628');
+    expect(out).toContain('  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n#  -o smtpd_helo_restrictions=\n');
+    expect(out).toContain('#  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n#628');
+    expect(second.changed).toBe(false);
+  });
+
+  it("uncommenting a pipe template keeps its command arguments: Postfix 3.5's maildrop", async () => {
+    const upstream = readFileSync(new URL('../../fixtures/postfix/stock/upstream-3.5/master.cf', import.meta.url)).toString('latin1');
+    const ctx = host(upstream);
+    const { first, second, text: out } = await applyTwice(ctx, { service: 'maildrop', type: 'unix' });
+    expect(first).toMatchObject({ changed: true, msg: `enable maildrop/unix in ${MASTER}: uncomment the template at line 81` });
+    expect(out).toContain('\nmaildrop  unix  -       n       n       -       -       pipe\n  flags=DRXhu user=vmail argv=/usr/local/bin/maildrop -d ${recipient}\n');
+    expect(second.changed).toBe(false);
+  });
+
+  it('leaves out an option the task does not name that shares a line with an argument the service needs', async () => {
+    const ctx = host('#relay2 unix - - n - - smtp\n#  -o smtp_helo_name=example.org flags=x -o syslog_name=postfix/relay2\n#  -o smtp_bind_address=198.19.0.1\n');
+    const { first, second, text: out } = await applyTwice(ctx, { service: 'relay2', type: 'unix', options: { syslog_name: 'postfix/relay2' } });
+    expect(first).toMatchObject({
+      changed: true,
+      msg:
+        `enable relay2/unix in ${MASTER}: uncomment the template at line 1; leave out the template's -o smtp_helo_name=example.org; ` +
+        "the template's -o smtp_bind_address stays commented",
+    });
+    expect(out).toBe('relay2 unix - - n - - smtp\n  flags=x -o syslog_name=postfix/relay2\n#  -o smtp_bind_address=198.19.0.1\n');
     expect(second.changed).toBe(false);
   });
 
@@ -182,9 +210,9 @@ describe('master_cf enables smtps', () => {
 describe('master_cf on Postfix before 3.6', () => {
   const renamed =
     `enable 465/inet (the smtps listener) in ${MASTER}: uncomment the template at line 17; service smtps → 465; ` +
-    'Postfix 2.6.6 looks service names up in /etc/services, which does not map smtps to 465';
+    "the template's -o milter_macro_daemon_name stays commented; Postfix 2.6.6 looks service names up in /etc/services, which does not map smtps to 465";
   const cases: [string, string, string, string][] = [
-    ['keeps smtps when /etc/services knows it', 'smtps 465/tcp\n', 'smtps     inet  n       -       n       -       -       smtpd', `enable smtps/inet in ${MASTER}: uncomment the template at line 17`],
+    ['keeps smtps when /etc/services knows it', 'smtps 465/tcp\n', 'smtps     inet  n       -       n       -       -       smtpd', `enable smtps/inet in ${MASTER}: uncomment the template at line 17; the template's -o milter_macro_daemon_name stays commented`],
     ['writes 465 when /etc/services does not know smtps', 'smtp 25/tcp mail\n# smtps 465/tcp\n', '465       inet  n       -       n       -       -       smtpd', renamed],
     ['writes 465 when smtps is another port there', 'smtps 8465/tcp\n', '465       inet  n       -       n       -       -       smtpd', renamed],
   ];
