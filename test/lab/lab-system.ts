@@ -1,6 +1,7 @@
 /** What the lab needs from the machine: running commands, finding its processes, installing packages. */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
 /** A lab failure the CLI prints as one line. */
@@ -199,7 +200,14 @@ export const LAB_PACKAGES = [
   'sasl2-bin',
   'libsasl2-modules',
   'swaks',
+  // swaks's TLS support (only Recommends of swaks, which --no-install-recommends leaves out)
+  'libnet-ssleay-perl',
+  'libio-socket-ssl-perl',
   'openssl',
+  // rhel9 hosts run firewalld (it brings dbus and python3, which ufw on ubuntu2204 hosts needs too)
+  'firewalld',
+  // ubuntu2404 hosts: nft and /etc/nftables.conf
+  'nftables',
   'rsyslog',
   'sudo',
 ];
@@ -243,6 +251,32 @@ export async function ensurePackages(log: (msg: string) => void): Promise<void> 
   } finally {
     if (ownPolicy) unlinkSync(POLICY_RC_D);
   }
+  // The machine is the controller: its own firewalld must never start (at a reboot it would shut the lab out).
+  if (missing.includes('firewalld')) await run('systemctl', ['disable', 'firewalld.service'], { env });
   const still = await missingPackages();
   if (still.length > 0) throw new LabError(`packages still missing after apt-get install: ${still.join(' ')}`);
+}
+
+/**
+ * Debian's ufw package unpacked under `root` (its /lib merged into /usr), for hosts that run ufw: the package
+ * Breaks iptables-persistent and netfilter-persistent, which the other flavours need, so it is not installed.
+ */
+export async function ensureUfw(root: string, log: (msg: string) => void): Promise<void> {
+  if (existsSync(join(root, 'usr', 'sbin', 'ufw'))) return;
+  log('unpacking ufw');
+  const base = dirname(root);
+  rmSync(base, { recursive: true, force: true });
+  mkdirSync(join(base, 'deb'), { recursive: true, mode: 0o755 });
+  const env = { ...process.env, PATH: SYSTEM_PATH };
+  // apt-get download writes into the current directory, as the _apt user when it can.
+  await must('sh', ['-c', 'cd "$1" && chown _apt "$1" 2>/dev/null; apt-get download ufw', 'sh', join(base, 'deb')], { env, timeoutMs: 300_000 });
+  const deb = readdirSync(join(base, 'deb')).find((f) => /^ufw_.*\.deb$/.test(f));
+  if (!deb) throw new LabError(`apt-get download ufw left no ufw_*.deb in ${join(base, 'deb')}`);
+  const tmp = `${root}.tmp`;
+  await must('dpkg-deb', ['-x', join(base, 'deb', deb), tmp], { env });
+  if (existsSync(join(tmp, 'lib'))) {
+    await must('cp', ['-a', `${join(tmp, 'lib')}/.`, join(tmp, 'usr', 'lib')], { env });
+    rmSync(join(tmp, 'lib'), { recursive: true, force: true });
+  }
+  renameSync(tmp, root);
 }
