@@ -486,7 +486,12 @@ export const firewallModule: Module<FirewallArgs> = {
     } catch {
       return {};
     }
-    if (backend === 'iptables') return iptablesModule.reads?.(iptablesArgsOf(args), facts) ?? {};
+    if (backend === 'iptables') {
+      // The first exec plans with guessed iptables hosts (see first-exec.ts); the few fixed paths of ufw and
+      // nftables ride along, so a ufw or nftables host with nothing to change needs no second exec.
+      const ipt = iptablesModule.reads?.(iptablesArgsOf(args), facts) ?? {};
+      return { ...ipt, files: [...(ipt.files ?? []), NFT_CONF, UFW_DEFAULTS, UFW_RULES[4], UFW_RULES[6]] };
+    }
     if (backend === 'nftables') return { files: [NFT_CONF] };
     if (backend === 'ufw') return { files: [UFW_DEFAULTS, UFW_RULES[4], UFW_RULES[6]] };
     const zone = args.zone ?? facts.firewalld_zone;
