@@ -208,6 +208,12 @@ export const LAB_PACKAGES = [
   'firewalld',
   // ubuntu2404 hosts: nft and /etc/nftables.conf
   'nftables',
+  // named although firewalld depends on them: rhel9 hosts start dbus-daemon, ubuntu2204's unpacked ufw runs on python3
+  'dbus',
+  'python3',
+  // ip, ss (namespaces, links, readiness), ssh-keygen and the ssh client of the tests and the demo
+  'iproute2',
+  'openssh-client',
   'rsyslog',
   'sudo',
 ];
