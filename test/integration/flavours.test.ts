@@ -15,11 +15,14 @@ import type { RecapEvent, TaskResultEvent } from '../../src/report/events.js';
 import { fileDiff } from '../../src/report/diff.js';
 import { labDown, labExec, LabExistsError, labExists, labOwnership, labUp, type Flavour, type LabHost, type LabState } from '../lab/lab.js';
 import { labArgs, runCli, type CliResult } from '../support/cli.js';
+import { tempDir, writeFiles } from '../support/tmp.js';
+import { LOCKOUT_MESSAGE } from '../../src/modules/service.js';
 
 const lab = inject('lab');
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/smtps.yaml', import.meta.url));
 const FLAVOURS: Flavour[] = ['rhel', 'rhel9', 'debian11', 'debian', 'ubuntu2204', 'ubuntu2404'];
 const PASSWORD = randomBytes(12).toString('base64url');
+const dir = tempDir();
 
 /** Every file the playbook could change on any flavour. */
 const WATCHED = [
@@ -167,6 +170,35 @@ describe.skipIf(!lab)('the SMTPS playbook on one host of every flavour', () => {
       });
     });
   }
+
+  it('closing SSH on firewalld, ufw and nftables is undone by the rollback job, and the task says so', async () => {
+    // The hosts' own firewalls let the established connection go on; only a brand-new connection sees the change.
+    const play = writeFiles(dir, {
+      'lockout.yaml': [
+        '- hosts: rhel9:ubuntu2204:ubuntu2404',
+        '  tasks:',
+        '    - name: close ssh',
+        '      firewall: { port: 22, protocol: tcp, service: ssh, state: absent, rollback_timeout: 10 }',
+        '',
+      ].join('\n'),
+    });
+    const guarded = fleet.hosts.filter((h) => ['rhel9', 'ubuntu2204', 'ubuntu2404'].includes(h.flavour));
+    const nftBefore = await sh(guarded.find((h) => h.flavour === 'ubuntu2404')!, 'sha256sum < /etc/nftables.conf');
+    const r = await runCli(['run', play, ...labArgs(fleet), '--json']);
+    expect(r.code, story(r)).toBe(2);
+    for (const h of guarded) {
+      const e = results(r, h.name).find((x) => x.task === 'close ssh');
+      expect(e?.status, `${h.name}\n${story(r)}`).toBe('failed');
+      expect(e?.msg, h.name).toContain(LOCKOUT_MESSAGE);
+    }
+    const rhel9 = guarded.find((h) => h.flavour === 'rhel9')!;
+    expect(await sh(rhel9, 'firewall-cmd --query-service=ssh; firewall-cmd --permanent --query-service=ssh')).toBe('yes\nyes\n');
+    const ufw = guarded.find((h) => h.flavour === 'ubuntu2204')!;
+    expect(await sh(ufw, 'grep -c "^### tuple ### allow tcp 22 " /etc/ufw/user.rules; iptables -S ufw-user-input | grep -c -- "--dport 22 "')).toBe('1\n1\n');
+    const nft = guarded.find((h) => h.flavour === 'ubuntu2404')!;
+    expect(await sh(nft, 'sha256sum < /etc/nftables.conf')).toBe(nftBefore);
+    expect(await sh(nft, 'nft list chain inet filter input')).toMatch(/tcp dport 22 accept/);
+  });
 
   it('a second run changes nothing on any host, in one exec per host', async () => {
     const again = await runCli(['run', PLAYBOOK, ...labArgs(fleet), '--json']);
