@@ -1,6 +1,7 @@
 /**
  * master_cf: make one master.cf service look as asked, editing in place like a careful admin: an active entry is
- * updated, else its commented-out template is uncommented (its `-o` lines with it), else a new entry is appended.
+ * updated, else its commented-out template is uncommented (with its command arguments and the `-o` lines the task
+ * names; its other `-o` lines stay comments), else a new entry is appended.
  * `smtps`, `submissions` and `465` are one listener (as are the other names of Postfix's known_tcp_ports), so asking
  * for one of them never adds a second listener on 465.
  */
@@ -333,11 +334,12 @@ export const masterCfModule: Module<MasterCfArgs> = {
         type: 'object',
         propertyNames: { pattern: '^[A-Za-z0-9_]+$' },
         additionalProperties: { type: ['string', 'number', 'boolean', 'null'] },
-        description: 'Options name → value, written as -o name=value (true/false as yes/no); set in place, missing ones added after the last -o.',
+        description:
+          "Options name → value, written as -o name=value (true/false as yes/no); set in place, missing ones added after the last -o. Of a commented template only these -o lines are uncommented; a $name in a value must be defined (a Postfix parameter, main.cf or another option).",
       },
       options_exact: {
         type: 'boolean',
-        description: 'Also remove -o options that "options" does not name, including those of an uncommented template (default false).',
+        description: 'Also remove active -o options that "options" does not name (default false); a template\'s other -o lines are never uncommented.',
       },
       state: { enum: ['present', 'absent'], description: 'present (default) or absent (remove the active entries of this service).' },
       config_dir: {
