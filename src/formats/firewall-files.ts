@@ -52,6 +52,18 @@ function zoneLines(xml: string): ZoneLines {
 
 const elementName = (line: string) => /^<([A-Za-z-]+)/.exec(line.trim())?.[1] ?? '';
 
+/** For each line of the zone's body, whether it is a top-level element (not inside a rich rule or the like). */
+function topLevel(body: string[]): boolean[] {
+  let depth = 0;
+  return body.map((l) => {
+    const t = l.trim();
+    const top = depth === 0;
+    if (/^<\//.test(t)) depth = Math.max(0, depth - 1);
+    else if (/^<[A-Za-z]/.test(t) && !t.endsWith('/>') && !/<\/[A-Za-z-]+>$/.test(t)) depth++;
+    return top && !/^<\//.test(t);
+  });
+}
+
 function sameElement(line: string, o: Opening): boolean {
   const t = line.trim();
   if (o.service) return new RegExp(`^<service\\s+name=["']${o.service.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']\\s*/>$`).test(t);
@@ -62,7 +74,9 @@ function sameElement(line: string, o: Opening): boolean {
 /** Whether the zone's permanent configuration opens it. */
 export function zoneHas(xml: string, o: Opening): boolean {
   const z = zoneLines(xml);
-  return z.lines.slice(z.open + 1, z.close).some((l) => sameElement(l, o));
+  const body = z.lines.slice(z.open + 1, z.close);
+  const top = topLevel(body);
+  return body.some((l, i) => top[i] && sameElement(l, o));
 }
 
 /**
@@ -73,15 +87,17 @@ export function zoneHas(xml: string, o: Opening): boolean {
 export function editZone(xml: string, o: Opening, present: boolean): string {
   const z = zoneLines(xml);
   const body = z.lines.slice(z.open + 1, z.close);
+  const top = topLevel(body);
   if (!present) {
-    const kept = body.filter((l) => !sameElement(l, o));
+    const kept = body.filter((l, i) => !(top[i] && sameElement(l, o)));
     return [...z.lines.slice(0, z.open + 1), ...kept, ...z.lines.slice(z.close)].join('\n');
   }
-  if (body.some((l) => sameElement(l, o))) return xml;
+  if (body.some((l, i) => top[i] && sameElement(l, o))) return xml;
   const after = o.service ? ['service', 'description', 'short'] : ['port', 'service', 'description', 'short'];
+  const names = body.map((l, i) => (top[i] ? elementName(l) : ''));
   let at = -1;
   for (const name of after) {
-    at = body.map(elementName).lastIndexOf(name);
+    at = names.lastIndexOf(name);
     if (at >= 0) break;
   }
   const lines = [...z.lines];

@@ -46,6 +46,19 @@ describe('firewalld zone XML', () => {
     expect(editZone(after, o, false)).toBe(RHEL9_PUBLIC);
   });
 
+  it('leaves a rich rule that names the service alone, and adds the service among the top-level ones', () => {
+    const rich = RHEL9_PUBLIC.replace(
+      '  <forward/>\n',
+      // firewalld writes rich rules after the services and ports, before interfaces, sources and forward.
+      '  <rule family="ipv4">\n    <source address="192.0.2.0/24"/>\n    <service name="smtps"/>\n    <accept/>\n  </rule>\n  <forward/>\n',
+    );
+    const o = { port: 465, protocol: 'tcp' as const, service: 'smtps' };
+    expect(zoneHas(rich, o)).toBe(false);
+    const after = editZone(rich, o, true);
+    expect(after).toContain('  <service name="cockpit"/>\n  <service name="smtps"/>\n  <rule family="ipv4">\n');
+    expect(editZone(after, o, false)).toBe(rich);
+  });
+
   it('reads services and ports from firewall-cmd --list-all', () => {
     expect(parseListAll(LIST_ALL('cockpit dhcpv6-client ssh', '465/tcp'))).toEqual({ services: ['cockpit', 'dhcpv6-client', 'ssh'], ports: ['465/tcp'] });
   });
