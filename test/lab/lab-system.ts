@@ -275,7 +275,13 @@ export async function ensureUfw(root: string, log: (msg: string) => void): Promi
   mkdirSync(join(base, 'deb'), { recursive: true, mode: 0o755 });
   const env = { ...process.env, PATH: SYSTEM_PATH };
   // apt-get download writes into the current directory, as the _apt user when it can.
-  await must('sh', ['-c', 'cd "$1" && chown _apt "$1" 2>/dev/null; apt-get download ufw', 'sh', join(base, 'deb')], { env, timeoutMs: 300_000 });
+  const download = () => run('sh', ['-c', 'cd "$1" && chown _apt "$1" 2>/dev/null; apt-get download ufw', 'sh', join(base, 'deb')], { env, timeoutMs: 300_000 });
+  // A machine whose package lists were cleaned after its last install knows no ufw yet: update once, then retry.
+  if ((await download()).code !== 0) {
+    await must('apt-get', ['update'], { env, timeoutMs: 300_000 });
+    const again = await download();
+    if (again.code !== 0) throw new LabError(`apt-get download ufw exited ${again.code}: ${again.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  }
   const deb = readdirSync(join(base, 'deb')).find((f) => /^ufw_.*\.deb$/.test(f));
   if (!deb) throw new LabError(`apt-get download ufw left no ufw_*.deb in ${join(base, 'deb')}`);
   const tmp = `${root}.tmp`;
