@@ -354,8 +354,8 @@ export function liveProblem(x: Extra, stdout: string, token: string): string | n
   }
   const live = lines.filter((l) => l.startsWith('live ')).map((l) => l.slice(5).trim().replace(/\s+/g, ' '));
   if (x.backend === 'ufw') {
-    const families = x.predicted.length ? [4, 6] : [4];
-    for (const f of families) {
+    // A family whose chain is not listed (IPv6 off in /etc/default/ufw) has nothing to check.
+    for (const f of [4, 6]) {
       const chain = `${f === 6 ? 'ufw6' : 'ufw'}-user-input`;
       const rule = `-A ${chain} -p ${x.opening.protocol} -m ${x.opening.protocol} --dport ${x.opening.port} -j ACCEPT`;
       const listed = live.some((l) => l.startsWith(`-N ${chain}`) || l.startsWith(`-A ${chain}`));
