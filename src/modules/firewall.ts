@@ -359,6 +359,7 @@ export function liveProblem(x: Extra, stdout: string, token: string): string | n
       const chain = `${f === 6 ? 'ufw6' : 'ufw'}-user-input`;
       const rule = `-A ${chain} -p ${x.opening.protocol} -m ${x.opening.protocol} --dport ${x.opening.port} -j ACCEPT`;
       const listed = live.some((l) => l.startsWith(`-N ${chain}`) || l.startsWith(`-A ${chain}`));
+      if (!listed && f === 4) return `cannot list the live ${chain} chain: ${live.join(' | ') || 'no output'}`;
       if (!listed) continue;
       if (live.includes(rule) !== x.present) return `the live ${chain} chain ${x.present ? 'lacks' : 'still has'} "${rule}"`;
     }

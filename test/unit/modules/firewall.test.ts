@@ -185,6 +185,14 @@ describe('firewall guard scripts', () => {
     expect(settleScript('t0', 'cancel', x)).toContain('rm "$pv_b.armed"');
   });
 
+  it("reads ufw's live chains from a cancel, and fails when the IPv4 chain cannot be listed", () => {
+    const ufw = { ...x, backend: 'ufw' as const };
+    const ok = '@@t1 cancelled\n@@t1 live -N ufw-user-input\n@@t1 live -A ufw-user-input -p tcp -m tcp --dport 465 -j ACCEPT\n';
+    expect(liveProblem(ufw, ok, 't1')).toBeNull();
+    expect(liveProblem(ufw, '@@t1 cancelled\n@@t1 live iptables: No chain/target/match by that name.\n', 't1')).toContain('cannot list the live ufw-user-input chain');
+    expect(liveProblem(ufw, ok.replace('465', '466'), 't1')).toContain('lacks');
+  });
+
   it('reads the live chain from a cancel', () => {
     const ok = '@@t0 cancelled\n@@t0 live table inet filter {\n@@t0 live \tchain input {\n@@t0 live \t\ttcp dport 465 accept\n';
     expect(liveProblem(x, ok, 't0')).toBeNull();
