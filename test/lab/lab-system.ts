@@ -204,8 +204,10 @@ export const LAB_PACKAGES = [
   'libnet-ssleay-perl',
   'libio-socket-ssl-perl',
   'openssl',
-  // rhel9 hosts run firewalld (it brings dbus and python3, which ufw on ubuntu2204 hosts needs too)
+  // rhel9 hosts run firewalld (it brings dbus and python3, which ufw on ubuntu2204 hosts needs too); ipset is
+  // only its Recommends, named as the lab was tested with it
   'firewalld',
+  'ipset',
   // ubuntu2404 hosts: nft and /etc/nftables.conf
   'nftables',
   // named although firewalld depends on them: rhel9 hosts start dbus-daemon, ubuntu2204's unpacked ufw runs on python3
