@@ -86,7 +86,23 @@ function zoneOf(args: FirewallArgs, facts: Facts): string {
   return zone;
 }
 
-const listAllCommand = (zone: string) => ({ key: `firewalld:list-all:${zone}`, script: `firewall-cmd --zone=${quote(zone)} --list-all` });
+/**
+ * The zone's runtime configuration. Guarded so that it costs nothing on a host without a running firewalld: the
+ * first exec asks for it on every host whose firewall it cannot know yet (see `reads`).
+ */
+const listAllCommand = (zone: string) => ({
+  key: `firewalld:list-all:${zone}`,
+  script: `if [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then firewall-cmd --zone=${quote(zone)} --list-all; else echo 'firewalld is not running' >&2; exit 3; fi`,
+});
+
+/** firewalld's default zone on every distribution that ships it. */
+const DEFAULT_ZONE = 'public';
+
+/** What plan reads on a firewalld host, for the zone given or found. */
+function firewalldReads(args: FirewallArgs, zone: string): Reads {
+  const p = zonePaths(zone);
+  return { files: [p.etc, p.lib], ...(args.service ? { stats: servicePaths(args.service) } : {}), commands: [listAllCommand(zone)] };
+}
 
 function checkArgs(args: FirewallArgs): string | null {
   if (!Number.isInteger(args.port) || args.port < 1 || args.port > 65535) return `port ${String(args.port)} is not a port number (1-65535)`;
@@ -488,17 +504,23 @@ export const firewallModule: Module<FirewallArgs> = {
       return {};
     }
     if (backend === 'iptables') {
-      // The first exec plans with guessed iptables hosts (see first-exec.ts); the few fixed paths of ufw and
-      // nftables ride along, so a ufw or nftables host with nothing to change needs no second exec.
+      // The first exec plans with guessed iptables hosts (see first-exec.ts); what a ufw, nftables or firewalld
+      // host (in the default zone) would be asked for rides along, so such a host with nothing to change needs
+      // no second exec. On other hosts it is a few absent paths and a test for a running firewalld.
       const ipt = iptablesModule.reads?.(iptablesArgsOf(args), facts) ?? {};
-      return { ...ipt, files: [...(ipt.files ?? []), NFT_CONF, UFW_DEFAULTS, UFW_RULES[4], UFW_RULES[6]] };
+      const fwd = checkArgs(args) ? {} : firewalldReads(args, args.zone ?? DEFAULT_ZONE);
+      return {
+        ...ipt,
+        files: [...(ipt.files ?? []), NFT_CONF, UFW_DEFAULTS, UFW_RULES[4], UFW_RULES[6], ...(fwd.files ?? [])],
+        ...(fwd.stats ? { stats: [...(ipt.stats ?? []), ...fwd.stats] } : {}),
+        commands: [...(ipt.commands ?? []), ...(fwd.commands ?? [])],
+      };
     }
     if (backend === 'nftables') return { files: [NFT_CONF] };
     if (backend === 'ufw') return { files: [UFW_DEFAULTS, UFW_RULES[4], UFW_RULES[6]] };
     const zone = args.zone ?? facts.firewalld_zone;
     if (!zone || checkArgs(args)) return {};
-    const p = zonePaths(zone);
-    return { files: [p.etc, p.lib], ...(args.service ? { stats: servicePaths(args.service) } : {}), commands: [listAllCommand(zone)] };
+    return firewalldReads(args, zone);
   },
 
   async plan(ctx: TaskContext, args: FirewallArgs): Promise<Plan> {
