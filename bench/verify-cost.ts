@@ -21,16 +21,16 @@ const { name, rounds } = program.opts<{ name: string; rounds: number }>();
 const state = readLabState(name);
 if (!state) throw new Error(`lab "${name}" is not up: npm run lab -- up 2 --name ${name}`);
 
-const FACTS: Record<LabHost['flavour'], Pick<Facts, 'firewall' | 'iptables_rules_file' | 'ip6tables_rules_file'>> = {
+const FACTS: Partial<Record<LabHost['flavour'], Pick<Facts, 'firewall' | 'iptables_rules_file' | 'ip6tables_rules_file'>>> = {
   rhel: { firewall: 'iptables-services', iptables_rules_file: '/etc/sysconfig/iptables', ip6tables_rules_file: '/etc/sysconfig/ip6tables' },
   debian: { firewall: 'netfilter-persistent', iptables_rules_file: '/etc/iptables/rules.v4', ip6tables_rules_file: '/etc/iptables/rules.v6' },
 };
-const SERVICE: Record<LabHost['flavour'], string> = { rhel: 'iptables', debian: 'netfilter-persistent' };
+const SERVICE: Partial<Record<LabHost['flavour'], string>> = { rhel: 'iptables', debian: 'netfilter-persistent' };
 const BIG = readFileSync(new URL('../test/fixtures/iptables/real-world/university-department.rules', import.meta.url));
 
 /** Milliseconds of `rounds` settle steps, measured inside the host with a monotonic clock (ns from date +%s%N). */
 async function time(host: LabHost, normalise: boolean): Promise<number[]> {
-  const files = rulesFilesOf(SERVICE[host.flavour], FACTS[host.flavour] as Facts);
+  const files = rulesFilesOf(SERVICE[host.flavour]!, FACTS[host.flavour] as Facts);
   const out: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const token = `bench${i}`;
@@ -53,11 +53,11 @@ console.log('flavour | ruleset | files compared | without namespace | with names
 for (const flavour of ['rhel', 'debian'] as const) {
   const host = state.hosts.find((h) => h.flavour === flavour);
   if (!host) continue;
-  const file = FACTS[flavour].iptables_rules_file!;
+  const file = FACTS[flavour]!.iptables_rules_file!;
   const saved = (await labExec(host, `cat ${file}`)).stdout;
   for (const [label, content] of [['lab (7 rules)', null], ['university gateway (2 tables, 26 rules)', BIG]] as const) {
     if (content) await labExec(host, `cat > ${file} && iptables-restore < ${file}`, { stdin: content });
-    const files = rulesFilesOf(SERVICE[flavour], FACTS[flavour] as Facts).length;
+    const files = rulesFilesOf(SERVICE[flavour]!, FACTS[flavour] as Facts).length;
     const without = median(await time(host, false));
     const withNs = median(await time(host, true));
     console.log(`${flavour} | ${label} | ${files} | ${without.toFixed(1)} | ${withNs.toFixed(1)} | +${(withNs - without).toFixed(1)}`);

@@ -1,5 +1,6 @@
 /**
- * `npm run demo`: the flagship job on three throwaway lab hosts (CentOS 6 and Debian 12 layouts), start to finish.
+ * `npm run demo`: the flagship job on six throwaway lab hosts, one of each lab flavour (CentOS 6 with iptables, RHEL 9
+ * with firewalld, Debian 11 and 12 with netfilter-persistent, Ubuntu 22.04 with ufw, Ubuntu 24.04 with nftables), start to finish.
  * Brings up a lab of its own, adds a mail user on each host, runs playbooks/smtps.yaml with the CLI exactly as an
  * operator would (plain output in a pipe, the live view on a terminal), runs it again to show there is nothing
  * left to do, proves SMTPS from this machine with swaks and openssl, and takes the lab down again — also when a
@@ -12,12 +13,34 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { CliIO } from '../src/cli/commands.js';
 import { defaultIO, main } from '../src/cli/main.js';
-import { labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
+import { type Flavour, labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
 import { isRoot } from '../test/lab/lab-system.js';
 import { banner } from '../test/support/net.js';
 
 const LAB = 'demo';
-const HOSTS = 3;
+/** One host of each flavour, in this order. */
+const FLAVOURS: Flavour[] = ['rhel', 'rhel9', 'debian11', 'debian', 'ubuntu2204', 'ubuntu2404'];
+const HOSTS = FLAVOURS.length;
+
+const SHAPES: Record<Flavour, string> = {
+  rhel: 'CentOS 6 paths, iptables service',
+  rhel9: 'RHEL 9 stock Postfix files, firewalld',
+  debian11: 'Debian 11 stock Postfix files, iptables-persistent',
+  debian: 'Debian 12, netfilter-persistent',
+  ubuntu2204: 'Ubuntu 22.04 stock Postfix files, ufw',
+  ubuntu2404: 'Ubuntu 24.04 stock Postfix files, nftables',
+};
+
+/** What the host's own firewall tool says about 465, run inside the host; one line when it is open. */
+const IPTABLES_465 = "iptables -S INPUT | grep -- '--dport 465 '";
+const FIREWALL_VIEW: Record<Flavour, string> = {
+  rhel: IPTABLES_465,
+  debian: IPTABLES_465,
+  debian11: IPTABLES_465,
+  rhel9: 'r=$(firewall-cmd --query-service=smtps) p=$(firewall-cmd --permanent --query-service=smtps); echo "firewall-cmd --query-service=smtps: $r (permanent: $p)"; [ "$r$p" = yesyes ]',
+  ubuntu2204: "ufw status | grep '^465/tcp '",
+  ubuntu2404: "nft list chain inet filter input | grep 'dport 465 '",
+};
 const PLAYBOOK = fileURLToPath(new URL('../playbooks/smtps.yaml', import.meta.url));
 const MAIL_USER = 'alice@lab.test';
 const MAIL_PASSWORD = randomBytes(12).toString('base64url');
@@ -130,10 +153,12 @@ async function prove(host: LabHost): Promise<boolean> {
     }
   });
   const smtp = await banner(host.ip, 25);
+  const fw = await labExec(host, FIREWALL_VIEW[host.flavour], { timeoutMs: CLIENT_TIMEOUT_MS });
 
   const swaksOk = swaks.code === 0 && /^<~ {2}235 /m.test(swaks.out);
   const opensslOk = openssl.out.includes(`Peer certificate: CN = ${host.name}\n`) && new RegExp(`^220 ${host.name.replace(/\./g, '\\.')} ESMTP`, 'm').test(openssl.out);
   const smtpOk = smtp.startsWith(`220 ${host.name} `);
+  const fwOk = fw.code === 0;
 
   const pick = (out: string, wanted: RegExp, fallback: number) => {
     const lines = out.split('\n').filter((l) => wanted.test(l));
@@ -141,12 +166,13 @@ async function prove(host: LabHost): Promise<boolean> {
   };
   const show = (label: string, ok: boolean, lines: string[]) =>
     lines.forEach((l, i) => say(`    ${(i === 0 ? label : '').padEnd(8)} ${i === 0 ? (ok ? 'ok  ' : 'FAIL') : '    '} ${l.trimEnd()}`));
-  say(`  ${host.name} (${host.flavour}, ${host.ip})`);
+  say(`  ${host.name} (${host.flavour}: ${SHAPES[host.flavour]}, ${host.ip})`);
+  show('firewall', fwOk, (fw.stdout.trim() || fw.stderr.trim() || '465 is not open').split('\n').map((l) => l.trim()));
   show('swaks', swaksOk, pick(swaks.out, /^=== TLS (started|peer DN)|^<~ {2}(220|235) |^<\*\*|^\*\*\*/, 4));
   if (!swaksOk) say(`                  swaks exited ${swaks.code}`);
   show('openssl', opensslOk, pick(openssl.out, /^Protocol version|^Peer certificate|^220 /, 4));
   show('port 25', smtpOk, [smtp]);
-  return swaksOk && opensslOk && smtpOk;
+  return swaksOk && opensslOk && smtpOk && fwOk;
 }
 
 async function demo(times: Record<string, number>): Promise<boolean> {
@@ -156,20 +182,20 @@ async function demo(times: Record<string, number>): Promise<boolean> {
     t = Date.now();
   };
 
-  say(`1. a lab of ${HOSTS} throwaway hosts (network namespaces with sshd, rsyslog, postfix and iptables)`);
+  say(`1. a lab of ${HOSTS} throwaway hosts, one per flavour (network namespaces with sshd, rsyslog, postfix and the flavour's firewall)`);
   await freeLabName();
   // From here the name is ours: labUp undoes a start that fails, and taking it down once more is harmless.
   labMade = true;
   let state: LabState;
   try {
-    state = await labUp({ name: LAB, hosts: HOSTS, owner: true, log: (m) => say(`   lab: ${m}`) });
+    state = await labUp({ name: LAB, hosts: HOSTS, flavours: FLAVOURS, owner: true, log: (m) => say(`   lab: ${m}`) });
   } catch (e) {
     if (!(e instanceof LabExistsError)) throw e;
     labMade = false;
     throw new Error(`lab "${LAB}" was just made by someone else: ${e.message}`);
   }
   lap('lab up');
-  for (const h of state.hosts) say(`   ${h.name.padEnd(12)} ${h.ip.padEnd(15)} ${h.flavour === 'rhel' ? 'rhel   (CentOS 6 paths, iptables service)' : 'debian (Debian 12, netfilter-persistent)'}`);
+  for (const h of state.hosts) say(`   ${h.name.padEnd(12)} ${h.ip.padEnd(15)} ${h.flavour.padEnd(10)} (${SHAPES[h.flavour]})`);
   checkpoint();
 
   say();

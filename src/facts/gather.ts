@@ -23,6 +23,7 @@ printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
 pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
+pv_fwd=
 ${POSTFIX_VERSION_VAR}=
 if command -v postconf >/dev/null 2>&1; then
   { read -r ${POSTFIX_VERSION_VAR}; read -r pv_d; } <<PV_POSTCONF
@@ -40,12 +41,24 @@ command -v nft >/dev/null 2>&1 && echo nft=1
 [ -r /proc/net/if_inet6 ] && while read -r pv_a pv_i pv_p pv_s pv_r; do [ "$pv_s" = 00 ] && { echo ipv6_global=1; break; }; done </proc/net/if_inet6
 [ -e /etc/init.d/netfilter-persistent ] || [ -e /lib/systemd/system/netfilter-persistent.service ] || [ -e /usr/lib/systemd/system/netfilter-persistent.service ] && echo netfilter_persistent=1
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1
+  systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1 && pv_fwd=1
   systemctl is-active --quiet nftables 2>/dev/null && echo nftables_active=1
-elif [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then echo firewalld_active=1
+elif [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then echo firewalld_active=1; pv_fwd=1
 fi
 [ -r /etc/ufw/ufw.conf ] && grep -qi '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw_enabled=1
 [ -e /etc/nftables.conf ] && echo nftables_conf=1
+[ -e /etc/systemd/system/sysinit.target.wants/nftables.service ] && echo nftables_enabled=1
+if [ -n "$pv_fwd" ]; then
+  pv_ip=; [ -n "$SSH_CONNECTION" ] && pv_ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+  pv_if=$(ip -o addr show 2>/dev/null | while read -r _ pv_n _ pv_a _; do
+    [ "$pv_n" = lo ] && continue
+    [ -z "$pv_ip" ] && { echo "$pv_n"; break; }
+    case "$pv_a" in "$pv_ip"/*) echo "$pv_n"; break ;; esac
+  done | cut -d@ -f1)
+  pv_z=; [ -n "$pv_if" ] && { pv_z=$(firewall-cmd --get-zone-of-interface="$pv_if" 2>/dev/null) || pv_z=; }
+  [ -n "$pv_z" ] || pv_z=$(firewall-cmd --get-default-zone 2>/dev/null)
+  printf 'firewalld_interface=%s\nfirewalld_zone=%s\n' "$pv_if" "$pv_z"
+fi
 `;
 
 export const FACTS_SCRIPT = `${FACTS_BODY}exit 0\n`;
@@ -214,7 +227,11 @@ export function parseFacts(output: string): Facts {
   else {
     const rhel = flag('sysconfig_iptables') || flag('iptables_service');
     const deb = flag('rules_v4') || flag('netfilter_persistent');
-    if (rhel && (!deb || family === 'RedHat')) firewall = 'iptables-services';
+    // An enabled nftables service with no iptables rules file is in charge, even where the machine carries
+    // netfilter-persistent's unit (Ubuntu 24.04 and Debian 12 set up with /etc/nftables.conf).
+    const nftOnly = (flag('nftables_active') || flag('nftables_enabled')) && !flag('sysconfig_iptables') && !flag('rules_v4');
+    if (nftOnly) firewall = 'nftables';
+    else if (rhel && (!deb || family === 'RedHat')) firewall = 'iptables-services';
     else if (deb) firewall = 'netfilter-persistent';
     else if (flag('nftables_active') || flag('nftables_conf')) firewall = 'nftables';
     else firewall = family === 'RedHat' ? 'iptables-services' : 'netfilter-persistent';
@@ -240,6 +257,7 @@ export function parseFacts(output: string): Facts {
     ip6tables_rules_exists: (rhelFiles && flag('sysconfig_ip6tables')) || (debFiles && flag('rules_v6')),
     ipv6_global: flag('ipv6_global'),
     iptables_version: f.get('iptables_version') || null,
+    firewalld_zone: firewall === 'firewalld' ? f.get('firewalld_zone') || null : null,
     tls_cert_dir: family === 'RedHat' ? '/etc/pki/tls/certs' : '/etc/ssl/certs',
     tls_key_dir: family === 'RedHat' ? '/etc/pki/tls/private' : '/etc/ssl/private',
   };

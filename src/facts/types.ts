@@ -38,6 +38,11 @@ export interface Facts {
   ipv6_global?: boolean;
   /** `iptables -V`, e.g. "iptables v1.8.9 (nf_tables)", null when missing */
   iptables_version: string | null;
+  /**
+   * firewalld only: the zone of the interface that carries the address the host was reached on (from
+   * SSH_CONNECTION; the first non-loopback interface without one), or the default zone when that interface has none
+   */
+  firewalld_zone?: string | null;
   /** default TLS certificate directory for the flavour */
   tls_cert_dir: string;
   /** default TLS private key directory for the flavour */

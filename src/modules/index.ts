@@ -4,6 +4,7 @@ import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
 import { fileModule, statModule } from './file.js';
+import { firewallModule } from './firewall.js';
 import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
 import { masterCfModule } from './master-cf.js';
@@ -17,6 +18,7 @@ const all: Module<never>[] = [
   postconfModule,
   masterCfModule,
   iptablesModule,
+  firewallModule,
   serviceModule,
   commandModule,
   shellModule,

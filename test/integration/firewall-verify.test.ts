@@ -17,7 +17,8 @@ const lab = inject('lab');
 const PLAYBOOK = fileURLToPath(new URL('../fixtures/playbooks/firewall-restart.yaml', import.meta.url));
 const RULESETS = fileURLToPath(new URL('../fixtures/iptables/real-world/', import.meta.url));
 
-const FIREWALL: Record<LabHost['flavour'], { file: string; service: string }> = {
+/** The two iptables flavours this suite runs on. */
+const FIREWALL: Partial<Record<LabHost['flavour'], { file: string; service: string }>> = {
   rhel: { file: '/etc/sysconfig/iptables', service: 'iptables' },
   debian: { file: '/etc/iptables/rules.v4', service: 'netfilter-persistent' },
 };
@@ -40,7 +41,7 @@ async function sh(host: LabHost, script: string): Promise<string> {
 /** The ruleset becomes the host's rules file; the blocklist set the SIP ruleset matches exists as on that server. */
 async function install(host: LabHost, file: string): Promise<void> {
   const b64 = readFileSync(path.join(RULESETS, file)).toString('base64');
-  await sh(host, `ipset create sip-blocklist hash:net -exist && echo ${b64} | base64 -d > ${FIREWALL[host.flavour].file}`);
+  await sh(host, `ipset create sip-blocklist hash:net -exist && echo ${b64} | base64 -d > ${FIREWALL[host.flavour]!.file}`);
 }
 
 describe.skipIf(!lab)('verification of real-world rulesets after a guarded firewall restart (issue 13)', () => {
@@ -58,7 +59,7 @@ describe.skipIf(!lab)('verification of real-world rulesets after a guarded firew
       await install(host, c.file);
       const r = await restart(host);
       expect(r.stderr).toBe('');
-      const fw = FIREWALL[host.flavour];
+      const fw = FIREWALL[host.flavour]!;
       expect(results(r.events, host), `${host.name}: ${results(r.events, host).map((x) => x.msg).join('; ')}`).toMatchObject([
         { status: 'changed', msg: `${fw.service} restarted; a new SSH connection works; the live rules match ${fw.file}${host.flavour === 'debian' ? ' and /etc/iptables/rules.v6' : ''}` },
       ]);

@@ -3,7 +3,7 @@
  * stderr and exit 1.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_LAB, findHost, labDown, labExec, LabError, labReset, labStatus, labUp, readLabState, type Flavour, type LabMode, type LabState } from './lab.js';
+import { DEFAULT_LAB, findHost, FLAVOURS, flavourOf, labDown, labExec, LabError, labReset, labStatus, labUp, readLabState, type Flavour, type LabMode, type LabState } from './lab.js';
 import { requireRoot } from './lab-system.js';
 
 function positiveInt(value: string): number {
@@ -13,8 +13,11 @@ function positiveInt(value: string): number {
 
 function flavourList(value: string): Flavour[] {
   const list = value.split(',').map((s) => s.trim());
-  for (const f of list) if (f !== 'rhel' && f !== 'debian') throw new InvalidArgumentError(`"${f}" is not a flavour (rhel, debian)`);
-  return list as Flavour[];
+  return list.map((f) => {
+    const flavour = flavourOf(f);
+    if (!flavour) throw new InvalidArgumentError(`"${f}" is not a flavour (${FLAVOURS.join(', ')}; centos6 and debian12 name rhel and debian)`);
+    return flavour;
+  });
 }
 
 function modeOf(value: string): LabMode {
@@ -33,7 +36,7 @@ function mustBeUp(name: string): LabState {
 function describe(state: LabState): string {
   const count = (f: Flavour) => state.hosts.filter((h) => h.flavour === f).length;
   return [
-    `lab "${state.name}": ${state.hosts.length} hosts (${count('rhel')} rhel, ${count('debian')} debian, ${state.mode}) on ${state.bridge} ${state.subnet}, controller ${state.controllerIp}`,
+    `lab "${state.name}": ${state.hosts.length} hosts (${FLAVOURS.filter(count).map((f) => `${count(f)} ${f}`).join(', ')}, ${state.mode}) on ${state.bridge} ${state.subnet}, controller ${state.controllerIp}`,
     `  inventory   ${state.inventory}`,
     `  ssh_config  ${state.sshConfig}   (try: ssh -F ${state.sshConfig} ${state.hosts[0]?.short ?? 'h1'})`,
     `  known_hosts ${state.knownHosts}`,
@@ -97,7 +100,7 @@ program
     const notes = [st.phase === 'up' ? null : 'HALF MADE (run down)', st.upSeconds === null ? null : `up took ${st.upSeconds.toFixed(1)} s`, st.owner ? `owned by test run ${st.owner}` : null];
     console.log(`  state       ${notes.filter(Boolean).join(', ') || st.phase}`);
     for (const h of st.hosts) {
-      console.log(`  ${h.host.name.padEnd(16)} ${h.host.ip.padEnd(15)} ${h.host.flavour.padEnd(7)} ${h.pid === null ? 'STOPPED' : `running (pid ${h.pid})`}`);
+      console.log(`  ${h.host.name.padEnd(16)} ${h.host.ip.padEnd(15)} ${h.host.flavour.padEnd(10)} ${h.pid === null ? 'STOPPED' : `running (pid ${h.pid})`}`);
     }
     if (st.hosts.some((h) => h.pid === null)) process.exitCode = 3;
   });

@@ -1,18 +1,17 @@
 /** The files a lab hands to its users: an Ansible INI inventory, an ssh_config, a known_hosts and /etc/hosts. */
-import type { Flavour, LabHost, LabState } from './lab.js';
+import { FLAVOURS, type LabHost, type LabState } from './lab.js';
 
-const FLAVOURS: Flavour[] = ['rhel', 'debian'];
-
-/** Groups per flavour, and `mail` over both: the SMTPS playbook targets `mail`. */
+/** Groups per flavour (rhel is CentOS 6, debian is Debian 12), and `mail` over all: the SMTPS playbook targets `mail`. */
 export function renderInventory(state: LabState): string {
   const lines = [`# provision lab "${state.name}" (${state.subnet} on ${state.bridge}), written by test/lab/lab.ts`];
-  for (const flavour of FLAVOURS) {
+  const used = FLAVOURS.filter((f) => f === 'rhel' || f === 'debian' || state.hosts.some((h) => h.flavour === f));
+  for (const flavour of used) {
     lines.push('', `[${flavour}]`);
     for (const h of state.hosts.filter((x) => x.flavour === flavour)) {
       lines.push(`${h.name} ansible_host=${h.ip} ansible_user=root ansible_ssh_private_key_file=${state.key}`);
     }
   }
-  lines.push('', '[mail:children]', ...FLAVOURS, '');
+  lines.push('', '[mail:children]', ...used, '');
   return lines.join('\n');
 }
 

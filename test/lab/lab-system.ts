@@ -1,6 +1,7 @@
 /** What the lab needs from the machine: running commands, finding its processes, installing packages. */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
 /** A lab failure the CLI prints as one line. */
@@ -199,11 +200,25 @@ export const LAB_PACKAGES = [
   'sasl2-bin',
   'libsasl2-modules',
   'swaks',
+  // swaks's TLS support (only Recommends of swaks, which --no-install-recommends leaves out)
+  'libnet-ssleay-perl',
+  'libio-socket-ssl-perl',
   // swaks over IPv6
   'libio-socket-inet6-perl',
-  // ipset: rulesets with -m set, loaded in hosts and in the verification's throwaway namespaces
-  'ipset',
   'openssl',
+  // rhel9 hosts run firewalld (it brings dbus and python3, which ufw on ubuntu2204 hosts needs too); ipset is
+  // only its Recommends, named as the lab was tested with it, and rulesets with -m set need it in hosts and in
+  // the verification's throwaway namespaces
+  'firewalld',
+  'ipset',
+  // ubuntu2404 hosts: nft and /etc/nftables.conf
+  'nftables',
+  // named although firewalld depends on them: rhel9 hosts start dbus-daemon, ubuntu2204's unpacked ufw runs on python3
+  'dbus',
+  'python3',
+  // ip, ss (namespaces, links, readiness), ssh-keygen and the ssh client of the tests and the demo
+  'iproute2',
+  'openssh-client',
   'rsyslog',
   'sudo',
 ];
@@ -247,6 +262,38 @@ export async function ensurePackages(log: (msg: string) => void): Promise<void> 
   } finally {
     if (ownPolicy) unlinkSync(POLICY_RC_D);
   }
+  // The machine is the controller: its own firewalld must never start (at a reboot it would shut the lab out).
+  if (missing.includes('firewalld')) await run('systemctl', ['disable', 'firewalld.service'], { env });
   const still = await missingPackages();
   if (still.length > 0) throw new LabError(`packages still missing after apt-get install: ${still.join(' ')}`);
+}
+
+/**
+ * Debian's ufw package unpacked under `root` (its /lib merged into /usr), for hosts that run ufw: the package
+ * Breaks iptables-persistent and netfilter-persistent, which the other flavours need, so it is not installed.
+ */
+export async function ensureUfw(root: string, log: (msg: string) => void): Promise<void> {
+  if (existsSync(join(root, 'usr', 'sbin', 'ufw'))) return;
+  log('unpacking ufw');
+  const base = dirname(root);
+  rmSync(base, { recursive: true, force: true });
+  mkdirSync(join(base, 'deb'), { recursive: true, mode: 0o755 });
+  const env = { ...process.env, PATH: SYSTEM_PATH };
+  // apt-get download writes into the current directory, as the _apt user when it can.
+  const download = () => run('sh', ['-c', 'cd "$1" && chown _apt "$1" 2>/dev/null; apt-get download ufw', 'sh', join(base, 'deb')], { env, timeoutMs: 300_000 });
+  // A machine whose package lists were cleaned after its last install knows no ufw yet: update once, then retry.
+  if ((await download()).code !== 0) {
+    await must('apt-get', ['update'], { env, timeoutMs: 300_000 });
+    const again = await download();
+    if (again.code !== 0) throw new LabError(`apt-get download ufw exited ${again.code}: ${again.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  }
+  const deb = readdirSync(join(base, 'deb')).find((f) => /^ufw_.*\.deb$/.test(f));
+  if (!deb) throw new LabError(`apt-get download ufw left no ufw_*.deb in ${join(base, 'deb')}`);
+  const tmp = `${root}.tmp`;
+  await must('dpkg-deb', ['-x', join(base, 'deb', deb), tmp], { env });
+  if (existsSync(join(tmp, 'lib'))) {
+    await must('cp', ['-a', `${join(tmp, 'lib')}/.`, join(tmp, 'usr', 'lib')], { env });
+    rmSync(join(tmp, 'lib'), { recursive: true, force: true });
+  }
+  renameSync(tmp, root);
 }

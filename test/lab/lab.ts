@@ -25,6 +25,7 @@ import { controllerAddress, controllerAddress6, defaultSubnets, formatSubnet, ho
 import {
   childResult,
   ensurePackages,
+  ensureUfw,
   findHostInit,
   isNamespaceInit,
   killNetnsProcesses,
@@ -44,7 +45,22 @@ import {
 
 export { LabError, LabExistsError } from './lab-system.js';
 
-export type Flavour = 'rhel' | 'debian';
+/**
+ * Host shapes. `rhel` is CentOS 6 (iptables-services) and `debian` is Debian 12 (netfilter-persistent), the lab's
+ * first two; `centos6` and `debian12` name them too. The others carry their distribution's stock Postfix files and
+ * firewall: RHEL 9 with firewalld, Debian 11 with iptables-persistent, Ubuntu 22.04 with ufw, Ubuntu 24.04 with
+ * nftables. See README.md for what each reproduces.
+ */
+export type Flavour = 'rhel' | 'debian' | 'rhel9' | 'debian11' | 'ubuntu2204' | 'ubuntu2404';
+
+export const FLAVOURS: readonly Flavour[] = ['rhel', 'debian', 'rhel9', 'debian11', 'ubuntu2204', 'ubuntu2404'];
+
+const FLAVOUR_ALIASES: Readonly<Record<string, Flavour>> = { centos6: 'rhel', debian12: 'debian' };
+
+/** A flavour by its name or alias (centos6 → rhel, debian12 → debian), or null. */
+export function flavourOf(name: string): Flavour | null {
+  return FLAVOUR_ALIASES[name] ?? ((FLAVOURS as readonly string[]).includes(name) ? (name as Flavour) : null);
+}
 export type LabMode = 'full' | 'sshd';
 
 export interface LabHost {
@@ -115,6 +131,9 @@ export const DEFAULT_LAB = 'lab';
 export const LAB_DOMAIN = 'lab.test';
 const SUDO_USER = 'deploy';
 const FILES = fileURLToPath(new URL('./files/', import.meta.url));
+const STOCK = fileURLToPath(new URL('../fixtures/postfix/stock/', import.meta.url));
+/** Debian's ufw package unpacked (it cannot be installed beside netfilter-persistent); ubuntu2204 hosts see it. */
+const UFW_ROOT = join(LAB_ROOT, 'ufw', 'root');
 const BOOT_TIMEOUT_MS = 180_000;
 const HOST_ENV = { PATH: SYSTEM_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', LANG: 'C.UTF-8', TERM: 'dumb' };
 
@@ -344,6 +363,7 @@ async function bootHost(state: LabState, host: LabHost): Promise<number> {
     PREFIX: prefix,
     IP6: host.ip6 ?? '',
     ETC_HOSTS: join(state.dir, 'etc-hosts'),
+    UFW_ROOT,
   };
   const log = openSync(logPath, 'w');
   let exited: string | null = null;
@@ -394,6 +414,8 @@ async function buildTemplate(state: LabState, flavour: Flavour): Promise<void> {
     SUDO_NAME: state.sudoUser.name,
     SUDO_PASSWORD: state.sudoUser.password,
     LAB_PUBKEY: readFileSync(`${state.key}.pub`, 'utf8').trim(),
+    STOCK,
+    UFW_ROOT,
   };
   await must('unshare', ['--mount', '--net', '--propagation', 'private', '--', '/bin/bash', join(FILES, 'template.sh')], { env, timeoutMs: 120_000 });
 }
@@ -405,9 +427,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   requireRoot();
   const name = opts.name ?? DEFAULT_LAB;
   validateName(name);
-  const flavours = opts.flavours ?? ['rhel', 'debian'];
-  if (flavours.length === 0 || flavours.some((f) => f !== 'rhel' && f !== 'debian')) {
-    throw new LabError(`flavours must be rhel and/or debian, got "${flavours.join(',')}"`);
+  const flavours = (opts.flavours ?? ['rhel', 'debian']).map((f) => flavourOf(f) ?? f) as Flavour[];
+  if (flavours.length === 0 || flavours.some((f) => !FLAVOURS.includes(f))) {
+    throw new LabError(`flavours must be among ${FLAVOURS.join(', ')} (or centos6, debian12), got "${flavours.join(',')}"`);
   }
   const mode = opts.mode ?? 'full';
   if (mode !== 'full' && mode !== 'sshd') throw new LabError(`mode must be full or sshd, got "${String(mode)}"`);
@@ -416,6 +438,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   if (!/^[A-Za-z0-9_-]{1,15}$/.test(bridge)) throw new LabError(`bridge name "${bridge}" must be 1-15 letters, digits, _ or -`);
 
   await ensurePackages(log);
+  if (flavours.includes('ubuntu2204')) await ensureUfw(UFW_ROOT, log);
   // Each host mounts its own empty tmpfs here (provision's state: pending handlers, firewall rollback snapshots),
   // so nothing of the machine's or another host's shows through; the mount point must exist.
   mkdirSync('/var/lib/provision', { recursive: true, mode: 0o700 });

@@ -6,7 +6,7 @@
 # readiness, then reaps orphans until it is killed.
 #
 # Environment: FILES, LAB_TARGETS, HOST_DIR, TEMPLATE, DEV_SKEL, FLAVOUR, MODE,
-# FQDN, SHORT, IP, PREFIX, IP6 (may be empty), ETC_HOSTS. lab.ts has made HOST_DIR's layer (first
+# FQDN, SHORT, IP, PREFIX, IP6 (may be empty), ETC_HOSTS, UFW_ROOT. lab.ts has made HOST_DIR's layer (first
 # boot only), upper and work directories.
 set -Eeuo pipefail
 . "$FILES/lib.sh"
@@ -30,7 +30,7 @@ if [ ! -e "$HOST_DIR/layer.done" ]; then
         postconf -e "myhostname = $FQDN" "mydestination = \$myhostname, $FQDN, $SHORT, localhost.localdomain, localhost"
         # Postfix waits until a just-written main.cf is a second or two old.
         touch -d "@$(($(date +%s) - 5))" /etc/postfix/main.cf
-        if [ "$FLAVOUR" = rhel ]; then
+        if [ "$FLAVOUR" = rhel ] || [ "$FLAVOUR" = rhel9 ]; then
             crt=/etc/pki/tls/certs/$FQDN.crt key=/etc/pki/tls/private/$FQDN.key.nopasswd group=root mode=0600
         else
             crt=/etc/ssl/certs/$FQDN.crt key=/etc/ssl/private/$FQDN.key group=ssl-cert mode=0640
@@ -46,6 +46,10 @@ if [ ! -e "$HOST_DIR/layer.done" ]; then
 fi
 
 mount_overlays "$HOST_DIR/upper" "$HOST_DIR/work" "$HOST_DIR/layer" "$TEMPLATE"
+# ufw is not installed on the machine (it cannot be, beside netfilter-persistent): its files show through /usr.
+if [ "$FLAVOUR" = ubuntu2204 ]; then
+    mount -t overlay overlay -o "lowerdir=$UFW_ROOT/usr:/usr" /usr
+fi
 
 mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
@@ -70,12 +74,32 @@ ip addr replace "$IP/$PREFIX" dev eth0
 [ -z "${IP6:-}" ] || ip addr replace "$IP6/64" dev eth0 nodad
 
 # The flavour's own service loads the persistent rules, as at a real boot.
-if [ "$FLAVOUR" = rhel ]; then
+case "$FLAVOUR" in
+rhel)
     service iptables start
     service ip6tables start
-else
+    ;;
+rhel9)
+    # firewalld needs a system bus: the host's own dbus-daemon, its socket on the host's /run.
+    install -d -m 0755 /run/dbus
+    dbus-daemon --system --fork
+    firewalld
+    for _ in $(seq 300); do
+        [ "$(firewall-cmd --state 2>/dev/null)" = running ] && break
+        sleep 0.1
+    done
+    [ "$(firewall-cmd --state 2>/dev/null)" = running ] || { echo "firewalld did not start" > "$HOST_DIR/failed"; exit 1; }
+    ;;
+ubuntu2204)
+    /lib/ufw/ufw-init start >/dev/null
+    ;;
+ubuntu2404)
+    nft -f /etc/nftables.conf
+    ;;
+*)
     service netfilter-persistent start
-fi
+    ;;
+esac
 
 ports=22
 if [ "$MODE" = full ]; then

@@ -4,8 +4,10 @@
 # syslog and postfix configuration. Runs in a private mount and network
 # namespace (unshare), so nothing here touches the machine.
 #
-# Environment: FILES, LAB_TARGETS, TEMPLATE, WORK, FLAVOUR (rhel|debian),
-# MODE (full|sshd), SUDO_NAME, SUDO_PASSWORD, LAB_PUBKEY. lab.ts has made the
+# Environment: FILES, LAB_TARGETS, TEMPLATE, WORK, FLAVOUR (rhel|debian|rhel9|
+# debian11|ubuntu2204|ubuntu2404), MODE (full|sshd), SUDO_NAME, SUDO_PASSWORD,
+# LAB_PUBKEY, STOCK (the stock Postfix files, one directory per flavour),
+# UFW_ROOT (ubuntu2204: ufw unpacked, its /usr merged). lab.ts has made the
 # layer and work directories.
 set -Eeuo pipefail
 . "$FILES/lib.sh"
@@ -73,7 +75,7 @@ rhel)
     install -d -m 0755 /etc/pki/tls/certs
     install -d -m 0700 /etc/pki/tls/private
     ;;
-debian)
+debian|debian11)
     rm -rf /etc/sysconfig
     rm -f /etc/init.d/iptables /etc/init.d/ip6tables
     install -d -m 0755 /etc/iptables
@@ -81,11 +83,55 @@ debian)
     iptables-restore < "$FILES/rules.v4"
     ip6tables-restore < "$FILES/rules.v6"
     (umask 027 && iptables-save > /etc/iptables/rules.v4 && ip6tables-save > /etc/iptables/rules.v6)
+    if [ "$FLAVOUR" = debian11 ]; then
+        install -m 0644 "$FILES/os-release.debian11" /etc/os-release
+        echo 11.9 > /etc/debian_version
+    fi
+    ;;
+rhel9)
+    # firewalld (the machine's own) with RHEL 9's defaults: nftables backend, zone public; smtp opened the way an
+    # administrator does on a mail server, so the zone already has its file under /etc.
+    rm -f /etc/os-release /etc/debian_version /etc/init.d/netfilter-persistent /etc/default/netfilter-persistent
+    rm -rf /etc/iptables
+    install -m 0644 "$FILES/os-release.rhel9" /etc/os-release
+    echo 'Red Hat Enterprise Linux release 9.4 (Plow)' > /etc/redhat-release
+    sed -i -e 's/^DefaultZone=.*/DefaultZone=public/' -e 's/^FirewallBackend=.*/FirewallBackend=nftables/' /etc/firewalld/firewalld.conf
+    firewall-offline-cmd --zone=public --add-service=smtp >/dev/null
+    install -d -m 0755 /etc/pki/tls/certs
+    install -d -m 0700 /etc/pki/tls/private
+    ;;
+ubuntu2204)
+    # ufw as Ubuntu installs and enables it (its package files come from UFW_ROOT, mounted over /usr at boot).
+    rm -f /etc/init.d/netfilter-persistent /etc/default/netfilter-persistent
+    rm -rf /etc/iptables /etc/sysconfig
+    install -m 0644 "$FILES/os-release.ubuntu2204" /etc/os-release
+    echo bookworm/sid > /etc/debian_version
+    mount -t overlay overlay -o "lowerdir=$UFW_ROOT/usr:/usr" /usr
+    cp -a "$UFW_ROOT/etc/ufw" /etc/ufw
+    install -m 0644 "$UFW_ROOT/etc/default/ufw" /etc/default/ufw
+    for f in before.rules before6.rules after.rules after6.rules user.rules user6.rules; do
+        install -m 0640 "/usr/share/ufw/iptables/$f" "/etc/ufw/$f"
+    done
+    install -m 0644 /usr/share/ufw/ufw.conf /etc/ufw/ufw.conf
+    ufw allow 22/tcp >/dev/null
+    ufw allow 25/tcp >/dev/null
+    sed -i 's/^ENABLED=.*/ENABLED=yes/' /etc/ufw/ufw.conf
+    ;;
+ubuntu2404)
+    # nftables as the only firewall: /etc/nftables.conf loaded by the enabled nftables service.
+    rm -f /etc/init.d/netfilter-persistent /etc/default/netfilter-persistent
+    rm -rf /etc/iptables /etc/sysconfig
+    install -m 0644 "$FILES/os-release.ubuntu2404" /etc/os-release
+    echo trixie/sid > /etc/debian_version
+    install -m 0755 "$FILES/nftables.conf.ubuntu2404" /etc/nftables.conf
+    install -d -m 0755 /etc/systemd/system/sysinit.target.wants
+    ln -sf /lib/systemd/system/nftables.service /etc/systemd/system/sysinit.target.wants/nftables.service
     ;;
 esac
 
 if [ "$MODE" = full ]; then
-    install -m 0644 "$FILES/rsyslog.$FLAVOUR.conf" /etc/rsyslog.conf
+    case "$FLAVOUR" in rhel|rhel9) syslog=rhel ;; *) syslog=debian ;; esac
+    install -m 0644 "$FILES/rsyslog.$syslog.conf" /etc/rsyslog.conf
     # Debian's main.cf as its postinst writes it; the host names follow at first boot.
     cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
     postconf -e \
@@ -103,8 +149,27 @@ if [ "$MODE" = full ]; then
         'inet_protocols = all'
     if [ "$FLAVOUR" = rhel ]; then
         install -m 0644 "$FILES/master.cf.rhel" /etc/postfix/master.cf
-    else
+    elif [ "$FLAVOUR" = debian ]; then
         install -m 0644 /usr/share/postfix/master.cf.dist /etc/postfix/master.cf
+    else
+        # The distribution's stock files, adapted only where the machine's Postfix binaries need it: their own
+        # program and shared-library directories and command paths, listening on every interface (RHEL's
+        # default is localhost), and the certificate the stock main.cf names, made as the package would.
+        install -m 0644 "$STOCK/$FLAVOUR/main.cf" /etc/postfix/main.cf
+        install -m 0644 "$STOCK/$FLAVOUR/master.cf" /etc/postfix/master.cf
+        # postconf -d works out the default mynetworks, which needs an interface that is up.
+        ip link set lo up
+        adapt=(inet_interfaces=all)
+        for p in daemon_directory shlib_directory meta_directory command_directory sendmail_path newaliases_path mailq_path setgid_group manpage_directory sample_directory readme_directory html_directory; do
+            if grep -q "^$p *=" /etc/postfix/main.cf; then adapt+=("$p=$(postconf -dh "$p")"); fi
+        done
+        postconf -e "${adapt[@]}"
+        cert=$(postconf -h smtpd_tls_cert_file) key=$(postconf -h smtpd_tls_key_file)
+        if [ -n "$cert" ] && [ ! -e "$cert" ]; then
+            install -d "$(dirname "$cert")" "$(dirname "$key")"
+            (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" -keyout "$key" -out "$cert" 2>/dev/null)
+            chmod 0644 "$cert"
+        fi
     fi
 fi
 

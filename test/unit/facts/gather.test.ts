@@ -56,3 +56,30 @@ describe('facts about IPv6 (issue 13)', () => {
     }
   });
 });
+
+describe('the firewall in charge', () => {
+  const IPT = 'iptables_version=iptables v1.8.10 (nf_tables)\nnft=1\n';
+  const firewall = (lines: string) => {
+    const f = parseFacts(lines);
+    return { firewall: f.firewall, service: f.firewall_service, rules: f.iptables_rules_file, zone: f.firewalld_zone };
+  };
+
+  it('Ubuntu 24.04 with nftables enabled: nftables, although netfilter-persistent\'s unit file is on disk', () => {
+    const out = `os_id=ubuntu\nos_id_like=debian\n${IPT}netfilter_persistent=1\nnftables_conf=1\nnftables_enabled=1\n`;
+    expect(firewall(out)).toEqual({ firewall: 'nftables', service: null, rules: null, zone: null });
+  });
+
+  it('Debian 12 with rules.v4 and an nftables.conf left as shipped: netfilter-persistent', () => {
+    const out = `os_id=debian\n${IPT}rules_v4=1\nnetfilter_persistent=1\nnftables_conf=1\nnftables_enabled=1\n`;
+    expect(firewall(out).firewall).toBe('netfilter-persistent');
+  });
+
+  it('RHEL 9 with firewalld running: firewalld and the zone of the interface SSH came in on', () => {
+    const out = `os_id=rhel\nos_id_like=fedora\n${IPT}firewalld_active=1\nfirewalld_interface=eth0\nfirewalld_zone=internal\n`;
+    expect(firewall(out)).toEqual({ firewall: 'firewalld', service: null, rules: null, zone: 'internal' });
+  });
+
+  it('Ubuntu 22.04 with ufw enabled: ufw', () => {
+    expect(firewall(`os_id=ubuntu\n${IPT}netfilter_persistent=1\nufw_enabled=1\n`).firewall).toBe('ufw');
+  });
+});
