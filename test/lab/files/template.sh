@@ -153,17 +153,17 @@ if [ "$MODE" = full ]; then
         install -m 0644 /usr/share/postfix/master.cf.dist /etc/postfix/master.cf
     else
         # The distribution's stock files, adapted only where the machine's Postfix binaries need it: their own
-        # program and shared-library directories and command paths, listening on every interface (RHEL's
-        # default is localhost), and the certificate the stock main.cf names, made as the package would.
+        # program and shared-library directories and command paths, and the certificate the stock main.cf names,
+        # made as the package would. RHEL's `inet_interfaces = localhost` stays: the SMTPS playbook must cope.
         install -m 0644 "$STOCK/$FLAVOUR/main.cf" /etc/postfix/main.cf
         install -m 0644 "$STOCK/$FLAVOUR/master.cf" /etc/postfix/master.cf
         # postconf -d works out the default mynetworks, which needs an interface that is up.
         ip link set lo up
-        adapt=(inet_interfaces=all)
+        adapt=()
         for p in daemon_directory shlib_directory meta_directory command_directory sendmail_path newaliases_path mailq_path setgid_group manpage_directory sample_directory readme_directory html_directory; do
             if grep -q "^$p *=" /etc/postfix/main.cf; then adapt+=("$p=$(postconf -dh "$p")"); fi
         done
-        postconf -e "${adapt[@]}"
+        [ ${#adapt[@]} -eq 0 ] || postconf -e "${adapt[@]}"
         cert=$(postconf -h smtpd_tls_cert_file) key=$(postconf -h smtpd_tls_key_file)
         if [ -n "$cert" ] && [ ! -e "$cert" ]; then
             install -d "$(dirname "$cert")" "$(dirname "$key")"

@@ -179,9 +179,9 @@ async function enable(shape: Shape, args: MasterCfArgs) {
 beforeEach(() => clearNameCache());
 
 describe.skipIf(!hasPostconf)('master_cf enables smtps/submissions on 465 as the SMTPS playbook asks, on stock files', () => {
-  it('the playbook asks for a listener with four options, chroot n', () => {
+  it('the playbook asks for a listener with five options, chroot n', () => {
     expect(SMTPS).toMatchObject({ service: 'smtps', type: 'inet', chroot: 'n', command: 'smtpd' });
-    expect(Object.keys(SMTPS.options!)).toEqual(['syslog_name', 'smtpd_tls_wrappermode', 'smtpd_sasl_auth_enable', 'smtpd_client_restrictions']);
+    expect(Object.keys(SMTPS.options!)).toEqual(['syslog_name', 'smtpd_tls_wrappermode', 'smtpd_sasl_auth_enable', 'smtpd_client_restrictions', 'smtpd_recipient_restrictions']);
   });
 
   it.each(SHAPES)('$name', async (shape) => {
