@@ -12,7 +12,7 @@ import { loadInventory } from '../inventory/load.js';
 import { unmatchedPatterns } from '../inventory/patterns.js';
 import { hostVars, inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
 import type { Inventory } from '../inventory/types.js';
-import type { Playbook } from '../playbook/types.js';
+import { allTasks, type Playbook } from '../playbook/types.js';
 import { parseYaml, readYamlFile } from '../playbook/load.js';
 import { buildPlaybookSchema } from '../playbook/schema.js';
 import { loadPlaybook } from '../playbook/validate.js';
@@ -38,6 +38,8 @@ export interface CliIO {
 
 export interface RunFlags {
   inventory: string[];
+  /** `--roles-path`: colon-separated directories, repeatable */
+  rolesPath?: string[];
   limit?: string;
   forks: number;
   extraVars?: string[];
@@ -112,7 +114,7 @@ function warnUnmatched(inv: Inventory, playbook: Playbook, limit: string | undef
 }
 
 export async function commandRun(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
-  const playbook = loadPlaybook(playbookFile);
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
   warnUnmatched(inventory, playbook, flags.limit, io);
@@ -177,8 +179,8 @@ export function commandCheck(playbookFile: string, flags: RunFlags, io: CliIO): 
   return commandRun(playbookFile, { ...flags, check: true, diff: true }, io);
 }
 
-export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }, io: CliIO): Promise<number> {
-  const playbook = loadPlaybook(playbookFile);
+export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[] }, io: CliIO): Promise<number> {
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const extraVars = parseExtraVars(flags.extraVars ?? []);
   // Names are only checked when every variable source is known: the inventory, and vars files named literally.
   let names: Set<string> | null = null;
@@ -193,7 +195,7 @@ export async function commandValidate(playbookFile: string, flags: { inventory?:
       for (const k of Object.keys(vars)) names?.add(k);
     }
   }
-  const tasks = playbook.plays.reduce((n, p) => n + p.preTasks.length + p.tasks.length + p.postTasks.length + p.handlers.length, 0);
+  const tasks = playbook.plays.reduce((n, p) => n + allTasks(p).length, 0);
   const lines = [`${playbookFile}: ${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'}, ${tasks} tasks and handlers: valid`];
   const inventory = flags.inventory?.length ? loadInventory(flags.inventory) : null;
   if (inventory && names) {

@@ -44,6 +44,7 @@ function runOptions(cmd: Command, check: boolean): Command {
     .option('--no-retry-file', 'do not write a retry file')
     .option('--json', 'print one JSON object per event (the last line is the recap)')
     .option('-v, --verbose', 'plain output: also print ok and skipped results')
+    .option('--roles-path <paths>', 'also look for roles here (colon-separated, repeatable; before ANSIBLE_ROLES_PATH)', collect)
     .option('--debug', 'print stack traces of unexpected errors');
   if (!check) cmd.option('-C, --check', 'plan only: show what would change, change nothing (exit 8 when changes are pending)');
   return cmd;
@@ -75,8 +76,9 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('-i, --inventory <path>', 'also load this inventory and resolve every play\'s hosts (repeatable)', collect)
     .option('-l, --limit <pattern>', 'further limit the hosts')
     .option('-e, --extra-vars <vars>', 'variables (as for run)', collect)
+    .option('--roles-path <paths>', 'also look for roles here (as for run)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
-    .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }) => {
+    .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[] }) => {
       result.code = await commandValidate(playbook, flags, io);
     });
   program

@@ -4,6 +4,7 @@ import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
 import { fileModule, statModule } from './file.js';
+import { includeVarsModule } from './include-vars.js';
 import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
 import { masterCfModule } from './master-cf.js';
@@ -31,6 +32,7 @@ const all: Module<never>[] = [
   failModule,
   setFactModule,
   metaModule,
+  includeVarsModule,
   x509Module,
   smtpProbeModule,
 ] as Module<never>[];

@@ -87,7 +87,15 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
   const sites = sitesOf(task);
   const analysed = sites.map((s) => ({ site: s, refs: templateRefs(s.text, s.expression) }));
   const guarded = new Set(analysed.flatMap((a) => [...(a.refs?.guarded ?? [])]));
-  const taskKnown = known ? new Set([...known, ...Object.keys(task.vars), ...(task.loop !== undefined ? [task.loopVar] : [])]) : null;
+  const taskKnown = known
+    ? new Set([
+        ...known,
+        ...Object.keys(task.vars),
+        ...task.scopeNames,
+        ...(task.role ? [...Object.keys(task.role.defaults), ...Object.keys(task.role.vars), ...Object.keys(task.role.params), 'role_path', 'role_name'] : []),
+        ...(task.loop !== undefined ? [task.loopVar, ...(task.indexVar ? [task.indexVar] : [])] : []),
+      ])
+    : null;
   const undefinedName = (name: string, pos: SourcePos) => {
     if (!taskKnown || taskKnown.has(name) || guarded.has(name)) return;
     errors.push(undefinedVariable(name, taskKnown, pos, label));
@@ -106,7 +114,7 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
     const pos = task.positions.get('args/src') ?? task.positions.get('args') ?? task.pos;
     let file: string;
     try {
-      file = resolveSource(playbookDir, src, mod === 'copy' ? 'files' : 'templates', task.args.src_outside_playbook === true);
+      file = resolveSource(playbookDir, src, mod === 'copy' ? 'files' : 'templates', task.args.src_outside_playbook === true, task.role?.dir);
     } catch (e) {
       if (e instanceof ModuleError) {
         errors.push(new InputError(e.message, pos, label));
@@ -142,7 +150,12 @@ export function preflight(playbook: Playbook, scope: PreflightScope): InputError
   const registered = runNames(playbook);
   const errors: InputError[] = [];
   for (const play of playbook.plays) {
-    const known = scope.names ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars)]) : null;
+    // Variables an include_vars file defines are only known when it is read: names are not checked in such a play.
+    const includesVars = allTasks(play).some((t) => t.module === 'include_vars');
+    const known =
+      scope.names && !includesVars
+        ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars), ...Object.keys(play.roleDefaults), ...Object.keys(play.roleVars)])
+        : null;
     for (const task of allTasks(play)) {
       errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`));
       if (errors.length >= 50) return errors.slice(0, 50);
