@@ -9,8 +9,9 @@ import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
 import { masterCfModule } from './master-cf.js';
 import type { Module } from './module.js';
+import { aptModule, dnfModule, packageModule, yumModule } from './package.js';
 import { postconfModule } from './postconf.js';
-import { serviceModule } from './service.js';
+import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
 import { x509Module } from './x509.js';
 
@@ -19,6 +20,8 @@ const all: Module<never>[] = [
   masterCfModule,
   iptablesModule,
   serviceModule,
+  systemdModule,
+  systemdServiceModule,
   commandModule,
   shellModule,
   copyModule,
@@ -33,6 +36,10 @@ const all: Module<never>[] = [
   setFactModule,
   metaModule,
   includeVarsModule,
+  packageModule,
+  aptModule,
+  yumModule,
+  dnfModule,
   x509Module,
   smtpProbeModule,
 ] as Module<never>[];

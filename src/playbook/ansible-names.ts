@@ -10,7 +10,7 @@ export const UNSUPPORTED_MODULES = new Set([
   'pause', 'package_facts', 'service_facts', 'setup', 'gather_facts', 'slurp', 'tempfile', 'assemble', 'ini_file',
   'known_hosts', 'authorized_key', 'hostname', 'timezone', 'selinux', 'seboolean', 'sefcontext', 'firewalld', 'ufw',
   'synchronize', 'reboot', 'getent', 'group_by', 'add_host', 'alternatives', 'locale_gen', 'modprobe', 'iptables_state',
-  'expect', 'async_status', 'dpkg_selections', 'systemd_service', 'sysvinit', 'openssl_privatekey', 'openssl_csr',
+  'expect', 'async_status', 'dpkg_selections', 'sysvinit', 'openssl_privatekey', 'openssl_csr',
   'x509_certificate', 'openssl_dhparam', 'mysql_user', 'mysql_db', 'postgresql_user', 'postgresql_db', 'validate_argument_spec',
   'import_module', 'win_shell', 'win_command', 'lvg', 'lvol', 'filesystem', 'parted', 'pam_limits', 'capabilities', 'acl',
   'archive', 'make', 'htpasswd', 'docker_container', 'zypper', 'apk', 'pacman', 'snap', 'homebrew', 'npm', 'gem',
