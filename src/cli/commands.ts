@@ -13,6 +13,8 @@ import { unmatchedPatterns } from '../inventory/patterns.js';
 import { hostVars, inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
 import type { Inventory } from '../inventory/types.js';
 import { allTasks, type Playbook } from '../playbook/types.js';
+import { forDisplay } from '../util/vault.js';
+import { setupVault, type VaultFlags } from './vault-secrets.js';
 import { parseYaml, readYamlFile } from '../playbook/load.js';
 import { buildPlaybookSchema } from '../playbook/schema.js';
 import { loadPlaybook } from '../playbook/validate.js';
@@ -36,7 +38,7 @@ export interface CliIO {
   onInterrupt(fn: () => void): () => void;
 }
 
-export interface RunFlags {
+export interface RunFlags extends VaultFlags {
   inventory: string[];
   /** `--roles-path`: colon-separated directories, repeatable */
   rolesPath?: string[];
@@ -114,6 +116,7 @@ function warnUnmatched(inv: Inventory, playbook: Playbook, limit: string | undef
 }
 
 export async function commandRun(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
+  await setupVault(flags, io.stdinIsTTY);
   const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
@@ -179,7 +182,12 @@ export function commandCheck(playbookFile: string, flags: RunFlags, io: CliIO): 
   return commandRun(playbookFile, { ...flags, check: true, diff: true }, io);
 }
 
-export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[] }, io: CliIO): Promise<number> {
+export async function commandValidate(
+  playbookFile: string,
+  flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[] } & VaultFlags,
+  io: CliIO,
+): Promise<number> {
+  await setupVault(flags, io.stdinIsTTY);
   const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const extraVars = parseExtraVars(flags.extraVars ?? []);
   // Names are only checked when every variable source is known: the inventory, and vars files named literally.
@@ -216,12 +224,13 @@ export async function commandValidate(playbookFile: string, flags: { inventory?:
   return 0;
 }
 
-export async function commandInventory(flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string }, io: CliIO): Promise<number> {
+export async function commandInventory(flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string } & VaultFlags, io: CliIO): Promise<number> {
+  await setupVault(flags, io.stdinIsTTY);
   const chosen = [flags.list, flags.graph !== undefined, flags.host !== undefined].filter(Boolean).length;
   if (chosen !== 1) throw new InputError('inventory: give exactly one of --list, --graph, --host NAME');
   const inventory = loadInventory(flags.inventory);
-  if (flags.list) io.out(`${JSON.stringify(inventoryList(inventory), null, 2)}\n`);
-  else if (flags.host !== undefined) io.out(`${JSON.stringify(inventoryHost(inventory, flags.host), null, 2)}\n`);
+  if (flags.list) io.out(`${JSON.stringify(forDisplay(inventoryList(inventory)), null, 2)}\n`);
+  else if (flags.host !== undefined) io.out(`${JSON.stringify(forDisplay(inventoryHost(inventory, flags.host)), null, 2)}\n`);
   else io.out(`${inventoryGraph(inventory, typeof flags.graph === 'string' ? flags.graph : 'all')}\n`);
   return 0;
 }

@@ -14,6 +14,7 @@ import { ModuleError } from '../modules/module.js';
 import { isTemplated, templateRefs, templateShapeProblem, type TemplatePlace } from '../playbook/template.js';
 import { allTasks, type Playbook, type Task } from '../playbook/types.js';
 import { didYouMean } from '../util/suggest.js';
+import type { VaultedValue } from '../util/vault.js';
 
 /** Names the runner itself gives every task (see HostRun.vars). */
 export const RUNNER_NAMES: readonly string[] = ['facts', 'ansible_check_mode', 'playbook_dir'];
@@ -26,6 +27,8 @@ export interface PreflightScope {
    * inventory is not known (`provision validate` without -i): then names are not checked.
    */
   names: ReadonlySet<string> | null;
+  /** variables whose value is vault-encrypted and no password was given: a task that uses one is refused */
+  vaulted?: ReadonlyMap<string, VaultedValue>;
 }
 
 /** A string of a task where a template may be, and how it is read. */
@@ -82,7 +85,7 @@ function placeIn(file: string, p: TemplatePlace): SourcePos {
 }
 
 /** Problems with one task; `known` is null when names are not checked. */
-function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: string, label: string): InputError[] {
+function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: string, label: string, vaulted?: ReadonlyMap<string, VaultedValue>): InputError[] {
   const errors: InputError[] = [];
   const sites = sitesOf(task);
   const analysed = sites.map((s) => ({ site: s, refs: templateRefs(s.text, s.expression) }));
@@ -103,7 +106,11 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
   for (const { site, refs } of analysed) {
     if (!refs) continue;
     for (const p of refs.problems) errors.push(new InputError(p.message, site.pos, label));
-    for (const name of refs.names.keys()) undefinedName(name, site.pos);
+    for (const name of refs.names.keys()) {
+      undefinedName(name, site.pos);
+      const v = vaulted?.get(name);
+      if (v) errors.push(new InputError(`"${name}": ${v.message()}`, site.pos, label));
+    }
   }
 
   // Local files named by a literal src: found, inside the playbook directory (unless allowed), and for a
@@ -157,7 +164,7 @@ export function preflight(playbook: Playbook, scope: PreflightScope): InputError
         ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars), ...Object.keys(play.roleDefaults), ...Object.keys(play.roleVars)])
         : null;
     for (const task of allTasks(play)) {
-      errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`));
+      errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`, scope.vaulted));
       if (errors.length >= 50) return errors.slice(0, 50);
     }
   }

@@ -115,7 +115,7 @@ describe('YAML inventory errors say where and what', () => {
     ['all:\n  children:\n    1:\n', '3:5', 'a group name must be a string, got number 1: quote it'],
     ['all:\n  children:\n    "mail servers":\n', '3:5', 'invalid group name "mail servers"'],
     ['all:\n  hosts:\n    web[3:1]:\n', '3:5', 'host range [3:1] counts down'],
-    ['all:\n  vars:\n    pw: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n', '3:9', 'YAML tag !vault is not supported'],
+    ['all:\n  vars:\n    pw: !vault notvault\n', '3:9', 'a !vault value must start with $ANSIBLE_VAULT;'],
     ['$ANSIBLE_VAULT;1.1;AES256\n3031\n', '1:1', 'encrypted with ansible-vault'],
     ['# nothing here\n', '1:1', 'empty YAML inventory'],
     ['- h1\n- h2\n', '1:1', 'a YAML inventory is a mapping of groups such as "all:", not a list'],
