@@ -103,8 +103,8 @@ export function decryptWith(text: string, password: Buffer): Buffer | null {
  * Ansible tries them. Throws VaultError naming why.
  */
 export function decrypt(text: string, list: VaultSecret[] = secrets): Buffer {
-  const env = parseEnvelope(text);
   if (!list.length) throw new VaultError('no vault password was given (--vault-password-file, --ask-vault-pass or --vault-id)');
+  const env = parseEnvelope(text);
   const ordered = env.id ? [...list.filter((s) => s.id === env.id), ...list.filter((s) => s.id !== env.id)] : list;
   for (const s of ordered) {
     const plain = decryptWith(text, s.password);
