@@ -13,7 +13,7 @@ import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
 import { knownNameVersions, rememberNames } from '../modules/postfix-names.js';
-import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
+import { evaluateCondition, isTemplated, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { LocalConnection } from '../connection/local.js';
 import { loopItems } from './loops.js';
@@ -621,11 +621,13 @@ export class HostRun {
   async runTask(play: Play, task: Task, handler = false): Promise<TaskOutcome> {
     const t0 = Date.now();
     const mod = findModule(task.module)!;
+    // A name with a template (`Alias for {{ entry.user }}` in an included file) is shown rendered, as Ansible does.
+    const shownName = task.named && isTemplated(task.name) ? renderName(task.name, this.vars(play, task)) : task.name;
     const emitResult = (status: TaskStatus, msg: string, extra: { diffs?: FileDiff[]; item?: string; ignored?: boolean; check?: boolean } = {}) => {
       this.settings.emit({
         type: 'task_result',
         host: this.name,
-        task: task.name,
+        task: shownName,
         module: task.module,
         handler,
         status,
@@ -640,7 +642,7 @@ export class HostRun {
     };
     if (!handler && !this.tagged(play, task)) return { status: 'skipped', ignored: false };
     if (task.local && !mod.controllerOnly) return this.runDelegated(play, task, handler);
-    this.settings.emit({ type: 'task_start', host: this.name, task: task.name, handler });
+    this.settings.emit({ type: 'task_start', host: this.name, task: shownName, handler });
 
     const check = task.checkMode ?? this.settings.check;
     let items: unknown[] | undefined;
@@ -1019,6 +1021,14 @@ function certainTasks(tasks: Task[]): Task[] {
 /** Ansible's reading of a boolean variable: INI inventories hand over `ansible_become=yes` as a string. */
 function ansibleBool(v: unknown): boolean {
   return typeof v === 'string' ? toBool(v) : v === true || v === 1;
+}
+
+function renderName(name: string, vars: Record<string, unknown>): string {
+  try {
+    return String(renderString(name, vars));
+  } catch {
+    return name;
+  }
 }
 
 function renderNotify(n: string, vars: Record<string, unknown>): string {
