@@ -120,6 +120,7 @@ export async function commandRun(playbookFile: string, flags: RunFlags, io: CliI
   const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
+  for (const w of inventory.warnings ?? []) io.err(`warning: ${w}\n`);
   warnUnmatched(inventory, playbook, flags.limit, io);
   const sshConfigFile = flags.sshConfig ?? defaultSshConfigPath();
   const sshConfig = sshConfigFile ? loadSshConfig(sshConfigFile) : null;
@@ -206,6 +207,7 @@ export async function commandValidate(
   const tasks = playbook.plays.reduce((n, p) => n + allTasks(p).length, 0);
   const lines = [`${playbookFile}: ${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'}, ${tasks} tasks and handlers: valid`];
   const inventory = flags.inventory?.length ? loadInventory(flags.inventory) : null;
+  for (const w of inventory?.warnings ?? []) io.err(`warning: ${w}\n`);
   if (inventory && names) {
     for (const play of playbook.plays) {
       for (const h of playHosts(inventory, play.hosts, flags.limit, playbook.dir)) for (const k of Object.keys(hostVars(inventory, h))) names.add(k);
@@ -229,6 +231,7 @@ export async function commandInventory(flags: { inventory: string[]; list?: bool
   const chosen = [flags.list, flags.graph !== undefined, flags.host !== undefined].filter(Boolean).length;
   if (chosen !== 1) throw new InputError('inventory: give exactly one of --list, --graph, --host NAME');
   const inventory = loadInventory(flags.inventory);
+  for (const w of inventory.warnings ?? []) io.err(`warning: ${w}\n`);
   if (flags.list) io.out(`${JSON.stringify(forDisplay(inventoryList(inventory)), null, 2)}\n`);
   else if (flags.host !== undefined) io.out(`${JSON.stringify(forDisplay(inventoryHost(inventory, flags.host)), null, 2)}\n`);
   else io.out(`${inventoryGraph(inventory, typeof flags.graph === 'string' ? flags.graph : 'all')}\n`);

@@ -146,7 +146,17 @@ export function parseYamlInventory(text: string, file: string, into: InventoryBu
       throw new InputError('this is an inventory plugin configuration ("plugin:"); only static inventories are supported', posOf(src, pair.key));
     }
   }
-  for (const pair of root.items) readGroup(src, pair.key, pair.value, into);
+  for (const pair of root.items) {
+    // A top-level group written as a string or a list (`webservers: web1.example.com`) is skipped with a
+    // warning, as Ansible does; nothing of it is used.
+    const body = deref(src, pair.value);
+    if (!isNull(body) && !isMap(body)) {
+      const name = isScalar(pair.key) ? String(pair.key.value) : 'group';
+      into.warnings.push(`${formatPos(posOf(src, pair.key))}: skipping "${name}": not a valid group definition (a group is a mapping with hosts, vars or children, not ${kindOf(body)})`);
+      continue;
+    }
+    readGroup(src, pair.key, pair.value, into);
+  }
 }
 
 /** One group and, recursively, its children; returns the group name. */
