@@ -11,6 +11,7 @@ import { masterCfModule } from './master-cf.js';
 import type { Module } from './module.js';
 import { aptModule, dnfModule, packageModule, yumModule } from './package.js';
 import { postconfModule } from './postconf.js';
+import { replaceModule } from './replace.js';
 import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
 import { x509Module } from './x509.js';
@@ -27,6 +28,7 @@ const all: Module<never>[] = [
   copyModule,
   templateModule,
   lineinfileModule,
+  replaceModule,
   blockinfileModule,
   fileModule,
   statModule,
