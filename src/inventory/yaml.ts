@@ -151,8 +151,9 @@ export function parseYamlInventory(text: string, file: string, into: InventoryBu
     // warning, as Ansible does; nothing of it is used.
     const body = deref(src, pair.value);
     if (!isNull(body) && !isMap(body)) {
-      const name = isScalar(pair.key) ? String(pair.key.value) : 'group';
-      into.warnings.push(`${formatPos(posOf(src, pair.key))}: skipping "${name}": not a valid group definition (a group is a mapping with hosts, vars or children, not ${kindOf(body)})`);
+      const name = keyText(src, pair.key, 'a group name');
+      if (!GROUP_NAME.test(name)) throw new InputError(`invalid group name ${JSON.stringify(name)}: no spaces, ":" or "]"`, posOf(src, pair.key));
+      into.warnings.push(`${formatPos(posOf(src, pair.key))}: skipping ${JSON.stringify(name)}: not a valid group definition (a group is a mapping with hosts, vars or children, not ${kindOf(body)})`);
       continue;
     }
     readGroup(src, pair.key, pair.value, into);

@@ -11,8 +11,10 @@ import { subDirs, tempDir, writeFiles } from '../../support/tmp.js';
 const fresh = subDirs(tempDir());
 const HOSTS = '[web]\nh1 ansible_connection=local\n';
 const text = (p: string) => readFileSync(p, 'utf8');
+/** These tests are not about the host lock: without it, runs of other test files on this machine do not hold them up. */
+const NO_LOCK = { lockTimeoutS: 0 };
 
-describe('roles, blocks and includes', () => {
+describe('roles, blocks and includes', { timeout: 30_000 }, () => {
   it("variable precedence as Ansible's: role defaults < inventory < play vars < role vars < role params < task vars < extra vars", async () => {
     const dir = fresh('prec');
     writeFiles(dir, {
@@ -35,7 +37,7 @@ describe('roles, blocks and includes', () => {
       v_under_param: from-param
 `,
       '[web]\nh1 ansible_connection=local d_inv=from-inventory\n',
-      { extraVars: { v_under_extra: 'from-extra' } },
+      { ...NO_LOCK, extraVars: { v_under_extra: 'from-extra' } },
     );
     expect(report.exitCode).toBe(0);
     expect(text(`${dir}/out`)).toBe('from-defaults from-inventory from-play from-role-vars from-param from-task from-extra r');
@@ -55,14 +57,14 @@ describe('roles, blocks and includes', () => {
   gather_facts: false
   roles: [common, app]
 `;
-    const first = await runLocal(dir, play, HOSTS);
+    const first = await runLocal(dir, play, HOSTS, NO_LOCK);
     expect(first.results.filter((r) => r.status === 'failed')).toEqual([]);
     expect(first.report.exitCode).toBe(0);
     expect(text(`${dir}/app.conf`)).toBe('port=25 path=app\n');
     expect(text(`${dir}/restarted`)).toBe('restarted\n');
     // common is a dependency of app and listed itself: it runs once.
     expect(text(`${dir}/count`)).toBe('ran\n');
-    const again = await runLocal(dir, play.replace('[common, app]', '[app]'), HOSTS);
+    const again = await runLocal(dir, play.replace('[common, app]', '[app]'), HOSTS, NO_LOCK);
     expect(again.results.filter((r) => r.status === 'changed').map((r) => r.task)).toEqual(['shell']);
     expect(text(`${dir}/count`)).toBe('ran\nran\n');
   });
@@ -93,6 +95,7 @@ describe('roles, blocks and includes', () => {
   vars: { run_it: true }
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(0);
     expect(text(`${dir}/block`)).toBe('from-block');
@@ -118,6 +121,7 @@ describe('roles, blocks and includes', () => {
     - copy: content="after" dest=${dir}/after
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(2);
     expect(text(`${dir}/always`)).toBe('always');
@@ -150,6 +154,7 @@ describe('roles, blocks and includes', () => {
       vars: { prefix: r }
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(0);
     expect(text(`${dir}/svc-smtp`)).toBe('p-smtp-0');
@@ -179,6 +184,7 @@ describe('roles, blocks and includes', () => {
       environment: { GREETING: "hi {{ 'there' }}" }
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(0);
     expect(text(`${dir}/items`)).toBe('a\nb\nc\n');
@@ -201,6 +207,7 @@ describe('roles, blocks and includes', () => {
       delay: 0
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(2);
     expect(text(`${dir}/tries`)).toBe('x\nx\nx\n');
@@ -218,6 +225,7 @@ describe('roles, blocks and includes', () => {
     - command: touch ${dir}/made creates=${dir}/exists
 `,
       HOSTS,
+      NO_LOCK,
     );
     expect(results[0]).toMatchObject({ status: 'ok' });
     expect(() => text(path.join(dir, 'made'))).toThrow();
@@ -237,7 +245,7 @@ describe('roles, blocks and includes', () => {
 `,
       '[web]\nh1 ansible_connection=local\nh2 ansible_connection=local\n',
       // Both hosts are this machine: its run lock would make the second wait for the first.
-      { lockTimeoutS: 0 },
+      NO_LOCK,
     );
     expect(report.exitCode).toBe(0);
     expect(text(`${dir}/once`)).toBe('run\n');
