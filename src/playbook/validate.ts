@@ -446,8 +446,8 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
     for (const [sptr] of strings(loop.value, '')) node.positions.set(`loop${sptr}`, positionOf(ctx.p.loc, `${ptr}/${loop.key}${sptr}`));
   }
   for (const [sptr] of strings(t.when, '')) node.positions.set(`when${sptr}`, positionOf(ctx.p.loc, `${ptr}/when${sptr}`));
-  // The include's own conditions come after what encloses it, like any task's.
-  return applyInherited(node, { ...ctx.inherit, vars: {}, tags: ctx.inherit.tags });
+  // The include's own conditions come after what encloses it, like any task's; enclosing vars are visible to them.
+  return applyInherited(node, ctx.inherit);
 }
 
 /** Arguments from a `key=value` string, typed where the module's schema wants a boolean. */
