@@ -252,4 +252,29 @@ describe('roles, blocks and includes', { timeout: 30_000 }, () => {
     expect(text(`${dir}/h1`)).toBe('value');
     expect(text(`${dir}/h2`)).toBe('value');
   });
+
+  it('delegate_to: localhost runs the task on the controller; its result is the host\'s', async () => {
+    const dir = fresh('deleg');
+    const { report, results } = await runLocal(
+      dir,
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: echo "from {{ inventory_hostname }}" > ${dir}/delegated
+      delegate_to: localhost
+      register: d
+    - copy: content="{{ d.rc }}" dest=${dir}/rc
+`,
+      HOSTS,
+      NO_LOCK,
+    );
+    expect(report.exitCode).toBe(0);
+    expect(text(`${dir}/delegated`)).toBe('from h1\n');
+    expect(text(`${dir}/rc`)).toBe('0');
+    expect(results.map((r) => [r.host, r.status])).toEqual([
+      ['h1', 'changed'],
+      ['h1', 'changed'],
+    ]);
+    expect(report.hosts.h1).toMatchObject({ changed: 2, failed: 0 });
+  });
 });
