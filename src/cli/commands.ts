@@ -11,7 +11,9 @@ import { loadInventory } from '../inventory/load.js';
 import { unmatchedPatterns } from '../inventory/patterns.js';
 import { hostVars, inventoryGraph, inventoryHost, inventoryList } from '../inventory/vars.js';
 import type { Inventory } from '../inventory/types.js';
-import type { Playbook } from '../playbook/types.js';
+import { allTasks, type Playbook } from '../playbook/types.js';
+import { forDisplay } from '../util/vault.js';
+import { setupVault, type VaultFlags } from './vault-secrets.js';
 import { parseYaml, readYamlFile } from '../playbook/load.js';
 import { buildPlaybookSchema } from '../playbook/schema.js';
 import { loadPlaybook } from '../playbook/validate.js';
@@ -35,8 +37,10 @@ export interface CliIO {
   onInterrupt(fn: () => void): () => void;
 }
 
-export interface RunFlags {
+export interface RunFlags extends VaultFlags {
   inventory: string[];
+  /** `--roles-path`: colon-separated directories, repeatable */
+  rolesPath?: string[];
   limit?: string;
   forks: number;
   extraVars?: string[];
@@ -111,9 +115,11 @@ function warnUnmatched(inv: Inventory, playbook: Playbook, limit: string | undef
 }
 
 export async function commandRun(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
-  const playbook = loadPlaybook(playbookFile);
+  await setupVault(flags, io.stdinIsTTY);
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
+  for (const w of inventory.warnings ?? []) io.err(`warning: ${w}\n`);
   warnUnmatched(inventory, playbook, flags.limit, io);
   const sshConfigFile = flags.sshConfig ?? defaultSshConfigPath();
   const sshConfig = sshConfigFile ? loadSshConfig(sshConfigFile) : null;
@@ -177,8 +183,13 @@ export function commandCheck(playbookFile: string, flags: RunFlags, io: CliIO): 
   return commandRun(playbookFile, { ...flags, check: true, diff: true }, io);
 }
 
-export async function commandValidate(playbookFile: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }, io: CliIO): Promise<number> {
-  const playbook = loadPlaybook(playbookFile);
+export async function commandValidate(
+  playbookFile: string,
+  flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[] } & VaultFlags,
+  io: CliIO,
+): Promise<number> {
+  await setupVault(flags, io.stdinIsTTY);
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const extraVars = parseExtraVars(flags.extraVars ?? []);
   // Names are only checked when every variable source is known: the inventory, and vars files named literally.
   let names: Set<string> | null = null;
@@ -193,9 +204,10 @@ export async function commandValidate(playbookFile: string, flags: { inventory?:
       for (const k of Object.keys(vars)) names?.add(k);
     }
   }
-  const tasks = playbook.plays.reduce((n, p) => n + p.preTasks.length + p.tasks.length + p.postTasks.length + p.handlers.length, 0);
+  const tasks = playbook.plays.reduce((n, p) => n + allTasks(p).length, 0);
   const lines = [`${playbookFile}: ${playbook.plays.length} play${playbook.plays.length === 1 ? '' : 's'}, ${tasks} tasks and handlers: valid`];
   const inventory = flags.inventory?.length ? loadInventory(flags.inventory) : null;
+  for (const w of inventory?.warnings ?? []) io.err(`warning: ${w}\n`);
   if (inventory && names) {
     for (const play of playbook.plays) {
       for (const h of playHosts(inventory, play.hosts, flags.limit, playbook.dir)) for (const k of Object.keys(hostVars(inventory, h))) names.add(k);
@@ -214,12 +226,14 @@ export async function commandValidate(playbookFile: string, flags: { inventory?:
   return 0;
 }
 
-export async function commandInventory(flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string }, io: CliIO): Promise<number> {
+export async function commandInventory(flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string } & VaultFlags, io: CliIO): Promise<number> {
+  await setupVault(flags, io.stdinIsTTY);
   const chosen = [flags.list, flags.graph !== undefined, flags.host !== undefined].filter(Boolean).length;
   if (chosen !== 1) throw new InputError('inventory: give exactly one of --list, --graph, --host NAME');
   const inventory = loadInventory(flags.inventory);
-  if (flags.list) io.out(`${JSON.stringify(inventoryList(inventory), null, 2)}\n`);
-  else if (flags.host !== undefined) io.out(`${JSON.stringify(inventoryHost(inventory, flags.host), null, 2)}\n`);
+  for (const w of inventory.warnings ?? []) io.err(`warning: ${w}\n`);
+  if (flags.list) io.out(`${JSON.stringify(forDisplay(inventoryList(inventory)), null, 2)}\n`);
+  else if (flags.host !== undefined) io.out(`${JSON.stringify(forDisplay(inventoryHost(inventory, flags.host)), null, 2)}\n`);
   else io.out(`${inventoryGraph(inventory, typeof flags.graph === 'string' ? flags.graph : 'all')}\n`);
   return 0;
 }

@@ -49,6 +49,10 @@ function runOptions(cmd: Command, check: boolean): Command {
     .option('--no-retry-file', 'do not write a retry file')
     .option('--json', 'print one JSON object per event (the last line is the recap)')
     .option('-v, --verbose', 'plain output: also print ok and skipped results')
+    .option('--roles-path <paths>', 'also look for roles here (colon-separated, repeatable; before ANSIBLE_ROLES_PATH)', collect)
+    .option('--vault-password-file <file>', 'vault password file, or an executable that prints it (repeatable)', collect)
+    .option('--ask-vault-pass', 'ask for the vault password')
+    .option('--vault-id <[label@]source>', 'a vault id and its password source: a file, an executable, or prompt (repeatable)', collect)
     .option('--debug', 'print stack traces of unexpected errors');
   if (!check) cmd.option('-C, --check', 'plan only: show what would change, change nothing (exit 8 when changes are pending)');
   return cmd;
@@ -80,8 +84,12 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('-i, --inventory <path>', 'also load this inventory and resolve every play\'s hosts (repeatable)', collect)
     .option('-l, --limit <pattern>', 'further limit the hosts')
     .option('-e, --extra-vars <vars>', 'variables (as for run)', collect)
+    .option('--roles-path <paths>', 'also look for roles here (as for run)', collect)
+    .option('--vault-password-file <file>', 'vault password file, or an executable that prints it (repeatable)', collect)
+    .option('--ask-vault-pass', 'ask for the vault password')
+    .option('--vault-id <[label@]source>', 'a vault id and its password source: a file, an executable, or prompt (repeatable)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
-    .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[] }) => {
+    .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[]; vaultPasswordFile?: string[]; askVaultPass?: boolean; vaultId?: string[] }) => {
       result.code = await (await commands()).commandValidate(playbook, flags, io);
     });
   program
@@ -91,8 +99,11 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('--list', 'everything as JSON (Ansible\'s --list shape)')
     .option('--graph [pattern]', 'the group tree')
     .option('--host <name>', 'the merged variables of one host, as JSON')
+    .option('--vault-password-file <file>', 'vault password file, or an executable that prints it (repeatable)', collect)
+    .option('--ask-vault-pass', 'ask for the vault password')
+    .option('--vault-id <[label@]source>', 'a vault id and its password source: a file, an executable, or prompt (repeatable)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
-    .action(async (flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string }) => {
+    .action(async (flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string; vaultPasswordFile?: string[]; askVaultPass?: boolean; vaultId?: string[] }) => {
       result.code = await (await commands()).commandInventory(flags, io);
     });
   program

@@ -38,6 +38,8 @@ export class InventoryBuilder {
   private readonly groups = new Map<string, { vars: Vars; children: string[]; hosts: string[] }>();
   /** the source being read, recorded as inventory_file of the hosts it defines first */
   file: string | null = null;
+  /** what was skipped with a warning */
+  readonly warnings: string[] = [];
 
   constructor() {
     this.addGroup('all');
@@ -308,6 +310,7 @@ function assemble(source: string, builder: InventoryBuilder, varDirs: string[]):
     source,
     hosts: new Map([...hosts].map(([n, h]) => [n, { ...h, vars: merged(h.vars, files.hosts.get(n)) }])),
     groups: new Map([...groups].map(([n, g]) => [n, { ...g, vars: merged(g.vars, files.groups.get(n)) }])),
+    ...(builder.warnings.length ? { warnings: builder.warnings } : {}),
   };
   return { ...inv, layers: { inline, files, hostFiles } };
 }

@@ -26,4 +26,6 @@ export interface Inventory {
   hosts: Map<string, InventoryHost>;
   /** every group, including `all` and `ungrouped` */
   groups: Map<string, InventoryGroup>;
+  /** what was skipped, as Ansible skips it with a warning ("file:line:col: …") */
+  warnings?: string[];
 }

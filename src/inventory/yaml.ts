@@ -13,8 +13,9 @@ import {
   type Node as YamlNode,
   type YAMLMap,
 } from 'yaml';
-import { InputError, type SourcePos } from '../errors.js';
+import { formatPos, InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 import { checkVarName, parseHostPattern } from './ini.js';
 import type { InventoryBuilder } from './load.js';
@@ -28,20 +29,25 @@ interface Source {
   file: string;
 }
 
-function read(text: string, file: string): Source {
-  if (text.startsWith('$ANSIBLE_VAULT;')) {
-    throw new InputError('this file is encrypted with ansible-vault, which is not supported', { file, line: 1, col: 1 });
+function read(source: string, file: string): Source {
+  // A file encrypted with ansible-vault as a whole is read decrypted (or refused, naming it, without a password).
+  let text: string;
+  try {
+    text = openVaultFile(source, file);
+  } catch (e) {
+    throw new InputError((e as Error).message, { file, line: 1, col: 1 });
   }
   const lines = new LineCounter();
   let docs: Document.Parsed[];
   try {
-    docs = composeDocuments(text, lines, { version: '1.1', uniqueKeys: true, customTags: pyyamlTags });
+    docs = composeDocuments(text, lines, { version: '1.1', uniqueKeys: true, customTags: (tags) => [...pyyamlTags(tags), vaultTag(file)] });
   } catch (e) {
     if (e instanceof NestingError) throw new InputError(e.message, { file, ...lines.linePos(e.offset) });
     throw e;
   }
   const doc = docs[0]!;
   const src: Source = { doc, lines, file };
+  placeVaulted(doc, (offset) => formatPos(at(src, offset)));
   if (docs.length > 1) throw new InputError('expected one YAML document, found more (a second "---")', at(src, docs[1]!.range[0]));
   const err = doc.errors[0];
   if (err) {
@@ -140,7 +146,18 @@ export function parseYamlInventory(text: string, file: string, into: InventoryBu
       throw new InputError('this is an inventory plugin configuration ("plugin:"); only static inventories are supported', posOf(src, pair.key));
     }
   }
-  for (const pair of root.items) readGroup(src, pair.key, pair.value, into);
+  for (const pair of root.items) {
+    // A top-level group written as a string or a list (`webservers: web1.example.com`) is skipped with a
+    // warning, as Ansible does; nothing of it is used.
+    const body = deref(src, pair.value);
+    if (!isNull(body) && !isMap(body)) {
+      const name = keyText(src, pair.key, 'a group name');
+      if (!GROUP_NAME.test(name)) throw new InputError(`invalid group name ${JSON.stringify(name)}: no spaces, ":" or "]"`, posOf(src, pair.key));
+      into.warnings.push(`${formatPos(posOf(src, pair.key))}: skipping ${JSON.stringify(name)}: not a valid group definition (a group is a mapping with hosts, vars or children, not ${kindOf(body)})`);
+      continue;
+    }
+    readGroup(src, pair.key, pair.value, into);
+  }
 }
 
 /** One group and, recursively, its children; returns the group name. */

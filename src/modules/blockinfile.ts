@@ -56,6 +56,7 @@ export function editBlock(text: string, args: BlockinfileArgs): { text: string; 
 
 export const blockinfileModule: Module<BlockinfileArgs> = {
   name: 'blockinfile',
+  aliases: { dest: 'path', destfile: 'path', name: 'path' },
   description: 'Insert, update or remove a block of lines between marker lines.',
   schema: {
     additionalProperties: false,

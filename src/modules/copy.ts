@@ -28,8 +28,10 @@ const MAX_SRC_BYTES = 16 * 1024 * 1024;
  * Ansible). It must stay inside the playbook directory, after resolving symlinks, unless the task says otherwise:
  * a playbook from someone else must not be able to ship the controller's ~/.ssh to a host.
  */
-export function resolveSource(base: string, src: string, folder: 'files' | 'templates', outsideAllowed: boolean): string {
-  const candidates = path.isAbsolute(src) ? [src] : [path.join(base, folder, src), path.join(base, src)];
+export function resolveSource(base: string, src: string, folder: 'files' | 'templates', outsideAllowed: boolean, roleDir?: string): string {
+  // A role's own files/ and templates/ come first, as Ansible searches them.
+  const inRole = roleDir ? [path.join(roleDir, folder, src), path.join(roleDir, src)] : [];
+  const candidates = path.isAbsolute(src) ? [src] : [...inRole, path.join(base, folder, src), path.join(base, src)];
   const found = candidates.find((c) => {
     try {
       return statSync(c).isFile();
@@ -39,8 +41,11 @@ export function resolveSource(base: string, src: string, folder: 'files' | 'temp
   });
   if (!found) throw new ModuleError(`source ${src} not found (looked in ${candidates.map((c) => path.relative(process.cwd(), c) || '.').join(', ')})`);
   const real = realpathSync(found);
-  const realBase = realpathSync(base);
-  if (!outsideAllowed && real !== realBase && !real.startsWith(realBase + path.sep)) {
+  const inside = (b: string) => {
+    const realBase = realpathSync(b);
+    return real === realBase || real.startsWith(realBase + path.sep);
+  };
+  if (!outsideAllowed && !inside(base) && !(roleDir && inside(roleDir))) {
     throw new ModuleError(`source ${src} is outside the playbook directory; set src_outside_playbook: true to allow it`);
   }
   if (statSync(real).size > MAX_SRC_BYTES) throw new ModuleError(`source ${src} is larger than ${MAX_SRC_BYTES / 1048576} MiB`);
@@ -95,7 +100,7 @@ export const copyModule: Module<CopyArgs> = {
     let after: Buffer;
     let dest = args.dest;
     if (args.src !== undefined) {
-      after = readFileSync(resolveSource(ctx.playbookDir, args.src, 'files', args.src_outside_playbook === true));
+      after = readFileSync(resolveSource(ctx.playbookDir, args.src, 'files', args.src_outside_playbook === true, ctx.roleDir));
       if (dest.endsWith('/')) dest = path.posix.join(dest, path.basename(args.src));
     } else {
       after = Buffer.from(args.content!);
@@ -118,7 +123,7 @@ export const templateModule: Module<TemplateArgs> = {
   check: (args) => hostPathProblem('dest', args.dest) ?? fileAttrProblem(args),
   reads: (args) => ({ files: [args.dest] }),
   async plan(ctx, args) {
-    const file = resolveSource(ctx.playbookDir, args.src, 'templates', args.src_outside_playbook === true);
+    const file = resolveSource(ctx.playbookDir, args.src, 'templates', args.src_outside_playbook === true, ctx.roleDir);
     let rendered: string;
     try {
       rendered = renderText(readFileSync(file, 'utf8'), ctx.vars);

@@ -21,6 +21,7 @@ function attrScript(path: string, args: FileArgs): string[] {
 
 export const fileModule: Module<FileArgs> = {
   name: 'file',
+  aliases: { dest: 'path', name: 'path' },
   description: 'Set the mode and owner of a file or directory, create a directory, touch a file, or remove a path.',
   schema: {
     additionalProperties: false,
@@ -72,6 +73,7 @@ export interface StatArgs {
 
 export const statModule: Module<StatArgs> = {
   name: 'stat',
+  aliases: { dest: 'path', name: 'path' },
   description: 'Tell whether a path exists and what it is (register the result and test it in when/assert).',
   schema: {
     additionalProperties: false,

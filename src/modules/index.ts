@@ -5,12 +5,15 @@ import { assertModule, debugModule, failModule, metaModule, setFactModule } from
 import { copyModule, templateModule } from './copy.js';
 import { fileModule, statModule } from './file.js';
 import { firewallModule } from './firewall.js';
+import { includeVarsModule } from './include-vars.js';
 import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
 import { masterCfModule } from './master-cf.js';
 import type { Module } from './module.js';
+import { aptModule, dnfModule, packageModule, yumModule } from './package.js';
 import { postconfModule } from './postconf.js';
-import { serviceModule } from './service.js';
+import { replaceModule } from './replace.js';
+import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
 import { x509Module } from './x509.js';
 
@@ -20,11 +23,14 @@ const all: Module<never>[] = [
   iptablesModule,
   firewallModule,
   serviceModule,
+  systemdModule,
+  systemdServiceModule,
   commandModule,
   shellModule,
   copyModule,
   templateModule,
   lineinfileModule,
+  replaceModule,
   blockinfileModule,
   fileModule,
   statModule,
@@ -33,6 +39,11 @@ const all: Module<never>[] = [
   failModule,
   setFactModule,
   metaModule,
+  includeVarsModule,
+  packageModule,
+  aptModule,
+  yumModule,
+  dnfModule,
   x509Module,
   smtpProbeModule,
 ] as Module<never>[];

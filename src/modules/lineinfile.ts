@@ -81,6 +81,7 @@ export function editLine(text: string, args: LineinfileArgs): LineEdit {
 
 export const lineinfileModule: Module<LineinfileArgs> = {
   name: 'lineinfile',
+  aliases: { dest: 'path', destfile: 'path', name: 'path', regex: 'regexp' },
   description: 'Ensure a line is present in (or absent from) a text file, replacing the line a regexp matches.',
   schema: {
     additionalProperties: false,

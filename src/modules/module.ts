@@ -72,7 +72,7 @@ export type TaskData = Record<string, unknown>;
 
 export type Plan =
   /** the state already holds; `msg` says which, in the present tense: "smtps/inet is enabled" */
-  | { changed: false; msg: string; data?: TaskData; vars?: Record<string, unknown> }
+  | { changed: false; msg: string; data?: TaskData; vars?: Record<string, unknown>; includedVars?: Record<string, unknown> }
   /** something must change; `msg` says what: "enable smtps/inet" */
   | {
       changed: true;
@@ -106,6 +106,10 @@ export interface TaskContext {
   check: boolean;
   /** directory of the playbook file (for relative `src:` paths) */
   playbookDir: string;
+  /** directory of the role the task comes from (its files/, templates/ and vars/ are searched first) */
+  roleDir?: string;
+  /** directory of the file the task is written in */
+  taskDir?: string;
   /** read files on the host through the per-host cache (one exec for many files; prefetched when possible) */
   readFile(path: string): Promise<FileState>;
   /** stat files without reading content */
@@ -145,6 +149,8 @@ export interface Module<Args = Record<string, unknown>> {
   schema: JSONSchema;
   /** the argument a free-form string fills (`command: echo hi` → { cmd: "echo hi" }) */
   freeForm?: string;
+  /** Ansible's other names for arguments (`dest` → `path`), renamed when the playbook is loaded */
+  aliases?: Record<string, string>;
   /** runs on the controller only (no host access needed): assert, debug, smtp_probe */
   controllerOnly?: boolean;
   /** arguments that are expressions evaluated by the module itself, so the runner must not render them (assert's `that`) */

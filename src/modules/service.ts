@@ -16,7 +16,11 @@ import { restartPostfixChecked } from './postfix-health.js';
 
 export interface ServiceArgs {
   name: string;
-  state: 'started' | 'stopped' | 'restarted' | 'reloaded';
+  state?: 'started' | 'stopped' | 'restarted' | 'reloaded';
+  /** started at boot (systemctl enable, update-rc.d, chkconfig) */
+  enabled?: boolean;
+  /** systemd: `systemctl daemon-reload` before the other actions */
+  daemon_reload?: boolean;
   firewall?: boolean;
   rollback_timeout?: number;
   health_check?: boolean;
@@ -24,7 +28,7 @@ export interface ServiceArgs {
 
 export type Action = 'start' | 'stop' | 'restart' | 'reload';
 
-const ACTIONS: Readonly<Record<ServiceArgs['state'], Action>> = {
+const ACTIONS: Readonly<Record<NonNullable<ServiceArgs['state']>, Action>> = {
   started: 'start',
   stopped: 'stop',
   restarted: 'restart',
@@ -53,6 +57,34 @@ export function serviceScript(init: Facts['init'], name: string, action: Action 
   ].join('\n');
 }
 
+/** Exit 0 when the service starts at boot: systemctl is-enabled, or an S link in runlevels 2–5. */
+export function enabledScript(init: Facts['init'], name: string): string {
+  if (init === 'systemd') return `systemctl is-enabled --quiet ${quote(name)}`;
+  return `ls /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d 2>/dev/null | grep -Eq ${quote(`^S[0-9]+${name.replace(/[.+]/g, '\\$&')}$`)}`;
+}
+
+/** Enable or disable a service at boot: systemctl, update-rc.d (Debian) or chkconfig (RHEL 6). */
+export function bootScript(init: Facts['init'], name: string, on: boolean): string {
+  const n = quote(name);
+  if (init === 'systemd') return `systemctl ${on ? 'enable' : 'disable'} ${n}`;
+  return [
+    `if command -v update-rc.d >/dev/null 2>&1; then ${on ? `update-rc.d ${n} defaults >/dev/null && update-rc.d ${n} enable` : `update-rc.d ${n} disable`}`,
+    `elif command -v chkconfig >/dev/null 2>&1; then ${on ? `chkconfig --add ${n} && chkconfig ${n} on` : `chkconfig ${n} off`}`,
+    `else echo ${quote(`${name}: neither update-rc.d nor chkconfig is installed`)} >&2; exit 127; fi`,
+  ].join('\n');
+}
+
+/** The boot-time part of a service task: what holds, and the command that makes it hold. */
+async function bootPlan(ctx: TaskContext, args: ServiceArgs): Promise<{ msg: string; commands: { script: string; description: string }[] }> {
+  if (args.enabled === undefined) return { msg: '', commands: [] };
+  const r = await ctx.run(enabledScript(ctx.facts.init, args.name));
+  const on = r.code === 0;
+  if (on === args.enabled) return { msg: `${args.name} is ${on ? 'enabled' : 'disabled'} at boot`, commands: [] };
+  const what = args.enabled ? 'enable' : 'disable';
+  const reload = args.daemon_reload && ctx.facts.init === 'systemd' ? [{ script: 'systemctl daemon-reload', description: 'daemon-reload' }] : [];
+  return { msg: `${what} ${args.name} at boot`, commands: [...reload, { script: bootScript(ctx.facts.init, args.name, args.enabled), description: `${what} ${args.name}` }] };
+}
+
 /** The status probe used by plan: exit 0 means running. */
 export function statusScript(init: Facts['init'], name: string): string {
   return init === 'systemd' ? serviceScript(init, name, 'status') : `{\n${serviceScript(init, name, 'status')}\n} >/dev/null`;
@@ -63,7 +95,7 @@ function isFirewall(args: ServiceArgs): boolean {
 }
 
 function guarded(args: ServiceArgs): boolean {
-  return isFirewall(args) && ACTIONS[args.state] !== 'stop';
+  return isFirewall(args) && args.state !== undefined && ACTIONS[args.state] !== 'stop';
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -353,7 +385,7 @@ function withIp6tables(ctx: TaskContext, args: ServiceArgs): boolean {
 }
 
 async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
-  const action = ACTIONS[args.state];
+  const action = ACTIONS[args.state ?? 'restarted'];
   const both = withIp6tables(ctx, args);
   const what = both ? `${action} iptables and ip6tables` : `${action} ${args.name}`;
   const timeoutSec = args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT;
@@ -437,6 +469,7 @@ function healthChecked(args: ServiceArgs): boolean {
 }
 
 function checkArgs(args: ServiceArgs): string | null {
+  if (args.state === undefined && args.enabled === undefined) return 'service needs "state" or "enabled"';
   if (!/^[A-Za-z0-9@._:+-]+$/.test(args.name)) return `service name "${args.name}" contains characters a service name cannot have`;
   // A leading "-" would be read as an option (a service named --version ran `systemctl stop --version`).
   if (!/^[A-Za-z0-9_@]/.test(args.name)) return `service name "${args.name}" must start with a letter, digit, "_" or "@"`;
@@ -446,15 +479,30 @@ function checkArgs(args: ServiceArgs): string | null {
   return null;
 }
 
+/** The run-time part of a service task: start/stop when needed, restart/reload always. */
+async function planState(ctx: TaskContext, args: ServiceArgs & { state: NonNullable<ServiceArgs['state']> }): Promise<Plan> {
+  const action = ACTIONS[args.state];
+  const command = { script: serviceScript(ctx.facts.init, args.name, action), description: `${action} ${args.name}` };
+  const guard = guarded(args) ? ` (firewall: rolled back after ${args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT} s unless a new SSH connection works)` : '';
+  if (action === 'start' || action === 'stop') {
+    const status = await ctx.run(statusScript(ctx.facts.init, args.name));
+    const running = status.code === 0;
+    if (running === (action === 'start')) return { changed: false, msg: `${args.name} is ${running ? 'running' : 'stopped'}` };
+  }
+  return { changed: true, msg: `${action} ${args.name}${guard}`, files: [], commands: [command] };
+}
+
 export const serviceModule: Module<ServiceArgs> = {
   name: 'service',
   description: 'Start, stop, restart or reload a service; firewall restarts roll back unless a new SSH connection works',
   schema: {
     type: 'object',
     additionalProperties: false,
-    required: ['name', 'state'],
+    required: ['name'],
     properties: {
       name: { type: 'string', minLength: 1, description: 'service name, e.g. postfix, iptables, netfilter-persistent' },
+      enabled: { type: 'boolean', description: 'start at boot (systemctl enable/disable; update-rc.d or chkconfig with init scripts)' },
+      daemon_reload: { type: 'boolean', description: 'systemd: run systemctl daemon-reload before the other actions, when something is to change' },
       state: {
         type: 'string',
         enum: ['started', 'stopped', 'restarted', 'reloaded'],
@@ -485,18 +533,26 @@ export const serviceModule: Module<ServiceArgs> = {
   async plan(ctx: TaskContext, args: ServiceArgs): Promise<Plan> {
     const problem = checkArgs(args);
     if (problem) throw new ModuleError(problem);
-    const action = ACTIONS[args.state];
-    const command = { script: serviceScript(ctx.facts.init, args.name, action), description: `${action} ${args.name}` };
-    const guard = guarded(args) ? ` (firewall: rolled back after ${args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT} s unless a new SSH connection works)` : '';
-    if (action === 'start' || action === 'stop') {
-      const status = await ctx.run(statusScript(ctx.facts.init, args.name));
-      const running = status.code === 0;
-      if (running === (action === 'start')) return { changed: false, msg: `${args.name} is ${running ? 'running' : 'stopped'}` };
+    const boot = await bootPlan(ctx, args);
+    if (!args.state) {
+      if (!boot.commands.length) return { changed: false, msg: boot.msg };
+      return { changed: true, msg: boot.msg, files: [], commands: boot.commands };
     }
-    return { changed: true, msg: `${action} ${args.name}${guard}`, files: [], commands: [command] };
+    const planned = await planState(ctx, { ...args, state: args.state });
+    if (!boot.commands.length) return planned.changed || !boot.msg ? planned : { ...planned, msg: `${planned.msg}; ${boot.msg}` };
+    if (!planned.changed) return { changed: true, msg: `${boot.msg} (${planned.msg})`, files: [], commands: boot.commands };
+    return { ...planned, msg: `${planned.msg}; ${boot.msg}`, commands: [...boot.commands, ...planned.commands] };
   },
 
   async apply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: ServiceArgs): Promise<Outcome> {
+    // Boot-time changes (and a daemon-reload) come first; then the state's action, if it is part of the plan.
+    const isBoot = (c: { description: string }) => c.description === 'daemon-reload' || /^(enable|disable) /.test(c.description);
+    for (const c of plan.commands.filter(isBoot)) {
+      const r = await ctx.run(c.script);
+      if (r.code !== 0) throw new CommandError(ctx.host, c.description, r.code, r.stdout.toString(), r.stderr.toString());
+    }
+    if (!args.state || !plan.commands.some((c) => !isBoot(c))) return { changed: true, msg: plan.msg };
+    plan = { ...plan, commands: plan.commands.filter((c) => !isBoot(c)) };
     if (guarded(args)) return guardedAction(ctx, args);
     const action = ACTIONS[args.state];
     if (healthChecked(args) && action !== 'stop') {
@@ -509,3 +565,7 @@ export const serviceModule: Module<ServiceArgs> = {
     return { changed: true, msg: `${args.name} ${PAST[action]}` };
   },
 };
+
+/** Ansible's systemd module (and its newer name systemd_service): the same arguments, the same guards. */
+export const systemdModule: Module<ServiceArgs> = { ...serviceModule, name: 'systemd', description: `${serviceModule.description} (Ansible's systemd module)` };
+export const systemdServiceModule: Module<ServiceArgs> = { ...systemdModule, name: 'systemd_service' };

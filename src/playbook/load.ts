@@ -5,8 +5,9 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node } from 'yaml';
-import { InputError, type SourcePos } from '../errors.js';
+import { formatPos, InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 
 /** Position of a key (when the value sits in a mapping) and of its value. */
@@ -48,7 +49,14 @@ export function readYamlFile(file: string, what = 'file'): Located {
   return parseYaml(text, file);
 }
 
-export function parseYaml(text: string, file: string): Located {
+export function parseYaml(source: string, file: string): Located {
+  // A file encrypted with ansible-vault as a whole is read decrypted (or refused, naming it, without a password).
+  let text: string;
+  try {
+    text = openVaultFile(source, file);
+  } catch (e) {
+    throw new InputError((e as Error).message, { file, line: 1, col: 1 });
+  }
   const lineCounter = new LineCounter();
   const at = (offset: number): SourcePos => {
     const lp = lineCounter.linePos(offset);
@@ -57,13 +65,13 @@ export function parseYaml(text: string, file: string): Located {
   let docs;
   try {
     // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
-    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: pyyamlTags });
+    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: (tags) => [...pyyamlTags(tags), vaultTag(file)] });
   } catch (e) {
     if (e instanceof NestingError) throw new InputError(e.message, at(e.offset));
     throw e;
   }
-  if (text.startsWith('$ANSIBLE_VAULT;')) throw new InputError('this file is encrypted with ansible-vault, which is not supported', at(0));
   for (const doc of docs) {
+    placeVaulted(doc, (offset) => formatPos(at(offset)));
     const err = doc.errors[0];
     if (err) {
       const pos = at(err.pos[0]);

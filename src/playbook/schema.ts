@@ -12,7 +12,19 @@ export function buildPlaybookSchema(): Record<string, unknown> {
   const keywords = schema.$defs.taskKeywords as Record<string, unknown>;
   const modules: Record<string, unknown> = {};
   for (const m of allModules()) {
-    const args = { type: 'object', description: m.description, ...m.schema };
+    const props = (m.schema.properties ?? {}) as Record<string, unknown>;
+    // Ansible's other names for arguments are accepted too (the loader renames them).
+    const aliasProps = Object.fromEntries(Object.entries(m.aliases ?? {}).map(([alias, name]) => [alias, props[name]]));
+    const required = (m.schema.required ?? []) as string[];
+    const withAliases = m.aliases
+      ? {
+          ...m.schema,
+          properties: { ...props, ...aliasProps },
+          required: required.filter((r) => !Object.values(m.aliases!).includes(r)),
+          allOf: required.filter((r) => Object.values(m.aliases!).includes(r)).map((r) => ({ anyOf: [r, ...Object.keys(m.aliases!).filter((a) => m.aliases![a] === r)].map((k) => ({ required: [k] })) })),
+        }
+      : m.schema;
+    const args = { type: 'object', description: m.description, ...withAliases };
     const value = m.freeForm ? { anyOf: [{ type: 'string', description: `${m.freeForm} (free form)` }, args] } : args;
     modules[m.name] = value;
     modules[`ansible.builtin.${m.name}`] = value;

@@ -29,10 +29,54 @@ export interface Task {
   vars: Record<string, unknown>;
   /** handlers only: topics this handler also answers to */
   listen: string[];
+  /** how `loop` is turned into items: `loop` as is, or an Ansible `with_<lookup>` */
+  loopKind: LoopKind;
+  /** `loop_control.index_var`: the item's index, from 0 */
+  indexVar?: string;
+  /** `loop_control.label`: what the output shows for an item (templated) */
+  loopLabel?: string;
+  /** `loop_control.pause`: seconds between items */
+  loopPause?: number;
+  /** `until`: retry the task until this holds (`retries` times, `delay` seconds apart) */
+  until?: unknown;
+  retries?: unknown;
+  delay?: unknown;
+  /** `delegate_to: localhost` (or `connection: local`): run this task on the controller */
+  local: boolean;
+  /** `run_once`: only the first host of the batch runs it; the others get its result */
+  runOnce: boolean;
+  /** `environment:` for commands the task runs (templated) */
+  environment: Record<string, unknown>;
+  /** the role the task comes from (its defaults, vars and files) */
+  role?: RoleRef;
+  /** directory a relative include or fileglob of this task resolves in */
+  dir: string;
+  /** `block:` with `rescue:` and `always:` (children already carry what the block passes down) */
+  block?: { block: Task[]; rescue: Task[]; always: Task[] };
+  /** names enclosing includes define for this task (their loop variable, index and parameters) */
+  scopeNames: string[];
+  /** `include_tasks` / `include_role`: tasks loaded before the run, run per loop item when `when` holds */
+  include?: { tasks: Task[]; params: Record<string, unknown> };
   /** where the task starts in the playbook */
   pos: SourcePos;
   /** positions of keys inside the task (`args.dport`, `when`, …) for run-time messages */
   positions: Map<string, SourcePos>;
+}
+
+/** `loop`, or the `with_<lookup>` an Ansible task used (each turns its value into items its own way). */
+export type LoopKind = 'loop' | 'items' | 'list' | 'dict' | 'fileglob' | 'together' | 'sequence' | 'subelements' | 'nested';
+
+/** A role as one of its tasks sees it. */
+export interface RoleRef {
+  name: string;
+  /** the role's directory */
+  dir: string;
+  /** defaults/main.yml (lowest precedence) */
+  defaults: Record<string, unknown>;
+  /** vars/main.yml (above play vars) */
+  vars: Record<string, unknown>;
+  /** parameters given where the role is used (`roles: - role: x` with vars or other keys) */
+  params: Record<string, unknown>;
 }
 
 export type PlaySection = 'pre_tasks' | 'tasks' | 'post_tasks';
@@ -55,12 +99,31 @@ export interface Play {
   tasks: Task[];
   postTasks: Task[];
   handlers: Task[];
+  /** defaults of every role of the play, merged in the order they are used (visible to the whole play) */
+  roleDefaults: Record<string, unknown>;
+  /** vars of every role of the play, merged in the order they are used */
+  roleVars: Record<string, unknown>;
+  /** `connection: local`: every task runs on the controller */
+  local: boolean;
+  /** `environment:` for every task's commands */
+  environment: Record<string, unknown>;
   pos: SourcePos;
 }
 
-/** Every task of a play, handlers included, in the order the sections are written. */
+/** Every task of a play, handlers included, in the order the sections are written; blocks and includes opened. */
 export function allTasks(play: Play): Task[] {
-  return [...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers];
+  return flatTasks([...play.preTasks, ...play.tasks, ...play.postTasks, ...play.handlers]);
+}
+
+/** The module tasks of a list, with the contents of blocks and includes in their place. */
+export function flatTasks(tasks: Task[]): Task[] {
+  const out: Task[] = [];
+  for (const t of tasks) {
+    if (t.block) out.push(...flatTasks([...t.block.block, ...t.block.rescue, ...t.block.always]));
+    else if (t.include) out.push(...flatTasks(t.include.tasks));
+    else out.push(t);
+  }
+  return out;
 }
 
 export interface Playbook {

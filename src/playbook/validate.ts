@@ -12,11 +12,22 @@ import { didYouMean } from '../util/suggest.js';
 import { type Located, pointer, positionOf, readYamlFile } from './load.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
+import { UNSUPPORTED_MODULES, UNSUPPORTED_PLAY_KEYWORDS, UNSUPPORTED_TASK_KEYWORDS, WITH_LOOPS } from './ansible-names.js';
+import { kvBool, parseKv } from './kv.js';
+import { type LoadCtx, loadIncludedTasks, loadRoleEntry, type PlayLoad, rolesPathFor } from './roles.js';
+import { allTasks, type LoopKind, type Play, type Playbook, type Task } from './types.js';
 import { coercingValidator, keywordSchemas, reportingValidator, validateKeywords, validatePlays } from './validators.js';
-import { allTasks, type Play, type Playbook, type Task } from './types.js';
 
-export const TASK_KEYWORDS = new Set(Object.keys(keywordSchemas));
+/** Keywords of a task that runs a module (block, rescue and always make a block instead). */
+export const TASK_KEYWORDS = new Set(Object.keys(keywordSchemas).filter((k) => !['block', 'rescue', 'always'].includes(k)));
 const HANDLER_KEYWORDS = new Set([...TASK_KEYWORDS, 'listen']);
+/** Keywords a block takes besides block, rescue and always. */
+const BLOCK_KEYWORDS = new Set(['name', 'when', 'tags', 'vars', 'become', 'become_user', 'ignore_errors', 'no_log', 'environment', 'check_mode', 'diff', 'delegate_to', 'connection', 'run_once', 'block', 'rescue', 'always']);
+/** Keywords an include_tasks / include_role takes besides its file or role. */
+const INCLUDE_KEYWORDS = new Set(['name', 'when', 'tags', 'vars', 'loop', 'loop_control', 'become', 'become_user', 'ignore_errors', 'no_log', 'environment', 'args', ...[...WITH_LOOPS].map((w) => `with_${w}`)]);
+/** Keywords an import_tasks / import_role takes (they pass down to every imported task). */
+const IMPORT_KEYWORDS = new Set(['name', 'when', 'tags', 'vars', 'become', 'become_user', 'ignore_errors', 'no_log', 'environment', 'check_mode', 'diff', 'delegate_to', 'run_once', 'args']);
+const INCLUDES = new Set(['include_tasks', 'import_tasks', 'include_role', 'import_role', 'include']);
 
 export type ArgsCheck =
   | { value: Record<string, unknown>; errors: undefined }
@@ -36,9 +47,12 @@ export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck
 }
 
 /** Collects errors for one file; stops at a sane number so a broken file does not flood the terminal. */
-class Problems {
-  readonly errors: InputError[] = [];
-  constructor(readonly loc: Located) {}
+export class Problems {
+  constructor(
+    readonly loc: Located,
+    /** shared by every file of one playbook (included files and roles add to the same list) */
+    readonly errors: InputError[] = [],
+  ) {}
   add(message: string, ptr: string, where?: string, prefer: 'key' | 'value' = 'value'): void {
     this.addAt(message, positionOf(this.loc, ptr, prefer), where);
   }
@@ -158,25 +172,321 @@ function taskLabel(raw: Record<string, unknown>, moduleKey: string | undefined):
   return moduleKey ? `task "${moduleKey}"` : 'task';
 }
 
-function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Task | null {
-  const pos = positionOf(p.loc, ptr);
+function moduleKeyName(k: string): string {
+  for (const prefix of ['ansible.builtin.', 'ansible.legacy.']) if (k.startsWith(prefix)) return k.slice(prefix.length);
+  return k;
+}
+
+/** What a block, import or role passes down to each of its tasks. */
+export interface Inherited {
+  when: unknown[];
+  tags: string[];
+  vars: Record<string, unknown>;
+  environment: Record<string, unknown>;
+  become?: boolean;
+  becomeUser?: string;
+  ignoreErrors?: boolean;
+  noLog?: boolean;
+  checkMode?: boolean;
+  diff?: boolean;
+  local?: boolean;
+  runOnce?: boolean;
+}
+
+export const NOTHING_INHERITED: Inherited = { when: [], tags: [], vars: {}, environment: {} };
+
+function conditions(v: unknown): unknown[] {
+  return v === undefined || v === null ? [] : Array.isArray(v) ? v : [v];
+}
+
+function isLocal(t: Record<string, unknown>): boolean | undefined {
+  if (t.connection === 'local') return true;
+  if (typeof t.delegate_to === 'string') return /^(localhost|127\.0\.0\.1|::1)$/.test(t.delegate_to.trim());
+  return undefined;
+}
+
+/** `parent` with what a block or import's own keywords add. */
+export function inheritFrom(parent: Inherited, t: Record<string, unknown>): Inherited {
+  const obj = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  return {
+    when: [...parent.when, ...conditions(t.when)],
+    tags: [...new Set([...parent.tags, ...asList(t.tags)])],
+    vars: { ...parent.vars, ...obj(t.vars) },
+    environment: { ...parent.environment, ...obj(t.environment) },
+    become: typeof t.become === 'boolean' ? t.become : parent.become,
+    becomeUser: typeof t.become_user === 'string' ? t.become_user : parent.becomeUser,
+    ignoreErrors: t.ignore_errors === true ? true : parent.ignoreErrors,
+    noLog: t.no_log === true ? true : parent.noLog,
+    checkMode: typeof t.check_mode === 'boolean' ? t.check_mode : parent.checkMode,
+    diff: typeof t.diff === 'boolean' ? t.diff : parent.diff,
+    local: isLocal(t) ?? parent.local,
+    runOnce: t.run_once === true ? true : parent.runOnce,
+  };
+}
+
+/** Put what encloses a task on it: conditions first, the task's own values win. */
+function applyInherited(task: Task, inh: Inherited): Task {
+  const own = conditions(task.when);
+  task.when = inh.when.length ? [...inh.when, ...own] : task.when;
+  task.tags = [...new Set([...inh.tags, ...task.tags])];
+  task.vars = { ...inh.vars, ...task.vars };
+  task.environment = { ...inh.environment, ...task.environment };
+  task.become ??= inh.become;
+  task.becomeUser ??= inh.becomeUser;
+  task.ignoreErrors ||= inh.ignoreErrors === true;
+  task.noLog ||= inh.noLog === true;
+  task.checkMode ??= inh.checkMode;
+  task.diff ??= inh.diff;
+  if (inh.local) task.local = true;
+  if (inh.runOnce) task.runOnce = true;
+  return task;
+}
+
+/** A task list: each entry a task, a block, or an include/import (imports put their tasks in place). */
+export function parseTaskList(list: unknown, ptr: string, ctx: LoadCtx): Task[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) {
+    ctx.p.add(`${ctx.handler ? 'handlers' : 'tasks'} must be a list`, ptr);
+    return [];
+  }
+  const out: Task[] = [];
+  list.forEach((raw, i) => {
+    const r = parseNode(raw, `${ptr}/${i}`, ctx);
+    if (Array.isArray(r)) out.push(...r);
+    else if (r) out.push(r);
+  });
+  return out;
+}
+
+function baseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx, module: string): Task {
+  return {
+    name: typeof t.name === 'string' && t.name ? t.name : module,
+    named: typeof t.name === 'string' && t.name !== '',
+    module,
+    args: {},
+    notify: [],
+    tags: asList(t.tags),
+    loopVar: 'item',
+    loopKind: 'loop',
+    ignoreErrors: false,
+    noLog: false,
+    vars: {},
+    listen: [],
+    local: false,
+    runOnce: false,
+    environment: {},
+    dir: ctx.dir,
+    scopeNames: ctx.scopeNames,
+    ...(ctx.role ? { role: ctx.role } : {}),
+    pos: positionOf(ctx.p.loc, ptr),
+    positions: new Map(),
+  };
+}
+
+function checkOnly(t: Record<string, unknown>, allowed: Set<string>, what: string, ptr: string, ctx: LoadCtx, label: string): void {
+  for (const k of Object.keys(t)) {
+    if (allowed.has(k)) continue;
+    ctx.p.add(`"${k}" is not a keyword of ${what}${didYouMean(k, allowed)}`, pointer([...splitPointer(ptr), k]), label, 'key');
+  }
+}
+
+function parseNode(raw: unknown, ptr: string, ctx: LoadCtx): Task | Task[] | null {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    p.add(`a ${handler ? 'handler' : 'task'} must be a mapping of keywords and one module`, ptr);
+    ctx.p.add(`a ${ctx.handler ? 'handler' : 'task'} must be a mapping of keywords and one module`, ptr);
     return null;
   }
   const t = raw as Record<string, unknown>;
+  const include = Object.keys(t).find((k) => INCLUDES.has(moduleKeyName(k)));
+  if (ctx.handler && ('block' in t || include)) {
+    ctx.p.add(`${'block' in t ? 'a block' : include} in handlers is not supported yet`, ptr, 'handler');
+    return null;
+  }
+  if ('block' in t) return parseBlock(t, ptr, ctx);
+  if (include) return parseInclude(t, include, ptr, ctx);
+  const task = parseTask(t, ptr, ctx);
+  return task ? applyInherited(task, ctx.inherit) : null;
+}
+
+function parseBlock(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task | null {
+  const label = typeof t.name === 'string' && t.name ? `block "${t.name}"` : 'block';
+  checkOnly(t, BLOCK_KEYWORDS, 'a block', ptr, ctx, label);
+  if (!validateKeywords(t)) {
+    for (const err of describeAjvErrors(validateKeywords.errors ?? [], t, label, () => [...BLOCK_KEYWORDS])) ctx.p.add(err.message, ptr + err.ptr, label, err.prefer);
+  }
+  for (const [sptr, s] of strings(t.when, `${ptr}/when`)) {
+    const bad = checkConditionSyntax(s);
+    if (bad) ctx.p.add(`invalid expression in "when": ${bad}`, sptr, label);
+  }
+  if (typeof t.environment === 'string') ctx.p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`, label);
+  const inner: LoadCtx = { ...ctx, inherit: inheritFrom(ctx.inherit, t) };
+  const node = baseTask(t, ptr, ctx, 'block');
+  node.block = {
+    block: parseTaskList(t.block, `${ptr}/block`, inner),
+    rescue: parseTaskList(t.rescue, `${ptr}/rescue`, inner),
+    always: parseTaskList(t.always, `${ptr}/always`, inner),
+  };
+  node.tags = [];
+  return node;
+}
+
+/** The loop of a task: `loop:` or one `with_<lookup>:` (never both). */
+function loopOf(t: Record<string, unknown>, ptr: string, ctx: LoadCtx, label: string): { kind: LoopKind; value: unknown; key?: string } | null {
+  const keys = Object.keys(t).filter((k) => k === 'loop' || k.startsWith('with_'));
+  if (keys.length > 1) ctx.p.add(`a task takes one loop, found ${keys.map((k) => `"${k}"`).join(' and ')}`, pointer([...splitPointer(ptr), keys[1]!]), label, 'key');
+  const key = keys[0];
+  if (!key) return null;
+  if (key === 'loop') return { kind: 'loop', value: t.loop, key };
+  const kind = key.slice(5);
+  if (!WITH_LOOPS.has(kind)) return null;
+  return { kind: kind as LoopKind, value: t[key], key };
+}
+
+function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx: LoadCtx): Task | Task[] | null {
+  const what = moduleKeyName(key) === 'include' ? 'include_tasks' : moduleKeyName(key);
+  const label = typeof t.name === 'string' && t.name ? `task "${t.name}"` : `task "${what}"`;
+  const dynamic = what.startsWith('include_');
+  const allowed = new Set([key, ...(dynamic ? INCLUDE_KEYWORDS : IMPORT_KEYWORDS)]);
+  checkOnly(t, allowed, what, ptr, ctx, label);
+  if (!validateKeywords(t)) {
+    for (const err of describeAjvErrors(validateKeywords.errors ?? [], t, label, () => [...allowed])) ctx.p.add(err.message, ptr + err.ptr, label, err.prefer);
+  }
+  for (const [sptr, s] of strings(t.when, `${ptr}/when`)) {
+    const bad = checkConditionSyntax(s);
+    if (bad) ctx.p.add(`invalid expression in "when": ${bad}`, sptr, label);
+  }
+  const argPtr = pointer([...splitPointer(ptr), key]);
+  let args = t[key];
+  if (typeof args === 'string') args = what.endsWith('_role') ? { name: args } : { file: args };
+  if (!args || typeof args !== 'object' || Array.isArray(args)) {
+    ctx.p.add(`${what} takes ${what.endsWith('_role') ? 'a role name' : 'a file name'} or a mapping`, argPtr, label);
+    return null;
+  }
+  const a = { ...((t.args ?? {}) as Record<string, unknown>), ...(args as Record<string, unknown>) };
+  if (typeof a._raw_params === 'string') a.file = a._raw_params;
+  delete a._raw_params;
+  const loop = dynamic ? loopOf(t, ptr, ctx, label) : null;
+  const loopControl = (t.loop_control ?? {}) as { loop_var?: string; index_var?: string; label?: string };
+  // An import passes its keywords down to every task it brings; an include is one task whose `when` and loop
+  // decide whether and how often its tasks run, and whose `vars` they all see.
+  const inherit = dynamic ? ctx.inherit : inheritFrom(ctx.inherit, t);
+  const own = dynamic ? { ...((t.vars ?? {}) as Record<string, unknown>) } : {};
+  const names = dynamic ? [...Object.keys(own), ...(loop ? [loopControl.loop_var ?? 'item', ...(loopControl.index_var ? [loopControl.index_var] : [])] : [])] : [];
+  const inner: LoadCtx = { ...ctx, inherit, scopeNames: [...ctx.scopeNames, ...names], depth: ctx.depth + 1 };
+  if (ctx.depth > 20) {
+    ctx.p.add(`${what} nested more than 20 deep (does a file include itself?)`, argPtr, label);
+    return null;
+  }
+  let tasks: Task[] | null;
+  if (what.endsWith('_role')) {
+    const allowedArgs = new Set(['name', 'tasks_from', 'vars_from', 'defaults_from', 'handlers_from', 'allow_duplicates', 'public', 'apply', 'rolespec_validate']);
+    for (const k of Object.keys(a)) if (!allowedArgs.has(k)) ctx.p.add(`${what} has no argument "${k}"${didYouMean(k, allowedArgs)}`, `${argPtr}/${k}`, label, 'key');
+    if (typeof a.name !== 'string' || !a.name) {
+      ctx.p.add(`${what} needs the role's "name"`, argPtr, label);
+      return null;
+    }
+    tasks = loadRoleEntry({ role: a.name, ...(dynamic ? {} : { vars: t.vars }) }, argPtr, inner, {
+      tasksFrom: a.tasks_from as string | undefined,
+      varsFrom: a.vars_from as string | undefined,
+      defaultsFrom: a.defaults_from as string | undefined,
+      handlersFrom: a.handlers_from as string | undefined,
+      allowDuplicates: a.allow_duplicates !== false,
+    });
+  } else {
+    for (const k of Object.keys(a)) if (k !== 'file' && k !== 'apply') ctx.p.add(`${what} has no argument "${k}"`, `${argPtr}/${k}`, label, 'key');
+    if (typeof a.file !== 'string' || !a.file) {
+      ctx.p.add(`${what} needs a file name`, argPtr, label);
+      return null;
+    }
+    if (isTemplated(a.file)) {
+      ctx.p.add(`${what} of a templated file name ("${a.file}") is not supported yet: name the file`, argPtr, label);
+      return null;
+    }
+    tasks = loadIncludedTasks(a.file, argPtr, inner);
+  }
+  if (!tasks) return null;
+  if (!dynamic) return tasks;
+  const node = baseTask(t, ptr, ctx, what);
+  node.when = t.when;
+  node.include = { tasks, params: own };
+  node.become = t.become as boolean | undefined;
+  node.becomeUser = t.become_user as string | undefined;
+  node.ignoreErrors = t.ignore_errors === true;
+  if (loop) {
+    node.loop = loop.value;
+    node.loopKind = loop.kind;
+    node.loopVar = loopControl.loop_var ?? 'item';
+    node.indexVar = loopControl.index_var;
+    node.loopLabel = loopControl.label;
+    for (const [sptr] of strings(loop.value, '')) node.positions.set(`loop${sptr}`, positionOf(ctx.p.loc, `${ptr}/${loop.key}${sptr}`));
+  }
+  for (const [sptr] of strings(t.when, '')) node.positions.set(`when${sptr}`, positionOf(ctx.p.loc, `${ptr}/when${sptr}`));
+  // The include's own conditions come after what encloses it, like any task's; enclosing vars are visible to them.
+  return applyInherited(node, ctx.inherit);
+}
+
+/** Arguments from a `key=value` string, typed where the module's schema wants a boolean. */
+function shorthandArgs(mod: Module, text: string, argPtr: string, ctx: LoadCtx, label: string): Record<string, unknown> | null {
+  let kv;
+  try {
+    kv = parseKv(text, mod.name === 'command' || mod.name === 'shell');
+  } catch (e) {
+    ctx.p.add((e as Error).message, argPtr, label);
+    return null;
+  }
+  const props = (mod.schema.properties ?? {}) as Record<string, { type?: unknown; anyOf?: { type?: unknown }[] }>;
+  const wantsBool = (k: string) => {
+    const s = props[k];
+    return !!s && (s.type === 'boolean' || (s.anyOf ?? []).some((x) => x.type === 'boolean'));
+  };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(kv.options)) {
+    const b = wantsBool(k) ? kvBool(v) : undefined;
+    out[k] = b ?? v;
+  }
+  if (kv.free !== null) {
+    // A free-form module takes the rest as its text; `debug: hello world` is a message, as before.
+    if (mod.freeForm) out[mod.freeForm] = Object.keys(kv.options).length && mod.freeForm in out ? out[mod.freeForm] : kv.free;
+    else {
+      ctx.p.add(`${mod.name} takes key=value arguments; "${kv.free}" is not one`, argPtr, label);
+      return null;
+    }
+  }
+  return out;
+}
+
+function parseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task | null {
+  const p = ctx.p;
+  const handler = ctx.handler;
   const keywords = handler ? HANDLER_KEYWORDS : TASK_KEYWORDS;
   const moduleKeys = Object.keys(t).filter((k) => !keywords.has(k));
   const known = moduleKeys.filter((k) => findModule(k));
   const unknown = moduleKeys.filter((k) => !findModule(k));
   const label = taskLabel(t, known[0] ?? unknown[0]);
   for (const k of unknown) {
+    const at = pointer([...splitPointer(ptr), k]);
     if (!handler && k === 'listen') {
-      p.add('"listen" is only for handlers', `${ptr}/listen`, label, 'key');
+      p.add('"listen" is only for handlers', at, label, 'key');
+      continue;
+    }
+    if (k === 'rescue' || k === 'always') {
+      p.add(`"${k}" belongs to a block (a task with "block:")`, at, label, 'key');
+      continue;
+    }
+    if (UNSUPPORTED_TASK_KEYWORDS.has(k)) {
+      p.add(`"${k}": ${UNSUPPORTED_TASK_KEYWORDS.get(k)}`, at, label, 'key');
+      continue;
+    }
+    if (k.startsWith('with_')) {
+      p.add(`"${k}" is not supported yet; write the loop with "loop:" (supported: ${[...WITH_LOOPS].map((w) => `with_${w}`).join(', ')})`, at, label, 'key');
+      continue;
+    }
+    const bare = moduleKeyName(k).replace(/^(community\.general|ansible\.posix|community\.crypto)\./, '');
+    if (UNSUPPORTED_MODULES.has(bare)) {
+      p.add(`module "${k}" is not supported yet`, at, label, 'key');
       continue;
     }
     const hint = didYouMean(k, [...moduleNames(), ...keywords]);
-    p.add(`unknown module or keyword "${k}"${hint}`, pointer([...splitPointer(ptr), k]), label, 'key');
+    p.add(`unknown module or keyword "${k}"${hint}`, at, label, 'key');
   }
   if (known.length > 1) {
     p.add(`a task takes exactly one module, found ${known.map((k) => `"${k}"`).join(' and ')}`, pointer([...splitPointer(ptr), known[1]!]), label, 'key');
@@ -193,12 +503,17 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
   if (handler && t.listen !== undefined && (Array.isArray(t.listen) ? t.listen : [t.listen]).some((x) => typeof x !== 'string')) {
     p.add('"listen" must be a string or a list of strings', `${ptr}/listen`, label);
   }
-  for (const k of ['when', 'changed_when', 'failed_when'] as const) {
+  for (const k of ['when', 'changed_when', 'failed_when', 'until'] as const) {
     for (const [sptr, s] of strings(t[k], `${ptr}/${k}`)) {
       const bad = checkConditionSyntax(s);
       if (bad) p.add(`invalid expression in "${k}": ${bad}`, sptr, label);
     }
   }
+  if (typeof t.environment === 'string') p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`, label);
+  if (typeof t.delegate_to === 'string' && isLocal(t) !== true) {
+    p.add(`delegate_to "${t.delegate_to}" is not supported yet (only localhost)`, `${ptr}/delegate_to`, label);
+  }
+  const loop = loopOf(t, ptr, ctx, label);
   if (known.length !== 1) return null;
   const moduleKey = known[0]!;
   const mod = findModule(moduleKey)!;
@@ -206,16 +521,17 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
   let args = t[moduleKey];
   if (args === null || args === undefined) args = {};
   if (typeof args === 'string') {
-    if (!mod.freeForm) {
-      p.add(`${mod.name} takes a mapping of arguments, not a string`, argPtr, label);
-      return null;
-    }
-    args = { [mod.freeForm]: args };
+    const parsed = shorthandArgs(mod, args, argPtr, ctx, label);
+    if (!parsed) return null;
+    args = parsed;
   }
   if (typeof args !== 'object' || Array.isArray(args)) {
     p.add(`the arguments of ${mod.name} must be a mapping`, argPtr, label);
     return null;
   }
+  // `args:` gives arguments too; those written with the module win, as in Ansible.
+  if (t.args && typeof t.args === 'object' && !Array.isArray(t.args)) args = { ...(t.args as Record<string, unknown>), ...(args as Record<string, unknown>) };
+  args = mod.aliases ? resolveAliases(mod, args as Record<string, unknown>, argPtr, p, label) : args;
   const argErrors = checkArgs(mod, args as Record<string, unknown>).errors ?? [];
   for (const err of argErrors) p.add(err.message, argPtr + err.ptr, label, err.prefer);
   for (const [sptr, s] of strings(args, argPtr)) {
@@ -227,24 +543,30 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
     if (bad) p.add(bad, argPtr, label);
   }
   const positions = new Map<string, SourcePos>();
-  for (const k of Object.keys(t)) positions.set(k === moduleKey ? 'args' : k, positionOf(p.loc, pointer([...splitPointer(ptr), k]), 'key'));
+  for (const k of Object.keys(t)) positions.set(k === moduleKey ? 'args' : k === loop?.key ? 'loop' : k, positionOf(p.loc, pointer([...splitPointer(ptr), k]), 'key'));
   // Every string a template may hide in, so a problem found before the run can point at it exactly.
-  for (const k of ['when', 'loop'] as const) for (const [sptr] of strings(t[k], '')) positions.set(`${k}${sptr}`, positionOf(p.loc, `${ptr}/${k}${sptr}`));
+  for (const k of ['when'] as const) for (const [sptr] of strings(t[k], '')) positions.set(`${k}${sptr}`, positionOf(p.loc, `${ptr}/${k}${sptr}`));
+  if (loop) for (const [sptr] of strings(loop.value, '')) positions.set(`loop${sptr}`, positionOf(p.loc, `${ptr}/${loop.key}${sptr}`));
   for (const [sptr] of strings(args, '')) positions.set(`args${sptr}`, positionOf(p.loc, argPtr + sptr));
   if (Array.isArray(t.notify)) t.notify.forEach((_, j) => positions.set(`notify/${j}`, positionOf(p.loc, `${ptr}/notify/${j}`)));
   else if (t.notify !== undefined) positions.set('notify/0', positionOf(p.loc, `${ptr}/notify`));
-  const loopControl = (t.loop_control ?? {}) as { loop_var?: string };
-  return {
+  const loopControl = (t.loop_control ?? {}) as { loop_var?: string; index_var?: string; label?: unknown; pause?: number };
+  const task = baseTask(t, ptr, ctx, mod.name);
+  return Object.assign(task, {
     name: typeof t.name === 'string' && t.name ? t.name : mod.name,
-    named: typeof t.name === 'string' && t.name !== '',
-    module: mod.name,
     args: args as Record<string, unknown>,
     when: t.when,
     notify: asList(t.notify),
-    tags: asList(t.tags),
     register: t.register as string | undefined,
-    loop: t.loop,
+    loop: loop?.value,
+    loopKind: loop?.kind ?? 'loop',
     loopVar: loopControl.loop_var ?? 'item',
+    indexVar: loopControl.index_var,
+    loopLabel: loopControl.label === undefined ? undefined : String(loopControl.label),
+    loopPause: loopControl.pause,
+    until: t.until,
+    retries: t.retries,
+    delay: t.delay,
     changedWhen: t.changed_when,
     failedWhen: t.failed_when,
     ignoreErrors: t.ignore_errors === true,
@@ -254,17 +576,40 @@ function parseTask(raw: unknown, ptr: string, p: Problems, handler: boolean): Ta
     become: t.become as boolean | undefined,
     becomeUser: t.become_user as string | undefined,
     vars: (t.vars ?? {}) as Record<string, unknown>,
+    local: isLocal(t) === true,
+    runOnce: t.run_once === true,
+    environment: (t.environment && typeof t.environment === 'object' ? t.environment : {}) as Record<string, unknown>,
     listen: asList(t.listen),
-    pos,
     positions,
-  };
+  });
 }
 
-function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems): Play {
-  const section = (key: 'pre_tasks' | 'tasks' | 'post_tasks' | 'handlers') => {
-    const list = Array.isArray(raw[key]) ? (raw[key] as unknown[]) : [];
-    return list.map((t, i) => parseTask(t, `${ptr}/${key}/${i}`, p, key === 'handlers')).filter((t): t is Task => t !== null);
-  };
+/** Ansible's documented aliases of a module's arguments, renamed to the name provision uses. */
+function resolveAliases(mod: Module, args: Record<string, unknown>, argPtr: string, p: Problems, label: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(args)) {
+    const canonical = mod.aliases![k] ?? k;
+    if (canonical !== k && k in args && canonical in args) {
+      p.add(`"${k}" and "${canonical}" name the same argument of ${mod.name}; give one`, `${argPtr}/${k}`, label, 'key');
+      continue;
+    }
+    out[canonical] = v;
+  }
+  return out;
+}
+
+function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load: Omit<PlayLoad, 'handlers' | 'roleDefaults' | 'roleVars' | 'seenRoles'>): Play {
+  const playLoad: PlayLoad = { ...load, handlers: [], roleDefaults: {}, roleVars: {}, seenRoles: new Set() };
+  const inherit = inheritFrom(NOTHING_INHERITED, { environment: raw.environment });
+  if (typeof raw.environment === 'string') p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`);
+  const ctx = (handler: boolean): LoadCtx => ({ p, dir: load.playbookDir, handler, inherit, play: playLoad, depth: 0, scopeNames: [] });
+  const section = (key: 'pre_tasks' | 'tasks' | 'post_tasks' | 'handlers') => parseTaskList(Array.isArray(raw[key]) ? raw[key] : [], `${ptr}/${key}`, ctx(key === 'handlers'));
+  const preTasks = section('pre_tasks');
+  const roleTasks: Task[] = [];
+  if (Array.isArray(raw.roles)) raw.roles.forEach((entry, i) => roleTasks.push(...(loadRoleEntry(entry, `${ptr}/roles/${i}`, ctx(false)) ?? [])));
+  const tasks = section('tasks');
+  const postTasks = section('post_tasks');
+  const handlers = section('handlers');
   const serial = raw.serial === undefined ? [] : Array.isArray(raw.serial) ? (raw.serial as (number | string)[]) : [raw.serial as number | string];
   const hosts = Array.isArray(raw.hosts) ? (raw.hosts as string[]).join(',') : String(raw.hosts ?? '');
   const play: Play = {
@@ -280,12 +625,18 @@ function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems): Play
     becomeUser: raw.become_user as string | undefined,
     order: (raw.order as Play['order']) ?? 'inventory',
     tags: asList(raw.tags),
-    preTasks: section('pre_tasks'),
-    tasks: section('tasks'),
-    postTasks: section('post_tasks'),
-    handlers: section('handlers'),
+    preTasks,
+    tasks: [...roleTasks, ...tasks],
+    postTasks,
+    // Handlers of roles come first: they are defined before the play's own, as Ansible orders them.
+    handlers: [...playLoad.handlers, ...handlers],
+    roleDefaults: playLoad.roleDefaults,
+    roleVars: playLoad.roleVars,
+    local: raw.connection === 'local',
+    environment: inherit.environment,
     pos: positionOf(p.loc, ptr),
   };
+  if (play.local) for (const t of allTasks(play)) t.local = true;
   // A notify that matches no handler is a typo that would silently skip a restart: refuse it now.
   const targets = new Set(play.handlers.flatMap((h) => [h.name, ...h.listen]));
   for (const t of allTasks(play)) {
@@ -298,15 +649,29 @@ function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems): Play
   return play;
 }
 
+/** How a playbook is loaded: where roles are looked up besides roles/ beside the playbook. */
+export interface LoadOptions {
+  /** `--roles-path` entries (before ANSIBLE_ROLES_PATH and ansible.cfg's roles_path) */
+  rolesPath?: string[];
+}
+
 /** Load, check and normalise a playbook file. Throws InputErrors listing every problem found. */
-export function loadPlaybook(file: string): Playbook {
+export function loadPlaybook(file: string, opts: LoadOptions = {}): Playbook {
+  const errors: InputError[] = [];
+  const plays = loadPlays(file, opts, errors, 0);
+  if (errors.length) throw new InputErrors(errors.slice(0, 50));
+  return { file, dir: path.dirname(path.resolve(file)), plays };
+}
+
+function loadPlays(file: string, opts: LoadOptions, errors: InputError[], depth: number): Play[] {
   const loc = readYamlFile(file, 'playbook');
-  const p = new Problems(loc);
+  const p = new Problems(loc, errors);
   const data = loc.value;
   if (!Array.isArray(data)) {
     throw new InputError('a playbook is a list of plays (each starting with "- hosts: …")', positionOf(loc, ''));
   }
   if (data.length === 0) throw new InputError('the playbook has no plays', positionOf(loc, ''));
+  const isImport = (raw: unknown) => !!raw && typeof raw === 'object' && !Array.isArray(raw) && Object.keys(raw).some((k) => moduleKeyName(k) === 'import_playbook');
   if (!validatePlays(data)) {
     for (const err of describeAjvErrors(validatePlays.errors ?? [], data, 'play', (parent) =>
       /^\/\d+$/.test(parent) ? Object.keys((playSchema.$defs.play as { properties: object }).properties) : [],
@@ -315,14 +680,46 @@ export function loadPlaybook(file: string): Playbook {
       if (/^\/\d+\/(pre_tasks|tasks|post_tasks|handlers)\/\d+$/.test(err.ptr)) continue;
       const m = /^\/(\d+)/.exec(err.ptr);
       const play = m ? (data[Number(m[1])] as Record<string, unknown> | undefined) : undefined;
+      if (isImport(play)) continue;
       const label = play && typeof play.name === 'string' ? `play "${play.name}"` : `play ${m ? Number(m[1]) + 1 : ''}`.trim();
-      const message = err.message.replace(/^play has no argument/, 'play has no keyword');
+      const extra = /^\/\d+\/([^/]+)$/.exec(err.ptr)?.[1];
+      let message = err.message.replace(/^play has no argument/, 'play has no keyword');
+      if (extra && /^play has no keyword/.test(message) && UNSUPPORTED_PLAY_KEYWORDS.has(extra)) message = `"${extra}": ${UNSUPPORTED_PLAY_KEYWORDS.get(extra)}`;
+      if (extra && /^play has no keyword/.test(message) && (TASK_KEYWORDS.has(extra) || findModule(extra))) message = `"${extra}" belongs to a task, not to a play (put it under tasks:)`;
       // A mistake in the play itself (not a mapping, a missing keyword) names the play in the message.
       if (m && err.ptr === m[0]) p.add(message.replace(/^play \d+/, label), err.ptr, undefined, err.prefer);
       else p.add(message, err.ptr, label, err.prefer);
     }
   }
-  const plays = data.map((raw, i) => (raw && typeof raw === 'object' && !Array.isArray(raw) ? parsePlay(raw as Record<string, unknown>, `/${i}`, p) : null));
-  if (p.errors.length) throw new InputErrors(p.errors);
-  return { file, dir: path.dirname(path.resolve(file)), plays: plays as Play[] };
+  const dir = path.dirname(path.resolve(file));
+  const rolesPath = rolesPathFor(dir, opts.rolesPath ?? []);
+  const plays: Play[] = [];
+  data.forEach((raw, i) => {
+    if (isImport(raw)) {
+      const r = raw as Record<string, unknown>;
+      const key = Object.keys(r).find((k) => moduleKeyName(k) === 'import_playbook')!;
+      const target = r[key];
+      for (const k of Object.keys(r)) if (k !== key && k !== 'name' && k !== 'vars') p.add(`"${k}" is not supported on import_playbook yet`, `/${i}/${k}`, 'import_playbook', 'key');
+      if (typeof target !== 'string' || isTemplated(target)) {
+        p.add('import_playbook takes a file name', `/${i}/${key}`, 'import_playbook');
+        return;
+      }
+      if (depth > 20) {
+        p.add('import_playbook nested more than 20 deep (does a playbook import itself?)', `/${i}/${key}`, 'import_playbook');
+        return;
+      }
+      try {
+        const imported = loadPlays(path.resolve(dir, target), opts, errors, depth + 1);
+        const vars = (r.vars ?? {}) as Record<string, unknown>;
+        for (const pl of imported) pl.vars = { ...pl.vars, ...vars };
+        plays.push(...imported);
+      } catch (e) {
+        if (e instanceof InputError) errors.push(e);
+        else throw e;
+      }
+      return;
+    }
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) plays.push(parsePlay(raw as Record<string, unknown>, `/${i}`, p, { playbookDir: dir, rolesPath }));
+  });
+  return plays;
 }

@@ -13,8 +13,10 @@ import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
 import { knownNameVersions, namesKeptFor, rememberNames } from '../modules/postfix-names.js';
-import { evaluateCondition, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
+import { evaluateCondition, isTemplated, mergeVars, renderDeep, renderString, TemplateError, toBool, UndefinedVariableError } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
+import { LocalConnection } from '../connection/local.js';
+import { loopItems } from './loops.js';
 import { checkArgs } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
 import { displaySafe } from '../report/display-safe.js';
@@ -71,7 +73,13 @@ export class HostRun {
   /** handler names and listen topics notified and not yet run */
   readonly notified = new Set<string>();
   /** variables from register and set_fact (above play vars, below extra vars) */
-  private readonly registered: Record<string, unknown> = {};
+  private registered: Record<string, unknown> = {};
+  /** variables from include_vars (below registered ones; templates in them render when used) */
+  private included: Record<string, unknown> = {};
+  /** variables of the includes being run: their `vars:` and loop items, innermost last */
+  private scopes: { vars: Record<string, unknown>; lazy: boolean }[] = [];
+  /** where tasks delegated to localhost run (made on first use) */
+  private delegate: HostRun | null = null;
   private readonly files = new Map<string, CacheEntry>();
   private readonly commands = new Map<string, ExecResult>();
   /**
@@ -110,19 +118,122 @@ export class HostRun {
     return this.stopped === 'failed' || this.stopped === 'unreachable';
   }
 
-  /** Variables visible to templates, by Ansible's precedence: inventory < play < task < registered < extra. */
+  /**
+   * Variables visible to templates, by Ansible's precedence: role defaults < inventory < play < role vars < role
+   * parameters < block and task vars < include vars and loop items < include_vars < registered < extra.
+   */
   vars(play: Play, task?: Task, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const role = task?.role;
     return mergeVars([
+      { vars: play.roleDefaults, lazy: true },
+      { vars: role?.defaults ?? {}, lazy: true },
       { vars: this.inventoryVars, lazy: true },
       { vars: play.vars, lazy: true },
+      { vars: play.roleVars, lazy: true },
+      { vars: role?.vars ?? {}, lazy: true },
+      { vars: role?.params ?? {}, lazy: true },
       { vars: task?.vars ?? {}, lazy: true },
+      ...this.scopes,
+      { vars: this.included, lazy: true },
       { vars: this.registered, lazy: false },
       { vars: this.settings.extraVars, lazy: true },
       {
-        vars: { ...(this.facts ? { facts: this.facts } : {}), ansible_check_mode: this.settings.check, playbook_dir: this.settings.playbookDir, ...extra },
+        vars: {
+          ...(this.facts ? { facts: this.facts } : {}),
+          ansible_check_mode: this.settings.check,
+          playbook_dir: this.settings.playbookDir,
+          ...(role ? { role_path: role.dir, role_name: role.name } : {}),
+          ...extra,
+        },
         lazy: false,
       },
     ]);
+  }
+
+  /** Run `body` with the variables of an include (its `vars:` and loop item) visible to its tasks. */
+  async withScope<T>(scope: { vars: Record<string, unknown>; lazy: boolean }[], body: () => Promise<T>): Promise<T> {
+    this.scopes.push(...scope);
+    try {
+      return await body();
+    } finally {
+      this.scopes.splice(this.scopes.length - scope.length, scope.length);
+    }
+  }
+
+  /** Items of a task's loop (its value templated with `vars`). */
+  loopOf(task: Task, vars: Record<string, unknown>): unknown[] {
+    const dirs = [
+      ...(task.role ? [path.join(task.role.dir, 'files'), task.role.dir] : []),
+      task.dir,
+      path.join(this.settings.playbookDir, 'files'),
+      this.settings.playbookDir,
+    ];
+    return loopItems(task.loopKind, renderDeep(task.loop, vars), dirs);
+  }
+
+  /** What loop_control adds for item `i`: the loop variable and the index variable. */
+  private itemVars(task: Task, item: unknown, i: number): Record<string, unknown> {
+    return { [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) };
+  }
+
+  /**
+   * The variables each run of an include's tasks sees (one per loop item), or null when its `when` is false.
+   * The include's result is shown (skipped, or how many times it runs).
+   */
+  includeRuns(play: Play, task: Task): { vars: Record<string, unknown>; lazy: boolean }[][] | null {
+    const vars = this.vars(play, task);
+    const emit = (status: TaskStatus, msg: string) =>
+      this.settings.emit({ type: 'task_result', host: this.name, task: task.name, module: task.module, handler: false, status, msg, check: this.settings.check, duration_ms: 0, at: formatPos(task.pos) });
+    try {
+      if (task.when !== undefined && !evaluateCondition(task.when, vars)) {
+        this.counters.skipped++;
+        emit('skipped', 'condition false');
+        return null;
+      }
+      const params = { vars: task.include?.params ?? {}, lazy: true };
+      if (task.loop === undefined) return [[params]];
+      return this.loopOf(task, vars).map((item, i) => [params, { vars: this.itemVars(task, item, i), lazy: false }]);
+    } catch (e) {
+      this.recordFailure(play, task, errorMessage(e, task), (st, m) => emit(st, m));
+      return null;
+    }
+  }
+
+  /** A failure inside a block with `rescue`: no longer a failure of the host; counted as ignored. */
+  rescue(): boolean {
+    if (this.stopped !== 'failed') return false;
+    this.stopped = null;
+    this.stopReason = '';
+    this.counters.failed--;
+    this.counters.ignored++;
+    return true;
+  }
+
+  /** Put aside a failure while a block's `always` runs; returns what to restore after. */
+  holdFailure(): { why: HostStop; reason: string } | null {
+    if (this.stopped !== 'failed') return null;
+    const held = { why: this.stopped, reason: this.stopReason };
+    this.stopped = null;
+    this.stopReason = '';
+    return held;
+  }
+
+  restoreFailure(held: { why: HostStop; reason: string } | null): void {
+    if (held && !this.stopped) {
+      this.stopped = held.why;
+      this.stopReason = held.reason;
+    }
+  }
+
+  /** A registered result, for run_once to hand to the batch's other hosts. */
+  registeredValue(name: string): unknown {
+    return this.registered[name];
+  }
+
+  /** Take the result of a run_once task that another host ran. */
+  adoptResult(play: Play, task: Task, value: unknown, changed: boolean): void {
+    if (task.register && value !== undefined) this.registered[task.register] = value;
+    if (changed) task.notify.forEach((n) => this.notified.add(renderNotify(n, this.vars(play, task))));
   }
 
   private become(play: Play, task?: Task): BecomeSpec | undefined {
@@ -261,7 +372,8 @@ export class HostRun {
    */
   async preflight(play: Play): Promise<boolean> {
     if (!this.facts) return true;
-    for (const task of [...play.preTasks, ...play.tasks, ...play.postTasks]) {
+    for (const task of certainTasks([...play.preTasks, ...play.tasks, ...play.postTasks])) {
+      if (task.local) continue;
       const mod = findModule(task.module);
       if (!mod?.preflight || !this.tagged(play, task)) continue;
       const vars = this.vars(play, task);
@@ -307,9 +419,8 @@ export class HostRun {
   private staticArgs(play: Play, task: Task, mod: Module, facts?: Facts): Record<string, unknown>[] {
     try {
       const base = this.vars(play, task, facts ? { facts } : {});
-      const items = task.loop === undefined ? [undefined] : (renderDeep(task.loop, base) as unknown[]);
-      if (!Array.isArray(items)) return [];
-      return items.map((item) => this.renderArgs(task, mod, item === undefined ? base : { ...base, [task.loopVar]: item }));
+      if (task.loop === undefined) return [this.renderArgs(task, mod, base)];
+      return this.loopOf(task, base).map((item, i) => this.renderArgs(task, mod, { ...base, ...this.itemVars(task, item, i) }));
     } catch {
       return [];
     }
@@ -358,7 +469,7 @@ export class HostRun {
    */
   private async refill(play: Play, task: Task, want: ReadRequest, become: BecomeSpec | undefined): Promise<void> {
     const req: ReadRequest = { files: [...want.files], stats: [...want.stats], commands: [...want.commands] };
-    const order = [...play.preTasks, ...play.tasks, ...play.handlers, ...play.postTasks];
+    const order = allTasks(play);
     const at = order.indexOf(task);
     for (const t of at < 0 ? [] : order.slice(at)) {
       for (const again of this.planned.get(t) ?? []) {
@@ -395,6 +506,7 @@ export class HostRun {
   /** Make a TaskContext for one task on this host. */
   private context(play: Play, task: Task, vars: Record<string, unknown>, check: boolean): TaskContext {
     const become = this.become(play, task);
+    const env = environmentScript({ ...play.environment, ...task.environment }, vars);
     const readOne = async (p: string, content: boolean): Promise<FileState> => {
       if (this.holds(p, content)) return this.files.get(p)!.state;
       await this.refill(play, task, { files: content ? [p] : [], stats: content ? [] : [p], commands: [] }, become);
@@ -406,6 +518,8 @@ export class HostRun {
       vars,
       check,
       playbookDir: this.settings.playbookDir,
+      ...(task.role ? { roleDir: task.role.dir } : {}),
+      taskDir: task.dir,
       readFile: (p) => readOne(p, true),
       statFile: (p) => readOne(p, false),
       readCommand: async (key, script) => {
@@ -415,7 +529,7 @@ export class HostRun {
         return this.commands.get(key)!;
       },
       run: async (script, opts) => {
-        const r = await this.exec(script, become, opts?.timeoutMs);
+        const r = await this.exec(env + script, become, opts?.timeoutMs);
         // Anything may have changed on the host: forget what was read.
         this.files.clear();
         this.commands.clear();
@@ -512,11 +626,13 @@ export class HostRun {
   async runTask(play: Play, task: Task, handler = false): Promise<TaskOutcome> {
     const t0 = Date.now();
     const mod = findModule(task.module)!;
+    // A name with a template (`Alias for {{ entry.user }}` in an included file) is shown rendered, as Ansible does.
+    const shownName = task.named && isTemplated(task.name) ? renderName(task.name, this.vars(play, task)) : task.name;
     const emitResult = (status: TaskStatus, msg: string, extra: { diffs?: FileDiff[]; item?: string; ignored?: boolean; check?: boolean } = {}) => {
       this.settings.emit({
         type: 'task_result',
         host: this.name,
-        task: task.name,
+        task: shownName,
         module: task.module,
         handler,
         status,
@@ -531,17 +647,14 @@ export class HostRun {
       });
     };
     if (!handler && !this.tagged(play, task)) return { status: 'skipped', ignored: false };
-    this.settings.emit({ type: 'task_start', host: this.name, task: task.name, handler });
+    if (task.local && !mod.controllerOnly) return this.runDelegated(play, task, handler);
+    this.settings.emit({ type: 'task_start', host: this.name, task: shownName, handler });
 
     const check = task.checkMode ?? this.settings.check;
     let items: unknown[] | undefined;
     try {
       if (!mod.controllerOnly) await this.gatherFacts(play);
-      if (task.loop !== undefined) {
-        const l = renderDeep(task.loop, this.vars(play, task));
-        if (!Array.isArray(l)) throw new ModuleError(`loop must be a list, got ${typeof l}`);
-        items = l;
-      }
+      if (task.loop !== undefined) items = this.loopOf(task, this.vars(play, task));
     } catch (e) {
       return this.failTask(play, task, e, emitResult);
     }
@@ -552,18 +665,26 @@ export class HostRun {
     let allSkipped = true;
     const diffs: FileDiff[] = [];
     const msgs: string[] = [];
-    for (const item of items ?? [undefined]) {
-      const label = items ? (typeof item === 'string' ? item : JSON.stringify(item)) : undefined;
-      const vars = this.vars(play, task, items ? { [task.loopVar]: item } : {});
+    for (const [i, item] of (items ?? [undefined]).entries()) {
+      if (items && i > 0 && task.loopPause) await sleep(task.loopPause * 1000);
+      const vars = this.vars(play, task, items ? this.itemVars(task, item, i) : {});
+      let label: string | undefined;
+      if (items) {
+        try {
+          label = task.loopLabel !== undefined ? String(renderString(task.loopLabel, vars)) : typeof item === 'string' ? item : JSON.stringify(item);
+        } catch (e) {
+          return this.failTask(play, task, e, emitResult);
+        }
+      }
       let r: ItemResult;
       try {
-        r = await this.runItem(play, task, mod, vars, check);
+        r = await this.runRetried(play, task, mod, vars, check);
       } catch (e) {
         if (e instanceof UnreachableError) return this.failTask(play, task, e, emitResult);
         const msg = errorMessage(e, task);
         r = { status: 'failed', msg, data: { failed: true, msg, ...(e instanceof ModuleError ? e.data : {}) }, diffs: [] };
       }
-      if (task.register && items) results.push({ ...r.data, item, [task.loopVar]: item });
+      if (task.register && items) results.push({ ...r.data, item, [task.loopVar]: item, ...(task.indexVar ? { [task.indexVar]: i } : {}) });
       if (r.status !== 'skipped') allSkipped = false;
       if (r.status === 'changed') anyChanged = true;
       if (r.status === 'failed') anyFailed = true;
@@ -644,6 +765,71 @@ export class HostRun {
     return this.recordFailure(play, task, errorMessage(e, task), emitResult);
   }
 
+  /**
+   * One loop item with `until`: run again, `delay` seconds apart, until the condition holds on the result, at most
+   * `retries` more times (Ansible's defaults: 3 and 5). Without `until`, one pass.
+   */
+  private async runRetried(play: Play, task: Task, mod: Module, vars: Record<string, unknown>, check: boolean): Promise<ItemResult> {
+    if (task.until === undefined) return this.runItem(play, task, mod, vars, check);
+    const retries = task.retries === undefined ? 3 : Number(renderDeep(task.retries, vars));
+    const delay = task.delay === undefined ? 5 : Number(renderDeep(task.delay, vars));
+    if (!Number.isInteger(retries) || retries < 0 || retries > 1000) throw new ModuleError(`retries must be an integer from 0 to 1000, got ${String(task.retries)}`);
+    if (!Number.isFinite(delay) || delay < 0 || delay > 3600) throw new ModuleError(`delay must be 0 to 3600 seconds, got ${String(task.delay)}`);
+    for (let attempt = 1; ; attempt++) {
+      let r: ItemResult;
+      try {
+        r = await this.runItem(play, task, mod, vars, check);
+      } catch (e) {
+        if (e instanceof UnreachableError) throw e;
+        const msg = errorMessage(e, task);
+        r = { status: 'failed', msg, data: { failed: true, msg, ...(e instanceof ModuleError ? e.data : {}) }, diffs: [] };
+      }
+      if (r.status === 'skipped') return r;
+      r.data.attempts = attempt;
+      const v = { ...vars, ...(task.register ? { [task.register]: r.data } : {}) };
+      if (evaluateCondition(task.until, v)) return r;
+      if (attempt > retries) {
+        const msg = `until did not hold after ${attempt} attempts${r.status === 'failed' ? `: ${r.msg}` : ''}`;
+        return { ...r, status: 'failed', msg, data: { ...r.data, failed: true, msg } };
+      }
+      this.settings.emit({ type: 'warning', host: this.name, msg: `${task.name}: until does not hold yet, retrying (${attempt} of ${retries + 1})` });
+      await sleep(delay * 1000);
+    }
+  }
+
+  /**
+   * A task delegated to localhost: run by a HostRun on the controller that shares this host's variables and
+   * registered results; its counts, failure and notifications are this host's.
+   */
+  private async runDelegated(play: Play, task: Task, handler: boolean): Promise<TaskOutcome> {
+    if (!this.delegate) {
+      const d = new HostRun(this.name, this.inventoryVars, new LocalConnection('localhost'), { ...this.settings, lockTimeoutS: 0 });
+      d.registered = this.registered;
+      d.included = this.included;
+      d.scopes = this.scopes;
+      this.delegate = d;
+    }
+    const d = this.delegate;
+    const before = { ...d.counters };
+    let out: TaskOutcome;
+    try {
+      await d.gatherFacts(play);
+      out = await d.runTask(play, { ...task, local: false }, handler);
+    } catch (e) {
+      d.markUnreachableOrFailed(e);
+      out = { status: 'failed', ignored: false };
+    }
+    for (const k of ['ok', 'changed', 'failed', 'skipped', 'ignored'] as const) this.counters[k] += d.counters[k] - before[k];
+    for (const n of d.notified) this.notified.add(n);
+    d.notified.clear();
+    if (d.stopped) {
+      this.stop(d.stopped === 'unreachable' ? 'failed' : d.stopped, `on localhost: ${d.stopReason}`);
+      d.stopped = null;
+      d.stopReason = '';
+    }
+    return out;
+  }
+
   /** One pass of a task (one loop item): when → render → plan → (apply) → changed_when/failed_when. */
   private async runItem(play: Play, task: Task, mod: Module, vars: Record<string, unknown>, check: boolean): Promise<ItemResult> {
     if (task.when !== undefined && !evaluateCondition(task.when, vars)) {
@@ -657,6 +843,7 @@ export class HostRun {
     const ctx = this.context(play, task, vars, check);
     const plan: Plan = await mod.plan(ctx, args as never);
     if (!plan.changed && plan.vars) Object.assign(this.registered, plan.vars);
+    if (!plan.changed && plan.includedVars) Object.assign(this.included, plan.includedVars);
     const showDiff = (this.settings.diff || check) && task.diff !== false;
     const diffs = plan.changed && showDiff ? plan.files.map(fileDiff).filter((d) => d.diff !== '') : [];
 
@@ -809,6 +996,7 @@ export class HostRun {
   }
 
   async close(): Promise<void> {
+    await this.delegate?.close();
     this.releaseLock?.();
     this.releaseLock = null;
     await this.conn.close().catch(() => undefined);
@@ -832,9 +1020,22 @@ interface ItemResult {
   check?: boolean;
 }
 
+/** The module tasks of a list that run unless their own `when` says no: not rescue tasks, not included ones. */
+function certainTasks(tasks: Task[]): Task[] {
+  return tasks.flatMap((t) => (t.block ? certainTasks([...t.block.block, ...t.block.always]) : t.include ? [] : [t]));
+}
+
 /** Ansible's reading of a boolean variable: INI inventories hand over `ansible_become=yes` as a string. */
 function ansibleBool(v: unknown): boolean {
   return typeof v === 'string' ? toBool(v) : v === true || v === 1;
+}
+
+function renderName(name: string, vars: Record<string, unknown>): string {
+  try {
+    return String(renderString(name, vars));
+  } catch {
+    return name;
+  }
 }
 
 function renderNotify(n: string, vars: Record<string, unknown>): string {
@@ -863,6 +1064,25 @@ function notifiedHandlers(play: Play, topics: ReadonlySet<string>): Task[] {
 /** `script` (which writes a pending-handler record) after checking root's state directory and making the records' directory in it. */
 function inPendingDir(script: string): string {
   return `${stateDirScript(quote(STATE_DIR))}\n(umask 077; mkdir -p -- ${quote(PENDING_DIR)}) || exit 70\n${script}`;
+}
+
+/** `export` lines for a task's `environment:` (templated), put before the commands it runs. */
+function environmentScript(env: Record<string, unknown>, vars: Record<string, unknown>): string {
+  const keys = Object.keys(env);
+  if (!keys.length) return '';
+  const rendered = renderDeep(env, vars) as Record<string, unknown>;
+  return keys
+    .map((k) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ModuleError(`environment: "${k}" is not a valid variable name`);
+      const v = rendered[k];
+      if (v !== null && typeof v === 'object') throw new ModuleError(`environment: the value of ${k} must be a string`);
+      return `export ${k}=${quote(v === null || v === undefined ? '' : String(v))}\n`;
+    })
+    .join('');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function firstLines(s: string): string {

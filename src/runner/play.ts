@@ -123,9 +123,57 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
     // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
     // same handlers instead of running once before the tasks and once after.
-    const runSection = async (h: HostRun, tasks: Task[], last = false) => {
+    // run_once: the first host to reach the task runs it; the others of the batch take its result.
+    const once = new Map<Task, Promise<{ value: unknown; changed: boolean } | null>>();
+    const runOne = async (h: HostRun, task: Task, rescuable: boolean) => {
+      if (task.runOnce) {
+        const ran = once.get(task);
+        if (ran) {
+          const res = await ran;
+          if (res) h.adoptResult(play, task, res.value, res.changed);
+          return;
+        }
+        let done!: (v: { value: unknown; changed: boolean } | null) => void;
+        once.set(task, new Promise((r) => (done = r)));
+        try {
+          const out = await h.runTask(play, task);
+          done(out.status === 'failed' && !out.ignored ? null : { value: task.register ? h.registeredValue(task.register) : undefined, changed: out.status === 'changed' });
+          if (out.status === 'failed' && !out.ignored && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+        } catch (e) {
+          done(null);
+          throw e;
+        }
+        return;
+      }
+      const out = await h.runTask(play, task);
+      if (((out.status === 'failed' && !out.ignored) || out.status === 'unreachable') && (!rescuable || out.status === 'unreachable')) {
+        if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+      }
+    };
+    // A list of tasks, blocks and includes; `rescuable`: a failure here may yet be rescued by an enclosing block.
+    const runTasks = async (h: HostRun, tasks: Task[], rescuable = false): Promise<void> => {
       for (const task of tasks) {
         if (shouldStop(h)) return;
+        if (task.block) {
+          const { block, rescue, always } = task.block;
+          await runTasks(h, block, rescuable || rescue.length > 0);
+          if (rescue.length && h.stopped === 'failed' && !fatal && h.rescue()) await runTasks(h, rescue, rescuable);
+          if (always.length && h.stopped !== 'unreachable' && !opts.interrupted()) {
+            const held = h.holdFailure();
+            await runTasks(h, always, rescuable);
+            h.restoreFailure(held);
+          }
+          if (h.stopped === 'failed' && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+          continue;
+        }
+        if (task.include) {
+          const runs = h.includeRuns(play, task);
+          for (const scope of runs ?? []) {
+            if (shouldStop(h)) break;
+            await h.withScope(scope, () => runTasks(h, task.include!.tasks, rescuable));
+          }
+          continue;
+        }
         if (task.module === 'meta') {
           const action = String(task.args.action);
           if (action === 'flush_handlers') await h.flushHandlers(play);
@@ -133,11 +181,15 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           else if (action === 'end_play') endPlay = true;
           continue;
         }
-        const out = await h.runTask(play, task);
-        if ((out.status === 'failed' && !out.ignored) || out.status === 'unreachable') {
-          if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
-        }
+        await runOne(h, task, rescuable);
       }
+    };
+
+    // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
+    // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
+    // same handlers instead of running once before the tasks and once after.
+    const runSection = async (h: HostRun, tasks: Task[], last = false) => {
+      await runTasks(h, tasks);
       if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play);
     };
 

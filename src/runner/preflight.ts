@@ -14,6 +14,7 @@ import { ModuleError } from '../modules/module.js';
 import { isTemplated, templateRefs, templateShapeProblem, type TemplatePlace } from '../playbook/template.js';
 import { allTasks, type Playbook, type Task } from '../playbook/types.js';
 import { didYouMean } from '../util/suggest.js';
+import type { VaultedValue } from '../util/vault.js';
 
 /** Names the runner itself gives every task (see HostRun.vars). */
 export const RUNNER_NAMES: readonly string[] = ['facts', 'ansible_check_mode', 'playbook_dir'];
@@ -26,6 +27,8 @@ export interface PreflightScope {
    * inventory is not known (`provision validate` without -i): then names are not checked.
    */
   names: ReadonlySet<string> | null;
+  /** variables whose value is vault-encrypted and no password was given: a task that uses one is refused */
+  vaulted?: ReadonlyMap<string, VaultedValue>;
 }
 
 /** A string of a task where a template may be, and how it is read. */
@@ -82,12 +85,20 @@ function placeIn(file: string, p: TemplatePlace): SourcePos {
 }
 
 /** Problems with one task; `known` is null when names are not checked. */
-function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: string, label: string): InputError[] {
+function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: string, label: string, vaulted?: ReadonlyMap<string, VaultedValue>): InputError[] {
   const errors: InputError[] = [];
   const sites = sitesOf(task);
   const analysed = sites.map((s) => ({ site: s, refs: templateRefs(s.text, s.expression) }));
   const guarded = new Set(analysed.flatMap((a) => [...(a.refs?.guarded ?? [])]));
-  const taskKnown = known ? new Set([...known, ...Object.keys(task.vars), ...(task.loop !== undefined ? [task.loopVar] : [])]) : null;
+  const taskKnown = known
+    ? new Set([
+        ...known,
+        ...Object.keys(task.vars),
+        ...task.scopeNames,
+        ...(task.role ? [...Object.keys(task.role.defaults), ...Object.keys(task.role.vars), ...Object.keys(task.role.params), 'role_path', 'role_name'] : []),
+        ...(task.loop !== undefined ? [task.loopVar, ...(task.indexVar ? [task.indexVar] : [])] : []),
+      ])
+    : null;
   const undefinedName = (name: string, pos: SourcePos) => {
     if (!taskKnown || taskKnown.has(name) || guarded.has(name)) return;
     errors.push(undefinedVariable(name, taskKnown, pos, label));
@@ -95,7 +106,11 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
   for (const { site, refs } of analysed) {
     if (!refs) continue;
     for (const p of refs.problems) errors.push(new InputError(p.message, site.pos, label));
-    for (const name of refs.names.keys()) undefinedName(name, site.pos);
+    for (const name of refs.names.keys()) {
+      undefinedName(name, site.pos);
+      const v = vaulted?.get(name);
+      if (v) errors.push(new InputError(`"${name}": ${v.message()}`, site.pos, label));
+    }
   }
 
   // Local files named by a literal src: found, inside the playbook directory (unless allowed), and for a
@@ -106,7 +121,7 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
     const pos = task.positions.get('args/src') ?? task.positions.get('args') ?? task.pos;
     let file: string;
     try {
-      file = resolveSource(playbookDir, src, mod === 'copy' ? 'files' : 'templates', task.args.src_outside_playbook === true);
+      file = resolveSource(playbookDir, src, mod === 'copy' ? 'files' : 'templates', task.args.src_outside_playbook === true, task.role?.dir);
     } catch (e) {
       if (e instanceof ModuleError) {
         errors.push(new InputError(e.message, pos, label));
@@ -142,9 +157,14 @@ export function preflight(playbook: Playbook, scope: PreflightScope): InputError
   const registered = runNames(playbook);
   const errors: InputError[] = [];
   for (const play of playbook.plays) {
-    const known = scope.names ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars)]) : null;
+    // Variables an include_vars file defines are only known when it is read: names are not checked in such a play.
+    const includesVars = allTasks(play).some((t) => t.module === 'include_vars');
+    const known =
+      scope.names && !includesVars
+        ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars), ...Object.keys(play.roleDefaults), ...Object.keys(play.roleVars)])
+        : null;
     for (const task of allTasks(play)) {
-      errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`));
+      errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`, scope.vaulted));
       if (errors.length >= 50) return errors.slice(0, 50);
     }
   }

@@ -12,6 +12,7 @@ import { useNamesStore } from '../modules/postfix-names.js';
 import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
 import { pointer, positionOf, readYamlFile } from '../playbook/load.js';
+import { VaultedValue } from '../util/vault.js';
 import { renderDeep } from '../playbook/template.js';
 import type { Playbook } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
@@ -79,12 +80,16 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   // Resolve every host's connection settings before touching any host: a bad setting is bad input.
   const runs = new Map<string, HostRun>();
   const names = new Set(Object.keys(opts.extraVars));
+  const vaulted = new Map<string, VaultedValue>();
   const perPlay = playbook.plays.map((play) => {
     const hosts = playHosts(inventory, play.hosts, opts.limit, playbook.dir);
     for (const name of hosts) {
       if (runs.has(name)) continue;
       const vars = hostVars(inventory, name);
-      for (const k of Object.keys(vars)) names.add(k);
+      for (const [k, v] of Object.entries(vars)) {
+        names.add(k);
+        if (v instanceof VaultedValue) vaulted.set(k, v);
+      }
       const settings: HostSettings = {
         check: opts.check,
         diff: opts.diff,
@@ -113,7 +118,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     play.varsFiles.length ? { ...play.vars, ...loadVarsFiles(play.varsFiles, playbook.dir, { ...play.vars, ...opts.extraVars }) } : play.vars,
   );
   playbook.plays.forEach((play, i) => (play.vars = playVars[i]!));
-  const problems = preflight(playbook, { names });
+  for (const play of playbook.plays) for (const [k, v] of Object.entries(play.vars)) if (v instanceof VaultedValue) vaulted.set(k, v);
+  const problems = preflight(playbook, { names, vaulted });
   if (problems.length) throw new InputErrors(problems);
   useNamesStore(opts.cacheDir === undefined ? null : path.join(opts.cacheDir, 'postfix-names'));
   opts.emit({ type: 'run_start', version: 1, playbook: playbook.file, check: opts.check, diff: opts.diff });

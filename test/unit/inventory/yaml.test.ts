@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInventoryText } from '../../../src/inventory/load.js';
+import { selectHosts } from '../../../src/inventory/patterns.js';
 import { parseYamlVars } from '../../../src/inventory/yaml.js';
 import { inputErrorOf } from '../../support/errors.js';
 
@@ -109,13 +110,12 @@ describe('YAML inventory errors say where and what', () => {
     ['all:\n  vars:\n    a: 1\n    a: 2\n', '4:5', 'duplicate key "a"'],
     ['all:\n  host:\n    h1:\n', '2:3', 'unknown key "host" in group "all": expected hosts, vars or children'],
     ['all:\n  hosts:\n    - h1\n', '3:5', '"hosts" of group "all" must be a mapping, not a list'],
-    ['all:\n  - h1\n', '2:3', 'group "all" must be a mapping with hosts, vars or children, not a list'],
     ['all:\n  hosts:\n    h1: 22\n', '3:9', 'host "h1" must map to its variables (or nothing), not number 22'],
     ['all:\n  vars:\n    foo-bar: 1\n', '3:5', '"foo-bar" is not a valid variable name'],
     ['all:\n  children:\n    1:\n', '3:5', 'a group name must be a string, got number 1: quote it'],
     ['all:\n  children:\n    "mail servers":\n', '3:5', 'invalid group name "mail servers"'],
     ['all:\n  hosts:\n    web[3:1]:\n', '3:5', 'host range [3:1] counts down'],
-    ['all:\n  vars:\n    pw: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n', '3:9', 'YAML tag !vault is not supported'],
+    ['all:\n  vars:\n    pw: !vault notvault\n', '3:9', 'a !vault value must start with $ANSIBLE_VAULT;'],
     ['$ANSIBLE_VAULT;1.1;AES256\n3031\n', '1:1', 'encrypted with ansible-vault'],
     ['# nothing here\n', '1:1', 'empty YAML inventory'],
     ['- h1\n- h2\n', '1:1', 'a YAML inventory is a mapping of groups such as "all:", not a list'],
@@ -140,5 +140,20 @@ describe('vars files', () => {
   it('rejects anything but a mapping, at its position', () => {
     const err = inputErrorOf(() => parseYamlVars('\n- a\n', 'group_vars/mail.yml'));
     expect(err.message).toBe('group_vars/mail.yml:2:1: a vars file must be a mapping of variable names to values, not a list');
+  });
+});
+
+describe('YAML inventory quirks as Ansible has them', () => {
+  it('a top-level group written as a string is skipped with a warning (ansible-inventory 2.14: "Skipping ... not a valid group definition")', () => {
+    const inv = parseInventoryText('webservers: web1.example.com\ndb:\n  hosts:\n    db1:\n    db2:\n    db0:\n', 'inv.yml', 'yaml');
+    expect(inv.groups.has('webservers')).toBe(false);
+    expect(inv.hosts.has('web1.example.com')).toBe(false);
+    expect(inv.warnings).toEqual(['inv.yml:1:1: skipping "webservers": not a valid group definition (a group is a mapping with hosts, vars or children, not string "web1.example.com")']);
+    // Subscripts count in the order hosts are written, as `ansible -i inv.yml 'db[1:]' --list-hosts` lists them.
+    expect(selectHosts(inv, 'db[0]')).toEqual(['db1']);
+    expect(selectHosts(inv, 'db[1:]')).toEqual(['db2', 'db0']);
+    expect(selectHosts(inv, 'all[-1]')).toEqual(['db0']);
+    // A list is no group definition either.
+    expect(parseInventoryText('all:\n  - h1\n', 'l.yml', 'yaml').warnings?.[0]).toMatch(/^l\.yml:1:1: skipping "all": not a valid group definition .*not a list/);
   });
 });

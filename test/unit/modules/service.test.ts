@@ -13,6 +13,8 @@ import {
   LOCKOUT_MESSAGE,
   type ServiceArgs,
   armScript,
+  bootScript,
+  enabledScript,
   parseMarkers,
   rulesFilesOf,
   serviceModule,
@@ -314,7 +316,7 @@ describe('service apply for a firewall', () => {
 
   it('has a schema that names and describes every argument', () => {
     const props = serviceModule.schema.properties as Record<string, { description?: string }>;
-    expect(Object.keys(props).sort()).toEqual(['firewall', 'health_check', 'name', 'rollback_timeout', 'state']);
+    expect(Object.keys(props).sort()).toEqual(['daemon_reload', 'enabled', 'firewall', 'health_check', 'name', 'rollback_timeout', 'state']);
     for (const [name, p] of Object.entries(props)) expect(p.description, name).toMatch(/\w/);
   });
 });
@@ -474,5 +476,34 @@ describe.skipIf(!canNetns)('rollback job in a network namespace', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('iptables-save: permission denied\ncannot save the live IPv4 ruleset\n');
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('service enabled: boot-time, for systemd and init scripts', () => {
+  it('systemd: is-enabled to read, enable/disable to change', () => {
+    expect(enabledScript('systemd', 'postfix')).toBe('systemctl is-enabled --quiet postfix');
+    expect(bootScript('systemd', 'postfix', false)).toBe('systemctl disable postfix');
+  });
+
+  it('init scripts: an S link in runlevels 2-5 means enabled; update-rc.d (Debian) or chkconfig (RHEL 6) change it', () => {
+    expect(enabledScript('sysv', 'postfix')).toContain("grep -Eq '^S[0-9]+postfix$'");
+    const on = bootScript('sysv', 'postfix', true);
+    expect(on).toContain('update-rc.d postfix defaults >/dev/null && update-rc.d postfix enable');
+    expect(on).toContain('chkconfig --add postfix && chkconfig postfix on');
+  });
+
+  it('init scripts for real: enabling makes S links, disabling turns them into K links, as the read sees it', async () => {
+    if (process.getuid?.() !== 0 || !existsSync('/usr/sbin/update-rc.d')) return;
+    const root = mkdtempSync(join(tmpdir(), 'provision-rc-'));
+    try {
+      // update-rc.d works on /etc: run it in a private mount namespace over a scratch /etc/rc?.d and init.d.
+      const sh = (script: string) =>
+        spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /etc/init.d && for d in 0 1 2 3 4 5 6 S; do mount -t tmpfs none /etc/rc$d.d; done\nprintf '#!/bin/sh\\n### BEGIN INIT INFO\\n# Provides: pvtest\\n# Required-Start:\\n# Required-Stop:\\n# Default-Start: 2 3 4 5\\n# Default-Stop: 0 1 6\\n### END INIT INFO\\n' > /etc/init.d/pvtest && chmod +x /etc/init.d/pvtest\n${script}`], { encoding: 'utf8' });
+      const read = `if ${enabledScript('sysv', 'pvtest')}; then echo on; else echo off; fi`;
+      const r = sh(`${read}\n${bootScript('sysv', 'pvtest', true)} >/dev/null 2>&1\n${read}\n${bootScript('sysv', 'pvtest', false)} >/dev/null 2>&1\n${read}\nls /etc/rc2.d`);
+      expect(r.stdout.split('\n').slice(0, 4)).toEqual(['off', 'on', 'off', 'K01pvtest']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
