@@ -5,7 +5,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
-import { labDown, labExec, labReset, labUp, type LabHost } from '../lab/lab.js';
+import { hostCpu } from '../../bench/remote-cpu.js';
+import { labDown, labExec, labReset, labUp, type LabHost, type LabState } from '../lab/lab.js';
 import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
 import { netInode } from '../lab/lab-system.js';
 import { banner } from '../support/net.js';
@@ -37,6 +38,19 @@ async function sh(host: LabHost, script: string): Promise<string> {
   const r = await labExec(host, script, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`${host.name}: ${script} exited ${r.code}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** The CPU (user + system, clock ticks of 10 ms) the shell sshd started for this command has spent so far. */
+const SHELL_TICKS = 'read -r s < /proc/$$/stat; s=${s##*) }; f=($s); echo $((f[11] + f[12]))';
+
+/** What one SSH command costs a host: its shell's own CPU, and all the host accounts for the session (seconds). */
+async function loginCost(state: LabState, host: LabHost, user: string): Promise<{ shellS: number; sessionS: number }> {
+  const target = `${user}@${host.short}`;
+  const r = await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, SHELL_TICKS]);
+  expect(r.stderr).toBe('');
+  const before = hostCpu(host);
+  for (let i = 0; i < 3; i++) expect((await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, 'true'])).code).toBe(0);
+  return { shellS: Number(r.stdout.trim()) / 100, sessionS: (hostCpu(host) - before) / 3 };
 }
 
 describe('lab subnets (no root needed)', () => {
@@ -265,6 +279,30 @@ describe.skipIf(!lab)('lab hosts', () => {
     expect(netInode(h!.pid)).toBeNull();
     expect(existsSync(extra.dir)).toBe(false);
     expect(await banner(rhel.ip, 25)).toMatch(/^220 /);
+  });
+
+  it('spends no CPU at login by default, and about 150 ms per SSH command with costlyLogin, for root and the sudo user', async () => {
+    const plain = await loginCost(state, debian, 'root');
+    expect(plain.shellS).toBeLessThan(0.05);
+    const name = `${state.name}-costly`;
+    await labDown(name);
+    const costly = await labUp({ name, hosts: 1, mode: 'sshd', flavours: ['debian'], costlyLogin: true, owner: true });
+    try {
+      expect(costly.costlyLogin).toBe(true);
+      const [h] = costly.hosts;
+      for (const user of ['root', costly.sudoUser.name]) {
+        const paid = await loginCost(costly, h!, user);
+        // The shell's own CPU: 15 ticks spent in ~/.bashrc, plus its start; the session's adds sshd's share.
+        expect(paid.shellS).toBeGreaterThanOrEqual(0.15);
+        expect(paid.shellS).toBeLessThan(0.3);
+        expect(paid.sessionS - plain.sessionS).toBeGreaterThan(0.12);
+      }
+      // A login that prints nothing: commands' output stays theirs.
+      const r = await run('ssh', ['-F', costly.sshConfig, '-o', 'BatchMode=yes', h!.short, 'hostname']);
+      expect(r).toEqual({ code: 0, stdout: `${h!.name}\n`, stderr: '' });
+    } finally {
+      await labDown(name);
+    }
   });
 
   it('resets a host: changed files, live rules and added files are gone, its identity stays', async () => {
