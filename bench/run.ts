@@ -20,7 +20,7 @@ import { type Job, SCALE_JOB, SMTPS_JOB } from './jobs.js';
 import { findCgroup2Root, measure } from './measure.js';
 import { cpuSince, machineBusy, machineCpu, snapshot } from './remote-cpu.js';
 import { execStats, ratios, renderTable, type RunRecord, targets } from './report.js';
-import { labNameFor, labOptionsFor, parseShapes, type Shape, SHAPE_LABEL, shapeOfLab } from './shapes.js';
+import { labNameFor, labOptionsFor, LOGIN_TICKS_COMMAND, loginCostProblem, parseShapes, type Shape, SHAPE_LABEL, shapeOfLab } from './shapes.js';
 import {
   ansibleCommand,
   ansibleOutcome,
@@ -157,6 +157,14 @@ async function openLab(o: Options, job: Job, shape: Shape): Promise<{ lab: LabSt
   const upSeconds = (Date.now() - started) / 1000;
   log(`lab up in ${upSeconds.toFixed(1)} s`);
   return { lab, made: true, upSeconds };
+}
+
+/** One SSH command to the first host proves what a login costs there, so figures never carry the wrong shape's name. */
+function checkShape(lab: LabState, shape: Shape): void {
+  const h = lab.hosts[0]!;
+  const r = spawnSync('ssh', ['-F', lab.sshConfig, '-o', 'BatchMode=yes', h.short, LOGIN_TICKS_COMMAND], { encoding: 'utf8', timeout: 60_000 });
+  const problem = r.status === 0 ? loginCostProblem(shape, r.stdout) : `ssh exited ${r.status ?? 'killed'}: ${(r.stderr ?? '').trim()}`;
+  if (problem) throw new Error(`lab "${lab.name}", ${h.name} (${SHAPE_LABEL[shape]}): ${problem}`);
 }
 
 async function resetLab(lab: LabState): Promise<void> {
@@ -324,6 +332,7 @@ async function main(): Promise<void> {
       const opened = await openLab(o, job, shape);
       lab = opened.lab;
       labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds });
+      checkShape(lab, shape);
       const shapeWork = mkdtempSync(join(work, `${shape}-`));
       const ctx: Context = { o, shape, job, lab, work: shapeWork, planDir: join(shapeWork, 'floor-plan'), cgroupRoot };
       try {

@@ -39,3 +39,19 @@ export function labOptionsFor(shape: Shape): Pick<LabUpOptions, 'costlyLogin'> {
 export function shapeOfLab(state: Pick<LabState, 'costlyLogin'>): Shape {
   return state.costlyLogin === true ? 'costly' : 'default';
 }
+
+/**
+ * A command for a lab host that prints the CPU its own shell (the one sshd started, after ~/.bashrc) has spent so
+ * far, in clock ticks of 10 ms: what the login cost.
+ */
+export const LOGIN_TICKS_COMMAND = 'read -r s < /proc/$$/stat; s=${s##*) }; f=($s); echo $((f[11] + f[12]))';
+
+/** Why a host's login cost (LOGIN_TICKS_COMMAND's output) does not match the shape, or null when it does. */
+export function loginCostProblem(shape: Shape, output: string): string | null {
+  const text = output.trim();
+  if (!/^\d+$/.test(text)) return `could not read the login's CPU (got "${text.slice(0, 80)}")`;
+  const ms = Number(text) * 10;
+  if (shape === 'costly' && ms < 140) return `a login costs ${ms} ms of CPU, not about 150 ms: the lab's hosts are not costly-login ones`;
+  if (shape === 'default' && ms >= 50) return `a login costs ${ms} ms of CPU: root's ~/.bashrc on the lab's hosts is not the distribution's`;
+  return null;
+}

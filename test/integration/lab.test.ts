@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 import { hostCpu } from '../../bench/remote-cpu.js';
+import { LOGIN_TICKS_COMMAND } from '../../bench/shapes.js';
 import { labDown, labExec, labReset, labUp, type LabHost, type LabState } from '../lab/lab.js';
 import { controllerAddress, defaultSubnets, formatSubnet, hostAddress, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
 import { netInode } from '../lab/lab-system.js';
@@ -40,13 +41,10 @@ async function sh(host: LabHost, script: string): Promise<string> {
   return r.stdout;
 }
 
-/** The CPU (user + system, clock ticks of 10 ms) the shell sshd started for this command has spent so far. */
-const SHELL_TICKS = 'read -r s < /proc/$$/stat; s=${s##*) }; f=($s); echo $((f[11] + f[12]))';
-
 /** What one SSH command costs a host: its shell's own CPU, and all the host accounts for the session (seconds). */
 async function loginCost(state: LabState, host: LabHost, user: string): Promise<{ shellS: number; sessionS: number }> {
   const target = `${user}@${host.short}`;
-  const r = await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, SHELL_TICKS]);
+  const r = await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, LOGIN_TICKS_COMMAND]);
   expect(r.stderr).toBe('');
   const before = hostCpu(host);
   for (let i = 0; i < 3; i++) expect((await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, 'true'])).code).toBe(0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCpuStat, parseGnuTime } from '../../../bench/measure.js';
 import { execStats, ratios, renderTable, type RunRecord, shapeCosts, targets } from '../../../bench/report.js';
-import { labNameFor, labOptionsFor, parseShapes, type Shape, shapeOfLab } from '../../../bench/shapes.js';
+import { labNameFor, labOptionsFor, loginCostProblem, parseShapes, type Shape, shapeOfLab } from '../../../bench/shapes.js';
 import { countSshInvocations, parseAnsibleRecap, provisionOutcome, type RunKind, type Tool } from '../../../bench/tools.js';
 import type { LabState } from '../../../test/lab/lab.js';
 
@@ -163,5 +163,13 @@ describe('host shapes', () => {
     expect(labOptionsFor('default')).toEqual({ costlyLogin: false });
     expect(shapeOfLab({ costlyLogin: true })).toBe('costly');
     expect(shapeOfLab({})).toBe('default');
+  });
+
+  it("refuses to time a lab whose login cost does not match the shape's name", () => {
+    expect(loginCostProblem('costly', '15\n')).toBeNull();
+    expect(loginCostProblem('default', '0\n')).toBeNull();
+    expect(loginCostProblem('costly', '1\n')).toBe("a login costs 10 ms of CPU, not about 150 ms: the lab's hosts are not costly-login ones");
+    expect(loginCostProblem('default', '16\n')).toBe("a login costs 160 ms of CPU: root's ~/.bashrc on the lab's hosts is not the distribution's");
+    expect(loginCostProblem('default', 'bash: /proc/1/stat: No such file\n')).toMatch(/^could not read the login's CPU/);
   });
 });
