@@ -160,11 +160,14 @@ async function openLab(o: Options, job: Job, shape: Shape): Promise<{ lab: LabSt
 }
 
 /** One SSH command to the first host proves what a login costs there, so figures never carry the wrong shape's name. */
-function checkShape(lab: LabState, shape: Shape): void {
+function checkShape(lab: LabState, shape: Shape): number {
   const h = lab.hosts[0]!;
   const r = spawnSync('ssh', ['-F', lab.sshConfig, '-o', 'BatchMode=yes', h.short, LOGIN_TICKS_COMMAND], { encoding: 'utf8', timeout: 60_000 });
   const problem = r.status === 0 ? loginCostProblem(shape, r.stdout) : `ssh exited ${r.status ?? 'killed'}: ${(r.stderr ?? '').trim()}`;
   if (problem) throw new Error(`lab "${lab.name}", ${h.name} (${SHAPE_LABEL[shape]}): ${problem}`);
+  const ms = Number(r.stdout.trim()) * 10;
+  log(`${SHAPE_LABEL[shape]}: a login's shell spends ${ms} ms of CPU on ${h.name}`);
+  return ms;
 }
 
 async function resetLab(lab: LabState): Promise<void> {
@@ -323,7 +326,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const work = mkdtempSync(join(os.tmpdir(), 'provision-bench-'));
   const records: RunRecord[] = [];
-  const labs: { shape: Shape; lab: string; upSeconds: number | null }[] = [];
+  const labs: { shape: Shape; lab: string; upSeconds: number | null; loginCpuMs: number }[] = [];
   let keepWork = false;
   try {
     // One shape at a time, each on a lab of its own, so only one lab's hosts share the machine with the tools.
@@ -331,8 +334,7 @@ async function main(): Promise<void> {
       if (interrupted) break;
       const opened = await openLab(o, job, shape);
       lab = opened.lab;
-      labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds });
-      checkShape(lab, shape);
+      labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds, loginCpuMs: checkShape(lab, shape) });
       const shapeWork = mkdtempSync(join(work, `${shape}-`));
       const ctx: Context = { o, shape, job, lab, work: shapeWork, planDir: join(shapeWork, 'floor-plan'), cgroupRoot };
       try {
