@@ -41,13 +41,26 @@ async function sh(host: LabHost, script: string): Promise<string> {
   return r.stdout;
 }
 
+const childPids = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+
+/**
+ * Wait (at most 10 s) until the host's sshd listener has reaped every session: only then is a session's CPU in
+ * what the listener accounts for its children (hostCpu).
+ */
+async function sessionsReaped(host: LabHost): Promise<void> {
+  const listener = childPids(host.pid).find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd');
+  for (let i = 0; i < 100 && listener && childPids(listener).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** What one SSH command costs a host: its shell's own CPU, and all the host accounts for the session (seconds). */
 async function loginCost(state: LabState, host: LabHost, user: string): Promise<{ shellS: number; sessionS: number }> {
   const target = `${user}@${host.short}`;
   const r = await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, LOGIN_TICKS_COMMAND]);
   expect(r.stderr).toBe('');
+  await sessionsReaped(host);
   const before = hostCpu(host);
   for (let i = 0; i < 3; i++) expect((await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, 'true'])).code).toBe(0);
+  await sessionsReaped(host);
   return { shellS: Number(r.stdout.trim()) / 100, sessionS: (hostCpu(host) - before) / 3 };
 }
 
