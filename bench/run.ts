@@ -1,10 +1,12 @@
 /**
  * `npm run bench -- --hosts 50` and `npm run bench -- --scale`: the fleet benchmark.
  *
- * For each tool (provision, the raw-OpenSSH floor, Ansible), starting from freshly reset lab hosts, time three
- * runs of the same job: the first run (changes and restarts), a second run (nothing to change) and a check run.
- * Each run is a child process measured from outside (bench/measure.ts). Lab start-up and resets are not timed.
- * Prints a table and the targets of the issue, and writes the same as JSON to bench/results/<timestamp>.json.
+ * For each host shape (bench/shapes.ts: the default login, and a login that costs CPU on every exec, each on a
+ * lab of its own) and each tool (provision, the raw-OpenSSH floor, Ansible), starting from freshly reset lab
+ * hosts, time three runs of the same job: the first run (changes and restarts), a second run (nothing to change)
+ * and a check run. Each run is a child process measured from outside (bench/measure.ts). Lab start-up and resets
+ * are not timed. Prints a table and the targets of the issue, and writes the same as JSON to
+ * bench/results/<timestamp>.json.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { type Job, SCALE_JOB, SMTPS_JOB } from './jobs.js';
 import { findCgroup2Root, measure } from './measure.js';
 import { cpuSince, machineBusy, machineCpu, snapshot } from './remote-cpu.js';
 import { execStats, ratios, renderTable, type RunRecord, targets } from './report.js';
+import { labNameFor, labOptionsFor, LOGIN_TICKS_COMMAND, loginCostProblem, parseShapes, type Shape, SHAPE_LABEL, shapeOfLab } from './shapes.js';
 import {
   ansibleCommand,
   ansibleOutcome,
@@ -40,6 +43,8 @@ interface Options {
   scale: boolean;
   forks: number;
   tools: Tool[];
+  shapes: Shape[];
+  /** the default shape's lab; the costly shape's is named after it (labNameFor) */
   lab: string;
   keepLab: boolean;
   build: boolean;
@@ -64,6 +69,14 @@ function toolList(v: string): Tool[] {
   return list as Tool[];
 }
 
+function shapeList(v: string): Shape[] {
+  try {
+    return parseShapes(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
 function parseOptions(argv: string[]): Options {
   const program = new Command('bench')
     .description('time provision against the raw-OpenSSH floor and Ansible on lab hosts (needs root)')
@@ -71,17 +84,19 @@ function parseOptions(argv: string[]): Options {
     .option('--scale', 'sshd-only hosts and a file-editing playbook, floor and provision only (default 500 hosts)')
     .option('--forks <n>', 'hosts worked on in parallel, the same for every tool', positiveInt, 50)
     .option('--tools <list>', 'tools to measure (default floor,provision,ansible; floor,provision with --scale)', toolList)
-    .option('--lab <name>', 'lab name (default bench, or bench-scale with --scale)')
-    .option('--keep-lab', 'leave the lab up afterwards (a lab of the same size and mode that is already up is always reused)')
+    .option('--shapes <list>', 'host shapes: default (distribution login), costly (~150 ms of CPU per exec at login) (default default,costly)', shapeList)
+    .option('--lab <name>', 'lab name (default bench, or bench-scale with --scale); the costly shape uses NAME-costly')
+    .option('--keep-lab', 'leave the lab up afterwards (a lab of the same size, mode and shape that is already up is always reused)')
     .option('--no-build', 'do not compile provision first (bin/provision.js runs dist/)')
     .parse(argv);
-  const o = program.opts<{ hosts?: number; scale?: boolean; forks: number; tools?: Tool[]; lab?: string; keepLab?: boolean; build: boolean }>();
+  const o = program.opts<{ hosts?: number; scale?: boolean; forks: number; tools?: Tool[]; shapes?: Shape[]; lab?: string; keepLab?: boolean; build: boolean }>();
   const scale = o.scale === true;
   return {
     hosts: o.hosts ?? (scale ? 500 : 50),
     scale,
     forks: o.forks,
     tools: o.tools ?? (scale ? ['floor', 'provision'] : ['floor', 'provision', 'ansible']),
+    shapes: o.shapes ?? ['default', 'costly'],
     lab: o.lab ?? (scale ? 'bench-scale' : 'bench'),
     keepLab: o.keepLab === true,
     build: o.build,
@@ -122,23 +137,37 @@ function usableCgroupRoot(): string | null {
   return root;
 }
 
-/** The lab for the job: reused when one of the same shape is up, made otherwise. `made` says who tears it down. */
-async function openLab(o: Options, job: Job): Promise<{ lab: LabState; made: boolean; upSeconds: number | null }> {
-  const existing = readLabState(o.lab);
+/** The lab for the job and shape: reused when one of the same size, mode and shape is up, made otherwise. `made` says who tears it down. */
+async function openLab(o: Options, job: Job, shape: Shape): Promise<{ lab: LabState; made: boolean; upSeconds: number | null }> {
+  const name = labNameFor(o.lab, shape);
+  const what = `${o.hosts} ${job.labMode} hosts with the ${SHAPE_LABEL[shape]}`;
+  const existing = readLabState(name);
   if (existing) {
-    if (existing.hosts.length !== o.hosts || existing.mode !== job.labMode) {
-      throw new Error(`lab "${o.lab}" is up with ${existing.hosts.length} ${existing.mode} hosts, not ${o.hosts} ${job.labMode}: run \`npm run lab -- down --name ${o.lab}\` or pass --lab`);
+    if (existing.hosts.length !== o.hosts || existing.mode !== job.labMode || shapeOfLab(existing) !== shape) {
+      const has = `${existing.hosts.length} ${existing.mode} hosts with the ${SHAPE_LABEL[shapeOfLab(existing)]}`;
+      throw new Error(`lab "${name}" is up with ${has}, not ${what}: run \`npm run lab -- down --name ${name}\` or pass --lab`);
     }
-    log(`reusing lab "${o.lab}" (${o.hosts} ${job.labMode} hosts)`);
+    log(`reusing lab "${name}" (${what})`);
     return { lab: existing, made: false, upSeconds: null };
   }
-  if (labExists(o.lab)) throw new Error(`lab "${o.lab}" is half made or being made: run \`npm run lab -- down --name ${o.lab}\``);
-  log(`bringing up lab "${o.lab}": ${o.hosts} ${job.labMode} hosts (not timed)`);
+  if (labExists(name)) throw new Error(`lab "${name}" is half made or being made: run \`npm run lab -- down --name ${name}\``);
+  log(`bringing up lab "${name}": ${what} (not timed)`);
   const started = Date.now();
-  const lab = await labUp({ name: o.lab, hosts: o.hosts, mode: job.labMode, log: (m) => log(`lab: ${m}`) });
+  const lab = await labUp({ name, hosts: o.hosts, mode: job.labMode, ...labOptionsFor(shape), log: (m) => log(`lab: ${m}`) });
   const upSeconds = (Date.now() - started) / 1000;
   log(`lab up in ${upSeconds.toFixed(1)} s`);
   return { lab, made: true, upSeconds };
+}
+
+/** One SSH command to the first host proves what a login costs there, so figures never carry the wrong shape's name. */
+function checkShape(lab: LabState, shape: Shape): number {
+  const h = lab.hosts[0]!;
+  const r = spawnSync('ssh', ['-F', lab.sshConfig, '-o', 'BatchMode=yes', h.short, LOGIN_TICKS_COMMAND], { encoding: 'utf8', timeout: 60_000 });
+  const problem = r.status === 0 ? loginCostProblem(shape, r.stdout) : `ssh exited ${r.status ?? 'killed'}: ${(r.stderr ?? '').trim()}`;
+  if (problem) throw new Error(`lab "${lab.name}", ${h.name} (${SHAPE_LABEL[shape]}): ${problem}`);
+  const ms = Number(r.stdout.trim()) * 10;
+  log(`${SHAPE_LABEL[shape]}: a login's shell spends ${ms} ms of CPU on ${h.name}`);
+  return ms;
 }
 
 async function resetLab(lab: LabState): Promise<void> {
@@ -161,6 +190,7 @@ async function captureWanted(lab: LabState, job: Job, planDir: string): Promise<
 
 interface Context {
   o: Options;
+  shape: Shape;
   job: Job;
   lab: LabState;
   work: string;
@@ -203,12 +233,13 @@ async function measureRun(ctx: Context, tool: Tool, run: RunKind): Promise<RunRe
     stderrFile: `${base}.err`,
     timeoutMs: ctx.o.scale ? 40 * 60_000 : 20 * 60_000,
     cgroupRoot: ctx.cgroupRoot,
-    label: `provision-bench-${process.pid}-${tool}-${run}`,
+    label: `provision-bench-${process.pid}-${ctx.shape}-${tool}-${run}`,
   });
   const hostCpuS = cpuSince(ctx.lab.hosts, hostCpuBefore);
   const machineCpuS = machineCpu().busy - machineBefore.busy;
   const result = outcome(readFileSync(m.stdoutFile, 'utf8'), m.exitCode);
   const record: RunRecord = {
+    shape: ctx.shape,
     tool,
     run,
     ok: result.ok,
@@ -224,6 +255,7 @@ async function measureRun(ctx: Context, tool: Tool, run: RunKind): Promise<RunRe
     peakTreePssMb: m.peakTreePssMb,
     peakProcesses: m.peakProcesses,
     execs: execStats(result.execs),
+    steps: result.steps ? execStats(result.steps) : null,
     loadBefore,
     busyBefore,
   };
@@ -236,7 +268,7 @@ async function measureRun(ctx: Context, tool: Tool, run: RunKind): Promise<RunRe
   }
   const cpu = record.userS + record.sysS;
   log(
-    `${tool.padEnd(9)} ${RUN_LABEL[run].padEnd(13)} ${record.wallS.toFixed(2).padStart(7)} s wall, ${cpu.toFixed(2).padStart(6)} s CPU, ${hostCpuS.toFixed(2)} s on the hosts, ${machineCpuS.toFixed(2)} s machine, ` +
+    `${ctx.shape.padEnd(7)} ${tool.padEnd(9)} ${RUN_LABEL[run].padEnd(13)} ${record.wallS.toFixed(2).padStart(7)} s wall, ${cpu.toFixed(2).padStart(6)} s CPU, ${hostCpuS.toFixed(2)} s on the hosts, ${machineCpuS.toFixed(2)} s machine, ` +
       `${record.maxRssMb.toFixed(0)} MB max RSS, ${record.execs.max} execs/host max${record.ok ? '' : ` — FAILED: ${record.problem} (output: ${base}.out)`}`,
   );
   return record;
@@ -281,9 +313,10 @@ async function main(): Promise<void> {
   if (!cgroupRoot) notices.push('no writable cgroup v2 hierarchy: CPU is GNU time\'s, which misses daemonized processes such as ControlPersist masters');
 
   let interrupted = false;
+  let lab: LabState | null = null;
   process.on('SIGINT', () => {
     if (interrupted) {
-      log(`interrupted twice: exiting now; the lab stays up (npm run lab -- down --name ${o.lab})`);
+      log(`interrupted twice: exiting now; the lab stays up (npm run lab -- down --name ${lab?.name ?? o.lab})`);
       process.exit(130);
     }
     interrupted = true;
@@ -291,44 +324,55 @@ async function main(): Promise<void> {
   });
 
   const startedAt = new Date();
-  const { lab, made, upSeconds } = await openLab(o, job);
   const work = mkdtempSync(join(os.tmpdir(), 'provision-bench-'));
-  const planDir = join(work, 'floor-plan');
-  const ctx: Context = { o, job, lab, work, planDir, cgroupRoot };
   const records: RunRecord[] = [];
+  const labs: { shape: Shape; lab: string; upSeconds: number | null; loginCpuMs: number }[] = [];
   let keepWork = false;
   try {
-    for (const tool of order) {
+    // One shape at a time, each on a lab of its own, so only one lab's hosts share the machine with the tools.
+    for (const shape of o.shapes) {
       if (interrupted) break;
-      if (tool === 'floor' && !tools.includes('provision')) await prepareFloor(ctx);
-      log(`${tool}: fresh hosts`);
-      await resetLab(lab);
-      for (const run of RUNS) {
-        if (interrupted) break;
-        const rec = await measureRun(ctx, tool, run);
-        records.push(rec);
-        if (!rec.ok) keepWork = true;
-        if (tool === 'provision' && run === 'first' && tools.includes('floor')) {
-          if (!rec.ok) throw new Error('provision\'s first run failed, so the floor has no bytes to write; see the output above');
-          await captureWanted(lab, job, planDir);
+      const opened = await openLab(o, job, shape);
+      lab = opened.lab;
+      labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds, loginCpuMs: checkShape(lab, shape) });
+      const shapeWork = mkdtempSync(join(work, `${shape}-`));
+      const ctx: Context = { o, shape, job, lab, work: shapeWork, planDir: join(shapeWork, 'floor-plan'), cgroupRoot };
+      try {
+        for (const tool of order) {
+          if (interrupted) break;
+          if (tool === 'floor' && !tools.includes('provision')) await prepareFloor(ctx);
+          log(`${SHAPE_LABEL[shape]}, ${tool}: fresh hosts`);
+          await resetLab(lab);
+          for (const run of RUNS) {
+            if (interrupted) break;
+            const rec = await measureRun(ctx, tool, run);
+            records.push(rec);
+            if (!rec.ok) keepWork = true;
+            if (tool === 'provision' && run === 'first' && tools.includes('floor')) {
+              if (!rec.ok) throw new Error(`provision's first run failed (${SHAPE_LABEL[shape]}), so the floor has no bytes to write; see the output above`);
+              await captureWanted(lab, job, ctx.planDir);
+            }
+          }
+        }
+      } finally {
+        if (opened.made && !o.keepLab) {
+          log(`taking lab "${lab.name}" down`);
+          await labDown(lab.name);
         }
       }
     }
   } finally {
     if (keepWork) log(`outputs of the runs kept in ${work}`);
     else rmSync(work, { recursive: true, force: true });
-    if (made && !o.keepLab) {
-      log(`taking lab "${o.lab}" down`);
-      await labDown(o.lab);
-    }
   }
+  if (!lab) throw new Error('interrupted before any lab was up');
 
   const targetList = targets(job.name, records, o.hosts);
   const m = machine(ansible);
   const flavours = { rhel: lab.hosts.filter((h) => h.flavour === 'rhel').length, debian: lab.hosts.filter((h) => h.flavour === 'debian').length };
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   const result = {
-    version: 1,
+    version: 2,
     startedAt: startedAt.toISOString(),
     command,
     job: { name: job.name, title: job.title, playbook: job.playbook, ansiblePlaybook: tools.includes('ansible') ? job.ansiblePlaybook : null },
@@ -336,7 +380,7 @@ async function main(): Promise<void> {
     flavours,
     labMode: job.labMode,
     forks: o.forks,
-    labUpSeconds: upSeconds,
+    shapes: labs,
     machine: m,
     method: {
       wall: 'from spawning the tool to its exit, measured by bench/run.ts',
@@ -350,6 +394,9 @@ async function main(): Promise<void> {
       maxRss: 'largest peak RSS of one process of the tree (GNU time %M); for provision, the node process',
       treePss: 'peak of the summed PSS of all processes of the tree, sampled every 200 ms (shared pages shared out, not counted twice)',
       execs: 'provision: its JSON recap; floor: ssh commands per host (floor.sh); Ansible: ssh invocations per host through bench/ansible/ssh-count (pipelining: one per module run)',
+      steps: "provision's JSON recap `steps` per host when it reports them apart from execs; null otherwise (the floor's and Ansible's execs are their steps)",
+      shapes:
+        "default: the hosts' login is the distribution's own; costly: root's and the sudo user's ~/.bashrc spend about 150 ms of CPU on every SSH command (test/lab/files/costly-login.bashrc), as where it initialises pyenv or conda; each shape runs on a lab of its own",
       fresh: 'every tool starts from freshly reset lab hosts; each run starts without SSH connections (masters left by a run are ended before the next)',
       floor: job.floorDescription,
     },
@@ -366,11 +413,12 @@ async function main(): Promise<void> {
   const busy = records.length ? records.map((r) => r.busyBefore * 100) : [0];
   console.log(
     [
-      `${job.title}: ${o.hosts} hosts (${flavours.rhel} rhel, ${flavours.debian} debian, ${job.labMode}), forks ${o.forks}`,
+      `${job.title}: ${o.hosts} hosts (${flavours.rhel} rhel, ${flavours.debian} debian, ${job.labMode}), forks ${o.forks}, shapes: ${labs.map((l) => SHAPE_LABEL[l.shape]).join(', ')}`,
       `machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, node ${m.node}; busy ${Math.min(...busy).toFixed(0)}-${Math.max(...busy).toFixed(0)}% in the ${SETTLE_MS / 1000} s before each run (a previous run's tail, anyone else's work)`,
       `floor: ${job.floorDescription}`,
       `CPU: ${result.method.cpu}; hosts CPU: ${result.method.hostCpu}`,
       `max RSS: ${result.method.maxRss}; tree PSS: ${result.method.treePss}`,
+      `shapes: ${result.method.shapes}`,
       ...notices.map((n) => `notice: ${n}`),
       '',
       renderTable(records, targetList),

@@ -37,6 +37,8 @@ export interface RunOutcome {
   problem?: string;
   /** remote execs by host */
   execs: Map<string, number>;
+  /** steps by host, when the tool reports them apart from execs (provision's recap `steps`), else null */
+  steps: Map<string, number> | null;
 }
 
 /** provision's command line for a run; `cacheDir` becomes its controller cache (PROVISION_CACHE_DIR). */
@@ -51,7 +53,7 @@ export function provisionCommand(lab: LabState, playbook: string, run: RunKind, 
 interface Recap {
   type: 'recap';
   exit_code: number;
-  hosts: Record<string, { changed: number; failed: number; unreachable: number; execs: number }>;
+  hosts: Record<string, { changed: number; failed: number; unreachable: number; execs: number; steps?: number }>;
 }
 
 /** provision --json: the last line is the recap with every host's counters and execs. */
@@ -64,16 +66,19 @@ export function provisionOutcome(stdout: string, exitCode: number | null, run: R
   } catch {
     recap = null;
   }
-  if (!recap) return { ok: false, problem: `no recap (exit ${exitCode ?? 'killed'})`, execs: new Map() };
-  const execs = new Map(Object.entries(recap.hosts).map(([h, c]) => [h, c.execs]));
+  if (!recap) return { ok: false, problem: `no recap (exit ${exitCode ?? 'killed'})`, execs: new Map(), steps: null };
+  const entries = Object.entries(recap.hosts);
+  const execs = new Map(entries.map(([h, c]) => [h, c.execs]));
+  // Steps are shown only when every host's counter has them: a recap without them has no separate steps.
+  const steps = entries.length > 0 && entries.every(([, c]) => typeof c.steps === 'number') ? new Map(entries.map(([h, c]) => [h, c.steps!])) : null;
   const counters = Object.values(recap.hosts);
   const failed = counters.filter((c) => c.failed > 0 || c.unreachable > 0).length;
   const changed = counters.filter((c) => c.changed > 0).length;
-  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}, ${failed} host(s) failed or unreachable`, execs };
-  if (counters.length !== hosts) return { ok: false, problem: `recap names ${counters.length} of ${hosts} hosts`, execs };
-  if (run === 'first' && changed !== hosts) return { ok: false, problem: `only ${changed} of ${hosts} hosts changed`, execs };
-  if (run !== 'first' && changed > 0) return { ok: false, problem: `${changed} host(s) changed on a run that should change nothing`, execs };
-  return { ok: true, execs };
+  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}, ${failed} host(s) failed or unreachable`, execs, steps };
+  if (counters.length !== hosts) return { ok: false, problem: `recap names ${counters.length} of ${hosts} hosts`, execs, steps };
+  if (run === 'first' && changed !== hosts) return { ok: false, problem: `only ${changed} of ${hosts} hosts changed`, execs, steps };
+  if (run !== 'first' && changed > 0) return { ok: false, problem: `${changed} host(s) changed on a run that should change nothing`, execs, steps };
+  return { ok: true, execs, steps };
 }
 
 export function floorCommand(lab: LabState, planDir: string, run: RunKind, forks: number): ToolCommand {
@@ -89,10 +94,11 @@ export function floorOutcome(stdout: string, exitCode: number | null, run: RunKi
   const execs = new Map([...res].map(([short, r]) => [lab.hosts.find((h) => h.short === short)?.name ?? short, r.execs]));
   const want = run === 'first' ? 'changed' : 'ok';
   const wrong = [...res.values()].filter((r) => r.status !== want).length;
-  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}`, execs };
-  if (res.size !== lab.hosts.length) return { ok: false, problem: `status of ${res.size} of ${lab.hosts.length} hosts`, execs };
-  if (wrong) return { ok: false, problem: `${wrong} host(s) not ${want}`, execs };
-  return { ok: true, execs };
+  const steps = null;
+  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}`, execs, steps };
+  if (res.size !== lab.hosts.length) return { ok: false, problem: `status of ${res.size} of ${lab.hosts.length} hosts`, execs, steps };
+  if (wrong) return { ok: false, problem: `${wrong} host(s) not ${want}`, execs, steps };
+  return { ok: true, execs, steps };
 }
 
 export function ansibleCommand(lab: LabState, playbook: string, run: RunKind, forks: number, controlDir: string, sshLog: string): ToolCommand {
@@ -143,10 +149,11 @@ export function countSshInvocations(log: string, lab: LabState): Map<string, num
 export function ansibleOutcome(stdout: string, exitCode: number | null, run: RunKind, lab: LabState, sshLog: string): RunOutcome {
   const execs = countSshInvocations(sshLog, lab);
   const recap = parseAnsibleRecap(stdout);
-  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}`, execs };
-  if (recap.size !== lab.hosts.length) return { ok: false, problem: `recap names ${recap.size} of ${lab.hosts.length} hosts`, execs };
+  const steps = null;
+  if (exitCode !== 0) return { ok: false, problem: `exit ${exitCode ?? 'killed'}`, execs, steps };
+  if (recap.size !== lab.hosts.length) return { ok: false, problem: `recap names ${recap.size} of ${lab.hosts.length} hosts`, execs, steps };
   const changed = [...recap.values()].filter((c) => (c.changed ?? 0) > 0).length;
-  if (run === 'first' && changed !== lab.hosts.length) return { ok: false, problem: `only ${changed} of ${lab.hosts.length} hosts changed`, execs };
-  if (run !== 'first' && changed > 0) return { ok: false, problem: `${changed} host(s) changed on a run that should change nothing`, execs };
-  return { ok: true, execs };
+  if (run === 'first' && changed !== lab.hosts.length) return { ok: false, problem: `only ${changed} of ${lab.hosts.length} hosts changed`, execs, steps };
+  if (run !== 'first' && changed > 0) return { ok: false, problem: `${changed} host(s) changed on a run that should change nothing`, execs, steps };
+  return { ok: true, execs, steps };
 }

@@ -5,7 +5,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
-import { labDown, labExec, labReset, labUp, type LabHost } from '../lab/lab.js';
+import { hostCpu } from '../../bench/remote-cpu.js';
+import { LOGIN_TICKS_COMMAND } from '../../bench/shapes.js';
+import { labDown, labExec, labReset, labUp, type LabHost, type LabState } from '../lab/lab.js';
 import { controllerAddress, controllerAddress6, defaultSubnets, formatSubnet, hostAddress, hostAddress6, hostCapacity, parseLabSubnet } from '../lab/lab-net.js';
 import { netInode } from '../lab/lab-system.js';
 import { banner } from '../support/net.js';
@@ -37,6 +39,29 @@ async function sh(host: LabHost, script: string): Promise<string> {
   const r = await labExec(host, script, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`${host.name}: ${script} exited ${r.code}: ${r.stderr}`);
   return r.stdout;
+}
+
+const childPids = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+
+/**
+ * Wait (at most 10 s) until the host's sshd listener has reaped every session: only then is a session's CPU in
+ * what the listener accounts for its children (hostCpu).
+ */
+async function sessionsReaped(host: LabHost): Promise<void> {
+  const listener = childPids(host.pid).find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd');
+  for (let i = 0; i < 100 && listener && childPids(listener).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+/** What one SSH command costs a host: its shell's own CPU, and all the host accounts for the session (seconds). */
+async function loginCost(state: LabState, host: LabHost, user: string): Promise<{ shellS: number; sessionS: number }> {
+  const target = `${user}@${host.short}`;
+  const r = await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, LOGIN_TICKS_COMMAND]);
+  expect(r.stderr).toBe('');
+  await sessionsReaped(host);
+  const before = hostCpu(host);
+  for (let i = 0; i < 3; i++) expect((await run('ssh', ['-F', state.sshConfig, '-o', 'BatchMode=yes', target, 'true'])).code).toBe(0);
+  await sessionsReaped(host);
+  return { shellS: Number(r.stdout.trim()) / 100, sessionS: (hostCpu(host) - before) / 3 };
 }
 
 describe('lab subnets (no root needed)', () => {
@@ -276,6 +301,30 @@ describe.skipIf(!lab)('lab hosts', () => {
     expect(netInode(h!.pid)).toBeNull();
     expect(existsSync(extra.dir)).toBe(false);
     expect(await banner(rhel.ip, 25)).toMatch(/^220 /);
+  });
+
+  it('spends no CPU at login by default, and about 150 ms per SSH command with costlyLogin, for root and the sudo user', async () => {
+    const plain = await loginCost(state, debian, 'root');
+    expect(plain.shellS).toBeLessThan(0.05);
+    const name = `${state.name}-costly`;
+    await labDown(name);
+    const costly = await labUp({ name, hosts: 1, mode: 'sshd', flavours: ['debian'], costlyLogin: true, owner: true });
+    try {
+      expect(costly.costlyLogin).toBe(true);
+      const [h] = costly.hosts;
+      for (const user of ['root', costly.sudoUser.name]) {
+        const paid = await loginCost(costly, h!, user);
+        // The shell's own CPU: 15 ticks spent in ~/.bashrc, plus its start; the session's adds sshd's share.
+        expect(paid.shellS).toBeGreaterThanOrEqual(0.15);
+        expect(paid.shellS).toBeLessThan(0.3);
+        expect(paid.sessionS - plain.sessionS).toBeGreaterThan(0.12);
+      }
+      // A login that prints nothing: commands' output stays theirs.
+      const r = await run('ssh', ['-F', costly.sshConfig, '-o', 'BatchMode=yes', h!.short, 'hostname']);
+      expect(r).toEqual({ code: 0, stdout: `${h!.name}\n`, stderr: '' });
+    } finally {
+      await labDown(name);
+    }
   });
 
   it('resets a host: changed files, live rules and added files are gone, its identity stays', async () => {

@@ -36,7 +36,7 @@ function mustBeUp(name: string): LabState {
 function describe(state: LabState): string {
   const count = (f: Flavour) => state.hosts.filter((h) => h.flavour === f).length;
   return [
-    `lab "${state.name}": ${state.hosts.length} hosts (${FLAVOURS.filter(count).map((f) => `${count(f)} ${f}`).join(', ')}, ${state.mode}) on ${state.bridge} ${state.subnet}, controller ${state.controllerIp}`,
+    `lab "${state.name}": ${state.hosts.length} hosts (${FLAVOURS.filter(count).map((f) => `${count(f)} ${f}`).join(', ')}, ${state.mode}${state.costlyLogin ? ', costly login' : ''}) on ${state.bridge} ${state.subnet}, controller ${state.controllerIp}`,
     `  inventory   ${state.inventory}`,
     `  ssh_config  ${state.sshConfig}   (try: ssh -F ${state.sshConfig} ${state.hosts[0]?.short ?? 'h1'})`,
     `  known_hosts ${state.knownHosts}`,
@@ -58,7 +58,8 @@ program
   .option('--bridge <name>', 'bridge name (default: pv-NAME)')
   .option('--flavours <list>', 'flavours cycled over the hosts', flavourList, ['rhel', 'debian'] as Flavour[])
   .option('--mode <mode>', 'full (sshd, syslog, postfix) or sshd only', modeOf, 'full' as LabMode)
-  .action(async (n: number, o: { name: string; subnet?: string; bridge?: string; flavours: Flavour[]; mode: LabMode }) => {
+  .option('--costly-login', "root's and the sudo user's ~/.bashrc spend about 150 ms of CPU on every SSH command (as pyenv's or conda's init)")
+  .action(async (n: number, o: { name: string; subnet?: string; bridge?: string; flavours: Flavour[]; mode: LabMode; costlyLogin?: boolean }) => {
     requireRoot();
     const started = Date.now();
     const state = await labUp({
@@ -66,6 +67,7 @@ program
       hosts: n,
       flavours: o.flavours,
       mode: o.mode,
+      costlyLogin: o.costlyLogin === true,
       ...(o.subnet ? { subnet: o.subnet } : {}),
       ...(o.bridge ? { bridge: o.bridge } : {}),
       log: (msg) => console.log(`lab: ${msg}`),

@@ -103,6 +103,8 @@ export interface LabState {
   key: string;
   /** a non-root user on every host, sudo with password required */
   sudoUser: { name: string; password: string };
+  /** root's and the sudo user's ~/.bashrc spend about 150 ms of CPU on every SSH command (absent: no) */
+  costlyLogin?: boolean;
 }
 
 export interface LabUpOptions {
@@ -118,6 +120,11 @@ export interface LabUpOptions {
   bridge?: string;
   /** full (sshd, syslog, postfix) or sshd only; default full */
   mode?: LabMode;
+  /**
+   * Hosts whose login costs CPU, as on servers where root's .bashrc initialises pyenv or conda: root's and the sudo
+   * user's ~/.bashrc spend about 150 ms of CPU on every SSH command (test/lab/files/costly-login.bashrc). Default off.
+   */
+  costlyLogin?: boolean;
   /** record this process as the lab's owner: once it is gone, the lab counts as stale (test runs) */
   owner?: boolean;
   /** progress messages */
@@ -416,6 +423,7 @@ async function buildTemplate(state: LabState, flavour: Flavour): Promise<void> {
     LAB_PUBKEY: readFileSync(`${state.key}.pub`, 'utf8').trim(),
     STOCK,
     UFW_ROOT,
+    COSTLY_LOGIN: state.costlyLogin ? '1' : '0',
   };
   await must('unshare', ['--mount', '--net', '--propagation', 'private', '--', '/bin/bash', join(FILES, 'template.sh')], { env, timeoutMs: 120_000 });
 }
@@ -486,6 +494,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       knownHosts: join(dir, 'known_hosts'),
       key: join(dir, 'id_ed25519'),
       sudoUser: { name: SUDO_USER, password: randomBytes(12).toString('base64url') },
+      ...(opts.costlyLogin ? { costlyLogin: true } : {}),
     };
     file = {
       version: 1,
@@ -516,7 +525,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     writeFileSync(join(dir, 'etc-hosts'), renderEtcHosts(hosts));
     await makeDevSkeleton(join(dir, 'dev'));
     const used = [...new Set(hosts.map((h) => h.flavour))];
-    log(`templates ${used.join(', ')} (${mode})`);
+    log(`templates ${used.join(', ')} (${mode}${state.costlyLogin ? ', costly login' : ''})`);
     await Promise.all(used.map((f) => buildTemplate(state, f)));
 
     log(`booting ${hosts.length} hosts`);

@@ -7,8 +7,8 @@
 # Environment: FILES, LAB_TARGETS, TEMPLATE, WORK, FLAVOUR (rhel|debian|rhel9|
 # debian11|ubuntu2204|ubuntu2404), MODE (full|sshd), SUDO_NAME, SUDO_PASSWORD,
 # LAB_PUBKEY, STOCK (the stock Postfix files, one directory per flavour),
-# UFW_ROOT (ubuntu2204: ufw unpacked, its /usr merged). lab.ts has made the
-# layer and work directories.
+# UFW_ROOT (ubuntu2204: ufw unpacked, its /usr merged), COSTLY_LOGIN (0|1).
+# lab.ts has made the layer and work directories.
 set -Eeuo pipefail
 . "$FILES/lib.sh"
 
@@ -37,6 +37,16 @@ chmod 0600 /root/.ssh/authorized_keys
 home=$(getent passwd "$SUDO_NAME" | cut -d: -f6)
 install -d -m 0700 -o "$SUDO_NAME" -g "$SUDO_NAME" "$home/.ssh"
 install -m 0600 -o "$SUDO_NAME" -g "$SUDO_NAME" /root/.ssh/authorized_keys "$home/.ssh/authorized_keys"
+
+# The costly-login shape: a start-up that spends CPU on every SSH command, ahead of everything in the file
+# (Debian's skeleton .bashrc returns early for non-interactive shells; pyenv's or conda's lines often come first).
+if [ "${COSTLY_LOGIN:-0}" = 1 ]; then
+    for rc in /root/.bashrc "$home/.bashrc"; do
+        cat "$FILES/costly-login.bashrc" "$rc" > "$rc.lab-new"
+        cat "$rc.lab-new" > "$rc"
+        rm -f "$rc.lab-new"
+    done
+fi
 
 # Each host gets its own ed25519 key at first boot; the machine's keys stay out.
 rm -f /etc/ssh/ssh_host_*
