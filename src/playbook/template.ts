@@ -6,6 +6,9 @@
  * Templates see only the variables they are given: no globals, no file or environment access.
  */
 import nunjucks from 'nunjucks';
+import { didYouMean } from '../util/suggest.js';
+import { makeTables, toBool } from './template-filters.js';
+import { braceFormat, pyMethod, repr, splitKwargs, str, truthy } from './template-python.js';
 
 /** A template referred to a name that has no value. */
 export class UndefinedVariableError extends Error {
@@ -20,8 +23,12 @@ export class TemplateError extends Error {
   override name = 'TemplateError';
 }
 
+/** Tests that never fail on a missing value, so `x is defined` guards `x`. */
+const GUARD_TESTS = new Set(['defined', 'undefined', 'none', 'true', 'false', 'boolean']);
+
 const UNDEF = Symbol('undefined');
 const TARGET = Symbol('target');
+const NAME = Symbol('name');
 
 interface Undef {
   [UNDEF]: string;
@@ -61,12 +68,18 @@ function guard(value: unknown, name: string): unknown {
   return new Proxy(value as Record<PropertyKey, unknown>, {
     get(t, key) {
       if (key === TARGET) return t;
+      if (key === NAME) return name;
       if (typeof key === 'symbol') return Reflect.get(t, key);
       if (Array.isArray(t)) {
         if (key in t) return guard(Reflect.get(t, key), `${name}[${key}]`);
         return /^\d+$/.test(key) ? undef(`${name}[${key}]`) : undefined;
       }
-      if (Object.prototype.hasOwnProperty.call(t, key)) return guard(t[key], `${name}.${key}`);
+      if (Object.prototype.hasOwnProperty.call(t, key)) {
+        // A read-only, non-configurable property (the inventory's `groups`) must come back as it is.
+        const d = Object.getOwnPropertyDescriptor(t, key)!;
+        if (!d.configurable && !d.writable) return t[key];
+        return guard(t[key], `${name}.${key}`);
+      }
       // Methods Jinja users call on dicts (`d.items()`, `d.keys()`) and nunjucks internals stay reachable.
       if (key in Object.prototype) return undefined;
       return undef(`${name}.${key}`);
@@ -150,74 +163,127 @@ export function varValue(vars: Record<string, unknown>, name: string): unknown {
   return v instanceof LazyValue ? v.resolve() : v;
 }
 
-function scope(vars: Record<string, unknown>): Record<string, unknown> {
-  return new Proxy(vars, {
-    get(t, key) {
-      if (typeof key === 'symbol') return Reflect.get(t, key);
-      if (Object.prototype.hasOwnProperty.call(t, key)) return guard(t[key], key);
-      return undef(key);
-    },
-    has(t, key) {
-      return Object.prototype.hasOwnProperty.call(t, key);
-    },
-  });
-}
 
 /** Ansible's `bool` filter: a string is true when it is one of yes, on, 1, true, y, t (any case). */
-export function toBool(v: unknown): boolean {
-  if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
-  return Boolean(v);
+export { toBool };
+
+function undefName(v: unknown): string {
+  return (v as Undef | undefined)?.[UNDEF] ?? 'value';
 }
 
+/**
+ * An environment whose filters, tests and globals are exactly our allow-lists, in objects without a prototype:
+ * nunjucks' own filters that differ from Jinja2's are gone, and no name reaches JavaScript's machinery.
+ */
 function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
-  const env = new nunjucks.Environment([], { autoescape: false, throwOnUndefined: false, trimBlocks: opts.trimBlocks ?? false }) as nunjucks.Environment & {
-    addTest(name: string, fn: (...args: never[]) => boolean): void;
-  };
-  const dflt = (v: unknown, d: unknown = '', boolean = false) => (isUndefined(v) || v === null || (boolean && !v) ? d : v);
-  env.addFilter('default', dflt);
-  env.addFilter('d', dflt);
-  env.addFilter('bool', toBool);
-  env.addFilter('mandatory', (v: unknown, msg?: string) => {
-    if (isUndefined(v)) throw new TemplateError(msg ?? `mandatory variable "${(v as Undef)[UNDEF]}" is not defined`);
-    return v;
+  const env = new nunjucks.Environment([], { autoescape: false, throwOnUndefined: false, trimBlocks: opts.trimBlocks ?? false });
+  const e = env as unknown as { filters: Record<string, unknown>; tests: Record<string, unknown>; globals: Record<string, unknown> };
+  const tables = makeTables({
+    isUndefined,
+    fail: (v) => {
+      throw new UndefinedVariableError(undefName(v));
+    },
+    plain: unguardDeep,
+    filter: (name) => {
+      const f = tables.filters[name];
+      if (!f) throw new TemplateError(`unknown filter "${name}"${didYouMean(name, Object.keys(tables.filters))}`);
+      return f;
+    },
+    test: (name) => {
+      const t = tables.tests[name];
+      if (!t) throw new TemplateError(`unknown test "${name}"${didYouMean(name, Object.keys(tables.tests))}`);
+      return t;
+    },
   });
-  env.addFilter('to_json', (v: unknown) => JSON.stringify(unguardDeep(v)));
-  env.addFilter('from_json', (v: string) => JSON.parse(v));
-  env.addFilter('basename', (v: string) => String(v).replace(/\/+$/, '').split('/').pop() ?? '');
-  env.addFilter('dirname', (v: string) => String(v).replace(/\/[^/]*$/, '') || '/');
-  env.addFilter('regex_replace', (v: string, re: string, rep = '') => String(v).replace(new RegExp(re, 'g'), rep.replace(/\\(\d)/g, '$$$1')));
-  env.addFilter('regex_search', (v: string, re: string) => String(v).match(new RegExp(re))?.[0] ?? null);
-  env.addFilter('ternary', (v: unknown, a: unknown, b: unknown) => (v ? a : b));
-  env.addFilter('split', (v: string, sep?: string) => (sep === undefined ? String(v).trim().split(/\s+/) : String(v).split(sep)));
-  env.addFilter('quote', (v: string) => `'${String(v).replace(/'/g, `'\\''`)}'`);
-  env.addFilter('type_debug', (v: unknown) => (Array.isArray(v) ? 'list' : v === null ? 'NoneType' : typeof v === 'object' ? 'dict' : typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'float') : typeof v === 'boolean' ? 'bool' : 'str'));
-  env.addFilter('map', (seq: unknown, ...args: unknown[]) => {
-    const list = Array.isArray(unguard(seq)) ? (seq as unknown[]) : [];
-    const kw = args.at(-1) as { __keywords?: boolean; attribute?: string } | undefined;
-    if (kw && typeof kw === 'object' && kw.__keywords && kw.attribute !== undefined) {
-      const path = String(kw.attribute).split('.');
-      return list.map((item) => path.reduce<unknown>((v, k) => (v === null || v === undefined ? v : (v as Record<string, unknown>)[k]), item));
+  const strict = (name: string, f: (...a: never[]) => unknown, lenient: boolean) => (...args: unknown[]) => {
+    if (!lenient && isUndefined(args[0])) throw new UndefinedVariableError(undefName(args[0]));
+    for (const a of args.slice(1)) if (isUndefined(a)) throw new UndefinedVariableError(undefName(a));
+    try {
+      return (f as (...a: unknown[]) => unknown)(...args);
+    } catch (err) {
+      if (err instanceof UndefinedVariableError || err instanceof TemplateError) throw err;
+      throw new TemplateError(`${name}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const [name, ...rest] = args;
-    const filter = (env as unknown as { getFilter(n: string): (...a: unknown[]) => unknown }).getFilter(String(name));
-    return list.map((item) => filter(item, ...rest));
+  };
+  e.filters = Object.create(null) as Record<string, unknown>;
+  for (const [n, f] of Object.entries(tables.filters)) e.filters[n] = strict(n, f, n === 'default' || n === 'd' || n === 'mandatory');
+  e.filters.d = e.filters.default;
+  e.tests = Object.create(null) as Record<string, unknown>;
+  for (const [n, t] of Object.entries(tables.tests)) e.tests[n] = strict(n, t, GUARD_TESTS.has(n));
+  const globals = e.globals;
+  e.globals = Object.create(null) as Record<string, unknown>;
+  for (const n of ['range', 'cycler', 'joiner']) e.globals[n] = globals[n];
+  Object.assign(e.globals, { True: true, False: false, None: null, true: true, false: false, none: null });
+  Object.assign(e.globals, {
+    namespace: (kw: Record<string, unknown> = {}) => {
+      const { __keywords: _, ...rest } = kw;
+      return rest;
+    },
+    __member: member,
+    __str: (v: unknown) => {
+      if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
+      if (v === null || v === undefined) return '';
+      return typeof v === 'object' && !Array.isArray(unguard(v)) && Object.getPrototypeOf(unguard(v)) !== Object.prototype && Object.getPrototypeOf(unguard(v)) !== null ? String(v) : str(unguardDeep(v));
+    },
+    __forif: () => {
+      throw new TemplateError('a loop filter was left untransformed');
+    },
+    __push: (l: unknown[], v: unknown) => {
+      l.push(v);
+      return '';
+    },
+    __list: () => [],
   });
-  env.addFilter('unique', (seq: unknown[]) => [...new Set(seq)]);
-  env.addFilter('flatten', (seq: unknown[]) => (seq as unknown[]).flat(Infinity));
-  env.addFilter('min', (seq: number[]) => Math.min(...seq));
-  env.addFilter('max', (seq: number[]) => Math.max(...seq));
-  env.addTest('defined', (v: unknown) => !isUndefined(v));
-  env.addTest('undefined', (v: unknown) => isUndefined(v));
-  env.addTest('none', (v: unknown) => v === null);
-  env.addTest('match', (v: unknown, re: string) => new RegExp(`^(?:${re})`).test(String(v)));
-  env.addTest('search', (v: unknown, re: string) => new RegExp(re).test(String(v)));
-  env.addTest('true', (v: unknown) => v === true);
-  env.addTest('false', (v: unknown) => v === false);
-  env.addTest('boolean', (v: unknown) => typeof v === 'boolean');
-  env.addGlobal('True', true);
-  env.addGlobal('False', false);
-  env.addGlobal('None', null);
   return env;
+}
+
+/**
+ * Attribute and item access (`x.y`, `x['y']`, `x[0]`), as Jinja2 does it on plain data: keys of dictionaries,
+ * items of lists (negative indexes from the end) and strings, and the Python methods of str, list and dict.
+ */
+function member(obj: unknown, key: unknown): unknown {
+  if (typeof key === 'string' && FORBIDDEN.has(key)) throw new TemplateError(`access to "${key}" is not allowed in templates`);
+  if (isUndefined(obj)) return undef(`${undefName(obj)}.${String(key)}`);
+  const named = (obj as Record<symbol, string> | null)?.[NAME] ?? 'value';
+  if (obj === null || obj === undefined) throw new TemplateError(`None has no attribute ${repr(key)}`);
+  const target = unguard(obj);
+  if (typeof key === 'number' || (typeof key === 'string' && /^-?\d+$/.test(key) && (Array.isArray(target) || typeof target === 'string'))) {
+    if (typeof target === 'string' || Array.isArray(target)) {
+      const i = Number(key);
+      const at = i < 0 ? target.length + i : i;
+      if (at < 0 || at >= target.length) return undef(`${named}[${key}]`);
+      return Array.isArray(target) ? (obj as unknown[])[at] : target[at];
+    }
+  }
+  if (typeof key === 'string') {
+    if (typeof target === 'string') {
+      const m = pyMethod(target, key);
+      if (m) return m;
+      if (key === 'format') return (...args: unknown[]) => {
+        const { args: a, kwargs } = splitKwargs(args);
+        return braceFormat(target, a, kwargs);
+      };
+      return undef(`str.${key}`);
+    }
+    if (target && typeof target === 'object' && !Buffer.isBuffer(target)) {
+      const proto = Object.getPrototypeOf(target);
+      const own = Object.prototype.hasOwnProperty.call(target, key);
+      if (own) return (obj as Record<string, unknown>)[key];
+      if (Array.isArray(target)) {
+        const m = pyMethod(target, key);
+        return m ?? undef(`${named}.${key}`);
+      }
+      if (proto === Object.prototype || proto === null || Array.isArray(target)) {
+        const m = pyMethod(target, key);
+        if (m) return m;
+        return (obj as Record<string, unknown>)[key] ?? undef(`${named}.${key}`);
+      }
+      // Objects of the engine itself (a loop, a cycler, a macro's result) keep their own members.
+      const v = (target as Record<string, unknown>)[key];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    }
+  }
+  return undef(String(key));
 }
 
 function unguardDeep(v: unknown): unknown {
@@ -235,43 +301,11 @@ function unguardDeep(v: unknown): unknown {
  */
 const FORBIDDEN = new Set(['constructor', '__proto__', 'prototype', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'caller', 'callee', 'arguments', 'bind', 'call', 'apply']);
 
-type Runtime = { memberLookup(obj: unknown, key: unknown): unknown };
-const runtime = (nunjucks as unknown as { runtime: Runtime }).runtime;
-const memberLookup = runtime.memberLookup;
-runtime.memberLookup = (obj: unknown, key: unknown) => {
-  if (typeof key === 'string' && FORBIDDEN.has(key)) throw new TemplateError(`access to "${key}" is not allowed in templates`);
-  return memberLookup(obj, key);
-};
-
-// nunjucks copies the variables into a plain object before rendering, so a missing top-level name is found
-// missing here, where it becomes a named stand-in like any other missing value.
-// nunjucks does not export its Context class; a global function is called with the context as `this`, which
-// is how we reach its prototype.
-type ContextLike = { ctx: Record<string, unknown>; env: { globals: Record<string, unknown> } };
-function patchContextLookup(): void {
-  let proto: { lookup(this: ContextLike, name: string): unknown } | null = null;
-  const probe = new nunjucks.Environment();
-  probe.addGlobal('grab', function grab(this: unknown) {
-    proto = Object.getPrototypeOf(this) as typeof proto;
-    return '';
-  });
-  probe.renderString('{{ grab() }}', {});
-  if (!proto) throw new Error('nunjucks internals changed: cannot find the template context');
-  (proto as { lookup(this: ContextLike, name: string): unknown }).lookup = function lookup(this: ContextLike, name: string) {
-    if (name in this.ctx) {
-      const v = this.ctx[name];
-      return v instanceof LazyValue ? guard(v.resolve(), name) : v;
-    }
-    if (name in this.env.globals) return this.env.globals[name];
-    return undef(name);
-  };
-}
-patchContextLookup();
-
-const env = makeEnv();
+// Ansible templates every string with trim_blocks: a block tag eats the newline after it.
+const env = makeEnv({ trimBlocks: true });
 /** Template files render as Ansible's template module does: a block tag eats the newline after it. */
 const fileEnv = makeEnv({ trimBlocks: true });
-const compiled = new Map<string, nunjucks.Template>();
+const compiled = new Map<string, Compiled>();
 const SINGLE = /^\{\{\s*((?:(?!\}\}|\{\{|\{%)[\s\S])*?)\s*\}\}$/;
 
 export function isTemplated(s: string): boolean {
@@ -344,17 +378,94 @@ export function templateShapeProblem(source: string): string | null {
   return null;
 }
 
-function compile(source: string, environment = env): nunjucks.Template {
+interface Compiled {
+  template: nunjucks.Template;
+  /** the top-level names it reads: only these are handed to it */
+  names: string[];
+}
+
+type NodeClass = new (lineno: number, colno: number, ...args: unknown[]) => AstNode;
+const N = (nunjucks as unknown as { nodes: Record<string, NodeClass> }).nodes;
+type CompilerClass = new (name: string, throwOnUndefined: boolean) => { compile(node: AstNode): void; getCode(): string };
+const Compiler = (nunjucks as unknown as { compiler: { Compiler: CompilerClass } }).compiler.Compiler;
+
+function call(at: AstNode, name: string, args: AstNode[]): AstNode {
+  const list = new N.NodeList!(at.lineno, at.colno);
+  for (const a of args) (list as unknown as { addChild(n: AstNode): void }).addChild(a);
+  return new N.FunCall!(at.lineno, at.colno, new N.Symbol!(at.lineno, at.colno, name), list);
+}
+
+let loopFilters = 0;
+
+/**
+ * Rewrite the parsed template into Jinja2's meaning where nunjucks' differs: every attribute or item access goes
+ * through `member` (Python methods, negative indexes, no JavaScript internals), every printed value through
+ * Python's str() (`True`, `None`, `['a']`), and `{% for x in xs if cond %}` filters the items before the loop,
+ * so `loop.index` counts the kept ones.
+ */
+function jinjaTree(node: AstNode): AstNode {
+  const fix = (n: unknown): unknown => {
+    if (Array.isArray(n)) return n.map(fix);
+    if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
+    const x = n as AstNode;
+    if (x.typename === 'Set') {
+      // `{% set ns.total = … %}` writes a namespace attribute: keep the target as nunjucks has it.
+      x.value = fix(x.value);
+      x.body = fix(x.body);
+      return x;
+    }
+    if (Array.isArray(x.children)) x.children = x.children.map((c) => fix(c) as AstNode);
+    for (const f of x.fields ?? []) if (f !== 'children') x[f] = fix(x[f]);
+    if (x.typename === 'LookupVal') return call(x, '__member', [x.target as AstNode, x.val as AstNode]);
+    if (x.typename === 'Output') {
+      x.children = (x.children ?? []).map((c) => (c.typename === 'TemplateData' ? c : call(c, '__str', [c])));
+      return x;
+    }
+    if (x.typename === 'For' && (x.arr as AstNode).typename === 'InlineIf') {
+      const cond = x.arr as AstNode;
+      if (cond.else_) throw new TemplateError('a for loop takes "if" to filter its items, without "else"');
+      const kept = `__kept${++loopFilters}`;
+      const sym = () => new N.Symbol!(x.lineno, x.colno, kept);
+      const names = (x.name as AstNode).typename === 'Array' ? ((x.name as AstNode).children ?? []) : [x.name as AstNode];
+      const item = names.length === 1 ? new N.Symbol!(x.lineno, x.colno, String(names[0]!.value)) : (() => {
+        const arr = new N.Array!(x.lineno, x.colno);
+        for (const nm of names) (arr as unknown as { addChild(n: AstNode): void }).addChild(new N.Symbol!(x.lineno, x.colno, String(nm.value)));
+        return arr;
+      })();
+      const pushBody = new N.NodeList!(x.lineno, x.colno);
+      const out = new N.Output!(x.lineno, x.colno);
+      (out as unknown as { addChild(n: AstNode): void }).addChild(call(x, '__push', [sym(), item]));
+      (pushBody as unknown as { addChild(n: AstNode): void }).addChild(new N.If!(x.lineno, x.colno, cond.cond, out, null));
+      const setNode = new N.Set!(x.lineno, x.colno, [sym()], call(x, '__list', []));
+      const collect = new N.For!(x.lineno, x.colno, cond.body, x.name, pushBody, null);
+      x.arr = sym();
+      const group = new N.NodeList!(x.lineno, x.colno);
+      for (const c of [setNode, collect, x]) (group as unknown as { addChild(n: AstNode): void }).addChild(c);
+      return group;
+    }
+    return x;
+  };
+  return fix(node) as AstNode;
+}
+
+function compile(source: string, environment = env): Compiled {
   const key = environment === env ? source : `file:${source}`;
   let t = compiled.get(key);
   if (!t) {
     const shape = templateShapeProblem(source);
     if (shape) throw new TemplateError(shape);
+    const refs = templateRefs(source);
     try {
-      t = nunjucks.compile(source, environment);
-      // Compile now, so a syntax error surfaces here and not at first render.
-      (t as unknown as { compile(): void }).compile();
+      const opts = (environment as unknown as { opts: Record<string, unknown> }).opts;
+      const tree = jinjaTree(parser.parse(source, [], opts));
+      const c = new Compiler('template', false);
+      c.compile(tree);
+      // A precompiled template: nunjucks' documented way to hand it code rather than text.
+      const code = new Function(c.getCode()) as () => Record<string, unknown>;
+      const template = new nunjucks.Template({ type: 'code', obj: code() } as unknown as string, environment);
+      t = { template, names: refs ? [...new Set([...refs.names.keys(), ...refs.guarded])] : [] };
     } catch (e) {
+      if (e instanceof TemplateError) throw e;
       throw new TemplateError(cleanMessage(e));
     }
     if (compiled.size > 5000) compiled.clear();
@@ -373,15 +484,23 @@ function cleanMessage(e: unknown): string {
 }
 
 function renderRaw(source: string, vars: Record<string, unknown>, environment = env): string {
-  let undefinedName: string | null = null;
-  const ctx = scope(vars);
+  const { template, names } = compile(source, environment);
+  // The template gets only the names it reads: lazy values are rendered when read, missing ones are stand-ins
+  // that fail with their name when used as a value.
+  const ctx: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const globals = (environment as unknown as { globals: Record<string, unknown> }).globals;
+  for (const name of names) {
+    if (Object.prototype.hasOwnProperty.call(vars, name)) {
+      const v = vars[name];
+      ctx[name] = guard(v instanceof LazyValue ? v.resolve() : v, name);
+    } else if (!(name in globals)) ctx[name] = undef(name);
+  }
   try {
-    return compile(source, environment).render(ctx);
+    return template.render(ctx);
   } catch (e) {
     // nunjucks wraps our error into its own; find the undefined name in the message it kept.
     const m = /undefined variable "([^"]+)"/.exec(e instanceof Error ? e.message : '');
-    undefinedName = m ? m[1]! : null;
-    if (undefinedName) throw new UndefinedVariableError(undefinedName);
+    if (m) throw new UndefinedVariableError(m[1]!);
     throw new TemplateError(cleanMessage(e));
   }
 }
@@ -437,7 +556,10 @@ export function evaluateCondition(cond: unknown, vars: Record<string, unknown>):
   const single = SINGLE.exec(expr);
   if (single) expr = single[1]!;
   const v = evaluate(expr, vars);
-  return typeof v === 'string' ? toBool(v) : Boolean(v);
+  // A variable holding text ("yes", "false") is read as a boolean, as Ansible does; any other expression is
+  // true or false as in Python (a non-empty string literal is true, an empty list is false).
+  if (typeof v === 'string' && /^[A-Za-z_]\w*$/.test(expr.trim())) return toBool(v);
+  return truthy(v);
 }
 
 /** Check that a template parses, without rendering it (for `provision validate`). */
@@ -471,7 +593,7 @@ interface AstNode {
   [field: string]: unknown;
 }
 
-type Parser = { parse(src: string): AstNode };
+type Parser = { parse(src: string, extensions?: unknown[], opts?: Record<string, unknown>): AstNode };
 const parser = (nunjucks as unknown as { parser: Parser }).parser;
 
 /** A place in a template's own text, 1-based. */
@@ -493,7 +615,6 @@ export interface TemplateRefs {
 /** Names every template can use without anyone defining them. */
 const BUILTIN_NAMES = new Set(['range', 'cycler', 'joiner', 'True', 'False', 'None']);
 /** Tests that never fail on a missing value, so `x is defined` guards `x`. */
-const GUARD_TESTS = new Set(['defined', 'undefined', 'none', 'true', 'false', 'boolean']);
 /** Filters whose purpose is to handle a missing value. */
 const GUARD_FILTERS = new Set(['default', 'd', 'mandatory']);
 const LOADING_TAGS: Record<string, string> = { Include: 'include', Import: 'import', FromImport: 'from … import', Extends: 'extends' };
