@@ -3,7 +3,10 @@
  * the allow-list: a name not here is refused (by `provision validate`, with a did-you-mean), and the tables have
  * no prototype, so no name reaches JavaScript's machinery (`{{ x | constructor }}` is an unknown filter).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
+import { pyyamlTags } from '../util/pyyaml.js';
+import { sha512Crypt } from './sha-crypt.js';
 import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './template-python.js';
 
 type Fn = (...args: never[]) => unknown;
@@ -571,8 +574,29 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
       const p = plain(v);
       return Array.isArray(p) ? 'list' : p === null ? 'NoneType' : isMapping(p) ? 'dict' : typeof p === 'number' ? (Number.isInteger(p) ? 'int' : 'float') : typeof p === 'boolean' ? 'bool' : 'str';
     },
-    dict: (v: unknown) => Object.fromEntries(list(v).map((x) => list(x) as [string, unknown])),
-    items: (v: unknown) => (isMapping(v) ? Object.entries(v) : []),
+    from_yaml: (v: unknown) => {
+      try {
+        return parseYaml(str(v), { version: '1.1', customTags: pyyamlTags }) as unknown;
+      } catch {
+        throw new PyError(`from_yaml: not YAML: ${repr(str(v).slice(0, 60))}`);
+      }
+    },
+    password_hash: (v: unknown, scheme: unknown = 'sha512', salt?: unknown, ...raw: unknown[]) => {
+      const { args, kwargs } = splitKwargs(raw);
+      if (String(scheme) !== 'sha512') throw new PyError(`password_hash: only the "sha512" scheme is supported, not ${repr(scheme)}`);
+      const chars = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+      const s = salt === undefined || salt === null ? [...randomBytes(16)].map((b) => chars[b & 63]).join('') : str(salt);
+      const rounds = args[0] ?? kwargs.rounds;
+      return sha512Crypt(str(v), s, rounds === undefined || rounds === null ? undefined : Number(rounds));
+    },
+    random: (v: unknown, ...raw: unknown[]) => {
+      const { kwargs } = splitKwargs(raw);
+      if (kwargs.seed !== undefined) throw new PyError('random with a seed is not supported: Python\'s generator cannot be reproduced');
+      if (typeof v === 'number') return randomInt(Math.max(1, Math.trunc(v)));
+      const items = list(v);
+      if (!items.length) throw new PyError('random: the list is empty');
+      return items[randomInt(items.length)];
+    },
   });
 
   const tests: Record<string, Fn> = Object.assign(Object.create(null) as Record<string, Fn>, {
