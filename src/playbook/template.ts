@@ -37,6 +37,11 @@ interface Undef {
   [UNDEF]: string;
 }
 
+/** How a template would write `name`'s member `key`: `x.y`, or `x['mail.example.org']` when not a plain name. */
+function childName(name: string, key: string): string {
+  return /^[A-Za-z_]\w*$/.test(key) ? `${name}.${key}` : `${name}[${repr(key)}]`;
+}
+
 /** The stand-in for a missing name: any use as a value (output, comparison, arithmetic) throws with its name. */
 function undef(name: string): Undef {
   const base = Object.create(null) as Undef;
@@ -50,7 +55,7 @@ function undef(name: string): Undef {
         };
       }
       if (typeof key === 'symbol') return undefined;
-      return undef(`${name}.${key}`);
+      return undef(childName(name, key));
     },
     has() {
       throw new UndefinedVariableError(name);
@@ -81,11 +86,11 @@ function guard(value: unknown, name: string): unknown {
         // A read-only, non-configurable property (the inventory's `groups`) must come back as it is.
         const d = Object.getOwnPropertyDescriptor(t, key)!;
         if (!d.configurable && !d.writable) return t[key];
-        return guard(t[key], `${name}.${key}`);
+        return guard(t[key], childName(name, key));
       }
       // Methods Jinja users call on dicts (`d.items()`, `d.keys()`) and nunjucks internals stay reachable.
       if (key in Object.prototype) return undefined;
-      return undef(`${name}.${key}`);
+      return undef(childName(name, key));
     },
   });
 }
@@ -321,7 +326,7 @@ class Slice {
  */
 function member(obj: unknown, key: unknown): unknown {
   if (typeof key === 'string' && FORBIDDEN.has(key)) throw new TemplateError(`access to "${key}" is not allowed in templates`);
-  if (isUndefined(obj)) return undef(`${undefName(obj)}.${String(key)}`);
+  if (isUndefined(obj)) return undef(childName(undefName(obj), String(key)));
   const named = (obj as Record<symbol, string> | null)?.[NAME] ?? 'value';
   if (obj === null || obj === undefined) throw new TemplateError(`None has no attribute ${repr(key)}`);
   const target = unguard(obj);
@@ -354,12 +359,12 @@ function member(obj: unknown, key: unknown): unknown {
       if (own) return (obj as Record<string, unknown>)[key];
       if (Array.isArray(target)) {
         const m = pyMethod(target, key);
-        return m ?? undef(`${named}.${key}`);
+        return m ?? undef(childName(named, key));
       }
       if (proto === Object.prototype || proto === null || Array.isArray(target)) {
         const m = pyMethod(target, key);
         if (m) return m;
-        return (obj as Record<string, unknown>)[key] ?? undef(`${named}.${key}`);
+        return (obj as Record<string, unknown>)[key] ?? undef(childName(named, key));
       }
       // Objects of the engine itself (a loop, a cycler, a macro's result) keep their own members.
       const v = (target as Record<string, unknown>)[key];
@@ -386,6 +391,11 @@ const FORBIDDEN = new Set(['constructor', '__proto__', 'prototype', '__defineGet
 
 // Ansible templates every string with trim_blocks: a block tag eats the newline after it.
 const env = makeEnv({ trimBlocks: true });
+const FILTERS = (env as unknown as { filters: Record<string, unknown> }).filters;
+const TESTS = (env as unknown as { tests: Record<string, unknown> }).tests;
+/** Every filter and test a template may use (for messages and `provision validate`). */
+export const FILTER_NAMES: readonly string[] = Object.keys(FILTERS).sort();
+export const TEST_NAMES: readonly string[] = Object.keys(TESTS).filter((t) => !t.startsWith('__')).sort();
 /** Template files render as Ansible's template module does: a block tag eats the newline after it. */
 const fileEnv = makeEnv({ trimBlocks: true });
 const compiled = new Map<string, Compiled>();
@@ -1119,6 +1129,15 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         skip.add(n.name as AstNode);
         const name = String((n.name as AstNode).value);
         const first = (n.args as AstNode | null)?.children?.[0];
+        if (!(name in FILTERS)) refs.problems.push({ message: `unknown filter "${name}"${didYouMean(name, FILTER_NAMES)}`, place: place(n.name as AstNode) });
+        // Filters and tests named by a filter's argument: map('upper'), select('match', …), selectattr('x', 'gt', 1).
+        const named = (i: number) => {
+          const a = (n.args as AstNode | null)?.children?.[i];
+          return a?.typename === 'Literal' && typeof a.value === 'string' ? { value: a.value, at: a } : null;
+        };
+        const byArg = name === 'map' ? { f: named(1) } : name === 'select' || name === 'reject' ? { t: named(1) } : name === 'selectattr' || name === 'rejectattr' ? { t: named(2) } : {};
+        if (byArg.f && !(byArg.f.value in FILTERS)) refs.problems.push({ message: `unknown filter "${byArg.f.value}"${didYouMean(byArg.f.value, FILTER_NAMES)}`, place: place(byArg.f.at) });
+        if (byArg.t && !(byArg.t.value in TESTS)) refs.problems.push({ message: `unknown test "${byArg.t.value}"${didYouMean(byArg.t.value, TEST_NAMES)}`, place: place(byArg.t.at) });
         const guarded = GUARD_FILTERS.has(name) ? rootName(first) : null;
         if (guarded) refs.guarded.add(guarded);
         break;
@@ -1127,6 +1146,8 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         const test = n.right as AstNode;
         const testName = test.typename === 'FunCall' ? (test.name as AstNode) : test;
         skip.add(testName);
+        const tname = testName.typename === 'Symbol' ? String(testName.value) : testName.value === null ? 'none' : String(testName.value);
+        if (!(tname in TESTS)) refs.problems.push({ message: `unknown test "${tname}"${didYouMean(tname, TEST_NAMES)}`, place: place(testName) });
         const guarded = GUARD_TESTS.has(String(testName.value)) ? rootName(n.left as AstNode) : null;
         if (guarded) refs.guarded.add(guarded);
         break;
