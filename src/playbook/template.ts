@@ -7,6 +7,7 @@
  */
 import nunjucks from 'nunjucks';
 import { didYouMean } from '../util/suggest.js';
+import { LOOKUP_NAMES, LookupError, runLookup } from './lookups.js';
 import { OMIT } from './magic-vars.js';
 import { makeTables, toBool } from './template-filters.js';
 import { braceFormat, percentFormat, pyMethod, repr, splitKwargs, str, truthy } from './template-python.js';
@@ -279,6 +280,9 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       (target as Record<string, unknown>)[key] = value;
       return '';
     },
+    lookup: (name: unknown, ...args: unknown[]) => lookupCall(name, args, false),
+    query: (name: unknown, ...args: unknown[]) => lookupCall(name, args, true),
+    q: (name: unknown, ...args: unknown[]) => lookupCall(name, args, true),
     __cycle: (i: number, ...values: unknown[]) => {
       if (!values.length) throw new TemplateError('loop.cycle needs at least one value');
       return values[i % values.length];
@@ -297,6 +301,22 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
     __list: () => [],
   });
   return env;
+}
+
+/** The variables of the renders under way, innermost last (a `template` lookup renders inside a render). */
+const rendering: Record<string, unknown>[] = [];
+
+function lookupCall(name: unknown, raw: unknown[], list: boolean): unknown {
+  const { args, kwargs } = splitKwargs(raw.map((a) => unguardDeep(a)));
+  const vars = rendering.at(-1) ?? {};
+  const dir = varValue(vars, 'playbook_dir');
+  if (typeof dir !== 'string' || !dir) throw new TemplateError('lookups need the playbook directory');
+  try {
+    return runLookup({ playbookDir: dir, render: (text) => renderText(text, vars) }, String(name), args, kwargs, list);
+  } catch (e) {
+    if (e instanceof LookupError) throw new TemplateError(`lookup('${String(name)}'): ${e.message}`);
+    throw e;
+  }
 }
 
 /** Python's `x[start:stop:step]`. */
@@ -832,6 +852,7 @@ function renderRaw(source: string, vars: Record<string, unknown>, environment = 
       ctx[name] = guard(v instanceof LazyValue ? v.resolve() : v, name);
     } else if (!(name in globals)) ctx[name] = undef(name);
   }
+  rendering.push(vars);
   try {
     // Jinja2 drops one newline at the very end of the source; Ansible then adds newlines back until the result
     // ends in as many as the source did.
@@ -844,6 +865,8 @@ function renderRaw(source: string, vars: Record<string, unknown>, environment = 
     const m = /undefined variable "([^"]+)"/.exec(e instanceof Error ? e.message : '');
     if (m) throw new UndefinedVariableError(m[1]!);
     throw new TemplateError(cleanMessage(e));
+  } finally {
+    rendering.pop();
   }
 }
 
@@ -1043,7 +1066,7 @@ export interface TemplateRefs {
 }
 
 /** Names every template can use without anyone defining them. */
-const BUILTIN_NAMES = new Set(['__cycle', '__nearby', 'range', 'cycler', 'joiner', 'namespace', 'True', 'False', 'None', 'true', 'false', 'none', '__slice']);
+const BUILTIN_NAMES = new Set(['lookup', 'query', 'q', '__cycle', '__nearby', 'range', 'cycler', 'joiner', 'namespace', 'True', 'False', 'None', 'true', 'false', 'none', '__slice']);
 /** Tests that never fail on a missing value, so `x is defined` guards `x`. */
 /** Filters whose purpose is to handle a missing value. */
 const GUARD_FILTERS = new Set(['default', 'd', 'mandatory']);
@@ -1150,6 +1173,14 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         if (!(tname in TESTS)) refs.problems.push({ message: `unknown test "${tname}"${didYouMean(tname, TEST_NAMES)}`, place: place(testName) });
         const guarded = GUARD_TESTS.has(String(testName.value)) ? rootName(n.left as AstNode) : null;
         if (guarded) refs.guarded.add(guarded);
+        break;
+      }
+      case 'FunCall': {
+        const fn = n.name as AstNode;
+        const first = (n.args as AstNode | null)?.children?.[0];
+        if (fn.typename === 'Symbol' && ['lookup', 'query', 'q'].includes(String(fn.value)) && first?.typename === 'Literal' && !LOOKUP_NAMES.includes(String(first.value))) {
+          refs.problems.push({ message: `lookup plugin "${String(first.value)}" is not supported${didYouMean(String(first.value), LOOKUP_NAMES)} (supported: ${LOOKUP_NAMES.join(', ')})`, place: place(first) });
+        }
         break;
       }
       case 'Pair':

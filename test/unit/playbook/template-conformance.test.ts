@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseInventoryText } from '../../../src/inventory/load.js';
@@ -32,12 +33,17 @@ const suite = parse(readFileSync(new URL('../../fixtures/templates/conformance.y
  * The variables the recording play had on mx1.example.org (a play on that host alone, facts not gathered): its
  * inventory variables, the play's magic variables and the shared play vars.
  */
+const playbookDir = fileURLToPath(new URL('../../fixtures/templates/playbook', import.meta.url));
+// What record.py sets for the env lookups.
+process.env.TPL_CONFORMANCE_GREETING = 'hello there';
+delete process.env.TPL_CONFORMANCE_UNSET;
+
 function varsFor(c: Case): Record<string, unknown> {
-  if (!c.magic) return { ...suite.shared, ...(c.vars ?? {}) };
+  if (!c.magic) return { playbook_dir: playbookDir, ...suite.shared, ...(c.vars ?? {}) };
   const inv = parseInventoryText(suite.inventory, 'inventory');
   const all = inventoryOrder(inv, inv.hosts.keys());
   const hostvars = makeHostvars(all, (h) => hostVars(inv, h), () => null);
-  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir: '/srv/playbooks', hostvars });
+  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars });
   return { ...hostVars(inv, 'mx1.example.org'), ...play, ...suite.shared, ...(c.vars ?? {}) };
 }
 
