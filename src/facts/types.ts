@@ -34,6 +34,8 @@ export interface Facts {
   ip6tables_rules_file: string | null;
   /** `iptables -V`, e.g. "iptables v1.8.9 (nf_tables)", null when missing */
   iptables_version: string | null;
+  /** the address the default IPv4 route leaves from (Ansible's ansible_default_ipv4), null without one */
+  default_ipv4?: { address: string; interface: string; alias: string; gateway: string | null; netmask: string; network: string; prefix: string; broadcast?: string } | null;
   /** default TLS certificate directory for the flavour */
   tls_cert_dir: string;
   /** default TLS private key directory for the flavour */

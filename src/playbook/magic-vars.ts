@@ -52,6 +52,7 @@ export function ansibleFactVars(facts: Facts): Record<string, unknown> {
     user_uid: facts.uid,
     system: 'Linux',
   };
+  if (facts.default_ipv4) f.default_ipv4 = facts.default_ipv4;
   const name = DISTRIBUTIONS[facts.distribution];
   if (name) f.distribution = name;
   // PID 1 decides: systemd, else Upstart on the RHEL 6 family (as Ansible reports it), else SysV init.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../../src/facts/types.js';
+import { defaultIpv4 } from '../../../src/facts/gather.js';
 import { ansibleFactVars, makeHostvars } from '../../../src/playbook/magic-vars.js';
 
 const base: Facts = {
@@ -41,5 +42,19 @@ describe('hostvars', () => {
     expect(hv.b).toEqual({ role: 'b' });
     gathered = base;
     expect(hv.b).toMatchObject({ role: 'b', ansible_hostname: 'mx1', facts: base });
+  });
+});
+
+describe('ansible_default_ipv4 from the facts exec', () => {
+  it('reads the default route and its interface address as Ansible 2.14 reports them (Debian 12, iproute2 6.1)', () => {
+    const v = defaultIpv4('default via 192.0.2.1 dev eth0 ', '4: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever preferred_lft forever');
+    // The keys Ansible's setup module gives on the same host, with the same values.
+    expect(v).toEqual({ address: '192.0.2.2', alias: 'eth0', broadcast: '192.0.2.255', gateway: '192.0.2.1', interface: 'eth0', netmask: '255.255.255.0', network: '192.0.2.0', prefix: '24' });
+    expect(ansibleFactVars({ ...base, default_ipv4: v })).toMatchObject({ ansible_default_ipv4: { address: '192.0.2.2' } });
+  });
+
+  it('is null without a default route, so a template reading it fails naming it', () => {
+    expect(defaultIpv4('', '')).toBeNull();
+    expect(ansibleFactVars({ ...base, default_ipv4: null })).not.toHaveProperty('ansible_default_ipv4');
   });
 });
