@@ -10,7 +10,7 @@ import { didYouMean } from '../util/suggest.js';
 import { LOOKUP_NAMES, LookupError, runLookup } from './lookups.js';
 import { OMIT } from './magic-vars.js';
 import { makeTables, toBool } from './template-filters.js';
-import { braceFormat, percentFormat, pyMethod, repr, splitKwargs, str, truthy } from './template-python.js';
+import { braceFormat, isMapping, percentFormat, pyMethod, repr, splitKwargs, str, truthy } from './template-python.js';
 
 /** A template referred to a name that has no value. */
 export class UndefinedVariableError extends Error {
@@ -264,6 +264,16 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       if (n === 0) throw new TemplateError('modulo by zero');
       return ((m % n) + n) % n;
     },
+    __method: (obj: unknown, key: unknown, ...args: unknown[]) => {
+      const m = member(obj, key);
+      if (typeof m !== 'function') {
+        const what = isUndefined(obj) ? `"${undefName(obj)}" (undefined)` : Array.isArray(unguard(obj)) ? 'a list' : typeof unguard(obj) === 'string' ? 'a string' : isMapping(unguard(obj)) ? 'a dict' : repr(unguardDeep(obj));
+        throw new TemplateError(`${what} has no method "${String(key)}"`);
+      }
+      return (m as (...a: unknown[]) => unknown)(...args);
+    },
+    __div: (a: unknown, b: unknown) => divide(a, b, false),
+    __floordiv: (a: unknown, b: unknown) => divide(a, b, true),
     __iter: (v: unknown) => {
       if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
       const x = unguard(v);
@@ -317,6 +327,17 @@ function lookupCall(name: unknown, raw: unknown[], list: boolean): unknown {
     if (e instanceof LookupError) throw new TemplateError(`lookup('${String(name)}'): ${e.message}`);
     throw e;
   }
+}
+
+/** Python's `/` and `//`: on numbers only, and never by zero. */
+function divide(a: unknown, b: unknown, floor: boolean): number {
+  for (const v of [a, b]) if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
+  const [x, y] = [unguard(a), unguard(b)];
+  if (typeof x !== 'number' && typeof x !== 'boolean') throw new TemplateError(`cannot divide ${repr(unguardDeep(a))}`);
+  if (typeof y !== 'number' && typeof y !== 'boolean') throw new TemplateError(`cannot divide by ${repr(unguardDeep(b))}`);
+  if (Number(y) === 0) throw new TemplateError('division by zero');
+  const q = Number(x) / Number(y);
+  return floor ? Math.floor(q) : q;
 }
 
 /** Python's `x[start:stop:step]`. */
@@ -714,12 +735,20 @@ function jinjaTree(node: AstNode): AstNode {
     }
     if (Array.isArray(x.children)) x.children = x.children.map((c) => fix(c) as AstNode);
     for (const f of x.fields ?? []) if (f !== 'children') x[f] = fix(x[f]);
+    if (x.typename === 'FunCall' && (x.name as AstNode).typename === 'FunCall' && ((x.name as AstNode).name as AstNode).value === '__member') {
+      // `x.name(…)`: a method call, so that a missing method is named in the error.
+      const [target, key] = ((x.name as AstNode).args as AstNode).children!;
+      return call(x, '__method', [target!, key!, ...((x.args as AstNode).children ?? [])]);
+    }
     if (x.typename === 'LookupVal') return call(x, '__member', [x.target as AstNode, x.val as AstNode]);
     if (x.typename === 'Group' && (x.children ?? []).length > 1) {
       // A tuple `(a, b)`: a list to templates (nunjucks would keep only its last item).
       const arr = new N.Array!(x.lineno, x.colno);
       for (const c of x.children!) (arr as unknown as { addChild(n: AstNode): void }).addChild(c);
       return arr;
+    }
+    if (x.typename === 'Div' || x.typename === 'FloorDiv') {
+      return call(x, x.typename === 'Div' ? '__div' : '__floordiv', [x.left as AstNode, x.right as AstNode]);
     }
     if (x.typename === 'Add' || x.typename === 'Mul' || x.typename === 'Mod') {
       // Python's operators: lists concatenate, strings repeat, `%` formats text.
@@ -832,10 +861,23 @@ function compile(source: string, environment = env): Compiled {
 }
 
 function cleanMessage(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const raw = e instanceof Error ? e.message : String(e);
+  // The parser can stumble on an unfinished expression with JavaScript's own words: say what is wrong instead.
+  const missing = /(filter|test) not found: (\S+)/.exec(raw);
+  if (missing) {
+    const [, kind, name] = missing;
+    return `unknown ${kind} "${name}"${didYouMean(name!, kind === 'filter' ? FILTER_NAMES : TEST_NAMES)}`;
+  }
+  const called = /Unable to call `([^`]*)`, which is (?:not a function|undefined or falsey)/.exec(raw);
+  const msg = called
+    ? `"${called[1]}" is not callable`
+    : /Cannot read propert|is not a function|undefined is not|is not iterable|Maximum call stack/.test(raw)
+      ? 'the template does not parse: an expression or tag is not finished'
+      : raw;
   return msg
     .replace(/^\(unknown path\)\s*(\[Line \d+, Column \d+\])?\s*/, '')
     .replace(/^\s*(Template render error|Error|TemplateError|TypeError):\s*/g, '')
+    .replace(/^\s*parse\w*:\s*/, '')
     .replace(/\n\s*/g, ' ')
     .trim();
 }

@@ -96,3 +96,28 @@ describe('variables that hold templates', () => {
     expect(() => renderString('{{ self }}', vars)).toThrow('variable "self" refers to itself');
   });
 });
+
+describe('template errors say what is wrong in the template, never in JavaScript', () => {
+  const vars = { s: 'abc', l: [1, 2], d: { a: 1 }, n: null };
+  it.each([
+    ['{{ s.nosuch() }}', 'a string has no method "nosuch"'],
+    ['{{ l.nosuch() }}', 'a list has no method "nosuch"'],
+    ['{{ d.a() }}', 'a dict has no method "a"'],
+    ['{{ s() }}', '"s" is not callable'],
+    ['{{ s | int( }}', 'expected comma after expression'],
+    ['{{ s + 1 }}', "cannot add 'abc' and 1"],
+    ['{{ n.x }}', "None has no attribute 'x'"],
+    ['{{ 1 / 0 }}', 'division by zero'],
+    ["{{ 'a' | constructor }}", 'unknown filter "constructor"'],
+    ["{{ 'a' is toString }}", 'unknown test "toString"'],
+  ])('%s', (src, message) => {
+    let got = '';
+    try {
+      renderString(src, vars);
+    } catch (e) {
+      got = (e as Error).message;
+    }
+    expect(got).toContain(message);
+    expect(got).not.toMatch(/__member|__method|__capture|proxy|Cannot read prop|is not a function|TypeError/);
+  });
+});
