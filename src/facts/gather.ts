@@ -20,6 +20,11 @@ pv_h=; read -r pv_h 2>/dev/null </proc/sys/kernel/hostname || pv_h=$(hostname 2>
 printf 'hostname=%s\n' "$pv_h"
 printf 'fqdn=%s\n' "$(hostname -f 2>/dev/null)"
 printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
+if command -v ip >/dev/null 2>&1; then
+  pv_r=$(ip -4 route show default 2>/dev/null | head -n 1); printf 'ipv4_route=%s\n' "$pv_r"
+  pv_i=$(printf '%s\n' "$pv_r" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+  [ -n "$pv_i" ] && printf 'ipv4_addr=%s\n' "$(ip -o -4 addr show dev "$pv_i" 2>/dev/null | head -n 1)"
+fi
 pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
@@ -258,7 +263,24 @@ export function parseFacts(output: string): Facts {
     ipv6_global: flag('ipv6_global'),
     iptables_version: f.get('iptables_version') || null,
     firewalld_zone: firewall === 'firewalld' ? f.get('firewalld_zone') || null : null,
+    default_ipv4: defaultIpv4(f.get('ipv4_route') ?? '', f.get('ipv4_addr') ?? ''),
     tls_cert_dir: family === 'RedHat' ? '/etc/pki/tls/certs' : '/etc/ssl/certs',
     tls_key_dir: family === 'RedHat' ? '/etc/pki/tls/private' : '/etc/ssl/private',
   };
+}
+
+/**
+ * The address of the interface the default IPv4 route leaves by, as Ansible's `ansible_default_ipv4` reports it,
+ * from `ip -4 route show default` and `ip -o -4 addr show dev IF`; null without a default route.
+ */
+export function defaultIpv4(route: string, addr: string): Facts['default_ipv4'] {
+  const dev = / dev (\S+)/.exec(route)?.[1];
+  const cidr = / inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(addr);
+  if (!dev || !cidr) return null;
+  const bits = Number(cidr[2]);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const netmask = [24, 16, 8, 0].map((s) => (mask >>> s) & 255).join('.');
+  const network = cidr[1]!.split('.').map((o, i) => Number(o) & ((mask >>> (24 - 8 * i)) & 255)).join('.');
+  const broadcast = / brd (\S+)/.exec(addr)?.[1];
+  return { address: cidr[1]!, interface: dev, alias: dev, gateway: / via (\S+)/.exec(route)?.[1] ?? null, netmask, network, prefix: cidr[2]!, ...(broadcast ? { broadcast } : {}) };
 }

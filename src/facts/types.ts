@@ -43,6 +43,8 @@ export interface Facts {
    * SSH_CONNECTION; the first non-loopback interface without one), or the default zone when that interface has none
    */
   firewalld_zone?: string | null;
+  /** the address the default IPv4 route leaves from (Ansible's ansible_default_ipv4), null without one */
+  default_ipv4?: { address: string; interface: string; alias: string; gateway: string | null; netmask: string; network: string; prefix: string; broadcast?: string } | null;
   /** default TLS certificate directory for the flavour */
   tls_cert_dir: string;
   /** default TLS private key directory for the flavour */

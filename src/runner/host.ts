@@ -10,6 +10,7 @@ import { CommandError, formatPos, InputError, UnreachableError } from '../errors
 import { busyLocked, factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript, STATE_DIR, STATE_DIR_REFUSED, stateDirScript } from '../facts/gather.js';
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
+import { ansibleFactVars, OMIT } from '../playbook/magic-vars.js';
 import { findModule } from '../modules/index.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from '../modules/module.js';
 import { knownNameVersions, namesKeptFor, rememberNames } from '../modules/postfix-names.js';
@@ -68,6 +69,11 @@ const fileErrorStatus = new Map<number, string>([
 export class HostRun {
   readonly counters: HostCounters = emptyCounters();
   facts: Facts | null = null;
+  /**
+   * Ansible's magic variables of the play and batch this host is in (hostvars, play_hosts, ansible_play_batch,
+   * omit, …; see playVars), set by the runner before each batch. A runner of roles adds `role_path` here.
+   */
+  magic: Record<string, unknown> = {};
   stopped: HostStop = null;
   stopReason = '';
   /** handler names and listen topics notified and not yet run */
@@ -139,7 +145,8 @@ export class HostRun {
       { vars: this.settings.extraVars, lazy: true },
       {
         vars: {
-          ...(this.facts ? { facts: this.facts } : {}),
+          ...this.magic,
+          ...(this.facts ? { facts: this.facts, ...ansibleFactVars(this.facts) } : {}),
           ansible_check_mode: this.settings.check,
           playbook_dir: this.settings.playbookDir,
           ...(role ? { role_path: role.dir, role_name: role.name } : {}),
@@ -499,7 +506,11 @@ export class HostRun {
   private renderArgs(task: Task, mod: Module, vars: Record<string, unknown>): Record<string, unknown> {
     const raw = new Set(mod.raw ?? []);
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(task.args)) out[k] = raw.has(k) ? v : renderDeep(v, vars);
+    for (const [k, v] of Object.entries(task.args)) {
+      const value = raw.has(k) ? v : renderDeep(v, vars);
+      // An argument that renders to `omit` is left out, as Ansible leaves it out.
+      if (value !== OMIT) out[k] = value;
+    }
     return out;
   }
 

@@ -4,6 +4,7 @@
  * max_fail_percentage is exceeded, when any_errors_fatal saw a failure, when a canary batch failed, or when every
  * host of a batch failed.
  */
+import { playVars } from '../playbook/magic-vars.js';
 import type { Play, Task } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink } from '../report/events.js';
 import type { HostRun } from './host.js';
@@ -83,6 +84,11 @@ export interface PlayOptions {
   emit: EventSink;
   /** set when the operator pressed Ctrl-C */
   interrupted: () => boolean;
+  /** `hostvars` of the run (see makeHostvars) */
+  hostvars?: Record<string, unknown>;
+  /** true for `provision check` (`ansible_check_mode`) */
+  check?: boolean;
+  playbookDir?: string;
 }
 
 export interface PlayResult {
@@ -112,6 +118,15 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     opts.emit({ type: 'batch_start', play: play.name, batch: b + 1, batches: batches.length, hosts: batch.map((h) => h.name) });
     let fatal: string | null = null;
     const before = new Map(batch.map((h) => [h.name, h.counters.changed]));
+    const magic = playVars({
+      playHosts: hosts.filter((h) => !h.failedOrUnreachable).map((h) => h.name),
+      allHosts: hosts.map((h) => h.name),
+      batch: batch.map((h) => h.name),
+      check: opts.check ?? false,
+      playbookDir: opts.playbookDir ?? '',
+      hostvars: opts.hostvars ?? {},
+    });
+    for (const h of batch) h.magic = magic;
 
     const shouldStop = (h: HostRun) => {
       if (opts.interrupted()) h.abort('interrupted');

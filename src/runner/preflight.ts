@@ -17,7 +17,19 @@ import { didYouMean } from '../util/suggest.js';
 import type { VaultedValue } from '../util/vault.js';
 
 /** Names the runner itself gives every task (see HostRun.vars). */
-export const RUNNER_NAMES: readonly string[] = ['facts', 'ansible_check_mode', 'playbook_dir'];
+export const RUNNER_NAMES: readonly string[] = [
+  'facts',
+  'ansible_check_mode',
+  'playbook_dir',
+  'hostvars',
+  'play_hosts',
+  'ansible_play_hosts',
+  'ansible_play_hosts_all',
+  'ansible_play_batch',
+  'ansible_version',
+  'ansible_managed',
+  'omit',
+];
 /** Names the inventory gives every host even when it sets no variable. */
 export const INVENTORY_NAMES: readonly string[] = ['inventory_hostname', 'inventory_hostname_short', 'group_names', 'groups', 'inventory_file', 'inventory_dir'];
 
@@ -100,7 +112,8 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
       ])
     : null;
   const undefinedName = (name: string, pos: SourcePos) => {
-    if (!taskKnown || taskKnown.has(name) || guarded.has(name)) return;
+    // ansible_* names are facts (known once gathered) or connection settings: never refused before the run.
+    if (!taskKnown || taskKnown.has(name) || guarded.has(name) || name.startsWith('ansible_')) return;
     errors.push(undefinedVariable(name, taskKnown, pos, label));
   };
   for (const { site, refs } of analysed) {
@@ -143,7 +156,7 @@ function checkTemplateFile(file: string, known: ReadonlySet<string> | null, guar
   if (!refs) return [];
   const errors = refs.problems.map((p) => new InputError(p.message, placeIn(shown, p.place), label));
   for (const [name, place] of refs.names) {
-    if (!known || known.has(name) || guarded.has(name) || refs.guarded.has(name)) continue;
+    if (!known || known.has(name) || guarded.has(name) || refs.guarded.has(name) || name.startsWith('ansible_')) continue;
     errors.push(undefinedVariable(name, known, placeIn(shown, place), label));
   }
   return errors;

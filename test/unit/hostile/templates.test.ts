@@ -1,6 +1,6 @@
 /**
  * Templates that read names nothing defines, or that try to leave the template context (JavaScript internals,
- * other files, lookups), or that are shaped to exhaust the template parser. All are found before any host is
+ * other files, lookup plugins provision does not have), or that are shaped to exhaust the template parser. All are found before any host is
  * touched: exit 1, one `error:` line at the string's place in the playbook (or in the template file), nothing
  * written. The counter-cases prove the check does not refuse what can work: names some host, a register, a
  * set_fact, a loop or --extra-vars define, and names a template only tests or defaults.
@@ -26,8 +26,9 @@ const REFUSED: [string, string, string][] = [
   ['an undefined name in debug var', task('    - debug: { var: nope.field }\n'), `4:21: task "debug": ${UNDEFINED('nope')}`],
   ['an undefined name in a templated notify', task('    - debug: { msg: hi }\n      notify: "{{ nope }}"\n') + '  handlers:\n    - name: h\n      debug: { msg: hi }\n', `5:15: task "debug": ${UNDEFINED('nope')}`],
   ['item outside a loop', copyTo('{{ item }}'), `7:18: task "write": ${UNDEFINED('item')}`],
-  ['a lookup plugin', copyTo("{{ lookup('file', '/etc/shadow') }}"), `7:18: task "write": ${UNDEFINED('lookup')}`],
-  ['hostvars (not provided)', copyTo("{{ hostvars['localhost'] }}"), `7:18: task "write": ${UNDEFINED('hostvars')}`],
+  ['a lookup plugin provision does not have', copyTo("{{ lookup('dig', 'example.org') }}"), '7:18: task "write": invalid template: lookup plugin "dig" is not supported (supported: env, file, template, pipe, password)'],
+  ['a filter reached through JavaScript\'s Object.prototype', copyTo("{{ 'a' | constructor }}"), '7:18: task "write": invalid template: unknown filter "constructor"'],
+  ['a test reached through JavaScript\'s Object.prototype', copyTo("{{ 'a' is toString }}"), '7:18: task "write": invalid template: unknown test "toString" (did you mean "string"?)'],
   ["JavaScript's constructor", copyTo("{{ range.constructor('return process')() }}"), '7:18: task "write": invalid template: access to "constructor" is not allowed in templates'],
   ['__proto__', copyTo('{{ facts.__proto__ }}'), '7:18: task "write": invalid template: access to "__proto__" is not allowed in templates'],
   ["a function's call method", copyTo('{{ range.call(none) }}'), '7:18: task "write": invalid template: access to "call" is not allowed in templates'],

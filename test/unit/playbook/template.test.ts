@@ -23,7 +23,8 @@ describe('templates', () => {
     ['{{ empty | default("x", true) }}', 'x'],
     ['{{ ports | join(",") }}', '25,465'],
     ['{{ yes_string | bool }}', true],
-    ['{{ "a.b.c" | regex_replace("\\\\.", "-") }}', 'a-b-c'],
+    // Backslashes in a task argument's string literals are kept as written: `\.` is an escaped dot.
+    ['{{ "a.b.c" | regex_replace("\\.", "-") }}', 'a-b-c'],
     ['{{ True }}', true],
     ['{{ ports | length }}', 2],
   ];
@@ -93,5 +94,30 @@ describe('variables that hold templates', () => {
     expect(renderString('path={{ cert }}', vars)).toBe('path=/etc/ssl/certs/h1.crt');
     expect(renderString('{{ out }}', vars)).toBe('literal {{ not_rendered }}');
     expect(() => renderString('{{ self }}', vars)).toThrow('variable "self" refers to itself');
+  });
+});
+
+describe('template errors say what is wrong in the template, never in JavaScript', () => {
+  const vars = { s: 'abc', l: [1, 2], d: { a: 1 }, n: null };
+  it.each([
+    ['{{ s.nosuch() }}', 'a string has no method "nosuch"'],
+    ['{{ l.nosuch() }}', 'a list has no method "nosuch"'],
+    ['{{ d.a() }}', 'a dict has no method "a"'],
+    ['{{ s() }}', '"s" is not callable'],
+    ['{{ s | int( }}', 'expected comma after expression'],
+    ['{{ s + 1 }}', "cannot add 'abc' and 1"],
+    ['{{ n.x }}', "None has no attribute 'x'"],
+    ['{{ 1 / 0 }}', 'division by zero'],
+    ["{{ 'a' | constructor }}", 'unknown filter "constructor"'],
+    ["{{ 'a' is toString }}", 'unknown test "toString"'],
+  ])('%s', (src, message) => {
+    let got = '';
+    try {
+      renderString(src, vars);
+    } catch (e) {
+      got = (e as Error).message;
+    }
+    expect(got).toContain(message);
+    expect(got).not.toMatch(/__member|__method|__capture|proxy|Cannot read prop|is not a function|TypeError/);
   });
 });

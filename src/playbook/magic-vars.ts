@@ -1,0 +1,119 @@
+/**
+ * Ansible's magic variables and fact names, built from what provision knows: the inventory, the play's hosts and
+ * batch, the run's mode and the facts gathered in its one facts exec.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Facts } from '../facts/types.js';
+
+/** The Ansible release whose templating provision follows (the conformance suite was recorded with it). */
+export const ANSIBLE_VERSION = Object.freeze({ full: '2.14.18', major: 2, minor: 14, revision: 18, string: '2.14.18' });
+
+/**
+ * The value of `omit`: a task argument that renders to exactly this is left out, as Ansible does. Random per
+ * run, like Ansible's, so no real value can be mistaken for it.
+ */
+export const OMIT = `__omit_place_holder__${randomBytes(20).toString('hex')}`;
+
+/** `ansible_managed`'s text (Ansible's default setting). */
+export const ANSIBLE_MANAGED = 'Ansible managed';
+
+/** os-release IDs and the name Ansible's `ansible_distribution` gives each. */
+const DISTRIBUTIONS: Record<string, string> = {
+  debian: 'Debian',
+  ubuntu: 'Ubuntu',
+  centos: 'CentOS',
+  rhel: 'RedHat',
+  rocky: 'Rocky',
+  almalinux: 'AlmaLinux',
+  fedora: 'Fedora',
+  ol: 'OracleLinux',
+  amzn: 'Amazon',
+  alpine: 'Alpine',
+  sles: 'SLES',
+  'opensuse-leap': 'openSUSE Leap',
+  'opensuse-tumbleweed': 'openSUSE Tumbleweed',
+  linuxmint: 'Linux Mint',
+};
+
+/**
+ * The `ansible_*` names (and `ansible_facts`) of the facts provision gathers. A fact provision cannot derive
+ * exactly (an unknown distribution) is left out, so a template that reads it fails naming it rather than
+ * rendering a guess.
+ */
+export function ansibleFactVars(facts: Facts): Record<string, unknown> {
+  const f: Record<string, unknown> = {
+    hostname: facts.hostname,
+    nodename: facts.hostname,
+    fqdn: facts.fqdn,
+    os_family: facts.os_family,
+    distribution_version: facts.distribution_version,
+    distribution_major_version: facts.distribution_version.split('.')[0] ?? '',
+    user_id: facts.user,
+    user_uid: facts.uid,
+    system: 'Linux',
+  };
+  if (facts.default_ipv4) f.default_ipv4 = facts.default_ipv4;
+  const name = DISTRIBUTIONS[facts.distribution];
+  if (name) f.distribution = name;
+  // PID 1 decides: systemd, else Upstart on the RHEL 6 family (as Ansible reports it), else SysV init.
+  if (facts.init === 'systemd') f.service_mgr = 'systemd';
+  else if (facts.os_family === 'RedHat' && f.distribution_major_version === '6') f.service_mgr = 'upstart';
+  else f.service_mgr = 'sysvinit';
+  const out: Record<string, unknown> = { ansible_facts: f };
+  for (const [k, v] of Object.entries(f)) out[`ansible_${k}`] = v;
+  return out;
+}
+
+/** What the runner knows about a play when it renders a task: its hosts, the current batch, the run's mode. */
+export interface PlayContext {
+  /** the play's hosts that are still in the run (Ansible's ansible_play_hosts) */
+  playHosts: string[];
+  /** every host the play selected */
+  allHosts: string[];
+  /** the hosts of the current batch (serial) */
+  batch: string[];
+  check: boolean;
+  playbookDir: string;
+  /** variables of any inventory host, as `hostvars[name]` shows them (facts included once gathered) */
+  hostvars: Record<string, unknown>;
+  /** the role's directory, set by the runner while it runs a role's tasks */
+  rolePath?: string;
+}
+
+/** The magic variables of one play, the same for every host of it. */
+export function playVars(p: PlayContext): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    hostvars: p.hostvars,
+    play_hosts: p.playHosts,
+    ansible_play_hosts: p.playHosts,
+    ansible_play_hosts_all: p.allHosts,
+    ansible_play_batch: p.batch,
+    ansible_check_mode: p.check,
+    ansible_version: ANSIBLE_VERSION,
+    ansible_managed: ANSIBLE_MANAGED,
+    playbook_dir: p.playbookDir,
+    omit: OMIT,
+  };
+  if (p.rolePath !== undefined) out.role_path = p.rolePath;
+  return out;
+}
+
+/**
+ * `hostvars`: one entry per inventory host, each read when first used: its inventory variables, and once its
+ * facts are gathered, its facts under `facts` and their `ansible_*` names. A fact of a host not gathered yet is
+ * therefore undefined, and the error names it.
+ */
+export function makeHostvars(hosts: Iterable<string>, varsOf: (host: string) => Record<string, unknown>, factsOf: (host: string) => Facts | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const h of hosts) {
+    Object.defineProperty(out, h, {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const facts = factsOf(h);
+        return { ...varsOf(h), ...(facts ? { facts, ...ansibleFactVars(facts) } : {}) };
+      },
+    });
+  }
+  return out;
+}
