@@ -32,6 +32,12 @@ const COMMON = {
   user: 'root',
   uid: 0,
   postfix_config_dir: '/etc/postfix',
+  // A host with IPv6 has its rules edited in both families: guessing so fetches the IPv6 rules file and live
+  // ruleset too, which on a host without them is an absent path and an empty listing.
+  ipv6_global: true,
+  ip6tables_rules_exists: true,
+  firewalld_zone: null,
+  default_ipv4: null,
 } as const;
 
 const DEBIAN_LIKE: Flavour = {

@@ -30,7 +30,9 @@ const WATCHED = [
   '/etc/postfix/master.cf',
   '/etc/postfix/sasl/smtpd.conf',
   '/etc/sysconfig/iptables',
+  '/etc/sysconfig/ip6tables',
   '/etc/iptables/rules.v4',
+  '/etc/iptables/rules.v6',
   '/etc/firewalld/zones/public.xml',
   '/etc/ufw/user.rules',
   '/etc/ufw/user6.rules',
@@ -39,9 +41,10 @@ const WATCHED = [
 
 /** The files of each flavour's firewall that the change shows up in. */
 const FIREWALL_FILES: Record<Flavour, string[]> = {
-  rhel: ['/etc/sysconfig/iptables'],
-  debian: ['/etc/iptables/rules.v4'],
-  debian11: ['/etc/iptables/rules.v4'],
+  // lab hosts have IPv6 addresses, so the rule goes into both families' files
+  rhel: ['/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables'],
+  debian: ['/etc/iptables/rules.v4', '/etc/iptables/rules.v6'],
+  debian11: ['/etc/iptables/rules.v4', '/etc/iptables/rules.v6'],
   rhel9: ['/etc/firewalld/zones/public.xml'],
   ubuntu2204: ['/etc/ufw/user.rules', '/etc/ufw/user6.rules'],
   ubuntu2404: ['/etc/nftables.conf'],
