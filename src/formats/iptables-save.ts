@@ -1178,42 +1178,6 @@ export function loadedRuleset(doc: RulesDocument): LoadedRuleset {
   return tables;
 }
 
-/**
- * The first difference between the ruleset a file loads and the live one (both as documents), ignoring counters,
- * comments and spelling; null when they agree on every table the file mentions.
- */
-export function diffRulesets(file: RulesDocument, live: RulesDocument, family: Family): string | null {
-  const want = loadedRuleset(file);
-  const have = loadedRuleset(live);
-  for (const [table, chains] of want) {
-    const liveChains = have.get(table) ?? new Map<string, LoadedChain>();
-    const builtins = BUILTIN_CHAINS[table] ?? [];
-    const names = [...new Set([...chains.keys(), ...liveChains.keys()])];
-    for (const name of names) {
-      const f = chains.get(name);
-      const l = liveChains.get(name);
-      const builtin = builtins.includes(name);
-      if (!f && !builtin) return `${table} ${name}: the live ruleset has this chain, the file does not`;
-      if (!l && !builtin) return `${table} ${name}: the file declares this chain, the live ruleset does not have it`;
-      const fp = f?.policy ?? null;
-      const lp = l?.policy ?? null;
-      if (builtin && fp !== null && lp !== null && fp !== lp) return `${table} ${name}: policy ${fp} in the file, ${lp} live`;
-      const fr = f?.rules ?? [];
-      const lr = l?.rules ?? [];
-      for (let i = 0; i < Math.max(fr.length, lr.length); i++) {
-        const a = fr[i];
-        const b = lr[i];
-        if (a && b && ruleKey(a.args, family) === ruleKey(b.args, family)) continue;
-        const where = `${table} ${name} rule ${i + 1}`;
-        if (a && b) return `${where}: the file has "${a.text}" (line ${a.line}), the live ruleset has "${b.text}"`;
-        if (a) return `${where}: the file has "${a.text}" (line ${a.line}), the live ruleset has no such rule`;
-        return `${where}: the live ruleset has "${b!.text}", the file has no such rule`;
-      }
-    }
-  }
-  return null;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Comparing like with like: two iptables-save outputs of the same iptables
 
