@@ -199,8 +199,9 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
     'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
     `trap 'rm -rf "$pv_d" ${temps} "\${pv_bk:-}"' EXIT`,
     'trap \'exit 130\' HUP INT TERM PIPE',
-    // pv_fail CODE MESSAGE: say why (with what the failing command printed, if anything) and stop
-    'pv_fail() { if [ -s "$pv_ve" ]; then printf "%s: %s\\n" "$2" "$(cat "$pv_ve")" >&2; else printf "%s\\n" "$2" >&2; fi; exit "$1"; }',
+    // pv_fail CODE MESSAGE: say why (with the first line the failing command printed, if any: base64 on a full
+    // disk says "write error: No space left on device", then "write error" again as it closes) and stop
+    'pv_fail() { if [ -s "$pv_ve" ]; then printf "%s: %s\\n" "$2" "$(head -n 1 "$pv_ve")" >&2; else printf "%s\\n" "$2" >&2; fi; exit "$1"; }',
     ': > "$pv_ve"',
   ];
   files.forEach((f, i) => {
