@@ -7,52 +7,11 @@
  * our filters and tests), and minijinja-js (MiniJinja's WebAssembly build) given the same Ansible filters and
  * tests. minijinja-js is not a dependency: install it for the measurement with `npm install --no-save minijinja-js`.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
-import { parseInventoryText } from '../src/inventory/load.js';
-import { hostVars, inventoryOrder } from '../src/inventory/vars.js';
-import { makeHostvars, playVars } from '../src/playbook/magic-vars.js';
 import { evaluateCondition, renderDeep, renderText } from '../src/playbook/template.js';
 import { makeTables } from '../src/playbook/template-filters.js';
+import { OMITTED, sameArgument, setLookupEnv, suite, varsFor } from '../test/support/template-suite.js';
 
-interface Case {
-  name: string;
-  expr?: string;
-  when?: string;
-  template?: string;
-  vars?: Record<string, unknown>;
-  magic?: boolean;
-  expected?: unknown;
-  omitted?: boolean;
-  error?: string;
-  provision?: string;
-}
-
-const suiteFile = new URL('../test/fixtures/templates/conformance.yaml', import.meta.url);
-const suite = parse(readFileSync(suiteFile, 'utf8')) as { inventory: string; shared: Record<string, unknown>; cases: Case[] };
-const playbookDir = fileURLToPath(new URL('../test/fixtures/templates/playbook', import.meta.url));
-process.env.TPL_CONFORMANCE_GREETING = 'hello there';
-
-function varsFor(c: Case): Record<string, unknown> {
-  if (!c.magic) return { playbook_dir: playbookDir, ...suite.shared, ...(c.vars ?? {}) };
-  const inv = parseInventoryText(suite.inventory, 'inventory');
-  const hostvars = makeHostvars(inventoryOrder(inv, inv.hosts.keys()), (h) => hostVars(inv, h), () => null);
-  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars });
-  return { ...hostVars(inv, 'mx1.example.org'), ...play, ...suite.shared, ...(c.vars ?? {}) };
-}
-
-/** Module arguments as Ansible hands them over: a number and its text are the same argument. */
-function same(got: unknown, want: unknown): boolean {
-  if (typeof got === 'number' && typeof want === 'string') return String(got) === want || (Number.isInteger(got) && `${got}.0` === want);
-  if (got === null && want === '') return true;
-  if (Array.isArray(got) && Array.isArray(want)) return got.length === want.length && got.every((g, i) => same(g, want[i]));
-  if (got && want && typeof got === 'object' && typeof want === 'object') {
-    const k = Object.keys(got);
-    return k.length === Object.keys(want).length && k.every((x) => same((got as Record<string, unknown>)[x], (want as Record<string, unknown>)[x]));
-  }
-  return got === want;
-}
+setLookupEnv();
 
 interface Engine {
   name: string;
@@ -60,8 +19,6 @@ interface Engine {
   when(source: string, vars: Record<string, unknown>): unknown;
   file(source: string, vars: Record<string, unknown>): string;
 }
-
-const OMITTED = Symbol('omitted');
 
 const ours: Engine = {
   name: 'nunjucks + provision (this branch)',
@@ -126,7 +83,7 @@ function measure(engine: Engine): void {
     let ok: boolean;
     try {
       const got = c.when !== undefined ? engine.when(c.when, vars) : c.template !== undefined ? engine.file(c.template, vars) : engine.expr(c.expr!, vars);
-      ok = c.error === undefined && c.provision !== 'refused' && (c.omitted ? got === OMITTED : same(got, c.expected));
+      ok = c.error === undefined && c.provision !== 'refused' && (c.omitted ? got === OMITTED : sameArgument(got, c.expected));
     } catch {
       ok = c.error !== undefined || c.provision === 'refused';
     }
