@@ -6,11 +6,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { CommandError, InputError, InputErrors, UnreachableError } from '../errors.js';
 import { displaySafe } from '../report/display-safe.js';
 import { ExitCode } from '../runner/results.js';
-import type { CliIO, RunFlags } from './commands.js';
+import type { CliIO, RunFlags } from './shared.js';
 import { readVersion } from './version.js';
 
 /** The commands and everything they pull in (ajv, ssh2, reporters) load only when a command runs, not for --version or --help. */
 const commands = () => import('./commands.js');
+/** validate, inventory and schema read files only: they load no SSH, reporters or runner. */
+const inspect = () => import('./inspect.js');
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const commaList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -90,7 +92,7 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('--vault-id <[label@]source>', 'a vault id and its password source: a file, an executable, or prompt (repeatable)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
     .action(async (playbook: string, flags: { inventory?: string[]; limit?: string; extraVars?: string[]; rolesPath?: string[]; vaultPasswordFile?: string[]; askVaultPass?: boolean; vaultId?: string[] }) => {
-      result.code = await (await commands()).commandValidate(playbook, flags, io);
+      result.code = await (await inspect()).commandValidate(playbook, flags, io);
     });
   program
     .command('inventory')
@@ -104,13 +106,13 @@ export function buildProgram(io: CliIO): { program: Command; result: { code: num
     .option('--vault-id <[label@]source>', 'a vault id and its password source: a file, an executable, or prompt (repeatable)', collect)
     .option('--debug', 'print stack traces of unexpected errors')
     .action(async (flags: { inventory: string[]; list?: boolean; graph?: string | boolean; host?: string; vaultPasswordFile?: string[]; askVaultPass?: boolean; vaultId?: string[] }) => {
-      result.code = await (await commands()).commandInventory(flags, io);
+      result.code = await (await inspect()).commandInventory(flags, io);
     });
   program
     .command('schema')
     .description('print the JSON Schema of playbooks (for editors: see README)')
     .action(async () => {
-      result.code = await (await commands()).commandSchema(io);
+      result.code = await (await inspect()).commandSchema(io);
     });
   return { program, result };
 }

@@ -7,7 +7,8 @@
  * source, or a stale file) they are compiled here as before. Either way the same schemas decide.
  */
 import { createHash } from 'node:crypto';
-import { Ajv2020 as Ajv, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
+import type { Ajv2020 as Ajv, Options, ValidateFunction } from 'ajv/dist/2020.js';
 import { allModules } from '../modules/index.js';
 import type { Module } from '../modules/module.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
@@ -74,10 +75,22 @@ const [generatedStructure, generatedArgs] = await Promise.all([
   loadGenerated('./validators-args.generated.js', hash),
 ]);
 
+/**
+ * ajv itself (its compiler and code generator) is loaded only when a schema must be compiled here: when the
+ * generated validators do not match this build, or when arguments failed and every error is wanted. A normal
+ * start uses the generated code alone.
+ */
+const requireHere = createRequire(import.meta.url);
+let AjvClass: typeof Ajv | undefined;
+function newAjv(options: Options): Ajv {
+  AjvClass ??= (requireHere('ajv/dist/2020.js') as { Ajv2020: typeof Ajv }).Ajv2020;
+  return new AjvClass(options);
+}
+
 let structureAjv: Ajv | undefined;
 function structure(): Ajv {
   if (!structureAjv) {
-    structureAjv = new Ajv(STRUCTURE_OPTIONS);
+    structureAjv = newAjv(STRUCTURE_OPTIONS);
     structureAjv.addSchema(playSchema);
   }
   return structureAjv;
@@ -95,7 +108,7 @@ const coercing = new Map<string, ValidateFunction>();
 export function coercingValidator(mod: Module): ValidateFunction {
   let v = coercing.get(mod.name);
   if (!v) {
-    v = pick(generatedArgs, argsExportName(mod.name)) ?? (coercingAjv ??= new Ajv(COERCING_OPTIONS)).compile(argsSchema(mod));
+    v = pick(generatedArgs, argsExportName(mod.name)) ?? (coercingAjv ??= newAjv(COERCING_OPTIONS)).compile(argsSchema(mod));
     coercing.set(mod.name, v);
   }
   return v;
@@ -106,7 +119,7 @@ const reporting = new Map<string, ValidateFunction>();
 export function reportingValidator(mod: Module): ValidateFunction {
   let v = reporting.get(mod.name);
   if (!v) {
-    v = (reportingAjv ??= new Ajv(REPORTING_OPTIONS)).compile(argsSchema(mod));
+    v = (reportingAjv ??= newAjv(REPORTING_OPTIONS)).compile(argsSchema(mod));
     reporting.set(mod.name, v);
   }
   return v;
