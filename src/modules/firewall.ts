@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { quote } from '../connection/shell-quote.js';
-import { CommandError, UnreachableError } from '../errors.js';
+import { CommandError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import {
   FirewallFileError,
@@ -31,7 +31,7 @@ import {
 } from '../formats/firewall-files.js';
 import { type IptablesArgs, iptablesModule } from './iptables.js';
 import { type FileChange, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
-import { DEFAULT_ROLLBACK_TIMEOUT, LOCKOUT_MESSAGE, ROLLBACK_DIR, parseMarkers } from './service.js';
+import { DEFAULT_ROLLBACK_TIMEOUT, LOCKOUT_MESSAGE, ROLLBACK_DIR, parseMarkers, proveOrRollBack, runOrNull } from './firewall-guard.js';
 
 export interface FirewallArgs {
   port: number;
@@ -387,22 +387,12 @@ export function liveProblem(x: Extra, stdout: string, token: string): string | n
   return null;
 }
 
-async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number) {
-  try {
-    return await ctx.run(script, { timeoutMs });
-  } catch (e) {
-    if (e instanceof UnreachableError) return null;
-    throw e;
-  }
-}
-
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function guardedApply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: FirewallArgs, x: Extra): Promise<Outcome> {
   const timeoutSec = args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT;
   const token = randomBytes(8).toString('hex');
   const started = Date.now();
-  const remaining = () => timeoutSec * 1000 - (Date.now() - started);
   const what = plan.msg;
   // nftables.conf is ours to write (validated, atomically); firewalld and ufw write their own files.
   const ours = x.backend === 'nftables' ? plan.files : [];
@@ -431,40 +421,29 @@ async function guardedApply(ctx: TaskContext, plan: Extract<Plan, { changed: tru
     throw new CommandError(ctx.host, what, Number(rc), armed.stdout.toString(), armed.stderr.toString(), message);
   }
 
-  let probeError: string | null = armed ? null : `${what} did not return within ${timeoutSec + 60} s`;
-  if (armed) {
-    try {
-      await ctx.probeNewConnection(Math.min(20_000, Math.max(1_000, remaining() - 2_000)));
-    } catch (e) {
-      probeError = e instanceof Error ? e.message : String(e);
+  const proof = await proveOrRollBack(ctx, {
+    token,
+    timeoutSec,
+    started,
+    returned: armed !== null,
+    what,
+    cancel: settleScript(token, 'cancel', x),
+    wait: (waitSec) => settleScript(token, 'wait', x, waitSec),
+    lost: `connection lost while cancelling the firewall rollback after: ${what}`,
+    lockedOut: `firewall change locked out SSH (${what}) and the host is still unreachable after the rollback`,
+  });
+  if (proof.cancelled) {
+    const { stdout } = proof;
+    const problem = liveProblem(x, stdout, token);
+    if (problem) throw new ModuleError(`${what}: done, but ${problem}`, { rollback: 'cancelled' });
+    for (const f of x.predicted) {
+      const written = stdout.split('\n').find((l) => l.startsWith(`@@${token} sha ${f.path} `))?.split(' ')[3];
+      if (written && written !== sha(f.after)) ctx.warn(`${f.path} as ${x.backend} wrote it differs from the content the plan showed`);
     }
-  }
-  if (probeError === null) {
-    const settled = await runOrNull(ctx, settleScript(token, 'cancel', x), 120_000);
-    if (!settled) throw new UnreachableError(ctx.host, `connection lost while cancelling the firewall rollback after: ${what}`);
-    const stdout = settled.stdout.toString();
-    const m = parseMarkers(stdout, token);
-    if (m.has('cancelled')) {
-      const problem = liveProblem(x, stdout, token);
-      if (problem) throw new ModuleError(`${what}: done, but ${problem}`, { rollback: 'cancelled' });
-      for (const f of x.predicted) {
-        const written = stdout.split('\n').find((l) => l.startsWith(`@@${token} sha ${f.path} `))?.split(' ')[3];
-        if (written && written !== sha(f.after)) ctx.warn(`${f.path} as ${x.backend} wrote it differs from the content the plan showed`);
-      }
-      return { changed: true, msg: `${what}; a new SSH connection works and the live firewall has the change`, data: { ...plan.data, rollback: 'cancelled' } };
-    }
-    probeError = `the rollback timer (${timeoutSec} s) fired before a new connection was proven`;
-  } else {
-    const waitSec = Math.ceil(Math.max(0, remaining()) / 1000) + 30;
-    await runOrNull(ctx, settleScript(token, 'wait', x, waitSec), (waitSec + 90) * 1000);
-  }
-  try {
-    await ctx.probeNewConnection(Math.max(0, remaining()) + 20_000);
-  } catch (e) {
-    throw new UnreachableError(ctx.host, `firewall change locked out SSH (${what}) and the host is still unreachable after the rollback: ${e instanceof Error ? e.message : String(e)}`);
+    return { changed: true, msg: `${what}; a new SSH connection works and the live firewall has the change`, data: { ...plan.data, rollback: 'cancelled' } };
   }
   await putBack();
-  throw new ModuleError(LOCKOUT_MESSAGE, { rollback: 'restored', reason: probeError });
+  throw new ModuleError(LOCKOUT_MESSAGE, { rollback: 'restored', reason: proof.reason });
 }
 
 export const firewallModule: Module<FirewallArgs> = {

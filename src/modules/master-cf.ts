@@ -32,17 +32,8 @@ import {
 } from '../formats/master-cf.js';
 import { hostPathProblem } from './file-common.js';
 import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
-import {
-  builtinNames,
-  checkNames,
-  configDir,
-  knownConfigDir,
-  pendingNameReads,
-  postconfValidation,
-  postfixVersion,
-  renderValue,
-  versionAtLeast,
-} from './postfix-names.js';
+import { checkAskedNames, contentOf, mainValues, postfixReads, readPostfixFiles } from './postfix-common.js';
+import { builtinNames, postconfValidation, postfixVersion, renderValue, versionAtLeast } from './postfix-names.js';
 
 export { splitService };
 
@@ -264,14 +255,14 @@ function validations(version: string, main: FileState, warn: (m: string) => void
     warn(`Postfix ${version} cannot check master.cf (postconf -M needs 2.9 or later); the edit is not validated on the host`);
     return [];
   }
-  return [postconfValidation('master.cf', main.content ?? Buffer.alloc(0), '-M')];
+  return [postconfValidation('master.cf', contentOf(main), '-M')];
 }
 
 /** Unknown `-o` names fail the task (in check mode too), before anything is validated or written. */
-async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [string, string][], mainBytes: Buffer | null, master: MasterCfEntry[]): Promise<void> {
+async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [string, string][], main: FileState, master: MasterCfEntry[]): Promise<void> {
   if (!options.length) return;
-  await checkNames(ctx, `the options of ${args.service}/${args.type}`, options.map(([n]) => n), {
-    texts: [...parseMainCf(mainBytes ?? Buffer.alloc(0)).entries.map((e) => e.value), ...options.map(([, v]) => v)],
+  await checkAskedNames(ctx, `the options of ${args.service}/${args.type}`, options.map(([n]) => n), {
+    texts: [...mainValues(main), ...options.map(([, v]) => v)],
     master,
     allowUnknown: args.allow_unknown,
   });
@@ -284,7 +275,7 @@ async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [
  * define it.
  */
 async function checkReferences(ctx: TaskContext, shown: string, options: [string, string][], entry: MasterCfEntry, main: FileState): Promise<void> {
-  const defined = new Set([...parseMainCf(main.content ?? Buffer.alloc(0)).entries.map((e) => e.name), ...entry.options.map((o) => o.name)]);
+  const defined = new Set([...parseMainCf(contentOf(main)).entries.map((e) => e.name), ...entry.options.map((o) => o.name)]);
   const open = options.flatMap(([name, value]) => referencedNames(value).filter((r) => !defined.has(r)).map((r): [string, string] => [name, r]));
   if (!open.length) return;
   const builtin = await builtinNames(ctx, postfixVersion(ctx.facts));
@@ -368,30 +359,21 @@ export const masterCfModule: Module<MasterCfArgs> = {
     return null;
   },
   reads(args, facts) {
-    const dir = knownConfigDir(args.config_dir, facts);
-    if (dir === null) return {};
-    const files = [`${dir}/master.cf`, `${dir}/main.cf`];
     const version = facts.postfix_version;
-    if (version && !versionAtLeast(version, 3, 6) && args.type === 'inet') files.push('/etc/services');
-    const names = Object.keys(args.options ?? {}).length ? pendingNameReads(version) : [];
-    return { files, commands: names };
+    // Before 3.6 master(8) looks inet service names up in /etc/services (see resolvable).
+    const services = version && !versionAtLeast(version, 3, 6) && args.type === 'inet' ? ['/etc/services'] : [];
+    return postfixReads(args.config_dir, facts, 'master.cf', Object.keys(args.options ?? {}).length > 0, services);
   },
   async preflight(ctx, args) {
-    const dir = configDir(args.config_dir, ctx.facts);
-    const master = parseMasterCf((await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
-    const main = await ctx.readFile(`${dir}/main.cf`);
-    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main.content, master.entries);
+    const { main, master } = await readPostfixFiles(ctx, args.config_dir, 'master.cf', false);
+    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main, parseMasterCf(contentOf(master)).entries);
   },
   async plan(ctx, args) {
     const bad = masterCfModule.check!(args);
     if (bad) throw new ModuleError(bad);
-    const dir = configDir(args.config_dir, ctx.facts);
+    const { path, main, master } = await readPostfixFiles(ctx, args.config_dir, 'master.cf', true);
     const version = postfixVersion(ctx.facts);
-    const path = `${dir}/master.cf`;
-    const master = await ctx.readFile(path);
-    if (master.exists && master.kind !== 'file') throw new ModuleError(`${path} is not a regular file`);
-    const main = await ctx.readFile(`${dir}/main.cf`);
-    const before = master.content ?? Buffer.alloc(0);
+    const before = contentOf(master);
     const doc = parseMasterCf(before);
     const service = toBinary(args.service);
     const asked = `${args.service}/${args.type}`;
@@ -425,7 +407,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
     }
 
     const options = wantedOptions(args, version);
-    await checkOptionNames(ctx, args, options, main.content, active);
+    await checkOptionNames(ctx, args, options, main, active);
 
     // An active entry first, else a commented template; either keeps its own name for the listener.
     const target = best(active, service, args.type) ?? best(doc.entries.filter((e) => e.commented), service, args.type);

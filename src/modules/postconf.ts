@@ -13,10 +13,10 @@ import {
   setParameter,
   toBinary,
 } from '../formats/main-cf.js';
-import { parseMasterCf } from '../formats/master-cf.js';
 import { hostPathProblem } from './file-common.js';
-import { type FileChange, type Module, ModuleError, type TaskContext } from './module.js';
-import { checkNames, configDir, knownConfigDir, pendingNameReads, postconfValidation, renderValue } from './postfix-names.js';
+import { type FileChange, type Module, ModuleError } from './module.js';
+import { checkAskedNames, contentOf, mainValues, postfixReads, readPostfixFiles } from './postfix-common.js';
+import { postconfValidation, renderValue } from './postfix-names.js';
 
 export type PostconfValue = string | number | boolean | null | (string | number)[];
 
@@ -42,12 +42,8 @@ function effective(doc: MainCfDocument): Map<string, string> {
 
 const show = (s: string) => fromBinary(s);
 
-/** Unknown parameter names fail the task (in check mode too), before anything is validated or written. */
-async function checkSettingNames(ctx: TaskContext, args: PostconfArgs, path: string, mainValues: string[], masterBytes: Buffer): Promise<void> {
-  const names = Object.keys(args.settings ?? {}).map(toBinary);
-  if (!names.length) return;
-  await checkNames(ctx, path, names, { texts: mainValues, master: parseMasterCf(masterBytes).entries, allowUnknown: args.allow_unknown });
-}
+/** The parameter names a task sets (unknown ones fail it, in check mode too, before anything is written). */
+const settingNames = (args: PostconfArgs) => Object.keys(args.settings ?? {}).map(toBinary);
 
 export const postconfModule: Module<PostconfArgs> = {
   name: 'postconf',
@@ -94,29 +90,20 @@ export const postconfModule: Module<PostconfArgs> = {
     return null;
   },
   reads(args, facts) {
-    const dir = knownConfigDir(args.config_dir, facts);
-    if (dir === null) return {};
-    const names = Object.keys(args.settings ?? {}).length ? pendingNameReads(facts.postfix_version) : [];
-    return { files: [`${dir}/main.cf`, `${dir}/master.cf`], commands: names };
+    return postfixReads(args.config_dir, facts, 'main.cf', Object.keys(args.settings ?? {}).length > 0);
   },
   async preflight(ctx, args) {
-    const dir = configDir(args.config_dir, ctx.facts);
-    const path = `${dir}/main.cf`;
-    const main = parseMainCf((await ctx.readFile(path)).content ?? Buffer.alloc(0));
+    const { path, main, master } = await readPostfixFiles(ctx, args.config_dir, 'main.cf', false);
     // The values this task sets may reference names too (`$my_restrictions`): they count as text of main.cf.
-    const values = [...main.entries.map((e) => e.value), ...Object.values(args.settings ?? {}).map((v) => toBinary(renderValue(v as PostconfValue)))];
-    await checkSettingNames(ctx, args, path, values, (await ctx.readFile(`${dir}/master.cf`)).content ?? Buffer.alloc(0));
+    const values = [...mainValues(main), ...Object.values(args.settings ?? {}).map((v) => toBinary(renderValue(v as PostconfValue)))];
+    await checkAskedNames(ctx, path, settingNames(args), { texts: values, master, allowUnknown: args.allow_unknown });
   },
   async plan(ctx, args) {
     const bad = postconfModule.check!(args);
     if (bad) throw new ModuleError(bad);
-    const dir = configDir(args.config_dir, ctx.facts);
-    const path = `${dir}/main.cf`;
-    const main = await ctx.readFile(path);
-    if (main.exists && main.kind !== 'file') throw new ModuleError(`${path} is not a regular file`);
-    const master = await ctx.readFile(`${dir}/master.cf`);
-    const masterBytes = master.content ?? Buffer.alloc(0);
-    const before = main.content ?? Buffer.alloc(0);
+    const { path, main, master } = await readPostfixFiles(ctx, args.config_dir, 'main.cf', true);
+    const masterBytes = contentOf(master);
+    const before = contentOf(main);
 
     const wanted = Object.entries(args.settings ?? {}).map(([n, v]) => [n, toBinary(renderValue(v))] as const);
     const absent = args.absent ?? [];
@@ -142,7 +129,7 @@ export const postconfModule: Module<PostconfArgs> = {
       else alreadyAbsent.push(name);
     }
 
-    await checkSettingNames(ctx, args, path, doc.entries.map((e) => e.value), masterBytes);
+    await checkAskedNames(ctx, path, settingNames(args), { texts: doc.entries.map((e) => e.value), master, allowUnknown: args.allow_unknown });
 
     const after = printMainCf(doc);
     if (after.equals(before)) {

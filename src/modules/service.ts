@@ -1,18 +1,19 @@
 /**
  * `service`: start, stop, restart or reload a service through systemctl or service/init.d. Restarting a firewall
- * service is guarded: the live rules are saved on the host and a detached job puts them back after a timeout
- * unless a brand-new SSH connection proves the new rules let us in; then the live rules must match the rules file.
+ * service is guarded (see firewall-guard.ts): the live rules are put back unless a brand-new SSH connection proves
+ * the new rules let us in; then the live rules must match the rules file. Postfix restarts are health-checked.
  */
-import { randomBytes } from 'node:crypto';
-import type { ExecResult } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
-import { CommandError, UnreachableError } from '../errors.js';
-import { stateDirScript } from '../facts/gather.js';
+import { CommandError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
-import { type Family, IptablesSaveSyntaxError, diffSaved, parse, verifyByModel } from '../formats/iptables-save.js';
-import { type FileChange, ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
-import { NORMALISE_FN, normaliseMarker, parseNormalised } from './netns-normalise.js';
+import { DEFAULT_ROLLBACK_TIMEOUT, guardedAction } from './firewall-guard.js';
+import { rulesFilesOf } from './firewall-verify.js';
+import { ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
 import { restartPostfixChecked } from './postfix-health.js';
+
+// What tests and tools outside the modules know from here; the guard itself is firewall-guard.ts.
+export { LOCKOUT_MESSAGE, settleScript } from './firewall-guard.js';
+export { rulesFilesOf } from './firewall-verify.js';
 
 export interface ServiceArgs {
   name: string;
@@ -39,11 +40,6 @@ const PAST: Readonly<Record<Action, string>> = { start: 'started', stop: 'stoppe
 
 /** Services whose restart loads firewall rules: guarded unless the task says `firewall: false`. */
 export const FIREWALL_SERVICES: readonly string[] = ['iptables', 'ip6tables', 'netfilter-persistent'];
-
-export const DEFAULT_ROLLBACK_TIMEOUT = 30;
-
-/** Where the saved rules, the rollback job's PID and its markers live on the host (root only). */
-export const ROLLBACK_DIR = '/var/lib/provision';
 
 /** The command that performs `action` on a service, for the host's init system. */
 export function serviceScript(init: Facts['init'], name: string, action: Action | 'status'): string {
@@ -98,282 +94,6 @@ function guarded(args: ServiceArgs): boolean {
   return isFirewall(args) && args.state !== undefined && ACTIONS[args.state] !== 'stop';
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// The rollback job
-
-/** restore_rules BASE: load the saved rules and record the result in BASE.done (atomically). */
-const RESTORE_FN = [
-  'pv_restore() {',
-  '  pv_rc=0',
-  '  iptables-restore < "$1.v4" || pv_rc=$?',
-  '  if [ -e "$1.v6" ]; then ip6tables-restore < "$1.v6" || pv_rc=$?; fi',
-  '  echo "$pv_rc" > "$1.done.tmp" && mv -f "$1.done.tmp" "$1.done"',
-  '}',
-].join('\n');
-
-/**
- * The detached job: sleep, then claim the `armed` marker by renaming it and restore. Renaming is atomic, so either
- * the job claims the marker or a cancel removes it first, never both.
- */
-const JOB = [
-  'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-  RESTORE_FN,
-  'sleep "$1"',
-  'mv -f "$2.armed" "$2.fired" 2>/dev/null || exit 0',
-  'pv_restore "$2"',
-  // The controller may never come back to settle: keep only the small result it would read (see STALE_GUARDS).
-  'rm -f "$2.v4" "$2.v6" "$2.pid" "$2.fired"',
-].join('\n');
-
-/**
- * Guard files older than an hour belong to no guard still running (a guard lasts rollback_timeout, at most 600 s,
- * plus its waits): each new guard removes them, so a run whose controller never settled leaves nothing for good.
- */
-const STALE_GUARDS = 'find "$pv_sd" -maxdepth 1 -type f -name \'firewall-*\' -mmin +60 -exec rm -f -- {} + 2>/dev/null';
-
-/**
- * Tables a snapshot must carry even when they were empty: restoring them undoes what the restart added there
- * (iptables-save prints nothing for tables that do not exist yet). IPv6 nat is left out for old kernels.
- */
-const COMPLETE_FN = [
-  'pv_complete() {',
-  '  for pv_t in $2; do',
-  '    grep -q "^\\*$pv_t\\$" "$1" && continue',
-  '    case $pv_t in',
-  "      filter) pv_c='INPUT FORWARD OUTPUT' ;;",
-  "      raw) pv_c='PREROUTING OUTPUT' ;;",
-  "      mangle) pv_c='PREROUTING INPUT FORWARD OUTPUT POSTROUTING' ;;",
-  "      nat) pv_c='PREROUTING INPUT OUTPUT POSTROUTING' ;;",
-  '    esac',
-  '    { printf "*%s\\n" "$pv_t"; for pv_x in $pv_c; do printf ":%s ACCEPT [0:0]\\n" "$pv_x"; done; echo COMMIT; } >> "$1"',
-  '  done',
-  '}',
-].join('\n');
-
-export interface GuardOptions {
-  /** random word naming this guard's files and output markers */
-  token: string;
-  /** directory for the snapshot and markers (default /var/lib/provision) */
-  dir?: string;
-}
-
-function basePath(o: GuardOptions): string {
-  return `${o.dir ?? ROLLBACK_DIR}/firewall-${o.token}`;
-}
-
-/**
- * Save the live rules, start the detached restore job, then run `action`. Prints `@@TOKEN armed` once the job is
- * running and `@@TOKEN done RC` after the action. Exits 90 without running the action when the rules cannot be
- * saved.
- */
-export function armScript(o: GuardOptions & { timeoutSec: number; action: string }): string {
-  const dir = quote(o.dir ?? ROLLBACK_DIR);
-  const b = quote(basePath(o));
-  return [
-    `pv_b=${b}`,
-    'umask 077',
-    // The snapshot and the job's markers go only into a checked private directory (never through a planted link).
-    `(\n${stateDirScript(dir)}\n) || exit 90`,
-    `pv_sd=${dir}`,
-    STALE_GUARDS,
-    COMPLETE_FN,
-    'if ! iptables-save > "$pv_b.v4"; then echo "cannot save the live IPv4 ruleset" >&2; rm -f "$pv_b.v4"; exit 90; fi',
-    'pv_complete "$pv_b.v4" "filter raw mangle nat"',
-    'if command -v ip6tables-save >/dev/null 2>&1 && ip6tables-save > "$pv_b.v6" 2>/dev/null; then pv_complete "$pv_b.v6" "filter raw mangle"; else rm -f "$pv_b.v6"; fi',
-    ': > "$pv_b.armed" || exit 90',
-    // setsid and nohup detach the job from this session; with every stream redirected the channel can close.
-    'if command -v setsid >/dev/null 2>&1; then pv_detach=setsid; else pv_detach=; fi',
-    `$pv_detach nohup sh -c ${quote(JOB)} provision-rollback ${Math.max(1, Math.round(o.timeoutSec))} "$pv_b" </dev/null >/dev/null 2>&1 &`,
-    'echo $! > "$pv_b.pid"',
-    `printf '@@%s armed\\n' ${quote(o.token)}`,
-    `(\n${o.action}\n)`,
-    `printf '\\n@@%s done %s\\n' ${quote(o.token)} "$?"`,
-  ].join('\n');
-}
-
-/** A rules file to compare with the live rules after a successful cancel. */
-export interface VerifyFile {
-  family: Family;
-  path: string;
-}
-
-/**
- * Settle the rollback job:
- * - `cancel`: remove the marker before the job claims it and stop the job; print the live rules and the rules files
- *   (base64) for comparison. If the job already claimed it, wait for its restore.
- * - `wait`: let the job fire (waiting up to `waitSec`), restoring here if it never does.
- * - `restore`: restore now (the action failed).
- * Prints `@@TOKEN cancelled` or `@@TOKEN rolledback RC`, and removes the guard's files.
- */
-export function settleScript(
-  o: GuardOptions & { mode: 'cancel' | 'wait' | 'restore'; waitSec?: number; verify?: VerifyFile[]; /** load the files into a throwaway namespace (default true) */ normalise?: boolean },
-): string {
-  const t = quote(o.token);
-  const lines = [
-    `pv_b=${quote(basePath(o))}`,
-    RESTORE_FN,
-    'pv_kill() {',
-    '  pv_pid=$(cat "$pv_b.pid" 2>/dev/null)',
-    '  [ -n "$pv_pid" ] || return 0',
-    // The job leads its own process group (setsid): signal the group so its sleep goes too. dash's kill takes no `--`.
-    '  kill -TERM "-$pv_pid" 2>/dev/null || kill -TERM -- "-$pv_pid" 2>/dev/null || kill -TERM "$pv_pid" 2>/dev/null',
-    '  return 0',
-    '}',
-    'pv_state=',
-  ];
-  if (o.mode === 'cancel') lines.push('if rm "$pv_b.armed" 2>/dev/null; then pv_kill; pv_state=cancelled; fi');
-  if (o.mode === 'wait') {
-    lines.push(`pv_i=0; while [ -e "$pv_b.armed" ] && [ "$pv_i" -lt ${Math.max(1, Math.round(o.waitSec ?? 60))} ]; do sleep 1; pv_i=$((pv_i + 1)); done`);
-  }
-  lines.push(
-    'if [ -z "$pv_state" ]; then',
-    '  if mv -f "$pv_b.armed" "$pv_b.fired" 2>/dev/null; then pv_kill; pv_restore "$pv_b"; fi',
-    '  pv_i=0; while [ ! -e "$pv_b.done" ] && [ "$pv_i" -lt 60 ]; do sleep 1; pv_i=$((pv_i + 1)); done',
-    '  pv_state="rolledback $(cat "$pv_b.done" 2>/dev/null || echo unknown)"',
-    'fi',
-    `printf '@@%s %s\\n' ${t} "$pv_state"`,
-  );
-  if (o.verify?.length) {
-    lines.push('if [ "$pv_state" = cancelled ]; then', NORMALISE_FN);
-    for (const v of o.verify) {
-      const save = v.family === 6 ? 'ip6tables-save' : 'iptables-save';
-      const f = quote(v.path);
-      lines.push(
-        `  if ${save} > "$pv_b.live" 2>&1; then pv_s=ok; else pv_s=failed; fi`,
-        `  printf '@@%s live${v.family} %s ' ${t} "$pv_s"; base64 -w0 < "$pv_b.live"; echo`,
-        `  if [ -r ${f} ]; then printf '@@%s file${v.family} ok ' ${t}; base64 -w0 < ${f}; echo; else printf '@@%s file${v.family} missing\\n' ${t}; fi`,
-        // The file as the kernel loads it, read back by the same iptables-save: compared like with like.
-        ...(o.normalise === false ? [] : [`  if [ -r ${f} ]; then ${normaliseMarker(o.token, `norm${v.family}`, v.family, f, '"$pv_b.norm"')}; fi`]),
-      );
-    }
-    lines.push('fi');
-  }
-  lines.push('rm -f "$pv_b.v4" "$pv_b.v6" "$pv_b.pid" "$pv_b.armed" "$pv_b.fired" "$pv_b.done" "$pv_b.done.tmp" "$pv_b.live" "$pv_b.norm"');
-  return lines.join('\n');
-}
-
-/** `@@TOKEN word rest` lines of a guard script's output, by word. */
-export function parseMarkers(stdout: string, token: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const prefix = `@@${token} `;
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith(prefix)) continue;
-    const rest = line.slice(prefix.length);
-    const sp = rest.indexOf(' ');
-    out.set(sp < 0 ? rest : rest.slice(0, sp), sp < 0 ? '' : rest.slice(sp + 1));
-  }
-  return out;
-}
-
-/** What the action itself printed on stdout: the lines between the `armed` and `done` markers. */
-function actionOutput(stdout: string, token: string): string {
-  const lines = stdout.split('\n');
-  const from = lines.indexOf(`@@${token} armed`);
-  const to = lines.findIndex((l) => l.startsWith(`@@${token} done `));
-  return lines.slice(from + 1, to < 0 ? undefined : to).join('\n');
-}
-
-/** Rules files the service loads, to compare with the live rules after a restart. */
-export function rulesFilesOf(name: string, facts: Facts): VerifyFile[] {
-  const v4 = facts.iptables_rules_file;
-  const v6 = facts.ip6tables_rules_file;
-  const files: VerifyFile[] = [];
-  if (name === 'netfilter-persistent' && facts.firewall === 'netfilter-persistent') {
-    if (v4) files.push({ family: 4, path: v4 });
-    if (v6) files.push({ family: 6, path: v6 });
-  } else if (name === 'iptables' && facts.firewall === 'iptables-services' && v4) {
-    files.push({ family: 4, path: v4 });
-  } else if (name === 'ip6tables' && facts.firewall === 'iptables-services' && v6) {
-    files.push({ family: 6, path: v6 });
-  }
-  return files;
-}
-
-/** What comparing the live rules with the rules files found. */
-export interface Verification {
-  /** the first way the live rules differ from a rules file; null when they agree */
-  mismatch: string | null;
-  /** what could not be verified, and why (the run goes on; the recap shows it) */
-  warnings: string[];
-}
-
-/**
- * Compare the live rules with the rules files from a cancel's output. The file as a throwaway namespace loaded it
- * is compared with the live ruleset as text (both spelled by the same iptables-save). Where namespaces are not
- * available the model compares them, and a difference in a rule the model does not understand is a warning
- * ("cannot verify"), never a mismatch.
- */
-export function verifyOutput(markers: Map<string, string>, files: VerifyFile[]): Verification {
-  const warnings: string[] = [];
-  for (const v of files) {
-    const file = markers.get(`file${v.family}`);
-    if (file === undefined || file === 'missing') continue;
-    const [liveStatus, liveB64 = ''] = (markers.get(`live${v.family}`) ?? 'failed ').split(' ');
-    const live = Buffer.from(liveB64, 'base64');
-    if (liveStatus !== 'ok') return { mismatch: `cannot read the live IPv${v.family} ruleset: ${live.toString().trim() || 'no output'}`, warnings };
-    const content = Buffer.from(file.slice(3), 'base64');
-    const norm = parseNormalised(markers.get(`norm${v.family}`));
-    try {
-      const liveDoc = parse(live);
-      if (norm?.status === 'ok') {
-        const diff = diffSaved(parse(norm.saved), liveDoc);
-        if (diff) return { mismatch: `the live IPv${v.family} ruleset does not match ${v.path}: ${diff}`, warnings };
-        continue;
-      }
-      const verdict = verifyByModel(parse(content), liveDoc, v.family);
-      if (verdict.mismatch) return { mismatch: `the live IPv${v.family} ruleset does not match ${v.path}: ${verdict.mismatch}`, warnings };
-      if (verdict.unverifiable.length) {
-        const why = !norm
-          ? 'it was not loaded into a network namespace'
-          : norm.status === 'failed'
-            ? `it does not load into an empty network namespace (${norm.reason})`
-            : `network namespaces are not available (${norm.reason})`;
-        warnings.push(
-          `cannot verify ${verdict.unverifiable.join(', ')} of ${v.path} against the live IPv${v.family} ruleset: ${why}, and provision's own model of iptables does not know every option of that rule`,
-        );
-      }
-    } catch (e) {
-      if (e instanceof IptablesSaveSyntaxError) return { mismatch: `cannot compare ${v.path} with the live IPv${v.family} ruleset: ${e.message}`, warnings };
-      throw e;
-    }
-  }
-  return { mismatch: null, warnings };
-}
-
-/**
- * The snapshot is restored whole (iptables-restore replaces each saved table), so rules another agent such as
- * fail2ban added after it are gone too: the message says so.
- */
-export const LOCKOUT_MESSAGE =
-  'firewall change would lock out SSH; previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)';
-
-async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number): Promise<ExecResult | null> {
-  try {
-    return await ctx.run(script, { timeoutMs });
-  } catch (e) {
-    if (e instanceof UnreachableError) return null;
-    throw e;
-  }
-}
-
-/**
- * After a rollback of the live rules, put the rules files this run changed back as they were before the run:
- * left as they are, the next firewall restart (or a reboot) would load the same rules that were just refused.
- */
-async function restoreRulesFiles(ctx: TaskContext, files: VerifyFile[]): Promise<void> {
-  const paths = new Set(files.map((f) => f.path));
-  const restore: FileChange[] = [];
-  for (const [path, original] of ctx.changedFiles()) {
-    if (!paths.has(path) || original.before === null) continue;
-    const now = await ctx.readFile(path);
-    if (now.content && now.content.equals(original.before)) continue;
-    restore.push({ path, before: now.content, after: original.before, beforeSha: now.sha });
-  }
-  if (!restore.length) return;
-  await ctx.writeFiles(restore);
-  ctx.warn(`${restore.map((f) => f.path).join(' and ')} put back as before this run, so the refused rules are not loaded again`);
-}
-
 /**
  * On iptables-services the IPv6 rules have a service of their own: when this run changed /etc/sysconfig/ip6tables
  * (the iptables module opens a port in both families), restarting `iptables` restarts `ip6tables` too, under the
@@ -384,83 +104,21 @@ function withIp6tables(ctx: TaskContext, args: ServiceArgs): boolean {
   return args.name === 'iptables' && ctx.facts.firewall === 'iptables-services' && v6 !== null && ctx.changedFiles().has(v6);
 }
 
-async function guardedAction(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
+/** A firewall service's start, restart or reload, under the firewall guard. */
+function guardedService(ctx: TaskContext, args: ServiceArgs): Promise<Outcome> {
   const action = ACTIONS[args.state ?? 'restarted'];
   const both = withIp6tables(ctx, args);
-  const what = both ? `${action} iptables and ip6tables` : `${action} ${args.name}`;
-  const timeoutSec = args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT;
-  const g: GuardOptions = { token: randomBytes(8).toString('hex') };
-  const files = both ? [...rulesFilesOf('iptables', ctx.facts), ...rulesFilesOf('ip6tables', ctx.facts)] : rulesFilesOf(args.name, ctx.facts);
-  const script = both
-    ? `{\n${serviceScript(ctx.facts.init, 'iptables', action)}\n} && {\n${serviceScript(ctx.facts.init, 'ip6tables', action)}\n}`
-    : serviceScript(ctx.facts.init, args.name, action);
-  const started = Date.now();
-  const remaining = () => timeoutSec * 1000 - (Date.now() - started);
-
-  // While new rules block this connection its output waits in TCP buffers, so the bound is past the rollback.
-  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: script }), (timeoutSec + 60) * 1000);
-  const out = armed ? parseMarkers(armed.stdout.toString(), g.token) : new Map<string, string>();
-  if (armed && !out.has('armed')) {
-    throw new CommandError(ctx.host, `save the live rules before ${what}`, armed.code, armed.stdout.toString(), armed.stderr.toString());
-  }
-  const rc = out.get('done');
-  if (armed && rc !== undefined && rc !== '0') {
-    const settled = await runOrNull(ctx, settleScript({ ...g, mode: 'restore' }), 120_000);
-    const restored = settled ? parseMarkers(settled.stdout.toString(), g.token).get('rolledback') : undefined;
-    if (restored === '0') await restoreRulesFiles(ctx, files);
-    const after =
-      restored === '0' ? 'previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)' : `restoring the previous rules ${restored && restored !== 'unknown' ? `exited ${restored}` : 'did not report back'}`;
-    const stdout = actionOutput(armed.stdout.toString(), g.token);
-    const message = `${CommandError.describe(what, Number(rc), armed.stderr.toString(), stdout)}; ${after}`;
-    throw new CommandError(ctx.host, what, Number(rc), stdout, armed.stderr.toString(), message);
-  }
-
-  let probeError: string | null = armed ? null : `${what} did not return within ${timeoutSec + 60} s`;
-  if (armed) {
-    try {
-      await ctx.probeNewConnection(Math.min(20_000, Math.max(1_000, remaining() - 2_000)));
-    } catch (e) {
-      probeError = e instanceof Error ? e.message : String(e);
-    }
-  }
-
-  let rolledBack: string | undefined;
-  if (probeError === null) {
-    const settled = await runOrNull(ctx, settleScript({ ...g, mode: 'cancel', verify: files }), 120_000);
-    if (!settled) throw new UnreachableError(ctx.host, `connection lost while cancelling the firewall rollback after ${what}`);
-    const m = parseMarkers(settled.stdout.toString(), g.token);
-    if (m.has('cancelled')) {
-      const { mismatch, warnings } = verifyOutput(m, files);
-      if (mismatch) throw new ModuleError(`${args.name} ${PAST[action]}, but ${mismatch}`, { rollback: 'cancelled' });
-      for (const w of warnings) ctx.warn(w);
-      const matched = files.length && !warnings.length ? `; the live rules match ${files.map((f) => f.path).join(' and ')}` : '';
-      const name = both ? 'iptables and ip6tables' : args.name;
-      return { changed: true, msg: `${name} ${PAST[action]}; a new SSH connection works${matched}`, data: { rollback: 'cancelled' } };
-    }
-    rolledBack = m.get('rolledback');
-    probeError = `the rollback timer (${timeoutSec} s) fired before a new connection was proven`;
-  } else {
-    const waitSec = Math.ceil(Math.max(0, remaining()) / 1000) + 30;
-    const settled = await runOrNull(ctx, settleScript({ ...g, mode: 'wait', waitSec }), (waitSec + 90) * 1000);
-    rolledBack = settled ? parseMarkers(settled.stdout.toString(), g.token).get('rolledback') : undefined;
-  }
-
-  // The old rules are back (or should be): prove a new connection works again before reporting.
-  try {
-    await ctx.probeNewConnection(Math.max(0, remaining()) + 20_000);
-  } catch (e) {
-    throw new UnreachableError(
-      ctx.host,
-      `firewall change locked out SSH after ${what} and the host is still unreachable after the rollback: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  const data = { rollback: 'restored', reason: probeError };
-  await restoreRulesFiles(ctx, files);
-  if (rolledBack !== undefined && rolledBack !== '0') {
-    const how = rolledBack === 'unknown' ? 'did not report back' : `exited ${rolledBack}`;
-    throw new ModuleError(`firewall change would lock out SSH; restoring the previous rules ${how}`, data);
-  }
-  throw new ModuleError(LOCKOUT_MESSAGE, data);
+  return guardedAction(ctx, {
+    name: args.name,
+    shown: both ? 'iptables and ip6tables' : args.name,
+    what: both ? `${action} iptables and ip6tables` : `${action} ${args.name}`,
+    past: PAST[action],
+    script: both
+      ? `{\n${serviceScript(ctx.facts.init, 'iptables', action)}\n} && {\n${serviceScript(ctx.facts.init, 'ip6tables', action)}\n}`
+      : serviceScript(ctx.facts.init, args.name, action),
+    files: both ? [...rulesFilesOf('iptables', ctx.facts), ...rulesFilesOf('ip6tables', ctx.facts)] : rulesFilesOf(args.name, ctx.facts),
+    timeoutSec: args.rollback_timeout ?? DEFAULT_ROLLBACK_TIMEOUT,
+  });
 }
 
 /** Postfix restarts are proven healthy (or rolled back) unless the task says `health_check: false`. */
@@ -553,7 +211,7 @@ export const serviceModule: Module<ServiceArgs> = {
     }
     if (!args.state || !plan.commands.some((c) => !isBoot(c))) return { changed: true, msg: plan.msg };
     plan = { ...plan, commands: plan.commands.filter((c) => !isBoot(c)) };
-    if (guarded(args)) return guardedAction(ctx, args);
+    if (guarded(args)) return guardedService(ctx, args);
     const action = ACTIONS[args.state];
     if (healthChecked(args) && action !== 'stop') {
       return restartPostfixChecked(ctx, serviceScript(ctx.facts.init, args.name, action), PAST[action]);

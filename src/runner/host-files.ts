@@ -30,6 +30,17 @@ export function absentState(p: string): FileState {
   return { path: p, exists: false, kind: null, content: null, sha: null, mode: null, owner: null, group: null, uid: null, gid: null };
 }
 
+/** Metadata of a path that exists. */
+export type FileMeta = Pick<FileState, 'mode' | 'owner' | 'group' | 'uid' | 'gid'>;
+
+/**
+ * The state of a path that exists: as read, as written, or as check mode pretends it written. The checksum is
+ * always the content's own (null when only the metadata is known).
+ */
+export function fileState(p: string, kind: NonNullable<FileState['kind']>, content: Buffer | null, meta: FileMeta): FileState {
+  return { path: p, exists: true, kind, content, sha: content ? sha256(content) : null, ...meta };
+}
+
 /**
  * Script that prints, for each requested item, a header line and base64 lines:
  *   @@F <i> <kind> <mode> <uid> <gid> <user> <group>   then the content in base64 (files) or nothing (stats)
@@ -110,18 +121,16 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
         // A path that appeared between the batched stat and this line has no metadata: as if stat had failed.
         const [mode, uid, gid, owner, group] = meta ? (meta.get(p) ?? ['0', '0', '0', '?', '?']) : rest;
         const content = id!.startsWith('f') && kind === 'f' ? Buffer.from(body, 'base64') : null;
-        files.set(p, {
-          path: p,
-          exists: true,
-          kind: kind === 'f' ? 'file' : kind === 'd' ? 'directory' : 'other',
-          content,
-          sha: content ? sha256(content) : null,
-          mode: parseInt(mode ?? '0', 8),
-          owner: owner ?? null,
-          group: group ?? null,
-          uid: Number(uid),
-          gid: Number(gid),
-        });
+        files.set(
+          p,
+          fileState(p, kind === 'f' ? 'file' : kind === 'd' ? 'directory' : 'other', content, {
+            mode: parseInt(mode ?? '0', 8),
+            owner: owner ?? null,
+            group: group ?? null,
+            uid: Number(uid),
+            gid: Number(gid),
+          }),
+        );
       }
     } else if (line.startsWith('@@C ')) {
       const [, id, rc] = line.split(' ');
@@ -270,18 +279,7 @@ export function parseWriteOutput(files: FileChange[], stdout: string): FileState
     const [, id, mode, uid, gid, owner, group] = line.split(' ');
     const f = files[Number(id)];
     if (!f) continue;
-    states.push({
-      path: f.path,
-      exists: true,
-      kind: 'file',
-      content: f.after,
-      sha: sha256(f.after),
-      mode: parseInt(mode ?? '644', 8),
-      owner: owner ?? null,
-      group: group ?? null,
-      uid: Number(uid),
-      gid: Number(gid),
-    });
+    states.push(fileState(f.path, 'file', f.after, { mode: parseInt(mode ?? '644', 8), owner: owner ?? null, group: group ?? null, uid: Number(uid), gid: Number(gid) }));
   }
   return states;
 }

@@ -12,17 +12,16 @@ import { parseNormalised } from '../../../src/modules/netns-normalise.js';
 import {
   LOCKOUT_MESSAGE,
   type ServiceArgs,
-  armScript,
   bootScript,
   enabledScript,
-  parseMarkers,
   rulesFilesOf,
   serviceModule,
   serviceScript,
   settleScript,
-  verifyOutput,
   statusScript,
 } from '../../../src/modules/service.js';
+import { armScript, parseMarkers } from '../../../src/modules/firewall-guard.js';
+import { verifyOutput } from '../../../src/modules/firewall-verify.js';
 import { type FakeContext, debianFacts, fakeContext, rhelFacts } from '../../support/fake-context.js';
 
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../fixtures/iptables/${name}`, import.meta.url))).toString();

@@ -15,7 +15,8 @@ import { guard } from '../../../src/connection/connection.js';
 import { type Family, modelUnderstands, parse, verifyByModel } from '../../../src/formats/iptables-save.js';
 import { NORMALISE_FN, normaliseMarker, parseNormalised } from '../../../src/modules/netns-normalise.js';
 import { type IptablesArgs, iptablesModule } from '../../../src/modules/iptables.js';
-import { parseMarkers, verifyOutput } from '../../../src/modules/service.js';
+import { parseMarkers } from '../../../src/modules/firewall-guard.js';
+import { verifyOutput } from '../../../src/modules/firewall-verify.js';
 import { fakeContext } from '../../support/fake-context.js';
 
 const DIR = fileURLToPath(new URL('../../fixtures/iptables/real-world/', import.meta.url));

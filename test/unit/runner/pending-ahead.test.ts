@@ -9,7 +9,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TaskResultEvent } from '../../../src/report/events.js';
 import { writeScript } from '../../../src/runner/host-files.js';
-import { HostRun, PENDING_DIR } from '../../../src/runner/host.js';
+import { PENDING_DIR } from '../../../src/runner/handlers.js';
+import { HostRun } from '../../../src/runner/host.js';
 import { runLocal } from '../../support/run.js';
 import { tempDir } from '../../support/tmp.js';
 

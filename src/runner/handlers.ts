@@ -1,0 +1,166 @@
+/**
+ * Handlers: what tasks notified, running them in the order they are defined, and the record on the host of
+ * handlers notified but not run (the host failed first), so that the next run runs them.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { BecomeSpec } from '../connection/connection.js';
+import { quote } from '../connection/shell-quote.js';
+import { STATE_DIR, stateDirScript } from '../facts/gather.js';
+import type { FileChange, FileState } from '../modules/module.js';
+import { renderString } from '../playbook/template.js';
+import type { Play, Task } from '../playbook/types.js';
+import { absentState, writeScript } from './host-files.js';
+import type { HostRun } from './host.js';
+import { firstLines } from './task-error.js';
+
+/** Where pending handlers are recorded on hosts (in root's private state directory), one small JSON file per playbook and play. */
+export const PENDING_DIR = `${STATE_DIR}/pending`;
+
+/** The handlers of one host: notified and not yet run, and the plays whose record on the host this run touched. */
+export class HandlerState {
+  /** handler names and listen topics notified and not yet run */
+  readonly notified = new Set<string>();
+  /** plays whose pending-handler record was found on the host this run */
+  readonly pendingLoaded = new Set<Play>();
+  /** plays whose pending-handler record this run wrote together with a task's files */
+  readonly pendingWritten = new Set<Play>();
+
+  /** A task that changed something notifies its handlers (names templated with the task's variables). */
+  notify(task: Task, vars: Record<string, unknown>): void {
+    task.notify.forEach((n) => this.notified.add(renderNotify(n, vars)));
+  }
+}
+
+/** Run the handlers notified so far, in the order they are defined. */
+export async function flushHandlers(h: HostRun, play: Play): Promise<void> {
+  const notified = h.handlers.notified;
+  if (h.stopped || notified.size === 0) return;
+  const due = notifiedHandlers(play, notified);
+  notified.clear();
+  for (const handler of due) {
+    if (h.stopped) return;
+    await h.runTask(play, handler, true);
+  }
+}
+
+/** Handlers that were notified but never ran (the host failed first). */
+export function pendingHandlers(h: HostRun, play: Play): string[] {
+  return notifiedHandlers(play, h.handlers.notified).map((t) => t.name);
+}
+
+/** Where this play's pending handlers are recorded on the host. */
+export function pendingPath(playbookFile: string, play: Play): string {
+  // The playbook's absolute path: two playbooks that share a base name (and play names) keep records of their own.
+  const key = createHash('sha256').update(`${path.resolve(playbookFile)}\0${play.name}`).digest('hex').slice(0, 16);
+  return `${PENDING_DIR}/${key}.json`;
+}
+
+/** Handlers an earlier run notified on this host but could not run: notify them again now. */
+export async function loadPending(h: HostRun, play: Play): Promise<void> {
+  if (h.stopped) return;
+  const st = await pendingState(h, play);
+  if (!st.exists || !st.content) return;
+  const names = recordedHandlers(st.content);
+  if (!names) h.settings.emit({ type: 'warning', host: h.name, msg: `ignoring unreadable pending-handler record ${st.path}` });
+  h.handlers.pendingLoaded.add(play);
+  const known = (names ?? []).filter((n) => play.handlers.some((t) => t.name === n));
+  if (!known.length) return;
+  for (const n of known) h.handlers.notified.add(n);
+  h.settings.emit({ type: 'warning', host: h.name, msg: `handlers notified by an earlier run that failed before running them will run now: ${known.join(', ')}` });
+}
+
+/** The play's pending-handler record as the cache holds it, or as read from the host when it holds nothing. */
+async function pendingState(h: HostRun, play: Play): Promise<FileState> {
+  const p = h.pendingPath(play);
+  const hit = h.cache.file(p);
+  if (hit) return hit;
+  await h.cache.read({ files: [p], stats: [], commands: [] }, h.become(play));
+  return h.cache.file(p) ?? absentState(p);
+}
+
+/** Record handlers still notified (the host failed before they ran) so the next run runs them. */
+export async function savePending(h: HostRun, play: Play): Promise<void> {
+  const names = pendingHandlers(h, play);
+  if (h.settings.check || names.length === 0) return;
+  const p = h.pendingPath(play);
+  try {
+    // A task's command empties the cache of what was read: read the record again rather than assume it absent.
+    const current = await pendingState(h, play);
+    const change: FileChange = { path: p, before: current.content, after: pendingRecord(h.settings.playbookFile, play, names), beforeSha: current.sha, mode: 0o600 };
+    const r = await h.exec(inPendingDir(writeScript([change])), h.become(play));
+    if (r.code !== 0) throw new Error(firstLines(r.stderr.toString()));
+    h.settings.emit({ type: 'warning', host: h.name, msg: `handlers not run because the host failed, recorded for the next run: ${names.join(', ')}` });
+  } catch (e) {
+    h.settings.emit({ type: 'warning', host: h.name, msg: `could not record pending handlers (${names.join(', ')}): ${(e as Error).message}` });
+  }
+}
+
+/** The pending handlers (of an earlier run, or written ahead by this one) have now run: forget them on the host. */
+export async function clearPending(h: HostRun, play: Play): Promise<void> {
+  const { pendingLoaded, pendingWritten } = h.handlers;
+  if (h.settings.check || (!pendingLoaded.has(play) && !pendingWritten.has(play))) return;
+  pendingLoaded.delete(play);
+  pendingWritten.delete(play);
+  const p = h.pendingPath(play);
+  const r = await h.exec(`rm -f ${quote(p)}`, h.become(play)).catch(() => null);
+  if (r?.code === 0) h.cache.set(absentState(p));
+}
+
+/** The record to write with a task's files (see pendingAhead). */
+export interface PendingAhead {
+  play: Play;
+  change: FileChange;
+}
+
+/**
+ * The pending-handler record to write with the files of a task that notifies handlers, so that a run that dies
+ * after the write (connection lost, controller killed) leaves the handlers on record for the next run, which
+ * would otherwise find the files up to date and never run them. Only as root (the record lives under
+ * /var/lib), only when the record's current state is known, and not when it already names these handlers.
+ */
+export function pendingAhead(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, become: BecomeSpec | undefined): PendingAhead | null {
+  if (h.settings.check || task.notify.length === 0) return null;
+  if (become ? become.user !== 'root' : h.loginIsRoot !== true) return null;
+  const topics = new Set([...h.handlers.notified, ...task.notify.map((n) => renderNotify(n, vars))]);
+  const names = notifiedHandlers(play, topics).map((t) => t.name);
+  const p = h.pendingPath(play);
+  const current = h.cache.file(p);
+  if (names.length === 0 || !current) return null;
+  const recorded = current.content ? (recordedHandlers(current.content) ?? []) : [];
+  if (recorded.length && names.every((n) => recorded.includes(n))) return null;
+  const change: FileChange = { path: p, before: current.content, after: pendingRecord(h.settings.playbookFile, play, names), beforeSha: current.sha, mode: 0o600 };
+  return { play, change };
+}
+
+function pendingRecord(playbookFile: string, play: Play, names: string[]): Buffer {
+  return Buffer.from(`${JSON.stringify({ playbook: path.basename(playbookFile), play: play.name, handlers: names, recorded: new Date().toISOString() }, null, 2)}\n`);
+}
+
+function renderNotify(n: string, vars: Record<string, unknown>): string {
+  try {
+    return String(renderString(n, vars));
+  } catch {
+    return n;
+  }
+}
+
+/** Handler names in a pending-handler record (null when it is not JSON). */
+function recordedHandlers(content: Buffer): string[] | null {
+  try {
+    const parsed = JSON.parse(content.toString()) as { handlers?: unknown };
+    return Array.isArray(parsed.handlers) ? parsed.handlers.filter((n): n is string => typeof n === 'string') : [];
+  } catch {
+    return null;
+  }
+}
+
+/** The play's handlers that `topics` (handler names and listen topics) notify, in the order they are defined. */
+function notifiedHandlers(play: Play, topics: ReadonlySet<string>): Task[] {
+  return play.handlers.filter((t) => topics.has(t.name) || t.listen.some((l) => topics.has(l)));
+}
+
+/** `script` (which writes a pending-handler record) after checking root's state directory and making the records' directory in it. */
+export function inPendingDir(script: string): string {
+  return `${stateDirScript(quote(STATE_DIR))}\n(umask 077; mkdir -p -- ${quote(PENDING_DIR)}) || exit 70\n${script}`;
+}

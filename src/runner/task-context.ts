@@ -1,0 +1,105 @@
+/**
+ * What a module sees of its host while one task runs (TaskContext): reads answered by the cache, commands and
+ * writes run through the host's one exec, validation, warnings.
+ */
+import type { BecomeSpec } from '../connection/connection.js';
+import { quote } from '../connection/shell-quote.js';
+import { type FileChange, type FileState, ModuleError, type TaskContext } from '../modules/module.js';
+import { renderDeep } from '../playbook/template.js';
+import { allTasks, type Play, type Task } from '../playbook/types.js';
+import { inPendingDir, type PendingAhead, pendingAhead } from './handlers.js';
+import { absentState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
+import type { HostRun } from './host.js';
+import { firstLines } from './task-error.js';
+
+const fileErrorStatus = new Map<number, string>([
+  [WriteStatus.invalid, 'the new content was rejected by validation'],
+  [WriteStatus.conflict, 'the file changed on the host while the task ran'],
+]);
+
+/** Make a TaskContext for one task on this host. */
+export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, check: boolean): TaskContext {
+  const become = h.become(play, task);
+  const env = environmentScript({ ...play.environment, ...task.environment }, vars);
+  const refill = (want: ReadRequest) => {
+    const order = allTasks(play);
+    const at = order.indexOf(task);
+    // The pending-handler record too, so that a later write that notifies handlers can carry it (see pendingAhead).
+    const also = !h.settings.check && play.handlers.length > 0 ? { files: [h.pendingPath(play)] } : {};
+    return h.cache.refill(want, at < 0 ? [] : order.slice(at), also, become);
+  };
+  const readOne = async (p: string, content: boolean): Promise<FileState> => {
+    if (h.cache.holds(p, content)) return h.cache.file(p)!;
+    await refill({ files: content ? [p] : [], stats: content ? [] : [p], commands: [] });
+    return h.cache.file(p) ?? absentState(p);
+  };
+  return {
+    host: h.name,
+    facts: h.facts!,
+    vars,
+    check,
+    playbookDir: h.settings.playbookDir,
+    ...(task.role ? { roleDir: task.role.dir } : {}),
+    taskDir: task.dir,
+    readFile: (p) => readOne(p, true),
+    statFile: (p) => readOne(p, false),
+    readCommand: async (key, script) => {
+      const hit = h.cache.command(key);
+      if (hit) return hit;
+      await refill({ files: [], stats: [], commands: [{ key, script }] });
+      return h.cache.command(key)!;
+    },
+    run: async (script, opts) => {
+      const r = await h.exec(env + script, become, opts?.timeoutMs);
+      // Anything may have changed on the host: forget what was read.
+      h.cache.forget();
+      return r;
+    },
+    validate: async (files) => {
+      // Outside check mode the write exec runs the same validations on its temporary files before any rename,
+      // so a separate exec here would only add a round trip and the validation's cost once more per change.
+      const todo = check ? files.filter((f) => f.validate?.length) : [];
+      if (!todo.length) return;
+      const r = await h.exec(validateScript(todo), become);
+      if (r.code !== 0) throw new ModuleError(firstLines(r.stderr.toString()) || `validation failed (exit ${r.code})`);
+    },
+    writeFiles: (files) => writeFiles(h, files, become, pendingAhead(h, play, task, vars, become)),
+    probeNewConnection: (ms) => h.conn.probeNew(ms),
+    // A module's warning can quote the task's arguments: a no_log task's say only that there was one.
+    warn: (msg) => h.settings.emit({ type: 'warning', host: h.name, msg: task.noLog ? `a warning of task "${task.name}" hidden (no_log)` : msg }),
+    changedFiles: () => h.original,
+  };
+}
+
+/**
+ * Write a task's files in one exec (validated on the host before any rename), with the pending-handler record
+ * `ahead` first when there is one: whenever the files are new, the handlers they need are on record.
+ */
+async function writeFiles(h: HostRun, files: FileChange[], become: BecomeSpec | undefined, ahead: PendingAhead | null): Promise<void> {
+  if (!files.length) return;
+  const all = ahead ? [ahead.change, ...files] : files;
+  const script = ahead ? inPendingDir(writeScript(all)) : writeScript(all);
+  const r = await h.exec(script, become);
+  if (r.code !== 0) {
+    const detail = firstLines(r.stderr.toString());
+    throw new ModuleError(detail || fileErrorStatus.get(r.code ?? -1) || `writing ${files.map((f) => f.path).join(', ')} failed (exit ${r.code})`);
+  }
+  if (ahead) h.handlers.pendingWritten.add(ahead.play);
+  for (const f of files) if (!h.original.has(f.path)) h.original.set(f.path, f);
+  for (const st of parseWriteOutput(all, r.stdout.toString())) h.cache.set(st);
+}
+
+/** `export` lines for a task's `environment:` (templated), put before the commands it runs. */
+function environmentScript(env: Record<string, unknown>, vars: Record<string, unknown>): string {
+  const keys = Object.keys(env);
+  if (!keys.length) return '';
+  const rendered = renderDeep(env, vars) as Record<string, unknown>;
+  return keys
+    .map((k) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ModuleError(`environment: "${k}" is not a valid variable name`);
+      const v = rendered[k];
+      if (v !== null && typeof v === 'object') throw new ModuleError(`environment: the value of ${k} must be a string`);
+      return `export ${k}=${quote(v === null || v === undefined ? '' : String(v))}\n`;
+    })
+    .join('');
+}
