@@ -12,8 +12,8 @@ import type { Family } from './document.js';
  * iptables resolves a port name through the host's /etc/services, so in principle the answer is the host's. This
  * table is deliberately kept instead of reading the host's file: iptables-save never prints a name (only numbers),
  * so names come only from rules files written by hand and from tasks, and reading /etc/services on every run would
- * add bytes to the one remote step a no-change run makes. The names here are the well-known services whose
- * numbers every distribution's /etc/services agrees on. A name outside the table is never guessed: a task refuses
+ * add bytes to the one remote step a no-change run makes. The names here are well-known IANA service names
+ * (and their common aliases) with fixed numbers. A name outside the table is never guessed: a task refuses
  * it ("give the number"), and a rules-file rule that uses one is unverifiable by the model (the host's own
  * iptables-save, which does read its /etc/services, is the judge of such a file).
  */
