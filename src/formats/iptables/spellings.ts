@@ -13,9 +13,10 @@ import type { Family } from './document.js';
  * table is deliberately kept instead of reading the host's file: iptables-save never prints a name (only numbers),
  * so names come only from rules files written by hand and from tasks, and reading /etc/services on every run would
  * add bytes to the one remote step a no-change run makes. The names here are well-known IANA service names
- * (and their common aliases) with fixed numbers. A name outside the table is never guessed: a task refuses
- * it ("give the number"), and a rules-file rule that uses one is unverifiable by the model (the host's own
- * iptables-save, which does read its /etc/services, is the judge of such a file).
+ * (and their common aliases) with fixed numbers. A name outside the table is never guessed: a task's
+ * dport/sport refuses it ("give the number"), and a raw rule or rules-file rule that uses one is not understood by
+ * the model (modelUnderstands), so it is left to the host's own iptables, which reads its /etc/services, where the
+ * host is asked anyway (namespace normalisation, the verification after a restart).
  */
 export const SERVICE_PORTS: Readonly<Record<string, number>> = {
   'ftp-data': 20,
