@@ -4,6 +4,7 @@
  * types them, because that is what ansible-core does and operators' files depend on it.
  */
 import { InputError, type SourcePos } from '../errors.js';
+import { isIPv6 } from '../util/ip.js';
 import type { InventoryBuilder } from './load.js';
 
 /** An expanded host line or YAML host key: the inventory names and the port given with `name:port`. */
@@ -204,27 +205,6 @@ function splitHostLine(line: string, file: string, lineNo: number): Token[] {
     tokens.push({ text, col: start });
   }
   return tokens;
-}
-
-/** A full IPv6 address (with `::` shortening and an optional trailing dotted IPv4). */
-export function isIPv6(s: string): boolean {
-  if (!/^[0-9A-Fa-f:.]+$/.test(s) || !s.includes(':')) return false;
-  let body = s;
-  let extra = 0;
-  const v4 = /(?:^|:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(s);
-  if (v4) {
-    if (v4[1]!.split('.').some((o) => Number(o) > 255)) return false;
-    body = s.slice(0, s.length - v4[1]!.length) + '0';
-    extra = 1;
-  }
-  if (body.includes('.')) return false;
-  const halves = body.split('::');
-  if (halves.length > 2) return false;
-  const groups = (h: string) => (h === '' ? [] : h.split(':'));
-  const parts = halves.flatMap(groups);
-  if (!parts.every((p) => /^[0-9A-Fa-f]{1,4}$/.test(p))) return false;
-  const count = parts.length + extra;
-  return halves.length === 2 ? count <= 7 : count === 8;
 }
 
 /**

@@ -6,42 +6,40 @@
 import { createHash } from 'node:crypto';
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
-import type { Line } from '../formats/iptables-save.js';
-import type { Facts } from '../facts/types.js';
 import {
-  CONNTRACK_STATES,
   IptablesSaveSyntaxError,
   type ChainRule,
   type Family,
+  type Line,
   type RulesDocument,
-  canonicalPort,
-  canonicalProtocol,
-  canonicalRejectWith,
-  canonicalRule,
-  canonicalStates,
   chainCommands,
   chainRules,
   chainSlot,
   ensureTable,
+  formatArgs,
   hasChain,
   insertLine,
-  formatArgs,
-  modelUnderstands,
-  splitArgs,
-  loadedRuleset,
-  tableSections,
-  isAddress,
-  isFinalReject,
-  isKnownPort,
   makeRuleLine,
   parse,
-  parseRule,
   print,
   removeLines,
-  ruleKey,
   ruleText,
   slotAbove,
-} from '../formats/iptables-save.js';
+  splitArgs,
+  tableSections,
+} from '../formats/iptables/document.js';
+import { canonicalRule, isFinalReject, modelUnderstands, parseRule, ruleKey } from '../formats/iptables/rule.js';
+import { loadedRuleset } from '../formats/iptables/ruleset.js';
+import {
+  CONNTRACK_STATES,
+  canonicalPort,
+  canonicalProtocol,
+  canonicalRejectWith,
+  canonicalStates,
+  isAddress,
+  isKnownPort,
+} from '../formats/iptables/spellings.js';
+import type { Facts } from '../facts/types.js';
 import { NORMALISE_FN } from './netns-normalise.js';
 import { type FileChange, type Module, ModuleError, type Plan, type Reads, type TaskContext, type Validation } from './module.js';
 

@@ -11,6 +11,7 @@ import type { Facts } from '../facts/types.js';
 import { fromBinary, referencedNames } from '../formats/main-cf.js';
 import { type MasterCfEntry, splitService } from '../formats/master-cf.js';
 import { nearest } from '../util/suggest.js';
+import { compareVersions } from '../util/version.js';
 import { ModuleError, type TaskContext, type Validation } from './module.js';
 import { PostfixNamesStore } from './postfix-names-store.js';
 
@@ -49,8 +50,7 @@ export function postfixVersion(facts: Facts): string {
 
 /** Whether `version` ("3.7.11", "2.6.6", "3.10-20240101") is at least `major.minor`. */
 export function versionAtLeast(version: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = version.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
-  return a > major || (a === major && b >= minor);
+  return compareVersions(version, `${major}.${minor}`) >= 0;
 }
 
 /** Known parameter names per Postfix version, for the life of the process: `postconf -d` runs once per version. */

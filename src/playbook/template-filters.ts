@@ -6,6 +6,7 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { compareVersions } from '../util/version.js';
 import { sha512Crypt } from './sha-crypt.js';
 import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './template-python.js';
 
@@ -233,21 +234,7 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     const f = ops[String(op)];
     if (!f) throw new PyError(`version test: unknown operator ${repr(op)}`);
     if (truthy(kwargs.strict) && ![a, b].every((x) => /^\d+\.\d+(\.\d+)?([ab]\d+)?$/.test(String(x)))) throw new PyError(`version test: ${repr(String(a))} is not a strict version`);
-    const parts = (x: unknown) => String(x).split(/(\d+|[a-z]+|\.)/i).filter((p) => p && p !== '.');
-    const pa = parts(a);
-    const pb = parts(b);
-    let c = 0;
-    for (let i = 0; i < Math.max(pa.length, pb.length) && !c; i++) {
-      const x = pa[i];
-      const y = pb[i];
-      if (x === undefined) c = -1;
-      else if (y === undefined) c = 1;
-      else if (/^\d+$/.test(x) && /^\d+$/.test(y)) c = Number(x) - Number(y);
-      else if (/^\d+$/.test(x)) c = 1;
-      else if (/^\d+$/.test(y)) c = -1;
-      else c = x < y ? -1 : x > y ? 1 : 0;
-    }
-    return f(c);
+    return f(compareVersions(String(a), String(b)));
   };
   const regexTest = (whole: 'match' | 'search' | 'full') => (v: unknown, re: unknown, ...raw: unknown[]) => {
     const { args, kwargs } = splitKwargs(raw);

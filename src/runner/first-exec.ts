@@ -20,6 +20,7 @@ import { lineAt, parseFacts, splitFactsOutput } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import type { Reads } from '../modules/module.js';
 import { hostNamesScript, isDefaultsCommand, parseHostNames } from '../modules/postfix-names.js';
+import { compareVersions } from '../util/version.js';
 import { parseReadOutput, readScript, type ReadRequest, type ReadResult } from './host-files.js';
 
 export const READS_MARKER = '@@PROVISION_READS';
@@ -68,24 +69,13 @@ const RHEL_LIKE: Flavour = {
   tls_key_dir: '/etc/pki/tls/private',
 };
 
-/** Postfix versions in release order ("3.10.1" after "3.9.2", "2.10.1" after "2.6.6"). */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
-  const pb = b.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return a.localeCompare(b);
-}
-
 /**
  * The hosts `host` is likely to be: Debian-like with the newest Postfix the controller knows, RHEL-like with the
  * oldest (RHEL-like distributions ship older Postfix releases, and some of what a module reads depends on the
  * version); no version when the controller knows none.
  */
 export function guessFacts(host: string, knownVersions: string[]): Facts[] {
-  const sorted = [...knownVersions].sort(compareVersions);
+  const sorted = [...knownVersions].sort((a, b) => compareVersions(a, b) || a.localeCompare(b));
   const names = { hostname: host.split('.')[0] || host, fqdn: host };
   return [
     { ...DEBIAN_LIKE, ...names, postfix_version: sorted.at(-1) ?? null },

@@ -10,7 +10,6 @@ import { factsScript, FACTS_END_MARKER, parseFacts } from '../../../src/facts/ga
 import { postconfDefaultsCommand } from '../../../src/modules/postfix-names.js';
 import { renderString } from '../../../src/playbook/template.js';
 import {
-  compareVersions,
   factsAgree,
   firstExecTail,
   guessFacts,
@@ -27,23 +26,6 @@ import { subDirs, tempDir } from '../../support/tmp.js';
 
 const dir = tempDir('provision-first-exec-');
 const fresh = subDirs(dir);
-
-describe('compareVersions', () => {
-  it('orders Postfix versions by release, numerically', () => {
-    const sorted = ['3.10.1', '3.9.2', '2.10.1', '2.6.6', '3.7.11', '3.7.9', '3.10.0', '3.7', '10.0.0'].sort(compareVersions);
-    expect(sorted).toEqual(['2.6.6', '2.10.1', '3.7', '3.7.9', '3.7.11', '3.9.2', '3.10.0', '3.10.1', '10.0.0']);
-  });
-
-  it('is an order: 0 only for the same string, and antisymmetric', () => {
-    const vs = ['3.7', '3.7.0', '3.7.11', '3.x', '3', ''];
-    for (const a of vs) {
-      for (const b of vs) {
-        expect(Math.sign(compareVersions(a, b)) + Math.sign(compareVersions(b, a)), `${a} ${b}`).toBe(0);
-        if (a !== b) expect(compareVersions(a, b), `${a} ${b}`).not.toBe(0);
-      }
-    }
-  });
-});
 
 describe('guessFacts', () => {
   it('without known versions: a Debian-like and a RHEL-like host without a Postfix version', () => {
