@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { isIPv6 } from './ini.js';
+import { isIPv6 } from './host-pattern.js';
 import type { Inventory } from './types.js';
 import { hostsOfGroup, inventoryOrder } from './vars.js';
 
