@@ -4,6 +4,7 @@
  * types them, because that is what ansible-core does and operators' files depend on it.
  */
 import { InputError, type SourcePos } from '../errors.js';
+import { shlexSplit, WordSplitError, type Word } from '../util/words.js';
 import type { InventoryBuilder } from './builder.js';
 import { checkVarName, parseHostPattern } from './host-pattern.js';
 
@@ -124,68 +125,17 @@ export function parseIni(text: string, file: string, into: InventoryBuilder): vo
   if (unresolved[0]) throw new InputError(unresolved[0].message, unresolved[0].pos);
 }
 
-interface Token {
-  text: string;
-  /** 0-based index in the line */
-  col: number;
-}
-
 /**
- * Split a host line as Python's `shlex.split(line, comments=True)` does: whitespace separates words, quotes group,
- * a backslash escapes, and `#` anywhere outside quotes ends the line, even mid-word (so `pw=a#b` is `pw=a`).
+ * Split a host line as Python's `shlex.split(line, comments=True)` does (see util/words.ts); a line that cannot
+ * be split is an InputError at the unclosed quote or the lone backslash.
  */
-function splitHostLine(line: string, file: string, lineNo: number): Token[] {
-  const tokens: Token[] = [];
-  const n = line.length;
-  const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\r' || c === '\n';
-  const fail = (message: string, i: number) => new InputError(message, { file, line: lineNo, col: i + 1 });
-  let i = 0;
-  for (;;) {
-    while (i < n && isSpace(line[i]!)) i++;
-    if (i >= n || line[i] === '#') break;
-    const start = i;
-    let text = '';
-    while (i < n && !isSpace(line[i]!)) {
-      const c = line[i]!;
-      if (c === '#') {
-        i = n;
-        break;
-      }
-      if (c === "'") {
-        const end = line.indexOf("'", i + 1);
-        if (end < 0) throw fail("unclosed ' quote", i);
-        text += line.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '"') {
-        const open = i++;
-        for (;;) {
-          if (i >= n) throw fail('unclosed " quote', open);
-          const q = line[i]!;
-          if (q === '"') {
-            i++;
-            break;
-          }
-          // Inside double quotes a backslash only escapes a quote or another backslash; elsewhere it stays.
-          if (q === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\')) {
-            text += line[i + 1];
-            i += 2;
-          } else {
-            text += q;
-            i++;
-          }
-        }
-      } else if (c === '\\') {
-        if (i + 1 >= n) throw fail('a backslash at the end of the line escapes nothing', i);
-        text += line[i + 1];
-        i += 2;
-      } else {
-        text += c;
-        i++;
-      }
-    }
-    tokens.push({ text, col: start });
+function splitHostLine(line: string, file: string, lineNo: number): Word[] {
+  try {
+    return shlexSplit(line, { comments: true });
+  } catch (e) {
+    if (e instanceof WordSplitError) throw new InputError(e.message, { file, line: lineNo, col: e.index + 1 });
+    throw e;
   }
-  return tokens;
 }
 
 /**
