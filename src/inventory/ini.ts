@@ -4,30 +4,12 @@
  * types them, because that is what ansible-core does and operators' files depend on it.
  */
 import { InputError, type SourcePos } from '../errors.js';
-import { isIPv6 } from '../util/ip.js';
-import type { InventoryBuilder } from './load.js';
-
-/** An expanded host line or YAML host key: the inventory names and the port given with `name:port`. */
-export interface HostPattern {
-  names: string[];
-  port?: number;
-}
-
-/** A range like `web[1:999999]` that would expand past this is almost certainly a typo, not a fleet. */
-const MAX_RANGE_HOSTS = 100_000;
-
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+import { shlexSplit, WordSplitError, type Word } from '../util/words.js';
+import type { InventoryBuilder } from './builder.js';
+import { checkVarName, parseHostPattern } from './host-pattern.js';
 
 const SECTION = /^\[([^:\]\s]+)(?::([\p{L}\p{N}_]+))?\]\s*(?:#.*)?$/u;
 const GROUP_LINE = /^([^:\]\s]+)\s*(?:#.*)?$/u;
-
-/** Reject names Ansible would accept but no template could ever read: `foo-bar`, `2x`, an empty name. */
-export function checkVarName(name: string, pos: SourcePos): void {
-  if (!VAR_NAME.test(name)) {
-    const why = name === '' ? 'empty variable name' : `${JSON.stringify(name)} is not a valid variable name`;
-    throw new InputError(`${why} (letters, digits and _, not starting with a digit)`, pos);
-  }
-}
 
 /** Read an INI inventory into the builder, which may already hold groups from earlier sources. */
 export function parseIni(text: string, file: string, into: InventoryBuilder): void {
@@ -143,175 +125,16 @@ export function parseIni(text: string, file: string, into: InventoryBuilder): vo
   if (unresolved[0]) throw new InputError(unresolved[0].message, unresolved[0].pos);
 }
 
-interface Token {
-  text: string;
-  /** 0-based index in the line */
-  col: number;
-}
-
 /**
- * Split a host line as Python's `shlex.split(line, comments=True)` does: whitespace separates words, quotes group,
- * a backslash escapes, and `#` anywhere outside quotes ends the line, even mid-word (so `pw=a#b` is `pw=a`).
+ * Split a host line as Python's `shlex.split(line, comments=True)` does (see util/words.ts); a line that cannot
+ * be split is an InputError at the unclosed quote or the lone backslash.
  */
-function splitHostLine(line: string, file: string, lineNo: number): Token[] {
-  const tokens: Token[] = [];
-  const n = line.length;
-  const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\r' || c === '\n';
-  const fail = (message: string, i: number) => new InputError(message, { file, line: lineNo, col: i + 1 });
-  let i = 0;
-  for (;;) {
-    while (i < n && isSpace(line[i]!)) i++;
-    if (i >= n || line[i] === '#') break;
-    const start = i;
-    let text = '';
-    while (i < n && !isSpace(line[i]!)) {
-      const c = line[i]!;
-      if (c === '#') {
-        i = n;
-        break;
-      }
-      if (c === "'") {
-        const end = line.indexOf("'", i + 1);
-        if (end < 0) throw fail("unclosed ' quote", i);
-        text += line.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '"') {
-        const open = i++;
-        for (;;) {
-          if (i >= n) throw fail('unclosed " quote', open);
-          const q = line[i]!;
-          if (q === '"') {
-            i++;
-            break;
-          }
-          // Inside double quotes a backslash only escapes a quote or another backslash; elsewhere it stays.
-          if (q === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\')) {
-            text += line[i + 1];
-            i += 2;
-          } else {
-            text += q;
-            i++;
-          }
-        }
-      } else if (c === '\\') {
-        if (i + 1 >= n) throw fail('a backslash at the end of the line escapes nothing', i);
-        text += line[i + 1];
-        i += 2;
-      } else {
-        text += c;
-        i++;
-      }
-    }
-    tokens.push({ text, col: start });
-  }
-  return tokens;
-}
-
-/**
- * Split `name:port`, `[v6]:port` or a bare IPv6 address, then expand ranges in the name. `pos` is where the
- * pattern starts, for errors.
- */
-export function parseHostPattern(pattern: string, pos: SourcePos): HostPattern {
-  let name = pattern;
-  let portText: string | undefined;
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(pattern);
-  if (bracketed && isIPv6(bracketed[1]!)) {
-    name = bracketed[1]!;
-    portText = bracketed[2];
-  } else if (!isIPv6(pattern)) {
-    const colon = lastColonOutsideBrackets(pattern);
-    if (colon >= 0) {
-      name = pattern.slice(0, colon);
-      portText = pattern.slice(colon + 1);
-      if (!/^\d+$/.test(portText)) {
-        const why = portText === '' ? 'ends in ":" with no port' : `has port "${portText}", which is not a number`;
-        throw new InputError(`host "${pattern}" ${why}`, pos);
-      }
-    }
-  }
-  let port: number | undefined;
-  if (portText !== undefined) {
-    port = Number(portText);
-    if (port < 1 || port > 65535) throw new InputError(`host "${pattern}" has port ${portText}, outside 1-65535`, pos);
-  }
-  if (name === '') throw new InputError(`empty host name in "${pattern}"`, pos);
-  if (/[\s\x00-\x1f\x7f]/.test(name)) throw new InputError(`host name ${JSON.stringify(name)} contains a space or a control character`, pos);
-  if (name === '---') {
-    throw new InputError('a host named "---" means this is a YAML file read as INI: name it .yml or .yaml', pos);
-  }
-  const names: string[] = [];
-  expandRanges(name, names, pos);
-  return port === undefined ? { names } : { names, port };
-}
-
-function lastColonOutsideBrackets(s: string): number {
-  let depth = 0;
-  let found = -1;
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '[') depth++;
-    else if (s[i] === ']') depth = Math.max(0, depth - 1);
-    else if (s[i] === ':' && depth === 0) found = i;
-  }
-  return found;
-}
-
-const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
-/** Expand `web[01:20]`, `db-[a:f]`, `web[1:10:2]` (and several ranges in one name) like Ansible does. */
-function expandRanges(name: string, out: string[], pos: SourcePos): void {
-  const open = name.indexOf('[');
-  if (open < 0) {
-    out.push(name);
-    return;
-  }
-  const close = name.indexOf(']', open);
-  if (close < 0) throw new InputError(`host range in "${name}" has "[" with no closing "]"`, pos);
-  const head = name.slice(0, open);
-  const body = name.slice(open + 1, close);
-  const tail = name.slice(close + 1);
-  const shown = `[${body}]`;
-  const bounds = body.split(':');
-  if (bounds.length !== 2 && bounds.length !== 3) {
-    throw new InputError(`host range ${shown} must be [begin:end] or [begin:end:step]`, pos);
-  }
-  const begin = bounds[0] || '0';
-  const end = bounds[1]!;
-  if (end === '') throw new InputError(`host range ${shown} has no end`, pos);
-  const stepText = bounds[2] ?? '1';
-  if (!/^\d+$/.test(stepText) || Number(stepText) < 1) {
-    throw new InputError(`host range ${shown} has step "${stepText}"; a step is a whole number of at least 1`, pos);
-  }
-  const step = Number(stepText);
-
-  let items: string[];
-  if (LETTERS.includes(begin) && LETTERS.includes(end) && begin.length === 1 && end.length === 1) {
-    const from = LETTERS.indexOf(begin);
-    const to = LETTERS.indexOf(end);
-    if (from > to) throw new InputError(`host range ${shown} counts down: "${begin}" comes after "${end}"`, pos);
-    items = [];
-    for (let i = from; i <= to; i += step) items.push(LETTERS[i]!);
-  } else if (/^\d+$/.test(begin) && /^\d+$/.test(end)) {
-    const from = Number(begin);
-    const to = Number(end);
-    if (from > to) throw new InputError(`host range ${shown} counts down: ${begin} is after ${end}`, pos);
-    // A leading zero on the begin asks for zero-padded names, so both ends must have that width.
-    const width = begin.length > 1 && begin.startsWith('0') ? begin.length : 0;
-    if (width && end.length !== width) {
-      throw new InputError(`host range ${shown} pads to ${width} digits, so its end must have ${width} digits too`, pos);
-    }
-    if ((to - from) / step + 1 + out.length > MAX_RANGE_HOSTS) {
-      throw new InputError(`host range ${shown} expands to more than ${MAX_RANGE_HOSTS} hosts`, pos);
-    }
-    items = [];
-    for (let i = from; i <= to; i += step) items.push(String(i).padStart(width, '0'));
-  } else {
-    throw new InputError(`host range ${shown} needs two numbers or two single letters`, pos);
-  }
-  for (const item of items) {
-    expandRanges(head + item + tail, out, pos);
-    if (out.length > MAX_RANGE_HOSTS) {
-      throw new InputError(`host ranges in "${name}" expand to more than ${MAX_RANGE_HOSTS} hosts`, pos);
-    }
+function splitHostLine(line: string, file: string, lineNo: number): Word[] {
+  try {
+    return shlexSplit(line, { comments: true });
+  } catch (e) {
+    if (e instanceof WordSplitError) throw new InputError(e.message, { file, line: lineNo, col: e.index + 1 });
+    throw e;
   }
 }
 
