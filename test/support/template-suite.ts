@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseInventoryText } from '../../src/inventory/load.js';
 import { hostVars, inventoryOrder } from '../../src/inventory/vars.js';
-import { makeHostvars, playVars } from '../../src/playbook/magic-vars.js';
+import { ansibleGroups, makeHostvars, playVars } from '../../src/playbook/magic-vars.js';
 
 /** One case of the suite. */
 export interface TemplateCase {
@@ -49,7 +49,7 @@ export function varsFor(c: TemplateCase): Record<string, unknown> {
   if (!c.magic) return { playbook_dir: playbookDir, ...suite.shared, ...(c.vars ?? {}) };
   const inv = parseInventoryText(suite.inventory, 'inventory');
   const hostvars = makeHostvars(inventoryOrder(inv, inv.hosts.keys()), (h) => hostVars(inv, h), () => null);
-  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars });
+  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars, groups: ansibleGroups(inv) });
   return { ...hostVars(inv, 'mx1.example.org'), ...play, ...suite.shared, ...(c.vars ?? {}) };
 }
 
