@@ -5,9 +5,9 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { pyyamlTags } from '../util/pyyaml.js';
-import { sha512Crypt } from './sha-crypt.js';
-import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './template-python.js';
+import { pyyamlTags } from '../../util/pyyaml.js';
+import { sha512Crypt } from '../sha-crypt.js';
+import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './python.js';
 
 type Fn = (...args: never[]) => unknown;
 
