@@ -9,7 +9,7 @@ import { TemplateError, UndefinedVariableError } from './errors.js';
 import { makeTables } from './filters.js';
 import { FORBIDDEN } from './guard.js';
 import { member, Slice } from './member.js';
-import { isMapping, percentFormat, repr, splitKwargs, str, truthy } from './python.js';
+import { isFloat, isMapping, percentFormat, PyFloat, pyFloat, repr, splitKwargs, str, truthy, unbox } from './python.js';
 import { varValue } from './lazy.js';
 import { GUARD_TESTS, isUndefined, NAMESPACE, undef, undefName, unguard, unguardDeep } from './undefined.js';
 
@@ -37,8 +37,10 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       return t;
     },
   });
-  const strict = (name: string, f: (...a: never[]) => unknown, lenient: boolean) => (...args: unknown[]) => {
+  const strict = (name: string, f: (...a: never[]) => unknown, lenient: boolean, floats: boolean) => (...args: unknown[]) => {
     if (!lenient && isUndefined(args[0])) throw new UndefinedVariableError(undefName(args[0]));
+    // Most filters and tests take numbers; only those that tell a float from an int see the box.
+    if (!floats) for (let i = 0; i < args.length; i++) if (args[i] instanceof PyFloat) args[i] = (args[i] as PyFloat).value;
     for (const a of args.slice(1)) if (isUndefined(a)) throw new UndefinedVariableError(undefName(a));
     try {
       return (f as (...a: unknown[]) => unknown)(...args);
@@ -48,11 +50,11 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
     }
   };
   e.filters = Object.create(null) as Record<string, unknown>;
-  for (const [n, f] of Object.entries(tables.filters)) e.filters[n] = strict(n, f, n === 'default' || n === 'd' || n === 'mandatory');
+  for (const [n, f] of Object.entries(tables.filters)) e.filters[n] = strict(n, f, n === 'default' || n === 'd' || n === 'mandatory', FLOAT_FILTERS.has(n));
   e.filters.d = e.filters.default;
   tables.tests.__in = tables.tests.in!;
   e.tests = Object.create(null) as Record<string, unknown>;
-  for (const [n, t] of Object.entries(tables.tests)) e.tests[n] = strict(n, t, GUARD_TESTS.has(n));
+  for (const [n, t] of Object.entries(tables.tests)) e.tests[n] = strict(n, t, GUARD_TESTS.has(n), FLOAT_TESTS.has(n));
   const globals = e.globals;
   e.globals = Object.create(null) as Record<string, unknown>;
   for (const n of ['range', 'cycler', 'joiner']) e.globals[n] = globals[n];
@@ -74,18 +76,18 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       return truthy(t(...args));
     },
     __add: (a: unknown, b: unknown) => {
-      const [x, y] = [unguard(a), unguard(b)];
+      const [x, y] = [unbox(unguard(a)), unbox(unguard(b))];
       if (Array.isArray(x) && Array.isArray(y)) return [...(a as unknown[]), ...(b as unknown[])];
       if (typeof x === 'string' && typeof y === 'string') return x + y;
-      if ((typeof x === 'number' || typeof x === 'boolean') && (typeof y === 'number' || typeof y === 'boolean')) return Number(x) + Number(y);
+      if ((typeof x === 'number' || typeof x === 'boolean') && (typeof y === 'number' || typeof y === 'boolean')) return arith(a, b, Number(x) + Number(y));
       if (isUndefined(a) || isUndefined(b)) throw new UndefinedVariableError(undefName(isUndefined(a) ? a : b));
       throw new TemplateError(`cannot add ${repr(unguardDeep(a))} and ${repr(unguardDeep(b))}`);
     },
     __mul: (a: unknown, b: unknown) => {
-      const [x, y] = [unguard(a), unguard(b)];
-      if (typeof x === 'string' && typeof y === 'number') return x.repeat(Math.max(0, y));
-      if (Array.isArray(x) && typeof y === 'number') return Array.from({ length: Math.max(0, y) }, () => x).flat(1);
-      if ((typeof x === 'number' || typeof x === 'boolean') && (typeof y === 'number' || typeof y === 'boolean')) return Number(x) * Number(y);
+      const [x, y] = [unbox(unguard(a)), unbox(unguard(b))];
+      if (typeof x === 'string' && typeof y === 'number' && !isFloat(b)) return x.repeat(Math.max(0, y));
+      if (Array.isArray(x) && typeof y === 'number' && !isFloat(b)) return Array.from({ length: Math.max(0, y) }, () => x).flat(1);
+      if ((typeof x === 'number' || typeof x === 'boolean') && (typeof y === 'number' || typeof y === 'boolean')) return arith(a, b, Number(x) * Number(y));
       if (isUndefined(a) || isUndefined(b)) throw new UndefinedVariableError(undefName(isUndefined(a) ? a : b));
       throw new TemplateError(`cannot multiply ${repr(unguardDeep(a))} by ${repr(unguardDeep(b))}`);
     },
@@ -95,7 +97,7 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       if (isUndefined(a) || isUndefined(b)) throw new UndefinedVariableError(undefName(isUndefined(a) ? a : b));
       const [m, n] = [Number(x), Number(unguard(b))];
       if (n === 0) throw new TemplateError('modulo by zero');
-      return ((m % n) + n) % n;
+      return arith(a, b, ((m % n) + n) % n);
     },
     __method: (obj: unknown, key: unknown, ...args: unknown[]) => {
       const m = member(obj, key);
@@ -105,7 +107,32 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       }
       return (m as (...a: unknown[]) => unknown)(...args);
     },
+    __concat: (a: unknown, b: unknown) => {
+      for (const v of [a, b]) if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
+      return str(unguardDeep(a)) + str(unguardDeep(b));
+    },
     __div: (a: unknown, b: unknown) => divide(a, b, false),
+    __sub: (a: unknown, b: unknown) => arith(a, b, number(a, 'subtract') - number(b, 'subtract')),
+    __pow: (a: unknown, b: unknown) => {
+      const [x, y] = [number(a, 'raise'), number(b, 'raise to')];
+      if (x === 0 && y < 0) throw new TemplateError('0.0 cannot be raised to a negative power');
+      // int ** negative int is a float in Python.
+      return isFloat(a) || isFloat(b) || y < 0 ? pyFloat(x ** y) : x ** y;
+    },
+    __neg: (a: unknown) => arith(a, 0, -number(a, 'negate')),
+    __pos: (a: unknown) => arith(a, 0, number(a, 'take the sign of')),
+    /** a float literal: `1.0` stays a float */
+    __float: (n: number) => pyFloat(n),
+    /** a value compared or tested for truth: the number behind a float's box */
+    __num: (v: unknown) => (v instanceof PyFloat ? v.value : v),
+    /**
+     * An operand of `and`/`or`: nunjucks reads truth as JavaScript does, where a box would always be true and
+     * unboxing would print `1.0` as `1`, so a float there is refused rather than rendered differently.
+     */
+    __logic: (v: unknown) => {
+      if (v instanceof PyFloat) throw new TemplateError(`provision does not take a float (${v.toString()}) as an operand of "and" or "or"; compare it instead (x != 0)`);
+      return v;
+    },
     __floordiv: (a: unknown, b: unknown) => divide(a, b, true),
     __iter: (v: unknown) => {
       if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
@@ -169,15 +196,32 @@ function lookupCall(name: unknown, raw: unknown[], list: boolean): unknown {
   }
 }
 
-/** Python's `/` and `//`: on numbers only, and never by zero. */
-function divide(a: unknown, b: unknown, floor: boolean): number {
+/** Filters that tell a float from an int, and so see a whole float's box (the others get its number). */
+const FLOAT_FILTERS = new Set(['float', 'round', 'abs', 'string', 'sum', 'default', 'd', 'mandatory', 'to_json', 'to_nice_json', 'to_yaml', 'to_nice_yaml']);
+const FLOAT_TESTS = new Set(['number', 'float', 'integer', 'defined', 'undefined', 'none']);
+
+/** An arithmetic result: a float when either operand is one, as in Python. */
+function arith(a: unknown, b: unknown, n: number): number | PyFloat {
+  return isFloat(unguard(a)) || isFloat(unguard(b)) ? pyFloat(n) : n;
+}
+
+/** An operand of `-`, `**` or unary minus: a number (or a boolean, as Python reads it). */
+function number(v: unknown, what: string): number {
+  if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
+  const x = unbox(unguard(v));
+  if (typeof x === 'number' || typeof x === 'boolean') return Number(x);
+  throw new TemplateError(`cannot ${what} ${repr(unguardDeep(v))}`);
+}
+
+/** Python's `/` and `//`: on numbers only, and never by zero. `/` always gives a float. */
+function divide(a: unknown, b: unknown, floor: boolean): number | PyFloat {
   for (const v of [a, b]) if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
-  const [x, y] = [unguard(a), unguard(b)];
+  const [x, y] = [unbox(unguard(a)), unbox(unguard(b))];
   if (typeof x !== 'number' && typeof x !== 'boolean') throw new TemplateError(`cannot divide ${repr(unguardDeep(a))}`);
   if (typeof y !== 'number' && typeof y !== 'boolean') throw new TemplateError(`cannot divide by ${repr(unguardDeep(b))}`);
   if (Number(y) === 0) throw new TemplateError('division by zero');
   const q = Number(x) / Number(y);
-  return floor ? Math.floor(q) : q;
+  return floor ? arith(a, b, Math.floor(q)) : pyFloat(q);
 }
 
 // Ansible templates every string with trim_blocks: a block tag eats the newline after it.

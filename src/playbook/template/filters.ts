@@ -7,7 +7,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { pyyamlTags } from '../../util/pyyaml.js';
 import { sha512Crypt } from '../sha-crypt.js';
-import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './python.js';
+import { floatRepr, isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pySplit, repr, splitKwargs, str, truthy, unbox } from './python.js';
 
 type Fn = (...args: never[]) => unknown;
 
@@ -69,10 +69,15 @@ function toInt(v: unknown, dflt = 0, base = 10): number {
 }
 
 function toFloat(v: unknown, dflt = 0): number {
+  if (v instanceof PyFloat) return v.value;
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
-  const n = Number(String(v).trim());
-  return String(v).trim() === '' || Number.isNaN(n) ? dflt : n;
+  const t = String(v).trim();
+  // Python's float() reads inf, infinity and nan in any case, signed; JavaScript's Number() only "Infinity".
+  const special = /^([-+]?)(inf|infinity|nan)$/i.exec(t);
+  if (special) return special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity;
+  const n = Number(t);
+  return t === '' || Number.isNaN(n) || /^[-+]?Infinity$/.test(t) ? dflt : n;
 }
 
 /** Ansible's `bool`: yes, on, 1, true, y, t (any case) are true. */
@@ -120,7 +125,13 @@ function reFlags(kw: Record<string, unknown>): string {
 export function pyJson(v: unknown, indent?: number, sortKeys = false, level = 0): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'string') return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'boolean') return String(v);
+  // json.dumps writes floats as repr() does, and inf and nan as JavaScript spells them.
+  if (typeof v === 'number' || v instanceof PyFloat) {
+    const n = Number(unbox(v));
+    if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity';
+    return isFloat(v) ? floatRepr(n) : String(n);
+  }
   const nl = indent === undefined ? '' : `\n${' '.repeat(indent * (level + 1))}`;
   const end = indent === undefined ? '' : `\n${' '.repeat(indent * level)}`;
   const sep = indent === undefined ? ', ' : ',';
@@ -139,7 +150,12 @@ const YAML_RESERVED = /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|Fal
 function yamlScalar(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(v);
+  if (typeof v === 'number' || v instanceof PyFloat) {
+    const n = Number(unbox(v));
+    if (!Number.isFinite(n)) return Number.isNaN(n) ? '.nan' : n > 0 ? '.inf' : '-.inf';
+    // PyYAML writes an exponent float with a point in its mantissa (1.0e+16).
+    return isFloat(v) ? floatRepr(n).replace(/^(-?\d+)e/, '$1.0e') : String(n);
+  }
   const s = String(v);
   if (s !== '' && YAML_PLAIN.test(s) && !YAML_RESERVED.test(s) && !s.endsWith(' ') && !/[:#] |: |\s#/.test(s)) return s;
   if (/[\n\u0000-\u0008]/.test(s)) return JSON.stringify(s);
@@ -277,15 +293,16 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
       const { args, kwargs } = splitKwargs(raw);
       return toInt(v, Number(args[0] ?? kwargs.default ?? 0), Number(args[1] ?? kwargs.base ?? 10));
     },
-    float: (v: unknown, d: unknown = 0) => toFloat(v, Number(d)),
+    float: (v: unknown, d: unknown = 0) => pyFloat(toFloat(v, Number(d))),
     string: (v: unknown) => str(plain(v)),
     list: (v: unknown) => [...list(v)],
-    abs: (v: unknown) => Math.abs(Number(v)),
+    abs: (v: unknown) => (isFloat(v) ? pyFloat(Math.abs(Number(v))) : Math.abs(Number(v))),
+    // Python's round() keeps an int an int; Jinja2's floor and ceil divide, so they give a float.
     round: (v: unknown, precision: unknown = 0, method: unknown = 'common') => {
       const p = 10 ** Number(precision);
       const n = Number(v) * p;
       const r = method === 'floor' ? Math.floor(n) : method === 'ceil' ? Math.ceil(n) : Math.sign(n) * Math.round(Math.abs(n));
-      return r / p;
+      return method === 'floor' || method === 'ceil' || isFloat(v) ? pyFloat(r / p) : r / p;
     },
     upper: (v: unknown) => str(v).toUpperCase(),
     lower: (v: unknown) => str(v).toLowerCase(),
@@ -333,7 +350,10 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     sum: (v: unknown, ...raw: unknown[]) => {
       const { args, kwargs } = splitKwargs(raw);
       const attribute = args[0] ?? kwargs.attribute;
-      return list(v).reduce<number>((a, x) => a + Number(attribute === undefined ? x : attrPath(x, attribute)), Number(args[1] ?? kwargs.start ?? 0));
+      const start = args[1] ?? kwargs.start ?? 0;
+      const items = list(v).map((x) => (attribute === undefined ? x : attrPath(x, attribute)));
+      const total = items.reduce<number>((a, x) => a + Number(x), Number(start));
+      return isFloat(start) || items.some(isFloat) ? pyFloat(total) : total;
     },
     unique: (v: unknown) => unique(list(v)),
     union: (a: unknown, b: unknown) => unique([...list(a), ...list(b)]),
@@ -607,9 +627,9 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     false: (v: unknown) => v === false,
     boolean: (v: unknown) => typeof v === 'boolean',
     string: (v: unknown) => typeof v === 'string',
-    number: (v: unknown) => typeof v === 'number',
-    integer: (v: unknown) => typeof v === 'number' && Number.isInteger(v),
-    float: (v: unknown) => typeof v === 'number' && !Number.isInteger(v),
+    number: (v: unknown) => typeof v === 'number' || v instanceof PyFloat,
+    integer: (v: unknown) => typeof v === 'number' && !isFloat(v),
+    float: (v: unknown) => isFloat(v),
     mapping: (v: unknown) => isMapping(v),
     iterable: (v: unknown) => typeof v === 'string' || Array.isArray(v) || isMapping(v),
     sequence: (v: unknown) => typeof v === 'string' || Array.isArray(v) || isMapping(v),

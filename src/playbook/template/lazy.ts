@@ -3,6 +3,7 @@
  * variables of the same task, as Ansible does.
  */
 import { TemplateError } from './errors.js';
+import { unboxDeep } from './python.js';
 import { isTemplated } from './source.js';
 
 /**
@@ -82,5 +83,5 @@ export function mergeVars(layers: { vars: Record<string, unknown>; lazy: boolean
 /** A variable's value for code (not templates): lazy values rendered. */
 export function varValue(vars: Record<string, unknown>, name: string): unknown {
   const v = vars[name];
-  return v instanceof LazyValue ? v.resolve() : v;
+  return v instanceof LazyValue ? unboxDeep(v.resolve()) : v;
 }

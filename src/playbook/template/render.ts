@@ -14,7 +14,7 @@ import { literalValue, truthy } from './python.js';
 import { templateRefs } from './refs.js';
 import { isTemplated, jinjaSource, singleExpression } from './source.js';
 import { type AstNode, jinjaTree, parser } from './tree.js';
-import { guard, isUndefined, type Undef, UNDEF, undef, unguardDeep } from './undefined.js';
+import { guard, isUndefined, plainValue, type Undef, UNDEF, undef, unguardDeep } from './undefined.js';
 
 interface Compiled {
   template: nunjucks.Template;
@@ -36,7 +36,8 @@ function compile(source: string, environment = env): Compiled {
     const refs = templateRefs(source);
     try {
       const opts = (environment as unknown as { opts: Record<string, unknown> }).opts;
-      const tree = jinjaTree(parser.parse(jinjaSource(source.replace(/\n$/, ''), environment === env), [], opts));
+      const text = jinjaSource(source.replace(/\n$/, ''), environment === env);
+      const tree = jinjaTree(parser.parse(text, [], opts), text);
       const c = new Compiler('template', false);
       c.compile(tree);
       // A precompiled template: nunjucks' documented way to hand it code rather than text.
@@ -109,6 +110,14 @@ function renderRaw(source: string, vars: Record<string, unknown>, environment = 
 
 /** Evaluate one expression and return its value (not a string). */
 export function evaluate(expression: string, vars: Record<string, unknown>): unknown {
+  return plainValue(evaluateKeepingFloats(expression, vars));
+}
+
+/**
+ * The same, with whole floats still boxed: a lazy variable's value is read by other templates, where `3 / 1`
+ * must go on printing `3.0`.
+ */
+function evaluateKeepingFloats(expression: string, vars: Record<string, unknown>): unknown {
   let value: unknown;
   let captured = false;
   const capture = (v: unknown) => {
@@ -124,9 +133,13 @@ export function evaluate(expression: string, vars: Record<string, unknown>): unk
 
 /** Render a string: one `{{ expr }}` gives the native value, anything else gives a string. */
 export function renderString(source: string, vars: Record<string, unknown>): unknown {
+  return renderStringAs(source, vars, false);
+}
+
+function renderStringAs(source: string, vars: Record<string, unknown>, keepFloats: boolean): unknown {
   if (!isTemplated(source)) return source;
   const single = singleExpression(source);
-  if (single !== null) return evaluate(single, vars);
+  if (single !== null) return keepFloats ? evaluateKeepingFloats(single, vars) : evaluate(single, vars);
   return literalValue(renderRaw(source, vars));
 }
 
@@ -137,11 +150,15 @@ export function renderText(source: string, vars: Record<string, unknown>): strin
 
 /** Render every string inside a value (objects and arrays are copied, keys are not templated). */
 export function renderDeep(value: unknown, vars: Record<string, unknown>): unknown {
-  if (typeof value === 'string') return renderString(value, vars);
+  return renderDeepAs(value, vars, false);
+}
+
+function renderDeepAs(value: unknown, vars: Record<string, unknown>, keepFloats: boolean): unknown {
+  if (typeof value === 'string') return renderStringAs(value, vars, keepFloats);
   // A value that renders to `omit` is left out, as Ansible leaves out the argument.
-  if (Array.isArray(value)) return value.map((v) => renderDeep(v, vars)).filter((v) => v !== OMIT);
+  if (Array.isArray(value)) return value.map((v) => renderDeepAs(v, vars, keepFloats)).filter((v) => v !== OMIT);
   if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderDeep(v, vars)] as const).filter(([, v]) => v !== OMIT));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderDeepAs(v, vars, keepFloats)] as const).filter(([, v]) => v !== OMIT));
   }
   return value;
 }
@@ -184,4 +201,4 @@ export function checkConditionSyntax(cond: string): string | null {
   return checkSyntax(`{{ ${single ?? cond} }}`);
 }
 
-setLazyRenderer(renderDeep);
+setLazyRenderer((raw, vars) => renderDeepAs(raw, vars, true));

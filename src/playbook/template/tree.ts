@@ -37,7 +37,11 @@ let loopFilters = 0;
  * Python's str() (`True`, `None`, `['a']`), and `{% for x in xs if cond %}` filters the items before the loop,
  * so `loop.index` counts the kept ones.
  */
-export function jinjaTree(node: AstNode): AstNode {
+export function jinjaTree(node: AstNode, source: string): AstNode {
+  const lines = source.split('\n');
+  /** a number literal written with a point (`1.0`): a float, even when whole */
+  const floatLiteral = (x: AstNode) => typeof x.value === 'number' && /^[-+]?\d+\./.test(lines[x.lineno]?.slice(x.colno, x.colno + 400) ?? '');
+  const num = (n: unknown) => call(n as AstNode, '__num', [n as AstNode]);
   const fix = (n: unknown): unknown => {
     if (Array.isArray(n)) return n.map(fix);
     if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
@@ -84,6 +88,24 @@ export function jinjaTree(node: AstNode): AstNode {
       for (const c of x.children!) (arr as unknown as { addChild(n: AstNode): void }).addChild(c);
       return arr;
     }
+    if (x.typename === 'Literal' && floatLiteral(x)) return call(x, '__float', [x]);
+    if (x.typename === 'Sub' || x.typename === 'Pow') return call(x, `__${x.typename.toLowerCase()}`, [x.left as AstNode, x.right as AstNode]);
+    if (x.typename === 'Neg' || x.typename === 'Pos') return call(x, `__${x.typename.toLowerCase()}`, [x.target as AstNode]);
+    // Comparisons and truth read a float's number, not its box.
+    if (x.typename === 'Compare') {
+      x.expr = num(x.expr);
+      for (const op of (x.ops as AstNode[]) ?? []) op.expr = num(op.expr);
+      return x;
+    }
+    if (x.typename === 'If' || x.typename === 'InlineIf') x.cond = num(x.cond);
+    if (x.typename === 'Not') x.target = num(x.target);
+    if (x.typename === 'And' || x.typename === 'Or') {
+      x.left = call(x.left as AstNode, '__logic', [x.left as AstNode]);
+      x.right = call(x.right as AstNode, '__logic', [x.right as AstNode]);
+      return x;
+    }
+    // `a ~ b` joins the two as Python's str() writes them (`2.0`, `True`), not as JavaScript's + would.
+    if (x.typename === 'Concat') return call(x, '__concat', [x.left as AstNode, x.right as AstNode]);
     if (x.typename === 'Div' || x.typename === 'FloorDiv') {
       return call(x, x.typename === 'Div' ? '__div' : '__floordiv', [x.left as AstNode, x.right as AstNode]);
     }

@@ -5,7 +5,7 @@
  */
 import { UndefinedVariableError } from './errors.js';
 import { LazyValue } from './lazy.js';
-import { repr } from './python.js';
+import { PyFloat, repr } from './python.js';
 
 /** Tests that never fail on a missing value, so `x is defined` guards `x`. */
 export const GUARD_TESTS = new Set(['defined', 'undefined', 'none', 'true', 'false', 'boolean']);
@@ -96,8 +96,19 @@ export function undefName(v: unknown): string {
 export function unguardDeep(v: unknown): unknown {
   const u = unguard(v);
   if (Array.isArray(u)) return u.map(unguardDeep);
-  if (u && typeof u === 'object' && !Buffer.isBuffer(u)) {
+  if (u && typeof u === 'object' && !Buffer.isBuffer(u) && !(u instanceof PyFloat)) {
     return Object.fromEntries(Object.entries(u).map(([k, x]) => [k, unguardDeep(x)]));
+  }
+  return u;
+}
+
+/** The plain value behind guards, with whole floats as numbers: what a template hands back to code. */
+export function plainValue(v: unknown): unknown {
+  const u = unguard(v);
+  if (u instanceof PyFloat) return u.value;
+  if (Array.isArray(u)) return u.map(plainValue);
+  if (u && typeof u === 'object' && !Buffer.isBuffer(u)) {
+    return Object.fromEntries(Object.entries(u).map(([k, x]) => [k, plainValue(x)]));
   }
   return u;
 }
