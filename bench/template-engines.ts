@@ -8,7 +8,7 @@
  * tests. minijinja-js is not a dependency: install it for the measurement with `npm install --no-save minijinja-js`.
  */
 import { evaluateCondition, renderDeep, renderText } from '../src/playbook/template.js';
-import { makeTables } from '../src/playbook/template-filters.js';
+import { makeTables } from '../src/playbook/template/filters.js';
 import { OMITTED, sameArgument, setLookupEnv, suite, varsFor } from '../test/support/template-suite.js';
 
 setLookupEnv();

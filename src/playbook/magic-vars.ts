@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Facts } from '../facts/types.js';
+import type { Inventory } from '../inventory/types.js';
 
 /** The Ansible release whose templating provision follows (the conformance suite was recorded with it). */
 export const ANSIBLE_VERSION = Object.freeze({ full: '2.14.18', major: 2, minor: 14, revision: 18, string: '2.14.18' });
@@ -78,6 +79,8 @@ export interface PlayContext {
   hostvars: Record<string, unknown>;
   /** the role's directory, set by the runner while it runs a role's tasks */
   rolePath?: string;
+  /** `groups` in Ansible's order (see ansibleGroups); the inventory's own `groups` stays when absent */
+  groups?: Record<string, string[]>;
 }
 
 /** The magic variables of one play, the same for every host of it. */
@@ -95,6 +98,42 @@ export function playVars(p: PlayContext): Record<string, unknown> {
     omit: OMIT,
   };
   if (p.rolePath !== undefined) out.role_path = p.rolePath;
+  if (p.groups !== undefined) out.groups = p.groups;
+  return out;
+}
+
+/**
+ * `groups` as Ansible builds it: for each group (in the order groups were created), the hosts met on a walk from
+ * the group down its children, level by level: the group's own hosts, then those of its children in the order
+ * they were added, then those of their children, and so on, each host once. So `groups['all']` lists the hosts
+ * of top-level groups in group order, not the order hosts first appear in the file.
+ *
+ * Below the first level Ansible walks a Python set of groups, whose order is not fixed from run to run; there
+ * this walk takes parents in level order and each parent's children in the order they were added.
+ */
+export function ansibleGroups(inv: Inventory): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const name of inv.groups.keys()) {
+    const ordered: string[] = [name];
+    const seen = new Set<string>([name]);
+    let level = [name];
+    while (level.length) {
+      const next: string[] = [];
+      for (const g of level) {
+        for (const child of inv.groups.get(g)?.children ?? []) {
+          if (seen.has(child)) continue;
+          seen.add(child);
+          next.push(child);
+          ordered.push(child);
+        }
+      }
+      level = next;
+    }
+    const hosts = new Set<string>();
+    for (const g of ordered) for (const h of inv.groups.get(g)?.hosts ?? []) hosts.add(h);
+    // Read-only, as the inventory's own `groups`: a template cannot change another host's view of it.
+    Object.defineProperty(out, name, { value: [...hosts], enumerable: true });
+  }
   return out;
 }
 

@@ -86,6 +86,8 @@ export interface PlayOptions {
   interrupted: () => boolean;
   /** `hostvars` of the run (see makeHostvars) */
   hostvars?: Record<string, unknown>;
+  /** `groups` in Ansible's order (see ansibleGroups) */
+  groups?: Record<string, string[]>;
   /** true for `provision check` (`ansible_check_mode`) */
   check?: boolean;
   playbookDir?: string;
@@ -125,6 +127,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       check: opts.check ?? false,
       playbookDir: opts.playbookDir ?? '',
       hostvars: opts.hostvars ?? {},
+      groups: opts.groups,
     });
     for (const h of batch) h.magic = magic;
 

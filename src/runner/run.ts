@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Connection } from '../connection/connection.js';
 import { InputError, InputErrors } from '../errors.js';
 import { hostVars } from '../inventory/vars.js';
-import { makeHostvars } from '../playbook/magic-vars.js';
+import { ansibleGroups, makeHostvars } from '../playbook/magic-vars.js';
 import { useNamesStore } from '../modules/postfix-names.js';
 import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
@@ -136,6 +136,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     (h) => inventoryVarsOf.get(h) ?? inventoryVarsOf.set(h, runs.get(h)?.inventoryVars ?? hostVars(inventory, h)).get(h)!,
     (h) => runs.get(h)?.facts ?? null,
   );
+  const groups = ansibleGroups(inventory);
   try {
     for (let i = 0; i < playbook.plays.length; i++) {
       const play = playbook.plays[i]!;
@@ -145,7 +146,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
       const names = orderHosts(perPlay[i]!, play.order);
       const hosts = names.map((n) => runs.get(n)!).filter((h) => !h.failedOrUnreachable);
       hosts.forEach((h) => h.nextPlay());
-      const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted, hostvars, check: opts.check, playbookDir: playbook.dir });
+      const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted, hostvars, groups, check: opts.check, playbookDir: playbook.dir });
       batches.push(...res.batches);
       notRun.push(...res.notRun);
       if (res.endRun) stopped = res.stopped;

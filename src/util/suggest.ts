@@ -1,20 +1,18 @@
 /** "Did you mean …?" for unknown names: the closest candidate by edit distance, if it is close enough. */
+import { distance as levenshtein } from 'fastest-levenshtein';
 
-/** Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive. */
+/**
+ * Edit distance, case-insensitive: Levenshtein's, except that two neighbouring letters swapped where the names
+ * first differ count as one edit ("tempalte" is one typo away from "template").
+ */
 export function editDistance(a: string, b: string): number {
   const s = a.toLowerCase();
   const t = b.toLowerCase();
-  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) => [i, ...Array<number>(t.length).fill(0)]);
-  for (let j = 1; j <= t.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= s.length; i++) {
-    for (let j = 1; j <= t.length; j++) {
-      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[s.length]![t.length]!;
+  const d = levenshtein(s, t);
+  let i = 0;
+  while (i < s.length && i < t.length && s[i] === t[i]) i++;
+  if (d > 1 && s[i] !== undefined && s[i] === t[i + 1] && s[i + 1] === t[i]) return Math.min(d, 1 + levenshtein(s.slice(i + 2), t.slice(i + 2)));
+  return d;
 }
 
 /** Length of the longest common subsequence, case-insensitive. */

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseInventoryText } from '../../src/inventory/load.js';
 import { hostVars, inventoryOrder } from '../../src/inventory/vars.js';
-import { makeHostvars, playVars } from '../../src/playbook/magic-vars.js';
+import { ansibleGroups, makeHostvars, playVars } from '../../src/playbook/magic-vars.js';
+import { mergeVars } from '../../src/playbook/template.js';
 
 /** One case of the suite. */
 export interface TemplateCase {
@@ -46,10 +47,11 @@ export function setLookupEnv(): void {
  * inventory variables, the play's magic variables and the shared play vars.
  */
 export function varsFor(c: TemplateCase): Record<string, unknown> {
-  if (!c.magic) return { playbook_dir: playbookDir, ...suite.shared, ...(c.vars ?? {}) };
+  // A case's own variables are play vars: templates in them render when read, as Ansible's do.
+  if (!c.magic) return mergeVars([{ vars: { playbook_dir: playbookDir, ...suite.shared }, lazy: false }, { vars: c.vars ?? {}, lazy: true }]);
   const inv = parseInventoryText(suite.inventory, 'inventory');
   const hostvars = makeHostvars(inventoryOrder(inv, inv.hosts.keys()), (h) => hostVars(inv, h), () => null);
-  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars });
+  const play = playVars({ playHosts: ['mx1.example.org'], allHosts: ['mx1.example.org'], batch: ['mx1.example.org'], check: false, playbookDir, hostvars, groups: ansibleGroups(inv) });
   return { ...hostVars(inv, 'mx1.example.org'), ...play, ...suite.shared, ...(c.vars ?? {}) };
 }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../../src/facts/types.js';
 import { defaultIpv4 } from '../../../src/facts/gather.js';
-import { ansibleFactVars, makeHostvars } from '../../../src/playbook/magic-vars.js';
+import { parseInventoryText } from '../../../src/inventory/load.js';
+import { ansibleFactVars, ansibleGroups, makeHostvars, playVars } from '../../../src/playbook/magic-vars.js';
 
 const base: Facts = {
   hostname: 'mx1', fqdn: 'mx1.example.org', os_family: 'Debian', distribution: 'debian', distribution_version: '12', init: 'systemd', user: 'root', uid: 0,
@@ -56,5 +57,23 @@ describe('ansible_default_ipv4 from the facts exec', () => {
   it('is null without a default route, so a template reading it fails naming it', () => {
     expect(defaultIpv4('', '')).toBeNull();
     expect(ansibleFactVars({ ...base, default_ipv4: null })).not.toHaveProperty('ansible_default_ipv4');
+  });
+});
+
+describe("groups in Ansible's order", () => {
+  it('walks each group down its children level by level, as Ansible lists groups[...]', () => {
+    const inv = parseInventoryText('[mail]\nmx1\nmx2\n[web]\nwww\n[edge:children]\nmail\n[edge]\nedge1\n', 'inventory');
+    const groups = ansibleGroups(inv);
+    // all → ungrouped, web, edge (top-level groups in the order they were made) → mail (under edge)
+    expect(groups.all).toEqual(['www', 'edge1', 'mx1', 'mx2']);
+    expect(groups.edge).toEqual(['edge1', 'mx1', 'mx2']);
+    expect(groups.mail).toEqual(['mx1', 'mx2']);
+    expect(groups.ungrouped).toEqual([]);
+  });
+
+  it('is what playVars hands templates when the runner gives it', () => {
+    const inv = parseInventoryText('[b]\nh2\n[a]\nh1\nh2\n', 'inventory');
+    const play = playVars({ playHosts: [], allHosts: [], batch: [], check: false, playbookDir: '/', hostvars: {}, groups: ansibleGroups(inv) });
+    expect(play.groups).toEqual({ all: ['h2', 'h1'], ungrouped: [], b: ['h2'], a: ['h1', 'h2'] });
   });
 });

@@ -5,10 +5,12 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { pyyamlTags } from '../util/pyyaml.js';
-import { compareVersions } from '../util/version.js';
-import { sha512Crypt } from './sha-crypt.js';
-import { isMapping, percentFormat, pyEquals, PyError, pySplit, repr, splitKwargs, str, truthy } from './template-python.js';
+import { pyyamlTags } from '../../util/pyyaml.js';
+import { compareVersions } from '../../util/version.js';
+import { sha512Crypt } from '../sha-crypt.js';
+import { pyJson, pyYaml } from './dump.js';
+import { expandReplacement, pyRegex, reFlags } from './regex.js';
+import { isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pySplit, repr, splitKwargs, str, truthy } from './python.js';
 
 type Fn = (...args: never[]) => unknown;
 
@@ -70,10 +72,15 @@ function toInt(v: unknown, dflt = 0, base = 10): number {
 }
 
 function toFloat(v: unknown, dflt = 0): number {
+  if (v instanceof PyFloat) return v.value;
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
-  const n = Number(String(v).trim());
-  return String(v).trim() === '' || Number.isNaN(n) ? dflt : n;
+  const t = String(v).trim();
+  // Python's float() reads inf, infinity and nan in any case, signed; JavaScript's Number() only "Infinity".
+  const special = /^([-+]?)(inf|infinity|nan)$/i.exec(t);
+  if (special) return special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity;
+  const n = Number(t);
+  return t === '' || Number.isNaN(n) || /^[-+]?Infinity$/.test(t) ? dflt : n;
 }
 
 /** Ansible's `bool`: yes, on, 1, true, y, t (any case) are true. */
@@ -83,105 +90,6 @@ export function toBool(v: unknown): boolean {
   return v === true;
 }
 
-/** Python `re` patterns as JavaScript ones: named groups `(?P<n>…)`, `(?P=n)`, inline flags at the start. */
-export function pyRegex(pattern: unknown, flags = ''): RegExp {
-  let p = String(pattern);
-  let f = flags;
-  p = p.replace(/^\(\?([aiLmsux]+)\)/, (_m, fl: string) => {
-    for (const c of fl) if ('ims'.includes(c) && !f.includes(c)) f += c;
-    return '';
-  });
-  p = p.replace(/\(\?P<(\w+)>/g, '(?<$1>').replace(/\(\?P=(\w+)\)/g, '\\k<$1>').replace(/\\A/g, '^').replace(/\\Z/g, '$');
-  try {
-    return new RegExp(p, f.includes('u') ? f : `${f}u`);
-  } catch {
-    try {
-      return new RegExp(p, f);
-    } catch {
-      throw new PyError(`invalid regular expression ${repr(String(pattern))}`);
-    }
-  }
-}
-
-/** Python's expansion of a replacement string: `\1`, `\g<1>`, `\g<name>`, and escapes; `$` is literal. */
-function expandReplacement(rep: string, m: RegExpExecArray): string {
-  return rep.replace(/\\(?:(\d{1,2})|g<(\w+)>|([\\ntr])|(.))/g, (all, n: string | undefined, g: string | undefined, esc: string | undefined, other: string | undefined) => {
-    if (n !== undefined) return m[Number(n)] ?? '';
-    if (g !== undefined) return (/^\d+$/.test(g) ? m[Number(g)] : m.groups?.[g]) ?? '';
-    if (esc !== undefined) return esc === 'n' ? '\n' : esc === 't' ? '\t' : esc === 'r' ? '\r' : '\\';
-    return `\\${other}`;
-  });
-}
-
-function reFlags(kw: Record<string, unknown>): string {
-  return `${truthy(kw.ignorecase) ? 'i' : ''}${truthy(kw.multiline) ? 'm' : ''}`;
-}
-
-/** JSON as Python's json.dumps writes it: `, ` and `: ` separators, non-ASCII escaped. */
-export function pyJson(v: unknown, indent?: number, sortKeys = false, level = 0): string {
-  if (v === null || v === undefined) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  const nl = indent === undefined ? '' : `\n${' '.repeat(indent * (level + 1))}`;
-  const end = indent === undefined ? '' : `\n${' '.repeat(indent * level)}`;
-  const sep = indent === undefined ? ', ' : ',';
-  if (Array.isArray(v)) return v.length ? `[${nl}${v.map((x) => pyJson(x, indent, sortKeys, level + 1)).join(sep + nl)}${end}]` : '[]';
-  if (isMapping(v)) {
-    const keys = Object.keys(v);
-    if (sortKeys) keys.sort();
-    return keys.length ? `{${nl}${keys.map((k) => `${pyJson(k)}: ${pyJson(v[k], indent, sortKeys, level + 1)}`).join(sep + nl)}${end}}` : '{}';
-  }
-  return JSON.stringify(String(v));
-}
-
-const YAML_PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_ ./@-]*$/;
-const YAML_RESERVED = /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|[-+]?(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][-+]?\d+)?|\.inf|\.nan)$/;
-
-function yamlScalar(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(v);
-  const s = String(v);
-  if (s !== '' && YAML_PLAIN.test(s) && !YAML_RESERVED.test(s) && !s.endsWith(' ') && !/[:#] |: |\s#/.test(s)) return s;
-  if (/[\n\u0000-\u0008]/.test(s)) return JSON.stringify(s);
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
-/** YAML as PyYAML's safe_dump writes it for Ansible: keys sorted; `flow` puts leaf collections inline. */
-export function pyYaml(v: unknown, indent: number, flow: boolean): string {
-  const isLeaf = (x: unknown) => (Array.isArray(x) ? x : isMapping(x) ? Object.values(x) : []).every((y) => !Array.isArray(y) && !isMapping(y));
-  const inline = (x: unknown): string => {
-    if (Array.isArray(x)) return `[${x.map(inline).join(', ')}]`;
-    if (isMapping(x)) return `{${Object.keys(x).sort().map((k) => `${yamlScalar(k)}: ${inline(x[k])}`).join(', ')}}`;
-    return yamlScalar(x);
-  };
-  const lines: string[] = [];
-  const emit = (x: unknown, pad: string): void => {
-    if (Array.isArray(x)) {
-      for (const item of x) {
-        if ((Array.isArray(item) || isMapping(item)) && !(flow && isLeaf(item)) && list(item).length) {
-          const sub: string[] = [];
-          const saved = lines.length;
-          emit(item, pad + ' '.repeat(indent));
-          sub.push(...lines.splice(saved));
-          sub[0] = `${pad}-${' '.repeat(indent - 1)}${sub[0]!.slice(pad.length + indent)}`;
-          lines.push(...sub);
-        } else lines.push(`${pad}- ${inline(item)}`);
-      }
-    } else if (isMapping(x)) {
-      for (const k of Object.keys(x).sort()) {
-        const item = x[k];
-        if ((Array.isArray(item) || isMapping(item)) && !(flow && isLeaf(item)) && list(item).length) {
-          lines.push(`${pad}${yamlScalar(k)}:`);
-          emit(item, Array.isArray(item) ? pad : pad + ' '.repeat(indent));
-        } else lines.push(`${pad}${yamlScalar(k)}: ${inline(item)}`);
-      }
-    } else lines.push(`${pad}${yamlScalar(x)}${typeof x === 'string' || x === null ? '\n...' : ''}`);
-  };
-  if ((Array.isArray(v) || isMapping(v)) && (flow && isLeaf(v) || !list(v).length)) return `${inline(v)}\n`;
-  emit(v, '');
-  return `${lines.join('\n')}\n`;
-}
 
 function combine(dicts: unknown[], recursive: boolean): Record<string, unknown> {
   const merge = (a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> => {
@@ -264,15 +172,16 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
       const { args, kwargs } = splitKwargs(raw);
       return toInt(v, Number(args[0] ?? kwargs.default ?? 0), Number(args[1] ?? kwargs.base ?? 10));
     },
-    float: (v: unknown, d: unknown = 0) => toFloat(v, Number(d)),
+    float: (v: unknown, d: unknown = 0) => pyFloat(toFloat(v, Number(d))),
     string: (v: unknown) => str(plain(v)),
     list: (v: unknown) => [...list(v)],
-    abs: (v: unknown) => Math.abs(Number(v)),
+    abs: (v: unknown) => (isFloat(v) ? pyFloat(Math.abs(Number(v))) : Math.abs(Number(v))),
+    // Python's round() keeps an int an int; Jinja2's floor and ceil divide, so they give a float.
     round: (v: unknown, precision: unknown = 0, method: unknown = 'common') => {
       const p = 10 ** Number(precision);
       const n = Number(v) * p;
       const r = method === 'floor' ? Math.floor(n) : method === 'ceil' ? Math.ceil(n) : Math.sign(n) * Math.round(Math.abs(n));
-      return r / p;
+      return method === 'floor' || method === 'ceil' || isFloat(v) ? pyFloat(r / p) : r / p;
     },
     upper: (v: unknown) => str(v).toUpperCase(),
     lower: (v: unknown) => str(v).toLowerCase(),
@@ -320,7 +229,10 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     sum: (v: unknown, ...raw: unknown[]) => {
       const { args, kwargs } = splitKwargs(raw);
       const attribute = args[0] ?? kwargs.attribute;
-      return list(v).reduce<number>((a, x) => a + Number(attribute === undefined ? x : attrPath(x, attribute)), Number(args[1] ?? kwargs.start ?? 0));
+      const start = args[1] ?? kwargs.start ?? 0;
+      const items = list(v).map((x) => (attribute === undefined ? x : attrPath(x, attribute)));
+      const total = items.reduce<number>((a, x) => a + Number(x), Number(start));
+      return isFloat(start) || items.some(isFloat) ? pyFloat(total) : total;
     },
     unique: (v: unknown) => unique(list(v)),
     union: (a: unknown, b: unknown) => unique([...list(a), ...list(b)]),
@@ -594,9 +506,9 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     false: (v: unknown) => v === false,
     boolean: (v: unknown) => typeof v === 'boolean',
     string: (v: unknown) => typeof v === 'string',
-    number: (v: unknown) => typeof v === 'number',
-    integer: (v: unknown) => typeof v === 'number' && Number.isInteger(v),
-    float: (v: unknown) => typeof v === 'number' && !Number.isInteger(v),
+    number: (v: unknown) => typeof v === 'number' || v instanceof PyFloat,
+    integer: (v: unknown) => typeof v === 'number' && !isFloat(v),
+    float: (v: unknown) => isFloat(v),
     mapping: (v: unknown) => isMapping(v),
     iterable: (v: unknown) => typeof v === 'string' || Array.isArray(v) || isMapping(v),
     sequence: (v: unknown) => typeof v === 'string' || Array.isArray(v) || isMapping(v),

@@ -10,11 +10,75 @@ export class PyError extends Error {
 }
 
 export function isMapping(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof PyFloat);
+}
+
+/**
+ * A Python float whose value is whole (`1.0`, `3 / 1`, `'2' | float`). JavaScript has one number type, so a whole
+ * float would print as an int ("1"); boxed, it prints as Python prints it ("1.0"). A float that is not whole needs
+ * no box: a JavaScript number with a fraction is a float to Python too. Arithmetic on a box gives its number
+ * (valueOf), so `<` and `>` work as they do on numbers.
+ */
+export class PyFloat {
+  constructor(readonly value: number) {}
+
+  valueOf(): number {
+    return this.value;
+  }
+
+  toString(): string {
+    return floatRepr(this.value);
+  }
+}
+
+/** A float result: boxed when whole (or -0.0), so it keeps printing as a float. */
+export function pyFloat(n: number): number | PyFloat {
+  return Number.isInteger(n) ? new PyFloat(n) : n;
+}
+
+/** Whether Python would hold this value as a float. */
+export function isFloat(v: unknown): boolean {
+  return v instanceof PyFloat || (typeof v === 'number' && !Number.isInteger(v));
+}
+
+/** The number behind a boxed float; any other value as it is. */
+export function unbox(v: unknown): unknown {
+  return v instanceof PyFloat ? v.value : v;
+}
+
+/** A value with every boxed float inside it back to a number (for code, not templates). */
+export function unboxDeep(v: unknown): unknown {
+  if (v instanceof PyFloat) return v.value;
+  if (Array.isArray(v)) return v.map(unboxDeep);
+  if (isMapping(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unboxDeep(x)]));
+  return v;
+}
+
+/**
+ * Python's repr() of a float: the shortest digits that read back the same (as JavaScript's), written fixed when
+ * the decimal exponent is from -4 to 15 and in exponent form (`1e+16`, `1.5e-05`) otherwise; `inf`, `nan`, `-0.0`.
+ */
+export function floatRepr(n: number): string {
+  if (Number.isNaN(n)) return 'nan';
+  if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
+  if (n === 0) return Object.is(n, -0) ? '-0.0' : '0.0';
+  const [mant, e] = n.toExponential().split('e') as [string, string];
+  const exp = Number(e);
+  const sign = mant.startsWith('-') ? '-' : '';
+  const digits = mant.replace(/^-/, '').replace('.', '');
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+  const int = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+  const frac = digits.slice(exp + 1);
+  return `${sign}${int}.${frac || '0'}`;
 }
 
 /** Python's truth value. */
 export function truthy(v: unknown): boolean {
+  if (v instanceof PyFloat) return v.value !== 0;
   if (Array.isArray(v)) return v.length > 0;
   if (isMapping(v)) return Object.keys(v).length > 0;
   return Boolean(v);
@@ -39,11 +103,8 @@ export function str(v: unknown): string {
   if (v === null || v === undefined) return 'None';
   if (v === true) return 'True';
   if (v === false) return 'False';
-  if (typeof v === 'number') {
-    if (Number.isNaN(v)) return 'nan';
-    if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
-    return String(v);
-  }
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : floatRepr(v);
+  if (v instanceof PyFloat) return floatRepr(v.value);
   if (typeof v === 'string') return v;
   if (Array.isArray(v) || isMapping(v)) return repr(v);
   return String(v);
@@ -274,6 +335,7 @@ export function pyMethod(self: unknown, name: string): ((...args: unknown[]) => 
 
 /** Python's == for template values (1 == 1.0, lists and dicts by value). */
 export function pyEquals(a: unknown, b: unknown): boolean {
+  if (a instanceof PyFloat || b instanceof PyFloat) return pyEquals(unbox(a), unbox(b));
   if (a === b) return true;
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => pyEquals(x, b[i]));
   if (isMapping(a) && isMapping(b)) {

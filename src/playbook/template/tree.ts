@@ -1,0 +1,192 @@
+/**
+ * nunjucks' syntax tree rewritten into Jinja2's meaning: attribute access, printing, Python's operators, tests and
+ * loop filters go through the engine's globals.
+ */
+import nunjucks from 'nunjucks';
+import { TemplateError } from './errors.js';
+
+/** A nunjucks syntax tree node (nunjucks ships no types for its parser). */
+export interface AstNode {
+  typename: string;
+  /** 0-based */
+  lineno: number;
+  colno: number;
+  fields: string[];
+  children?: AstNode[];
+  value?: unknown;
+  [field: string]: unknown;
+}
+
+type Parser = { parse(src: string, extensions?: unknown[], opts?: Record<string, unknown>): AstNode };
+export const parser = (nunjucks as unknown as { parser: Parser }).parser;
+
+type NodeClass = new (lineno: number, colno: number, ...args: unknown[]) => AstNode;
+const N = (nunjucks as unknown as { nodes: Record<string, NodeClass> }).nodes;
+
+function call(at: AstNode, name: string, args: AstNode[]): AstNode {
+  const list = new N.NodeList!(at.lineno, at.colno);
+  for (const a of args) (list as unknown as { addChild(n: AstNode): void }).addChild(a);
+  return new N.FunCall!(at.lineno, at.colno, new N.Symbol!(at.lineno, at.colno, name), list);
+}
+
+let loopFilters = 0;
+
+/**
+ * Rewrite the parsed template into Jinja2's meaning where nunjucks' differs: every attribute or item access goes
+ * through `member` (Python methods, negative indexes, no JavaScript internals), every printed value through
+ * Python's str() (`True`, `None`, `['a']`), and `{% for x in xs if cond %}` filters the items before the loop,
+ * so `loop.index` counts the kept ones.
+ */
+export function jinjaTree(node: AstNode, source: string): AstNode {
+  const lines = source.split('\n');
+  /** a number literal written with a point (`1.0`): a float, even when whole */
+  const floatLiteral = (x: AstNode) => typeof x.value === 'number' && /^[-+]?\d+\./.test(lines[x.lineno]?.slice(x.colno, x.colno + 400) ?? '');
+  const num = (n: unknown) => call(n as AstNode, '__num', [n as AstNode]);
+  const fix = (n: unknown): unknown => {
+    if (Array.isArray(n)) return n.map(fix);
+    if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
+    const x = n as AstNode;
+    if (x.typename === 'For' && !x.__helpers) {
+      x.__helpers = true;
+      // loop.cycle(…), loop.previtem and loop.nextitem, which nunjucks' loop lacks, read the loop's own items.
+      const items = `__items${++loopFilters}`;
+      const uses = loopHelpers(x, items);
+      if (uses && (x.arr as AstNode).typename !== 'InlineIf') {
+        const setNode = new N.Set!(x.lineno, x.colno, [new N.Symbol!(x.lineno, x.colno, items)], call(x, '__iter', [x.arr as AstNode]));
+        x.arr = new N.Symbol!(x.lineno, x.colno, items);
+        x.__iterated = true;
+        const group = new N.NodeList!(x.lineno, x.colno);
+        for (const c of [fix(setNode) as AstNode, fix(x) as AstNode]) (group as unknown as { addChild(n: AstNode): void }).addChild(c);
+        return group;
+      }
+      if (uses) x.__items = items;
+    }
+    if (x.typename === 'Set') {
+      const targets = (x.targets as AstNode[]) ?? [];
+      if (targets.length === 1 && targets[0]!.typename === 'LookupVal' && x.value) {
+        // `{% set ns.total = … %}` writes an attribute of a namespace().
+        const t = targets[0]!;
+        const out = new N.Output!(x.lineno, x.colno);
+        (out as unknown as { addChild(n: AstNode): void }).addChild(call(x, '__setattr', [fix(t.target) as AstNode, t.val as AstNode, fix(x.value) as AstNode]));
+        return out;
+      }
+      x.value = fix(x.value);
+      x.body = fix(x.body);
+      return x;
+    }
+    if (Array.isArray(x.children)) x.children = x.children.map((c) => fix(c) as AstNode);
+    for (const f of x.fields ?? []) if (f !== 'children') x[f] = fix(x[f]);
+    if (x.typename === 'FunCall' && (x.name as AstNode).typename === 'FunCall' && ((x.name as AstNode).name as AstNode).value === '__member') {
+      // `x.name(…)`: a method call, so that a missing method is named in the error.
+      const [target, key] = ((x.name as AstNode).args as AstNode).children!;
+      return call(x, '__method', [target!, key!, ...((x.args as AstNode).children ?? [])]);
+    }
+    if (x.typename === 'LookupVal') return call(x, '__member', [x.target as AstNode, x.val as AstNode]);
+    if (x.typename === 'Group' && (x.children ?? []).length > 1) {
+      // A tuple `(a, b)`: a list to templates (nunjucks would keep only its last item).
+      const arr = new N.Array!(x.lineno, x.colno);
+      for (const c of x.children!) (arr as unknown as { addChild(n: AstNode): void }).addChild(c);
+      return arr;
+    }
+    if (x.typename === 'Literal' && floatLiteral(x)) return call(x, '__float', [x]);
+    if (x.typename === 'Sub' || x.typename === 'Pow') return call(x, `__${x.typename.toLowerCase()}`, [x.left as AstNode, x.right as AstNode]);
+    if (x.typename === 'Neg' || x.typename === 'Pos') return call(x, `__${x.typename.toLowerCase()}`, [x.target as AstNode]);
+    // Comparisons and truth read a float's number, not its box.
+    if (x.typename === 'Compare') {
+      x.expr = num(x.expr);
+      for (const op of (x.ops as AstNode[]) ?? []) op.expr = num(op.expr);
+      return x;
+    }
+    if (x.typename === 'If' || x.typename === 'InlineIf') x.cond = num(x.cond);
+    if (x.typename === 'Not') x.target = num(x.target);
+    if (x.typename === 'And' || x.typename === 'Or') {
+      x.left = call(x.left as AstNode, '__logic', [x.left as AstNode]);
+      x.right = call(x.right as AstNode, '__logic', [x.right as AstNode]);
+      return x;
+    }
+    // `a ~ b` joins the two as Python's str() writes them (`2.0`, `True`), not as JavaScript's + would.
+    if (x.typename === 'Concat') return call(x, '__concat', [x.left as AstNode, x.right as AstNode]);
+    if (x.typename === 'Div' || x.typename === 'FloorDiv') {
+      return call(x, x.typename === 'Div' ? '__div' : '__floordiv', [x.left as AstNode, x.right as AstNode]);
+    }
+    if (x.typename === 'Add' || x.typename === 'Mul' || x.typename === 'Mod') {
+      // Python's operators: lists concatenate, strings repeat, `%` formats text.
+      return call(x, `__${x.typename.toLowerCase()}`, [x.left as AstNode, x.right as AstNode]);
+    }
+    if (x.typename === 'For' || x.typename === 'AsyncEach' || x.typename === 'AsyncAll') {
+      if ((x.arr as AstNode).typename !== 'InlineIf' && !x.__iterated) x.arr = call(x, '__iter', [x.arr as AstNode]);
+    }
+    if (x.typename === 'Is') {
+      // `x is name(args)` calls the test through one function: nunjucks reads `none`/`true` as literals and
+      // compiles test arguments its own way.
+      const right = x.right as AstNode;
+      const named = right.typename === 'FunCall' ? (right.name as AstNode) : right;
+      const name = named.typename === 'Symbol' ? String(named.value) : named.value === null ? 'none' : String(named.value);
+      const args = right.typename === 'FunCall' ? ((right.args as AstNode).children ?? []) : [];
+      return call(x, '__test', [new N.Literal!(x.lineno, x.colno, name), x.left as AstNode, ...args]);
+    }
+    if (x.typename === 'Output') {
+      x.children = (x.children ?? []).map((c) => (c.typename === 'TemplateData' ? c : call(c, '__str', [c])));
+      return x;
+    }
+    if (x.typename === 'For' && (x.arr as AstNode).typename === 'InlineIf') {
+      const cond = x.arr as AstNode;
+      if (cond.else_) throw new TemplateError('a for loop takes "if" to filter its items, without "else"');
+      const kept = typeof x.__items === 'string' ? x.__items : `__kept${++loopFilters}`;
+      const sym = () => new N.Symbol!(x.lineno, x.colno, kept);
+      const names = (x.name as AstNode).typename === 'Array' ? ((x.name as AstNode).children ?? []) : [x.name as AstNode];
+      const item = names.length === 1 ? new N.Symbol!(x.lineno, x.colno, String(names[0]!.value)) : (() => {
+        const arr = new N.Array!(x.lineno, x.colno);
+        for (const nm of names) (arr as unknown as { addChild(n: AstNode): void }).addChild(new N.Symbol!(x.lineno, x.colno, String(nm.value)));
+        return arr;
+      })();
+      const pushBody = new N.NodeList!(x.lineno, x.colno);
+      const out = new N.Output!(x.lineno, x.colno);
+      (out as unknown as { addChild(n: AstNode): void }).addChild(call(x, '__push', [sym(), item]));
+      (pushBody as unknown as { addChild(n: AstNode): void }).addChild(new N.If!(x.lineno, x.colno, cond.cond, out, null));
+      const setNode = new N.Set!(x.lineno, x.colno, [sym()], call(x, '__list', []));
+      const collect = new N.For!(x.lineno, x.colno, cond.body, x.name, pushBody, null);
+      x.arr = sym();
+      const group = new N.NodeList!(x.lineno, x.colno);
+      for (const c of [setNode, collect, x]) (group as unknown as { addChild(n: AstNode): void }).addChild(c);
+      return group;
+    }
+    return x;
+  };
+  return fix(node) as AstNode;
+}
+
+/**
+ * Point `loop.cycle(…)`, `loop.previtem` and `loop.nextitem` in this loop's body (not in loops nested in it) at
+ * helpers; previtem and nextitem read the list held in `items`. Returns whether the body reads either.
+ */
+function loopHelpers(loop: AstNode, items: string): boolean {
+  let readsItems = false;
+  const isLoopAttr = (n: AstNode, attr: string) =>
+    n.typename === 'LookupVal' && (n.target as AstNode).typename === 'Symbol' && (n.target as AstNode).value === 'loop' && (n.val as AstNode).typename === 'Literal' && (n.val as AstNode).value === attr;
+  const index0 = (at: AstNode) => new N.LookupVal!(at.lineno, at.colno, new N.Symbol!(at.lineno, at.colno, 'loop'), new N.Literal!(at.lineno, at.colno, 'index0'));
+  const walk = (n: unknown): unknown => {
+    if (Array.isArray(n)) return n.map(walk);
+    if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
+    const x = n as AstNode;
+    if (x.typename === 'For' || x.typename === 'AsyncEach' || x.typename === 'AsyncAll' || x.typename === 'Macro') {
+      x.arr = walk(x.arr);
+      return x;
+    }
+    if (x.typename === 'FunCall' && isLoopAttr(x.name as AstNode, 'cycle')) {
+      return call(x, '__cycle', [index0(x), ...(((x.args as AstNode).children ?? []).map((c) => walk(c) as AstNode))]);
+    }
+    for (const [attr, step] of [['previtem', -1], ['nextitem', 1]] as const) {
+      if (isLoopAttr(x, attr)) {
+        readsItems = true;
+        return call(x, '__nearby', [new N.Symbol!(x.lineno, x.colno, items), index0(x), new N.Literal!(x.lineno, x.colno, step)]);
+      }
+    }
+    if (Array.isArray(x.children)) x.children = x.children.map((c) => walk(c) as AstNode);
+    for (const f of x.fields ?? []) if (f !== 'children') x[f] = walk(x[f]);
+    if (x.typename === 'Set') x.body = walk(x.body);
+    return x;
+  };
+  loop.body = walk(loop.body);
+  return readsItems;
+}
