@@ -8,11 +8,11 @@
  * are not timed. Prints a table and the targets of the issue, and writes the same as JSON to
  * bench/results/<timestamp>.json.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { $ } from 'zx/core';
 import { labDown, labExec, labExists, labReset, labUp, readLabState, type LabHost, type LabState } from '../test/lab/lab.js';
 import { isRoot, pool, sleep } from '../test/lab/lab-system.js';
 import { readScript, writeFloorPlan } from './floor-plan.js';
@@ -103,14 +103,17 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-function firstLine(cmd: string, args: string[]): string | null {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return null;
+/** Commands whose failure is a result: quiet, never thrown. */
+const $q = $({ nothrow: true, quiet: true });
+
+async function firstLine(cmd: string, args: string[]): Promise<string | null> {
+  const r = await $q`${cmd} ${args}`;
+  if (r.exitCode !== 0) return null;
   return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? null;
 }
 
 /** The machine the figures come from; `ansible` is ansible-playbook's version line, null when it is not installed. */
-function machine(ansible: string | null) {
+async function machine(ansible: string | null) {
   const cpus = os.cpus();
   return {
     cores: cpus.length,
@@ -118,7 +121,7 @@ function machine(ansible: string | null) {
     memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
-    openssh: firstLine('ssh', ['-V']),
+    openssh: await firstLine('ssh', ['-V']),
     ansible,
   };
 }
@@ -160,10 +163,10 @@ async function openLab(o: Options, job: Job, shape: Shape): Promise<{ lab: LabSt
 }
 
 /** One SSH command to the first host proves what a login costs there, so figures never carry the wrong shape's name. */
-function checkShape(lab: LabState, shape: Shape): number {
+async function checkShape(lab: LabState, shape: Shape): Promise<number> {
   const h = lab.hosts[0]!;
-  const r = spawnSync('ssh', ['-F', lab.sshConfig, '-o', 'BatchMode=yes', h.short, LOGIN_TICKS_COMMAND], { encoding: 'utf8', timeout: 60_000 });
-  const problem = r.status === 0 ? loginCostProblem(shape, r.stdout) : `ssh exited ${r.status ?? 'killed'}: ${(r.stderr ?? '').trim()}`;
+  const r = await $q({ timeout: 60_000 })`ssh -F ${lab.sshConfig} -o BatchMode=yes ${h.short} ${LOGIN_TICKS_COMMAND}`;
+  const problem = r.exitCode === 0 ? loginCostProblem(shape, r.stdout) : `ssh exited ${r.exitCode ?? 'killed'}: ${r.stderr.trim()}`;
   if (problem) throw new Error(`lab "${lab.name}", ${h.name} (${SHAPE_LABEL[shape]}): ${problem}`);
   const ms = Number(r.stdout.trim()) * 10;
   log(`${SHAPE_LABEL[shape]}: a login's shell spends ${ms} ms of CPU on ${h.name}`);
@@ -279,8 +282,8 @@ async function prepareFloor(ctx: Context): Promise<void> {
   log('preparing the floor: an untimed provision run converges the hosts, then their files are read');
   await resetLab(ctx.lab);
   const { cmd } = commandFor(ctx, 'provision', 'first');
-  const r = spawnSync(cmd.command[0]!, cmd.command.slice(1), { cwd: REPO, env: cmd.env, encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 256 * 2 ** 20 });
-  const outcome = provisionOutcome(r.stdout ?? '', r.status, 'first', ctx.lab.hosts.length);
+  const r = await $q({ cwd: REPO, env: cmd.env, timeout: 20 * 60_000 })`${cmd.command}`;
+  const outcome = provisionOutcome(r.stdout, r.exitCode, 'first', ctx.lab.hosts.length);
   if (!outcome.ok) throw new Error(`the provision run that prepares the floor failed: ${outcome.problem}`);
   await captureWanted(ctx.lab, ctx.job, ctx.planDir);
 }
@@ -291,7 +294,7 @@ async function main(): Promise<void> {
   const job = o.scale ? SCALE_JOB : SMTPS_JOB;
   const notices: string[] = [];
   let tools = [...new Set(o.tools)];
-  const ansible = firstLine('ansible-playbook', ['--version']);
+  const ansible = await firstLine('ansible-playbook', ['--version']);
   if (tools.includes('ansible') && !job.ansiblePlaybook) {
     notices.push('Ansible is not measured in --scale mode');
     tools = tools.filter((t) => t !== 'ansible');
@@ -306,8 +309,8 @@ async function main(): Promise<void> {
 
   if (o.build) {
     log('compiling provision (npm run build)');
-    const b = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, encoding: 'utf8' });
-    if (b.status !== 0) log(`warning: the build reported errors; dist/ holds what tsc emitted:\n${(b.stdout + b.stderr).trim().split('\n').slice(0, 5).join('\n')}`);
+    const b = await $q({ cwd: REPO })`npm run --silent build`;
+    if (b.exitCode !== 0) log(`warning: the build reported errors; dist/ holds what tsc emitted:\n${(b.stdout + b.stderr).trim().split('\n').slice(0, 5).join('\n')}`);
   }
   const cgroupRoot = usableCgroupRoot();
   if (!cgroupRoot) notices.push('no writable cgroup v2 hierarchy: CPU is GNU time\'s, which misses daemonized processes such as ControlPersist masters');
@@ -334,7 +337,7 @@ async function main(): Promise<void> {
       if (interrupted) break;
       const opened = await openLab(o, job, shape);
       lab = opened.lab;
-      labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds, loginCpuMs: checkShape(lab, shape) });
+      labs.push({ shape, lab: lab.name, upSeconds: opened.upSeconds, loginCpuMs: await checkShape(lab, shape) });
       const shapeWork = mkdtempSync(join(work, `${shape}-`));
       const ctx: Context = { o, shape, job, lab, work: shapeWork, planDir: join(shapeWork, 'floor-plan'), cgroupRoot };
       try {
@@ -368,7 +371,7 @@ async function main(): Promise<void> {
   if (!lab) throw new Error('interrupted before any lab was up');
 
   const targetList = targets(job.name, records, o.hosts);
-  const m = machine(ansible);
+  const m = await machine(ansible);
   const flavours = { rhel: lab.hosts.filter((h) => h.flavour === 'rhel').length, debian: lab.hosts.filter((h) => h.flavour === 'debian').length };
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   const result = {

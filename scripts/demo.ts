@@ -8,9 +8,9 @@
  *
  * Needs root (network namespaces); the lab installs the packages it and the proof need (postfix, swaks, …).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { $, type ProcessPromise } from 'zx/core';
 import type { CliIO } from '../src/cli/commands.js';
 import { defaultIO, main } from '../src/cli/main.js';
 import { type Flavour, labDown, labExec, labExists, LabExistsError, labOwnership, labUp, type LabHost, type LabState } from '../test/lab/lab.js';
@@ -58,7 +58,7 @@ let labMade = false;
 /** Set by the first SIGINT/SIGTERM/SIGHUP: finish or abandon the current step, then tear down. */
 let stopping: NodeJS.Signals | null = null;
 let stoppingAt = 0;
-const clients = new Set<ChildProcess>();
+const clients = new Set<ProcessPromise>();
 /** The graceful stop of the provision run in progress, if one is running. */
 const runStops = new Set<() => void>();
 
@@ -72,7 +72,7 @@ function onSignal(signal: NodeJS.Signals): void {
   stoppingAt = Date.now();
   say(`\n${signal}: stopping; lab "${LAB}" will be taken down`);
   for (const stop of runStops) stop();
-  for (const c of clients) c.kill('SIGTERM');
+  for (const c of clients) void c.kill('SIGTERM');
 }
 
 /**
@@ -94,29 +94,22 @@ function checkpoint(): void {
 }
 
 /** Run a client program with a time bound; stdout and stderr together, as a person would read them. */
-function client(cmd: string, args: string[], feed?: (out: string, stdin: NodeJS.WritableStream) => void): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    clients.add(child);
+async function client(cmd: string, args: string[], feed?: (out: string, stdin: NodeJS.WritableStream) => void): Promise<{ code: number | null; out: string }> {
+  const p = $({ nothrow: true, quiet: true, timeout: CLIENT_TIMEOUT_MS, timeoutSignal: 'SIGKILL' })`${cmd} ${args}`;
+  clients.add(p);
+  p.stdin.on('error', () => undefined);
+  if (feed) {
     let out = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), CLIENT_TIMEOUT_MS);
     const take = (b: Buffer) => {
       out += b.toString();
-      feed?.(out, child.stdin);
+      feed(out, p.stdin);
     };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.stdin.on('error', () => undefined);
-    if (!feed) child.stdin.end();
-    child.on('error', (e) => {
-      out += `${cmd}: ${e.message}\n`;
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      clients.delete(child);
-      resolve({ code, out });
-    });
-  });
+    p.stdout.on('data', take);
+    p.stderr.on('data', take);
+  } else p.stdin.end();
+  const r = await p;
+  clients.delete(p);
+  return { code: r.exitCode, out: r.stdall };
 }
 
 

@@ -1,18 +1,8 @@
 /** blockinfile: a block of lines between two marker lines, inserted, replaced or removed as a unit. */
-import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
-import type { Module } from './module.js';
+import { fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import type { ArgsOf, Module } from './module.js';
 
-export interface BlockinfileArgs extends FileAttrs {
-  path: string;
-  block?: string;
-  marker?: string;
-  marker_begin?: string;
-  marker_end?: string;
-  state?: 'present' | 'absent';
-  insertafter?: string;
-  insertbefore?: string;
-  create?: boolean;
-}
+export type BlockinfileArgs = ArgsOf<typeof blockinfileSchema>;
 
 export const DEFAULT_MARKER = '# {mark} PROVISION MANAGED BLOCK';
 
@@ -54,26 +44,28 @@ export function editBlock(text: string, args: BlockinfileArgs): { text: string; 
   return { text: joinLines(next, newline, true), changed: true, msg: 'block inserted' };
 }
 
+const blockinfileSchema = {
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'File to edit.' },
+    block: { type: 'string', description: 'Lines to put between the markers; empty removes the block.' },
+    marker: { type: 'string', pattern: '\\{mark\\}', description: `Marker line template with {mark} (default "${DEFAULT_MARKER}").` },
+    marker_begin: { type: 'string', description: 'Replaces {mark} in the first marker (default BEGIN).' },
+    marker_end: { type: 'string', description: 'Replaces {mark} in the last marker (default END).' },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
+    insertafter: { type: 'string', description: 'EOF (default) or a regexp: where a new block goes.' },
+    insertbefore: { type: 'string', description: 'BOF or a regexp: where a new block goes.' },
+    create: { type: 'boolean', description: 'Create the file if it does not exist.' },
+    ...fileAttrSchema,
+  },
+} as const;
+
 export const blockinfileModule: Module<BlockinfileArgs> = {
   name: 'blockinfile',
   aliases: { dest: 'path', destfile: 'path', name: 'path' },
   description: 'Insert, update or remove a block of lines between marker lines.',
-  schema: {
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'File to edit.' },
-      block: { type: 'string', description: 'Lines to put between the markers; empty removes the block.' },
-      marker: { type: 'string', pattern: '\\{mark\\}', description: `Marker line template with {mark} (default "${DEFAULT_MARKER}").` },
-      marker_begin: { type: 'string', description: 'Replaces {mark} in the first marker (default BEGIN).' },
-      marker_end: { type: 'string', description: 'Replaces {mark} in the last marker (default END).' },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
-      insertafter: { type: 'string', description: 'EOF (default) or a regexp: where a new block goes.' },
-      insertbefore: { type: 'string', description: 'BOF or a regexp: where a new block goes.' },
-      create: { type: 'boolean', description: 'Create the file if it does not exist.' },
-      ...fileAttrSchema,
-    },
-  },
+  schema: blockinfileSchema,
   check(args) {
     if (args.insertafter !== undefined && args.insertbefore !== undefined) return 'use "insertafter" or "insertbefore", not both';
     const marker = args.marker ?? DEFAULT_MARKER;

@@ -5,16 +5,9 @@
 import { pipedInto, quote, quoteArgs } from '../connection/shell-quote.js';
 import { splitWords } from '../util/words.js';
 import { hostPathProblem } from './file-common.js';
-import { type Module, ModuleError, type Outcome, type Plan, type TaskContext } from './module.js';
+import { type ArgsOf, type Module, ModuleError, type Outcome, type Plan, type TaskContext } from './module.js';
 
-export interface CommandArgs {
-  cmd?: string;
-  argv?: string[];
-  chdir?: string;
-  creates?: string;
-  removes?: string;
-  stdin?: string;
-}
+export type CommandArgs = ArgsOf<ReturnType<typeof schema>>;
 
 const schema = (freeText: string) => ({
   additionalProperties: false,
@@ -26,7 +19,7 @@ const schema = (freeText: string) => ({
     removes: { type: 'string', minLength: 1, description: 'Skip running when this path does not exist.' },
     stdin: { type: 'string', description: 'Text to send to the command on its standard input.' },
   },
-});
+}) as const;
 
 async function planCommand(ctx: TaskContext, args: CommandArgs, describe: string): Promise<Plan> {
   if ((args.cmd === undefined) === (args.argv === undefined)) throw new ModuleError('give the command as a string (cmd) or a list (argv), not both');

@@ -1,34 +1,31 @@
 /** Modules that run on the controller only: assert, debug, fail, set_fact, meta. */
 import { evaluate, evaluateCondition } from '../playbook/template.js';
 import { type Module, ModuleError } from './module.js';
+import type { ArgsOf } from './module.js';
 
-export interface AssertArgs {
-  that: string | boolean | (string | boolean)[];
-  fail_msg?: string;
-  msg?: string;
-  success_msg?: string;
-  quiet?: boolean;
-}
+export type AssertArgs = ArgsOf<typeof assertSchema>;
+
+const assertSchema = {
+  additionalProperties: false,
+  required: ['that'],
+  properties: {
+    that: {
+      description: 'An expression (without braces) or a list of them.',
+      anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'string' }, { type: 'boolean' }] } }],
+    },
+    fail_msg: { type: 'string', description: 'Message when an expression is false.' },
+    msg: { type: 'string', description: 'Same as fail_msg.' },
+    success_msg: { type: 'string', description: 'Message when all hold.' },
+    quiet: { type: 'boolean', description: 'Say less on success.' },
+  },
+} as const;
 
 export const assertModule: Module<AssertArgs> = {
   name: 'assert',
   description: 'Fail the host unless every expression in `that` holds.',
   controllerOnly: true,
   raw: ['that'],
-  schema: {
-    additionalProperties: false,
-    required: ['that'],
-    properties: {
-      that: {
-        description: 'An expression (without braces) or a list of them.',
-        anyOf: [{ type: 'string' }, { type: 'boolean' }, { type: 'array', minItems: 1, items: { anyOf: [{ type: 'string' }, { type: 'boolean' }] } }],
-      },
-      fail_msg: { type: 'string', description: 'Message when an expression is false.' },
-      msg: { type: 'string', description: 'Same as fail_msg.' },
-      success_msg: { type: 'string', description: 'Message when all hold.' },
-      quiet: { type: 'boolean', description: 'Say less on success.' },
-    },
-  },
+  schema: assertSchema,
   async plan(ctx, args) {
     const conditions = Array.isArray(args.that) ? args.that : [args.that];
     for (const c of conditions) {
@@ -47,14 +44,20 @@ export const assertModule: Module<AssertArgs> = {
   },
 };
 
-export interface DebugArgs {
-  msg?: unknown;
-  var?: string;
-}
+export type DebugArgs = ArgsOf<typeof debugSchema>;
 
 function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
+
+const debugSchema = {
+  additionalProperties: false,
+  properties: {
+    msg: { description: 'What to print (templated).' },
+    var: { type: 'string', description: 'A variable name or expression whose value to print.' },
+    verbosity: { type: 'integer', description: 'Accepted for compatibility; ignored.' },
+  },
+} as const;
 
 export const debugModule: Module<DebugArgs> = {
   name: 'debug',
@@ -62,14 +65,7 @@ export const debugModule: Module<DebugArgs> = {
   controllerOnly: true,
   raw: ['var'],
   freeForm: 'msg',
-  schema: {
-    additionalProperties: false,
-    properties: {
-      msg: { description: 'What to print (templated).' },
-      var: { type: 'string', description: 'A variable name or expression whose value to print.' },
-      verbosity: { type: 'integer', description: 'Accepted for compatibility; ignored.' },
-    },
-  },
+  schema: debugSchema,
   async plan(ctx, args) {
     if (args.var !== undefined) {
       let value: unknown;
@@ -85,44 +81,50 @@ export const debugModule: Module<DebugArgs> = {
   },
 };
 
-export const failModule: Module<{ msg?: string }> = {
+const failSchema = { additionalProperties: false, properties: { msg: { type: 'string', description: 'The reason.' } } } as const;
+
+export const failModule: Module<ArgsOf<typeof failSchema>> = {
   name: 'fail',
   description: 'Fail the host with a message (usually with `when`).',
   controllerOnly: true,
   freeForm: 'msg',
-  schema: { additionalProperties: false, properties: { msg: { type: 'string', description: 'The reason.' } } },
+  schema: failSchema,
   async plan(_ctx, args) {
     throw new ModuleError(args.msg ?? 'failed as requested');
   },
 };
 
-export const setFactModule: Module<Record<string, unknown>> = {
+const setFactSchema = {
+  minProperties: 1,
+  propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+  additionalProperties: true,
+} as const;
+
+export const setFactModule: Module<ArgsOf<typeof setFactSchema>> = {
   name: 'set_fact',
   description: 'Define variables for the rest of the play on this host.',
   controllerOnly: true,
-  schema: {
-    minProperties: 1,
-    propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
-    additionalProperties: true,
-  },
+  schema: setFactSchema,
   async plan(_ctx, args) {
     const { cacheable: _ignored, ...vars } = args;
     return { changed: false, msg: `set ${Object.keys(vars).join(', ')}`, vars, data: { ansible_facts: vars } };
   },
 };
 
-export type MetaAction = 'flush_handlers' | 'noop' | 'end_host' | 'end_play';
+export type MetaAction = ArgsOf<typeof metaSchema>['action'];
 
-export const metaModule: Module<{ action: MetaAction }> = {
+const metaSchema = {
+  additionalProperties: false,
+  required: ['action'],
+  properties: { action: { enum: ['flush_handlers', 'noop', 'end_host', 'end_play'] } },
+} as const;
+
+export const metaModule: Module<ArgsOf<typeof metaSchema>> = {
   name: 'meta',
   description: 'Control the run: flush_handlers (run notified handlers now), noop, end_host, end_play.',
   controllerOnly: true,
   freeForm: 'action',
-  schema: {
-    additionalProperties: false,
-    required: ['action'],
-    properties: { action: { enum: ['flush_handlers', 'noop', 'end_host', 'end_play'] } },
-  },
+  schema: metaSchema,
   // The runner carries out meta actions itself; planning only has to say what was asked.
   async plan(_ctx, args) {
     return { changed: false, msg: args.action };

@@ -3,22 +3,11 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { renderText } from '../playbook/template.js';
 import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, planContent, requireRegular, validated } from './file-common.js';
-import { type Module, ModuleError, type TaskContext } from './module.js';
+import { type ArgsOf, type Module, ModuleError, type TaskContext } from './module.js';
 
-export interface CopyArgs extends FileAttrs {
-  dest: string;
-  content?: string;
-  src?: string;
-  force?: boolean;
-  src_outside_playbook?: boolean;
-}
+export type CopyArgs = ArgsOf<typeof copySchema>;
 
-export interface TemplateArgs extends FileAttrs {
-  src: string;
-  dest: string;
-  force?: boolean;
-  src_outside_playbook?: boolean;
-}
+export type TemplateArgs = ArgsOf<typeof templateSchema>;
 
 /** Local files above this size are refused: copy is for configuration files, not for images. */
 const MAX_SRC_BYTES = 16 * 1024 * 1024;
@@ -74,20 +63,22 @@ const common = {
   force: { type: 'boolean', description: 'Replace an existing file whose content differs (default true).' },
   src_outside_playbook: { type: 'boolean', description: 'Allow a src outside the playbook directory.' },
   ...fileAttrSchema,
-};
+} as const;
+
+const copySchema = {
+  additionalProperties: false,
+  required: ['dest'],
+  properties: {
+    content: { type: 'string', description: 'The file content (templated like any argument).' },
+    src: { type: 'string', minLength: 1, description: 'Local file, relative to the playbook (or its files/ folder).' },
+    ...common,
+  },
+} as const;
 
 export const copyModule: Module<CopyArgs> = {
   name: 'copy',
   description: 'Put a file on the host from inline content or a local file.',
-  schema: {
-    additionalProperties: false,
-    required: ['dest'],
-    properties: {
-      content: { type: 'string', description: 'The file content (templated like any argument).' },
-      src: { type: 'string', minLength: 1, description: 'Local file, relative to the playbook (or its files/ folder).' },
-      ...common,
-    },
-  },
+  schema: copySchema,
   check(args) {
     if ((args.content === undefined) === (args.src === undefined)) return 'copy needs exactly one of "content" and "src"';
     if (args.dest.endsWith('/') && args.src === undefined) return 'a dest ending in "/" needs src (to name the file)';
@@ -109,17 +100,19 @@ export const copyModule: Module<CopyArgs> = {
   },
 };
 
+const templateSchema = {
+  additionalProperties: false,
+  required: ['src', 'dest'],
+  properties: {
+    src: { type: 'string', minLength: 1, description: 'Template file, relative to the playbook (or its templates/ folder).' },
+    ...common,
+  },
+} as const;
+
 export const templateModule: Module<TemplateArgs> = {
   name: 'template',
   description: 'Render a Jinja-style template from the playbook (or its templates/ folder) onto the host.',
-  schema: {
-    additionalProperties: false,
-    required: ['src', 'dest'],
-    properties: {
-      src: { type: 'string', minLength: 1, description: 'Template file, relative to the playbook (or its templates/ folder).' },
-      ...common,
-    },
-  },
+  schema: templateSchema,
   check: (args) => hostPathProblem('dest', args.dest) ?? fileAttrProblem(args),
   reads: (args) => ({ files: [args.dest] }),
   async plan(ctx, args) {

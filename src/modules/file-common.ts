@@ -1,18 +1,12 @@
 /** What the file-writing modules (copy, template, lineinfile, blockinfile) share: attributes, validate, planning. */
 import { sha256 } from '../runner/host-files.js';
-import type { FileChange, FileState, JSONSchema, Plan, TaskContext, Validation } from './module.js';
+import type { ArgsOf, FileChange, FileState, Plan, TaskContext, Validation } from './module.js';
 import { ModuleError } from './module.js';
 
 /** Arguments every file-writing module accepts. */
-export interface FileAttrs {
-  mode?: string | number;
-  owner?: string;
-  group?: string;
-  backup?: boolean;
-  validate?: string;
-}
+export type FileAttrs = ArgsOf<{ readonly additionalProperties: false; readonly properties: typeof fileAttrSchema }>;
 
-export const fileAttrSchema: Record<string, JSONSchema> = {
+export const fileAttrSchema = {
   mode: {
     description: 'Permissions as an octal string ("0640") or number; default: keep the file\'s, 0644 for a new one.',
     type: ['string', 'integer'],
@@ -24,7 +18,7 @@ export const fileAttrSchema: Record<string, JSONSchema> = {
   group: { type: 'string', minLength: 1, description: 'Group name; default: keep the file\'s.' },
   backup: { type: 'boolean', description: 'Keep a timestamped copy (FILE.YYYY-MM-DD@HH:MM:SS~) of the old file.' },
   validate: { type: 'string', pattern: '%s', description: 'Command that must accept the candidate file (%s is its path), in check mode too.' },
-};
+} as const;
 
 /**
  * Strings are octal ("0644"). Playbooks are YAML 1.1 as in Ansible, so `mode: 0644` arrives as the number 420

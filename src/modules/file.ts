@@ -1,12 +1,9 @@
 /** file (attributes, directories, absence, touch) and stat (what a path is, for `register` and `when`). */
 import { quote } from '../connection/shell-quote.js';
-import { type FileAttrs, attrChanges, fileAttrSchema, fileAttrProblem, fmtMode, hostPathProblem, parseMode } from './file-common.js';
-import { type FileState, type Module, ModuleError } from './module.js';
+import { attrChanges, fileAttrSchema, fileAttrProblem, fmtMode, hostPathProblem, parseMode } from './file-common.js';
+import { type ArgsOf, type FileState, type Module, ModuleError } from './module.js';
 
-export interface FileArgs extends Pick<FileAttrs, 'mode' | 'owner' | 'group'> {
-  path: string;
-  state?: 'file' | 'directory' | 'absent' | 'touch';
-}
+export type FileArgs = ArgsOf<typeof fileSchema>;
 
 /** Paths that `state: absent` must never remove, whatever a template rendered to. */
 const PROTECTED = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/proc', '/root', '/sbin', '/sys', '/usr', '/var']);
@@ -19,21 +16,23 @@ function attrScript(path: string, args: FileArgs): string[] {
   return lines;
 }
 
+const fileSchema = {
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'Path on the host.' },
+    state: { enum: ['file', 'directory', 'absent', 'touch'], description: 'file (default: it must exist), directory, absent, or touch.' },
+    mode: fileAttrSchema.mode!,
+    owner: fileAttrSchema.owner!,
+    group: fileAttrSchema.group!,
+  },
+} as const;
+
 export const fileModule: Module<FileArgs> = {
   name: 'file',
   aliases: { dest: 'path', name: 'path' },
   description: 'Set the mode and owner of a file or directory, create a directory, touch a file, or remove a path.',
-  schema: {
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'Path on the host.' },
-      state: { enum: ['file', 'directory', 'absent', 'touch'], description: 'file (default: it must exist), directory, absent, or touch.' },
-      mode: fileAttrSchema.mode!,
-      owner: fileAttrSchema.owner!,
-      group: fileAttrSchema.group!,
-    },
-  },
+  schema: fileSchema,
   check: (args) => hostPathProblem('path', args.path) ?? fileAttrProblem(args),
   reads: (args) => ({ stats: [args.path] }),
   async plan(ctx, args) {
@@ -66,23 +65,22 @@ export const fileModule: Module<FileArgs> = {
   },
 };
 
-export interface StatArgs {
-  path: string;
-  get_checksum?: boolean;
-}
+export type StatArgs = ArgsOf<typeof statSchema>;
+
+const statSchema = {
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'Path on the host.' },
+    get_checksum: { type: 'boolean', description: 'Also return the sha256 of a regular file (reads its content).' },
+  },
+} as const;
 
 export const statModule: Module<StatArgs> = {
   name: 'stat',
   aliases: { dest: 'path', name: 'path' },
   description: 'Tell whether a path exists and what it is (register the result and test it in when/assert).',
-  schema: {
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'Path on the host.' },
-      get_checksum: { type: 'boolean', description: 'Also return the sha256 of a regular file (reads its content).' },
-    },
-  },
+  schema: statSchema,
   reads: (args) => (args.get_checksum ? { files: [args.path] } : { stats: [args.path] }),
   async plan(ctx, args) {
     const st = args.get_checksum ? await ctx.readFile(args.path) : await ctx.statFile(args.path);

@@ -18,7 +18,6 @@ import type { Facts } from '../facts/types.js';
 import {
   FirewallFileError,
   type Opening,
-  type Protocol,
   editNftConf,
   editUfwRules,
   editZone,
@@ -32,15 +31,9 @@ import {
 import { type IptablesArgs, iptablesModule } from './iptables.js';
 import { type FileChange, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
 import { DEFAULT_ROLLBACK_TIMEOUT, LOCKOUT_MESSAGE, ROLLBACK_DIR, parseMarkers, proveOrRollBack, runOrNull } from './firewall-guard.js';
+import type { ArgsOf } from './module.js';
 
-export interface FirewallArgs {
-  port: number;
-  protocol?: Protocol;
-  service?: string;
-  state?: 'present' | 'absent';
-  zone?: string;
-  rollback_timeout?: number;
-}
+export type FirewallArgs = ArgsOf<typeof firewallSchema>;
 
 export type Backend = 'iptables' | 'firewalld' | 'ufw' | 'nftables';
 
@@ -446,32 +439,34 @@ async function guardedApply(ctx: TaskContext, plan: Extract<Plan, { changed: tru
   throw new ModuleError(LOCKOUT_MESSAGE, { rollback: 'restored', reason: proof.reason });
 }
 
+const firewallSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['port'],
+  properties: {
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'the port to open or close, e.g. 465' },
+    protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'tcp (default) or udp' },
+    service: {
+      type: 'string',
+      minLength: 1,
+      description: 'firewalld only: open this firewalld service (e.g. smtps) instead of port/protocol; other firewalls use port and protocol',
+    },
+    state: { type: 'string', enum: ['present', 'absent'], default: 'present', description: 'present (default): the port is open; absent: the rule is removed' },
+    zone: { type: 'string', minLength: 1, description: "firewalld only: the zone (default: the zone of the interface that carries the host's address, else the default zone)" },
+    rollback_timeout: {
+      type: 'integer',
+      minimum: 5,
+      maximum: 600,
+      default: DEFAULT_ROLLBACK_TIMEOUT,
+      description: 'firewalld, ufw, nftables: seconds after which the live change is undone unless a new SSH connection worked (default 30)',
+    },
+  },
+} as const;
+
 export const firewallModule: Module<FirewallArgs> = {
   name: 'firewall',
   description: "Open or close a port in the host's own firewall: iptables rules file, firewalld, ufw or nftables",
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['port'],
-    properties: {
-      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'the port to open or close, e.g. 465' },
-      protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'tcp (default) or udp' },
-      service: {
-        type: 'string',
-        minLength: 1,
-        description: 'firewalld only: open this firewalld service (e.g. smtps) instead of port/protocol; other firewalls use port and protocol',
-      },
-      state: { type: 'string', enum: ['present', 'absent'], default: 'present', description: 'present (default): the port is open; absent: the rule is removed' },
-      zone: { type: 'string', minLength: 1, description: "firewalld only: the zone (default: the zone of the interface that carries the host's address, else the default zone)" },
-      rollback_timeout: {
-        type: 'integer',
-        minimum: 5,
-        maximum: 600,
-        default: DEFAULT_ROLLBACK_TIMEOUT,
-        description: 'firewalld, ufw, nftables: seconds after which the live change is undone unless a new SSH connection worked (default 30)',
-      },
-    },
-  },
+  schema: firewallSchema,
 
   check: checkArgs,
 

@@ -7,12 +7,9 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import { readYamlFile } from '../playbook/load.js';
 import { type Module, ModuleError, type TaskContext } from './module.js';
+import type { ArgsOf } from './module.js';
 
-export interface IncludeVarsArgs {
-  file: string;
-  /** put the file's variables under this one name */
-  name?: string;
-}
+export type IncludeVarsArgs = ArgsOf<typeof includeVarsSchema>;
 
 /** Where a relative vars file is looked for, in order. */
 export function varsFileCandidates(ctx: Pick<TaskContext, 'roleDir' | 'taskDir' | 'playbookDir'>, file: string): string[] {
@@ -26,19 +23,21 @@ export function varsFileCandidates(ctx: Pick<TaskContext, 'roleDir' | 'taskDir' 
   return [...new Set(dirs.map((d) => path.join(d, file)))];
 }
 
+const includeVarsSchema = {
+  additionalProperties: false,
+  required: ['file'],
+  properties: {
+    file: { type: 'string', minLength: 1, description: 'The YAML file (relative: role vars/, the task file\'s directory, the playbook\'s vars/ and directory).' },
+    name: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Put the variables under this name.' },
+  },
+} as const;
+
 export const includeVarsModule: Module<IncludeVarsArgs> = {
   name: 'include_vars',
   description: 'Load variables from a YAML file on the controller (role vars/ first), for the rest of the play.',
   controllerOnly: true,
   freeForm: 'file',
-  schema: {
-    additionalProperties: false,
-    required: ['file'],
-    properties: {
-      file: { type: 'string', minLength: 1, description: 'The YAML file (relative: role vars/, the task file\'s directory, the playbook\'s vars/ and directory).' },
-      name: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Put the variables under this name.' },
-    },
-  },
+  schema: includeVarsSchema,
   async plan(ctx, args) {
     const candidates = varsFileCandidates(ctx, args.file);
     const found = candidates.find((c) => {

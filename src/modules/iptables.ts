@@ -42,31 +42,11 @@ import {
 import type { Facts } from '../facts/types.js';
 import { NORMALISE_FN } from './netns-normalise.js';
 import { type FileChange, type Module, ModuleError, type Plan, type Reads, type TaskContext, type Validation } from './module.js';
+import type { ArgsOf } from './module.js';
 
 export type Position = 'before_final_reject' | 'top' | 'bottom';
 
-export interface IptablesArgs {
-  table?: 'filter' | 'nat' | 'mangle' | 'raw' | 'security';
-  chain: string;
-  protocol?: string;
-  source?: string;
-  destination?: string;
-  in_interface?: string;
-  out_interface?: string;
-  sport?: number | string;
-  dport?: number | string;
-  ctstate?: string | string[];
-  jump?: string;
-  reject_with?: string;
-  comment?: string;
-  state?: 'present' | 'absent';
-  position?: Position;
-  /** which families the rule is for: 4 / ipv4, 6 / ipv6, both (default: see familiesOf) */
-  ip_version?: IpVersion;
-  rules_file?: string;
-  /** the rule as raw text, the words after `-A CHAIN` (instead of protocol, dport, jump, …) */
-  rule?: string;
-}
+export type IptablesArgs = ArgsOf<typeof iptablesSchema>;
 
 export type IpVersion = 4 | 6 | 'ipv4' | 'ipv6' | 'both';
 
@@ -459,74 +439,76 @@ function checkArgs(args: IptablesArgs): string | null {
   return null;
 }
 
+const iptablesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['chain'],
+  properties: {
+    table: {
+      type: 'string',
+      enum: ['filter', 'nat', 'mangle', 'raw', 'security'],
+      default: 'filter',
+      description: 'table of the rule (default filter)',
+    },
+    chain: { type: 'string', minLength: 1, description: 'chain of the rule, e.g. INPUT; a user chain must already exist in the file' },
+    protocol: { type: 'string', minLength: 1, description: 'protocol (-p): tcp, udp, icmp, … or a number; needed for sport and dport' },
+    source: { type: 'string', minLength: 1, description: 'source address or network (-s), e.g. 198.19.0.0/16' },
+    destination: { type: 'string', minLength: 1, description: 'destination address or network (-d)' },
+    in_interface: { type: 'string', minLength: 1, description: 'incoming interface (-i), e.g. eth0 or eth+' },
+    out_interface: { type: 'string', minLength: 1, description: 'outgoing interface (-o)' },
+    sport: {
+      anyOf: [
+        { type: 'integer', minimum: 0, maximum: 65535 },
+        { type: 'string', minLength: 1 },
+      ],
+      description: 'source port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
+    },
+    dport: {
+      anyOf: [
+        { type: 'integer', minimum: 0, maximum: 65535 },
+        { type: 'string', minLength: 1 },
+      ],
+      description: 'destination port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
+    },
+    ctstate: {
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', minItems: 1, items: { type: 'string', enum: [...CONNTRACK_STATES] as string[] } },
+      ],
+      description: 'connection states (-m conntrack --ctstate), a list or "NEW,ESTABLISHED"; -m state --state counts as the same',
+    },
+    jump: { type: 'string', minLength: 1, description: 'target (-j): ACCEPT, DROP, REJECT, LOG or a user chain' },
+    reject_with: { type: 'string', minLength: 1, description: 'REJECT reply (--reject-with), e.g. icmp-host-prohibited; needs jump REJECT' },
+    comment: { type: 'string', description: 'comment (-m comment) on a rule this task adds; rules that differ only in comment are the same rule' },
+    state: { type: 'string', enum: ['present', 'absent'], default: 'present', description: 'present (default) or absent: remove every equivalent rule' },
+    position: {
+      type: 'string',
+      enum: ['before_final_reject', 'top', 'bottom'],
+      description:
+        'where a new rule goes: before_final_reject (the default, e.g. for ACCEPT: above the first unconditional REJECT/DROP of the chain, and an equivalent rule below it is moved up), top, or bottom (the default for an unconditional REJECT/DROP itself)',
+    },
+    ip_version: {
+      anyOf: [
+        { type: 'integer', enum: [4, 6] },
+        { type: 'string', enum: ['ipv4', 'ipv6', 'both'] },
+      ],
+      description:
+        'ipv4 (or 4), ipv6 (or 6) or both: which rules files and which iptables. Default: the family of the rule\'s address or reply when it has one, else both when the host has a global IPv6 address or an IPv6 rules file, else ipv4',
+    },
+    rule: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'the rule as raw text, the words after "-A CHAIN" (e.g. "-p tcp --dport 465 -m limit --limit 2/s -j ACCEPT"), instead of protocol, dport, jump and the like; an equivalent spelling already in the file counts as present (as iptables reads both)',
+    },
+    rules_file: { type: 'string', minLength: 1, description: "persistent rules file (default from facts: the host's iptables_rules_file or ip6tables_rules_file)" },
+  },
+} as const;
+
 export const iptablesModule: Module<IptablesArgs> = {
   name: 'iptables',
   description: 'Keep one rule present or absent in the persistent iptables rules file, where it takes effect',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['chain'],
-    properties: {
-      table: {
-        type: 'string',
-        enum: ['filter', 'nat', 'mangle', 'raw', 'security'],
-        default: 'filter',
-        description: 'table of the rule (default filter)',
-      },
-      chain: { type: 'string', minLength: 1, description: 'chain of the rule, e.g. INPUT; a user chain must already exist in the file' },
-      protocol: { type: 'string', minLength: 1, description: 'protocol (-p): tcp, udp, icmp, … or a number; needed for sport and dport' },
-      source: { type: 'string', minLength: 1, description: 'source address or network (-s), e.g. 198.19.0.0/16' },
-      destination: { type: 'string', minLength: 1, description: 'destination address or network (-d)' },
-      in_interface: { type: 'string', minLength: 1, description: 'incoming interface (-i), e.g. eth0 or eth+' },
-      out_interface: { type: 'string', minLength: 1, description: 'outgoing interface (-o)' },
-      sport: {
-        anyOf: [
-          { type: 'integer', minimum: 0, maximum: 65535 },
-          { type: 'string', minLength: 1 },
-        ],
-        description: 'source port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
-      },
-      dport: {
-        anyOf: [
-          { type: 'integer', minimum: 0, maximum: 65535 },
-          { type: 'string', minLength: 1 },
-        ],
-        description: 'destination port: a number, a range like 1024:65535, or a service name (smtps); written as a number',
-      },
-      ctstate: {
-        anyOf: [
-          { type: 'string', minLength: 1 },
-          { type: 'array', minItems: 1, items: { type: 'string', enum: [...CONNTRACK_STATES] } },
-        ],
-        description: 'connection states (-m conntrack --ctstate), a list or "NEW,ESTABLISHED"; -m state --state counts as the same',
-      },
-      jump: { type: 'string', minLength: 1, description: 'target (-j): ACCEPT, DROP, REJECT, LOG or a user chain' },
-      reject_with: { type: 'string', minLength: 1, description: 'REJECT reply (--reject-with), e.g. icmp-host-prohibited; needs jump REJECT' },
-      comment: { type: 'string', description: 'comment (-m comment) on a rule this task adds; rules that differ only in comment are the same rule' },
-      state: { type: 'string', enum: ['present', 'absent'], default: 'present', description: 'present (default) or absent: remove every equivalent rule' },
-      position: {
-        type: 'string',
-        enum: ['before_final_reject', 'top', 'bottom'],
-        description:
-          'where a new rule goes: before_final_reject (the default, e.g. for ACCEPT: above the first unconditional REJECT/DROP of the chain, and an equivalent rule below it is moved up), top, or bottom (the default for an unconditional REJECT/DROP itself)',
-      },
-      ip_version: {
-        anyOf: [
-          { type: 'integer', enum: [4, 6] },
-          { type: 'string', enum: ['ipv4', 'ipv6', 'both'] },
-        ],
-        description:
-          'ipv4 (or 4), ipv6 (or 6) or both: which rules files and which iptables. Default: the family of the rule\'s address or reply when it has one, else both when the host has a global IPv6 address or an IPv6 rules file, else ipv4',
-      },
-      rule: {
-        type: 'string',
-        minLength: 1,
-        description:
-          'the rule as raw text, the words after "-A CHAIN" (e.g. "-p tcp --dport 465 -m limit --limit 2/s -j ACCEPT"), instead of protocol, dport, jump and the like; an equivalent spelling already in the file counts as present (as iptables reads both)',
-      },
-      rules_file: { type: 'string', minLength: 1, description: "persistent rules file (default from facts: the host's iptables_rules_file or ip6tables_rules_file)" },
-    },
-  },
+  schema: iptablesSchema,
 
   check: checkArgs,
 

@@ -1,19 +1,8 @@
 /** lineinfile: make sure one line is in a file (or is not), as Ansible's module does. */
-import { type FileAttrs, fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
-import type { Module } from './module.js';
+import { fileAttrSchema, fileAttrProblem, hostPathProblem, joinLines, planTextEdit, pyRegex, splitLines } from './file-common.js';
+import type { ArgsOf, Module } from './module.js';
 
-export interface LineinfileArgs extends FileAttrs {
-  path: string;
-  line?: string;
-  regexp?: string;
-  search_string?: string;
-  state?: 'present' | 'absent';
-  insertafter?: string;
-  insertbefore?: string;
-  firstmatch?: boolean;
-  backrefs?: boolean;
-  create?: boolean;
-}
+export type LineinfileArgs = ArgsOf<typeof lineinfileSchema>;
 
 export interface LineEdit {
   text: string;
@@ -79,27 +68,29 @@ export function editLine(text: string, args: LineinfileArgs): LineEdit {
   return { text: joinLines(next, newline, true), changed: true, msg: 'line added' };
 }
 
+const lineinfileSchema = {
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'File to edit.' },
+    line: { type: 'string', description: 'The line that must be present (required with state=present).' },
+    regexp: { type: 'string', description: 'Regular expression of the line to replace (or remove); the last match is used.' },
+    search_string: { type: 'string', description: 'Literal text of the line to replace (or remove), instead of regexp.' },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
+    insertafter: { type: 'string', description: 'EOF (default) or a regexp: where a new line goes.' },
+    insertbefore: { type: 'string', description: 'BOF or a regexp: where a new line goes.' },
+    firstmatch: { type: 'boolean', description: 'Use the first match of regexp/insertafter/insertbefore instead of the last.' },
+    backrefs: { type: 'boolean', description: 'Expand \\1 in line from regexp; change nothing if regexp does not match.' },
+    create: { type: 'boolean', description: 'Create the file if it does not exist.' },
+    ...fileAttrSchema,
+  },
+} as const;
+
 export const lineinfileModule: Module<LineinfileArgs> = {
   name: 'lineinfile',
   aliases: { dest: 'path', destfile: 'path', name: 'path', regex: 'regexp' },
   description: 'Ensure a line is present in (or absent from) a text file, replacing the line a regexp matches.',
-  schema: {
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'File to edit.' },
-      line: { type: 'string', description: 'The line that must be present (required with state=present).' },
-      regexp: { type: 'string', description: 'Regular expression of the line to replace (or remove); the last match is used.' },
-      search_string: { type: 'string', description: 'Literal text of the line to replace (or remove), instead of regexp.' },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
-      insertafter: { type: 'string', description: 'EOF (default) or a regexp: where a new line goes.' },
-      insertbefore: { type: 'string', description: 'BOF or a regexp: where a new line goes.' },
-      firstmatch: { type: 'boolean', description: 'Use the first match of regexp/insertafter/insertbefore instead of the last.' },
-      backrefs: { type: 'boolean', description: 'Expand \\1 in line from regexp; change nothing if regexp does not match.' },
-      create: { type: 'boolean', description: 'Create the file if it does not exist.' },
-      ...fileAttrSchema,
-    },
-  },
+  schema: lineinfileSchema,
   check(args) {
     if ((args.state ?? 'present') === 'present' && args.line === undefined) return 'lineinfile needs "line" when state is present';
     if (args.state === 'absent' && args.line === undefined && args.regexp === undefined && args.search_string === undefined) {

@@ -32,6 +32,7 @@ import {
 } from '../formats/master-cf.js';
 import { hostPathProblem } from './file-common.js';
 import { type FileChange, type FileState, type Module, ModuleError, type TaskContext, type Validation } from './module.js';
+import type { ArgsOf } from './module.js';
 import { checkAskedNames, contentOf, mainValues, postfixReads, readPostfixFiles } from './postfix-common.js';
 import { builtinNames, postconfValidation, postfixVersion, renderValue, versionAtLeast } from './postfix-names.js';
 
@@ -40,27 +41,7 @@ export { splitService };
 type Flag = 'y' | 'n' | '-' | boolean;
 export type OptionValue = string | number | boolean | null;
 
-export interface MasterCfArgs {
-  service: string;
-  type: (typeof SERVICE_TYPES)[number];
-  private?: Flag;
-  unpriv?: Flag;
-  chroot?: Flag;
-  wakeup?: string | number;
-  maxproc?: string | number;
-  command?: string;
-  /** command arguments other than -o options */
-  args?: string[];
-  /** name → value, written as `-o name=value` */
-  options?: Record<string, OptionValue>;
-  /** also remove -o options that `options` does not name */
-  options_exact?: boolean;
-  state?: 'present' | 'absent';
-  config_dir?: string;
-  /** option names to accept although `postconf -d` does not list them */
-  allow_unknown?: string[];
-  backup?: boolean;
-}
+export type MasterCfArgs = ArgsOf<typeof masterCfSchema>;
 
 /** Postfix's default known_tcp_ports (3.6+): names that are the same TCP listener as a port number. */
 const KNOWN_TCP_PORTS = new Map([
@@ -292,61 +273,63 @@ async function checkReferences(ctx: TaskContext, shown: string, options: [string
   );
 }
 
+const masterCfSchema = {
+  additionalProperties: false,
+  required: ['service', 'type'],
+  properties: {
+    service: {
+      type: 'string',
+      pattern: '^[^\\s#]\\S*$',
+      description:
+        'Service name, with an optional host: prefix (127.0.0.1:smtps). For inet services smtps, submissions and 465 (likewise smtp/25, submission/587, lmtp/24) are one listener: an entry under any of these names is edited and keeps its name.',
+    },
+    type: { enum: [...SERVICE_TYPES], description: 'Service type: inet, unix, unix-dgram, fifo or pass.' },
+    private: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Private field (y, n or - for the default); default: keep, n for a new inet service, - otherwise.' },
+    unpriv: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Unprivileged field (y, n or -); default: keep, - for a new service.' },
+    chroot: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Chroot field (y, n or -); default: keep, - for a new service.' },
+    wakeup: {
+      type: ['string', 'integer'],
+      pattern: '^(-|[0-9]+\\??)$',
+      minimum: 0,
+      description: 'Wakeup time in seconds (60, 1000? or -); default: keep, - for a new service.',
+    },
+    maxproc: { type: ['string', 'integer'], pattern: '^(-|[0-9]+)$', minimum: 0, description: 'Process limit (a number or -); default: keep, - for a new service.' },
+    command: { type: 'string', pattern: '^\\S+$', description: 'Command (smtpd, pipe, …); default: keep; required when no entry or template exists.' },
+    args: {
+      type: 'array',
+      items: { type: 'string', pattern: '^\\S+$' },
+      description: 'Command arguments other than -o options (flags=… user=… argv=…); default: keep.',
+    },
+    options: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9_]+$' },
+      additionalProperties: { type: ['string', 'number', 'boolean', 'null'] },
+      description:
+        "Options name → value, written as -o name=value (true/false as yes/no); set in place, missing ones added after the last -o. Of a commented template only these -o lines are uncommented; a $name in a value must be defined (a Postfix parameter, main.cf or another option).",
+    },
+    options_exact: {
+      type: 'boolean',
+      description: 'Also remove active -o options that "options" does not name (default false); a template\'s other -o lines are never uncommented.',
+    },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent (remove the active entries of this service).' },
+    config_dir: {
+      type: 'string',
+      minLength: 1,
+      description: "Postfix configuration directory holding master.cf and main.cf; default: the host's postconf -h config_directory.",
+    },
+    allow_unknown: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' },
+      description: 'Option names to accept although postconf -d does not list them (postconf -M must still accept them).',
+    },
+    backup: { type: 'boolean', description: 'Keep a timestamped copy of the old master.cf beside it (default false).' },
+  },
+} as const;
+
 export const masterCfModule: Module<MasterCfArgs> = {
   name: 'master_cf',
   description: 'Enable, update or remove a Postfix master.cf service in place, uncommenting its template when there is one.',
-  schema: {
-    additionalProperties: false,
-    required: ['service', 'type'],
-    properties: {
-      service: {
-        type: 'string',
-        pattern: '^[^\\s#]\\S*$',
-        description:
-          'Service name, with an optional host: prefix (127.0.0.1:smtps). For inet services smtps, submissions and 465 (likewise smtp/25, submission/587, lmtp/24) are one listener: an entry under any of these names is edited and keeps its name.',
-      },
-      type: { enum: [...SERVICE_TYPES], description: 'Service type: inet, unix, unix-dgram, fifo or pass.' },
-      private: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Private field (y, n or - for the default); default: keep, n for a new inet service, - otherwise.' },
-      unpriv: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Unprivileged field (y, n or -); default: keep, - for a new service.' },
-      chroot: { type: ['string', 'boolean'], enum: ['y', 'n', '-', true, false], description: 'Chroot field (y, n or -); default: keep, - for a new service.' },
-      wakeup: {
-        type: ['string', 'integer'],
-        pattern: '^(-|[0-9]+\\??)$',
-        minimum: 0,
-        description: 'Wakeup time in seconds (60, 1000? or -); default: keep, - for a new service.',
-      },
-      maxproc: { type: ['string', 'integer'], pattern: '^(-|[0-9]+)$', minimum: 0, description: 'Process limit (a number or -); default: keep, - for a new service.' },
-      command: { type: 'string', pattern: '^\\S+$', description: 'Command (smtpd, pipe, …); default: keep; required when no entry or template exists.' },
-      args: {
-        type: 'array',
-        items: { type: 'string', pattern: '^\\S+$' },
-        description: 'Command arguments other than -o options (flags=… user=… argv=…); default: keep.',
-      },
-      options: {
-        type: 'object',
-        propertyNames: { pattern: '^[A-Za-z0-9_]+$' },
-        additionalProperties: { type: ['string', 'number', 'boolean', 'null'] },
-        description:
-          "Options name → value, written as -o name=value (true/false as yes/no); set in place, missing ones added after the last -o. Of a commented template only these -o lines are uncommented; a $name in a value must be defined (a Postfix parameter, main.cf or another option).",
-      },
-      options_exact: {
-        type: 'boolean',
-        description: 'Also remove active -o options that "options" does not name (default false); a template\'s other -o lines are never uncommented.',
-      },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent (remove the active entries of this service).' },
-      config_dir: {
-        type: 'string',
-        minLength: 1,
-        description: "Postfix configuration directory holding master.cf and main.cf; default: the host's postconf -h config_directory.",
-      },
-      allow_unknown: {
-        type: 'array',
-        items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' },
-        description: 'Option names to accept although postconf -d does not list them (postconf -M must still accept them).',
-      },
-      backup: { type: 'boolean', description: 'Keep a timestamped copy of the old master.cf beside it (default false).' },
-    },
-  },
+  schema: masterCfSchema,
   check(args) {
     const dir = hostPathProblem('config_dir', args.config_dir);
     if (dir) return dir;

@@ -4,9 +4,17 @@
  */
 import type { Facts } from '../facts/types.js';
 import type { ExecResult } from '../connection/connection.js';
+import type { FromSchema, JSONSchema as TypedSchema } from 'json-schema-to-ts';
 
 /** A JSON Schema object (draft 2020-12 subset that ajv understands). */
 export type JSONSchema = Record<string, unknown>;
+
+/**
+ * A module's argument type, derived from its argument schema (written once, `as const`), so that the schema the
+ * playbook is checked with and the type the module's code sees cannot drift apart. Argument schemas leave
+ * `type: "object"` implicit (a module key always holds a mapping); the type adds it.
+ */
+export type ArgsOf<S extends TypedSchema> = FromSchema<S & { readonly type: 'object' }, { keepDefaultedPropertiesOptional: true }>;
 
 /** What is known about a file on the host (cached per host for the run). */
 export interface FileState {

@@ -7,14 +7,9 @@
  */
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
-import { type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
+import { type ArgsOf, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
 
-export interface PackageArgs {
-  name?: string | string[];
-  state?: 'present' | 'installed' | 'absent' | 'removed' | 'latest';
-  update_cache?: boolean;
-  cache_valid_time?: number;
-}
+export type PackageArgs = ArgsOf<{ readonly additionalProperties: false; readonly properties: typeof aptProperties }>;
 
 type Manager = 'apt' | 'dnf' | 'yum';
 
@@ -81,6 +76,24 @@ function script(manager: Manager, action: 'install' | 'remove', pkgs: string[], 
   return `${manager} -y ${action} -- ${list}`;
 }
 
+const packageProperties = {
+  name: {
+    anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 } }],
+    description: 'A package name, a list of them, or names separated by commas.',
+  },
+  state: { enum: ['present', 'installed', 'absent', 'removed', 'latest'], description: 'present (default), absent, or latest.' },
+  update_cache: { type: 'boolean', description: 'Refresh the package index first (only when something is to be installed).' },
+} as const;
+
+/** apt also accepts cache_valid_time (and ignores it). */
+const aptProperties = {
+  ...packageProperties,
+  cache_valid_time: { type: 'integer', minimum: 0, description: 'Accepted; the index is refreshed only before an install.' },
+} as const;
+
+const packageSchema = (name: 'package' | 'apt' | 'yum' | 'dnf') =>
+  ({ additionalProperties: false, properties: name === 'apt' ? aptProperties : packageProperties }) as const;
+
 function makeModule(name: 'package' | 'apt' | 'yum' | 'dnf'): Module<PackageArgs> {
   const only: Manager[] | null = name === 'package' ? null : name === 'apt' ? ['apt'] : ['yum', 'dnf'];
   return {
@@ -90,18 +103,7 @@ function makeModule(name: 'package' | 'apt' | 'yum' | 'dnf'): Module<PackageArgs
         ? "Packages present, absent or latest, through the host's own package manager (apt, dnf or yum)."
         : `Packages present, absent or latest with ${name === 'apt' ? 'apt' : 'yum/dnf'}.`,
     aliases: { pkg: 'name', package: 'name', 'update-cache': 'update_cache' },
-    schema: {
-      additionalProperties: false,
-      properties: {
-        name: {
-          anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 } }],
-          description: 'A package name, a list of them, or names separated by commas.',
-        },
-        state: { enum: ['present', 'installed', 'absent', 'removed', 'latest'], description: 'present (default), absent, or latest.' },
-        update_cache: { type: 'boolean', description: 'Refresh the package index first (only when something is to be installed).' },
-        ...(name === 'apt' ? { cache_valid_time: { type: 'integer', minimum: 0, description: 'Accepted; the index is refreshed only before an install.' } } : {}),
-      },
-    },
+    schema: packageSchema(name),
     check(args) {
       const pkgs = names(args);
       if (!pkgs.length && !args.update_cache) return `${name} needs "name" (or update_cache: true)`;

@@ -15,23 +15,13 @@ import {
 } from '../formats/main-cf.js';
 import { hostPathProblem } from './file-common.js';
 import { type FileChange, type Module, ModuleError } from './module.js';
+import type { ArgsOf } from './module.js';
 import { checkAskedNames, contentOf, mainValues, postfixReads, readPostfixFiles } from './postfix-common.js';
 import { postconfValidation, renderValue } from './postfix-names.js';
 
 export type PostconfValue = string | number | boolean | null | (string | number)[];
 
-export interface PostconfArgs {
-  /** parameters to set: name → value */
-  settings?: Record<string, PostconfValue>;
-  /** parameters to remove */
-  absent?: string[];
-  /** Postfix configuration directory; default: the host's `postconf -h config_directory` */
-  config_dir?: string;
-  /** names to accept although `postconf -d` does not list them */
-  allow_unknown?: string[];
-  /** keep a timestamped copy of the old main.cf */
-  backup?: boolean;
-}
+export type PostconfArgs = ArgsOf<typeof postconfSchema>;
 
 const NAME = '^[A-Za-z0-9_]+$';
 
@@ -45,41 +35,43 @@ const show = (s: string) => fromBinary(s);
 /** The parameter names a task sets (unknown ones fail it, in check mode too, before anything is written). */
 const settingNames = (args: PostconfArgs) => Object.keys(args.settings ?? {}).map(toBinary);
 
+const postconfSchema = {
+  additionalProperties: false,
+  properties: {
+    settings: {
+      type: 'object',
+      description:
+        'main.cf parameters to set, name → value. true/false are written yes/no, a list is joined with ", ", an empty value is written "name =". The last occurrence is changed in place and earlier ones are commented out; a new name goes after its commented-out "#name =" example, else at the end.',
+      propertyNames: { pattern: NAME },
+      additionalProperties: {
+        type: ['string', 'number', 'boolean', 'null', 'array'],
+        items: { type: ['string', 'number'] },
+      },
+    },
+    absent: {
+      type: 'array',
+      description: 'Parameters to remove: every occurrence, with its continuation lines.',
+      items: { type: 'string', pattern: NAME },
+    },
+    config_dir: {
+      type: 'string',
+      minLength: 1,
+      description: "Postfix configuration directory holding main.cf and master.cf; default: the host's postconf -h config_directory.",
+    },
+    allow_unknown: {
+      type: 'array',
+      description:
+        'Names to accept although postconf -d does not list them (postconf -n must still accept the result without a warning).',
+      items: { type: 'string', pattern: NAME },
+    },
+    backup: { type: 'boolean', description: 'Keep a timestamped copy of the old main.cf beside it (default false).' },
+  },
+} as const;
+
 export const postconfModule: Module<PostconfArgs> = {
   name: 'postconf',
   description: 'Set or remove Postfix main.cf parameters in place, refusing unknown names and checking with postconf -n.',
-  schema: {
-    additionalProperties: false,
-    properties: {
-      settings: {
-        type: 'object',
-        description:
-          'main.cf parameters to set, name → value. true/false are written yes/no, a list is joined with ", ", an empty value is written "name =". The last occurrence is changed in place and earlier ones are commented out; a new name goes after its commented-out "#name =" example, else at the end.',
-        propertyNames: { pattern: NAME },
-        additionalProperties: {
-          type: ['string', 'number', 'boolean', 'null', 'array'],
-          items: { type: ['string', 'number'] },
-        },
-      },
-      absent: {
-        type: 'array',
-        description: 'Parameters to remove: every occurrence, with its continuation lines.',
-        items: { type: 'string', pattern: NAME },
-      },
-      config_dir: {
-        type: 'string',
-        minLength: 1,
-        description: "Postfix configuration directory holding main.cf and master.cf; default: the host's postconf -h config_directory.",
-      },
-      allow_unknown: {
-        type: 'array',
-        description:
-          'Names to accept although postconf -d does not list them (postconf -n must still accept the result without a warning).',
-        items: { type: 'string', pattern: NAME },
-      },
-      backup: { type: 'boolean', description: 'Keep a timestamped copy of the old main.cf beside it (default false).' },
-    },
-  },
+  schema: postconfSchema,
   check(args) {
     const set = Object.keys(args.settings ?? {});
     if (set.length === 0 && (args.absent ?? []).length === 0) return 'postconf needs "settings" or "absent"';

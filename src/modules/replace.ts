@@ -3,16 +3,10 @@
  * Ansible's module does, optionally only between `after` and `before`. Python's replacement syntax (\1, \g<name>,
  * \n) is honoured; regular expressions whose Python meaning JavaScript would read differently are refused.
  */
-import { type FileAttrs, fileAttrSchema, modeProblem, planTextEdit } from './file-common.js';
-import { type Module, ModuleError } from './module.js';
+import { fileAttrSchema, modeProblem, planTextEdit } from './file-common.js';
+import { type ArgsOf, type Module, ModuleError } from './module.js';
 
-export interface ReplaceArgs extends FileAttrs {
-  path: string;
-  regexp: string;
-  replace?: string;
-  after?: string;
-  before?: string;
-}
+export type ReplaceArgs = ArgsOf<typeof replaceSchema>;
 
 /** A Python pattern as a JavaScript one, or an error for what would silently mean something else. */
 export function pythonPattern(source: string, what: string): string {
@@ -77,22 +71,24 @@ export function editReplace(text: string, args: ReplaceArgs): { text: string; ch
   return { text: out, changed: true, msg: `${count} replacement${count === 1 ? '' : 's'}` };
 }
 
+const replaceSchema = {
+  additionalProperties: false,
+  required: ['path', 'regexp'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'File to edit.' },
+    regexp: { type: 'string', minLength: 1, description: 'Python regular expression; ^ and $ match at every line.' },
+    replace: { type: 'string', description: 'Replacement (\\1, \\g<name>); default: remove the matches.' },
+    after: { type: 'string', description: 'Only replace after the first match of this expression.' },
+    before: { type: 'string', description: 'Only replace before this expression.' },
+    ...fileAttrSchema,
+  },
+} as const;
+
 export const replaceModule: Module<ReplaceArgs> = {
   name: 'replace',
   aliases: { dest: 'path', destfile: 'path', name: 'path' },
   description: 'Replace every match of a regular expression in a file (Python syntax, multiline), optionally between after and before.',
-  schema: {
-    additionalProperties: false,
-    required: ['path', 'regexp'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'File to edit.' },
-      regexp: { type: 'string', minLength: 1, description: 'Python regular expression; ^ and $ match at every line.' },
-      replace: { type: 'string', description: 'Replacement (\\1, \\g<name>); default: remove the matches.' },
-      after: { type: 'string', description: 'Only replace after the first match of this expression.' },
-      before: { type: 'string', description: 'Only replace before this expression.' },
-      ...fileAttrSchema,
-    },
-  },
+  schema: replaceSchema,
   check: (args) => modeProblem(args.mode),
   reads: (args) => ({ files: [args.path] }),
   plan: (ctx, args) => planTextEdit(ctx, args, (text) => editReplace(text, args)),

@@ -9,23 +9,14 @@ import type { Facts } from '../facts/types.js';
 import { DEFAULT_ROLLBACK_TIMEOUT, guardedAction } from './firewall-guard.js';
 import { rulesFilesOf } from './firewall-verify.js';
 import { ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import type { ArgsOf } from './module.js';
 import { restartPostfixChecked } from './postfix-health.js';
 
 // What tests and tools outside the modules know from here; the guard itself is firewall-guard.ts.
 export { LOCKOUT_MESSAGE, settleScript } from './firewall-guard.js';
 export { rulesFilesOf } from './firewall-verify.js';
 
-export interface ServiceArgs {
-  name: string;
-  state?: 'started' | 'stopped' | 'restarted' | 'reloaded';
-  /** started at boot (systemctl enable, update-rc.d, chkconfig) */
-  enabled?: boolean;
-  /** systemd: `systemctl daemon-reload` before the other actions */
-  daemon_reload?: boolean;
-  firewall?: boolean;
-  rollback_timeout?: number;
-  health_check?: boolean;
-}
+export type ServiceArgs = ArgsOf<typeof serviceSchema>;
 
 export type Action = 'start' | 'stop' | 'restart' | 'reload';
 
@@ -150,41 +141,43 @@ async function planState(ctx: TaskContext, args: ServiceArgs & { state: NonNulla
   return { changed: true, msg: `${action} ${args.name}${guard}`, files: [], commands: [command] };
 }
 
+const serviceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'service name, e.g. postfix, iptables, netfilter-persistent' },
+    enabled: { type: 'boolean', description: 'start at boot (systemctl enable/disable; update-rc.d or chkconfig with init scripts)' },
+    daemon_reload: { type: 'boolean', description: 'systemd: run systemctl daemon-reload before the other actions, when something is to change' },
+    state: {
+      type: 'string',
+      enum: ['started', 'stopped', 'restarted', 'reloaded'],
+      description: 'started / stopped (changed only when the service is not already so), restarted or reloaded (always changed)',
+    },
+    firewall: {
+      type: 'boolean',
+      description:
+        'the service loads firewall rules: guard start/restart/reload with a rollback and check the live rules afterwards (default true for iptables, ip6tables and netfilter-persistent)',
+    },
+    health_check: {
+      type: 'boolean',
+      description:
+        'after start/restart/reload, prove Postfix runs and every inet listener in master.cf accepts connections; if not, restore the files this run changed, restart again and fail with the mail log\'s reason (default true for postfix)',
+    },
+    rollback_timeout: {
+      type: 'integer',
+      minimum: 5,
+      maximum: 600,
+      default: DEFAULT_ROLLBACK_TIMEOUT,
+      description: 'seconds after which a guarded firewall change is rolled back unless a new SSH connection worked (default 30)',
+    },
+  },
+} as const;
+
 export const serviceModule: Module<ServiceArgs> = {
   name: 'service',
   description: 'Start, stop, restart or reload a service; firewall restarts roll back unless a new SSH connection works',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, description: 'service name, e.g. postfix, iptables, netfilter-persistent' },
-      enabled: { type: 'boolean', description: 'start at boot (systemctl enable/disable; update-rc.d or chkconfig with init scripts)' },
-      daemon_reload: { type: 'boolean', description: 'systemd: run systemctl daemon-reload before the other actions, when something is to change' },
-      state: {
-        type: 'string',
-        enum: ['started', 'stopped', 'restarted', 'reloaded'],
-        description: 'started / stopped (changed only when the service is not already so), restarted or reloaded (always changed)',
-      },
-      firewall: {
-        type: 'boolean',
-        description:
-          'the service loads firewall rules: guard start/restart/reload with a rollback and check the live rules afterwards (default true for iptables, ip6tables and netfilter-persistent)',
-      },
-      health_check: {
-        type: 'boolean',
-        description:
-          'after start/restart/reload, prove Postfix runs and every inet listener in master.cf accepts connections; if not, restore the files this run changed, restart again and fail with the mail log\'s reason (default true for postfix)',
-      },
-      rollback_timeout: {
-        type: 'integer',
-        minimum: 5,
-        maximum: 600,
-        default: DEFAULT_ROLLBACK_TIMEOUT,
-        description: 'seconds after which a guarded firewall change is rolled back unless a new SSH connection worked (default 30)',
-      },
-    },
-  },
+  schema: serviceSchema,
 
   check: checkArgs,
 

@@ -9,21 +9,9 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { varValue } from '../playbook/template.js';
 import { type Module, ModuleError } from './module.js';
+import type { ArgsOf } from './module.js';
 
-export interface SmtpProbeArgs {
-  host?: string;
-  port?: number;
-  tls?: 'implicit' | 'starttls' | 'none';
-  expect_banner?: string;
-  verify_name?: string;
-  verify_chain?: boolean;
-  ca_file?: string;
-  ehlo_expect?: string | string[];
-  ehlo_name?: string;
-  timeout?: number;
-  retries?: number;
-  delay?: number;
-}
+export type SmtpProbeArgs = ArgsOf<typeof smtpProbeSchema>;
 
 export interface ProbeResult {
   address: string;
@@ -232,30 +220,32 @@ export function describeProbe(r: ProbeResult, args: SmtpProbeArgs): string {
   return parts.join(', ');
 }
 
+const smtpProbeSchema = {
+  additionalProperties: false,
+  properties: {
+    host: { type: 'string', minLength: 1, description: 'Address to connect to (default: ansible_host, else the inventory hostname).' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'TCP port (default 465).' },
+    tls: { enum: ['implicit', 'starttls', 'none'], description: 'implicit (default on 465), starttls (default on 25 and 587) or none.' },
+    expect_banner: { type: 'string', description: 'The greeting must start with this (default 220).' },
+    verify_name: { type: 'string', minLength: 1, description: 'The certificate must cover this name (subjectAltName or CN).' },
+    verify_chain: { type: 'boolean', description: 'Also require a certificate chain trusted by the controller (or by ca_file).' },
+    ca_file: { type: 'string', description: 'CA bundle on the controller to verify the chain against.' },
+    ehlo_expect: {
+      description: 'EHLO keywords the server must offer (e.g. AUTH).',
+      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+    },
+    ehlo_name: { type: 'string', description: 'Name to send with EHLO (default provision.invalid).' },
+    timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds per attempt (default 10).' },
+    retries: { type: 'integer', minimum: 0, maximum: 100, description: 'Further attempts after a failure (default 3).' },
+    delay: { type: 'number', minimum: 0, description: 'Seconds between attempts (default 1).' },
+  },
+} as const;
+
 export const smtpProbeModule: Module<SmtpProbeArgs> = {
   name: 'smtp_probe',
   description: 'From the controller, connect to the host\'s SMTP service, check TLS, the certificate name, the banner and EHLO.',
   controllerOnly: true,
-  schema: {
-    additionalProperties: false,
-    properties: {
-      host: { type: 'string', minLength: 1, description: 'Address to connect to (default: ansible_host, else the inventory hostname).' },
-      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'TCP port (default 465).' },
-      tls: { enum: ['implicit', 'starttls', 'none'], description: 'implicit (default on 465), starttls (default on 25 and 587) or none.' },
-      expect_banner: { type: 'string', description: 'The greeting must start with this (default 220).' },
-      verify_name: { type: 'string', minLength: 1, description: 'The certificate must cover this name (subjectAltName or CN).' },
-      verify_chain: { type: 'boolean', description: 'Also require a certificate chain trusted by the controller (or by ca_file).' },
-      ca_file: { type: 'string', description: 'CA bundle on the controller to verify the chain against.' },
-      ehlo_expect: {
-        description: 'EHLO keywords the server must offer (e.g. AUTH).',
-        anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
-      },
-      ehlo_name: { type: 'string', description: 'Name to send with EHLO (default provision.invalid).' },
-      timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds per attempt (default 10).' },
-      retries: { type: 'integer', minimum: 0, maximum: 100, description: 'Further attempts after a failure (default 3).' },
-      delay: { type: 'number', minimum: 0, description: 'Seconds between attempts (default 1).' },
-    },
-  },
+  schema: smtpProbeSchema,
   async plan(ctx, args) {
     const ansibleHost = varValue(ctx.vars, 'ansible_host');
     const host = args.host ?? (typeof ansibleHost === 'string' ? ansibleHost : ctx.host);

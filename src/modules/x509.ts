@@ -5,12 +5,9 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { type Module, ModuleError } from './module.js';
+import type { ArgsOf } from './module.js';
 
-export interface X509Args {
-  path: string;
-  name?: string;
-  valid_at?: string;
-}
+export type X509Args = ArgsOf<typeof x509Schema>;
 
 function parseDN(dn: string): Record<string, string> {
   const names: Record<string, string> = { C: 'countryName', ST: 'stateOrProvinceName', L: 'localityName', O: 'organizationName', OU: 'organizationalUnitName', CN: 'commonName', emailAddress: 'emailAddress' };
@@ -22,18 +19,20 @@ function parseDN(dn: string): Record<string, string> {
   return out;
 }
 
+const x509Schema = {
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: { type: 'string', minLength: 1, description: 'Certificate file (PEM) on the host.' },
+    name: { type: 'string', minLength: 1, description: 'Host name the certificate must cover; sets name_matches.' },
+    valid_at: { type: 'string', description: 'ISO date to test validity at (default: now).' },
+  },
+} as const;
+
 export const x509Module: Module<X509Args> = {
   name: 'x509_certificate_info',
   description: 'Describe a PEM certificate on the host (subject, names, validity) and check it covers a host name.',
-  schema: {
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      path: { type: 'string', minLength: 1, description: 'Certificate file (PEM) on the host.' },
-      name: { type: 'string', minLength: 1, description: 'Host name the certificate must cover; sets name_matches.' },
-      valid_at: { type: 'string', description: 'ISO date to test validity at (default: now).' },
-    },
-  },
+  schema: x509Schema,
   reads: (args) => ({ files: [args.path] }),
   async plan(ctx, args) {
     const st = await ctx.readFile(args.path);

@@ -1,8 +1,9 @@
 /** What the lab needs from the machine: running commands, finding its processes, installing packages. */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { $ } from 'zx/core';
 
 /** A lab failure the CLI prints as one line. */
 export class LabError extends Error {
@@ -28,10 +29,21 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Run a program with arguments (quoted by zx, nothing is interpreted) and collect what it prints; a non-zero exit
+ * is a result, not an error. After `timeoutMs` the command and its children are killed with SIGKILL and stderr says
+ * it timed out.
+ */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const child = spawn(cmd, args, { env: opts.env ?? { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}` }, stdio: ['pipe', 'pipe', 'pipe'] });
-  const r = await childResult(child, { input: opts.input, timeoutMs: opts.timeoutMs, cannotRun: `cannot run ${cmd}` });
-  return { code: r.code, stdout: r.stdout, stderr: r.timedOut ? `${r.stderr}${cmd} timed out after ${opts.timeoutMs} ms\n` : r.stderr };
+  const r = await $({
+    env: opts.env ?? { ...process.env, PATH: `${SYSTEM_PATH}:${process.env.PATH ?? ''}` },
+    ...(opts.input === undefined ? {} : { input: opts.input }),
+    ...(opts.timeoutMs ? { timeout: opts.timeoutMs, timeoutSignal: 'SIGKILL' as const } : {}),
+    nothrow: true,
+    quiet: true,
+  })`${cmd} ${args}`;
+  const timedOut = r.signal === 'SIGKILL' && opts.timeoutMs !== undefined;
+  return { code: r.exitCode, stdout: r.stdout, stderr: timedOut ? `${r.stderr}${cmd} timed out after ${opts.timeoutMs} ms\n` : r.stderr };
 }
 
 /**
@@ -280,7 +292,12 @@ export async function ensureUfw(root: string, log: (msg: string) => void): Promi
   mkdirSync(join(base, 'deb'), { recursive: true, mode: 0o755 });
   const env = { ...process.env, PATH: SYSTEM_PATH };
   // apt-get download writes into the current directory, as the _apt user when it can.
-  const download = () => run('sh', ['-c', 'cd "$1" && chown _apt "$1" 2>/dev/null; apt-get download ufw', 'sh', join(base, 'deb')], { env, timeoutMs: 300_000 });
+  const download = async () => {
+    const inDeb = $({ cwd: join(base, 'deb'), env, nothrow: true, quiet: true });
+    await inDeb`chown _apt .`;
+    const r = await inDeb({ timeout: 300_000, timeoutSignal: 'SIGKILL' })`apt-get download ufw`;
+    return { code: r.exitCode, stderr: r.stderr };
+  };
   // A machine whose package lists were cleaned after its last install knows no ufw yet: update once, then retry.
   if ((await download()).code !== 0) {
     await must('apt-get', ['update'], { env, timeoutMs: 300_000 });
