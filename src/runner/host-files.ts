@@ -85,9 +85,10 @@ function leanReadScript(req: ReadRequest): string {
     // is only longer, or tar fails and the fallback below reads each file on its own)
     '  pv_tb="-b 1"; [ -L "$pv_tar" ] && pv_tb=',
     // tar's exit status comes back through the command substitution while the archive goes straight out on fd 4
-    '  printf "@@T\\n"; exec 4>&1',
-    '  pv_trc=$( { { tar $pv_tb -chf - -- "$@" 2>/dev/null; echo $? >&3; } | base64 -w0 >&4; } 3>&1 )',
-    '  exec 4>&-; printf "\\n@@R %s\\n" "$pv_trc"',
+    // (the group's own redirection leaves any descriptor 4 of the caller as it was)
+    '  printf "@@T\\n"',
+    '  { pv_trc=$( { { tar $pv_tb -chf - -- "$@" 2>/dev/null; echo $? >&3; } | base64 -w0 >&4; } 3>&1 ); } 4>&1',
+    '  printf "\\n@@R %s\\n" "$pv_trc"',
     'fi',
   );
   req.files.forEach((f, i) => {
