@@ -12,14 +12,14 @@ export const POSTFIX_VERSION_VAR = 'pv_postfix_version';
  * Shell: the effective uid of the shell in $pv_uid, as `id -u` prints it, read from the shell's own
  * /proc/self/status without starting a process (`id -u` where /proc is not mounted).
  */
-const UID_OF_SHELL = String.raw`pv_uid=; if [ -r /proc/self/status ]; then while read -r pv_a pv_b pv_c pv_d; do if [ "$pv_a" = Uid: ]; then pv_uid=$pv_c; break; fi; done </proc/self/status; fi
+const UID_OF_SHELL = String.raw`pv_uid=; if [ -r /proc/self/status ]; then while read -r pv_a pv_b pv_c pv_x; do if [ "$pv_a" = Uid: ]; then pv_uid=$pv_c; break; fi; done </proc/self/status; fi
 case $pv_uid in ''|*[!0-9]*) pv_uid=$(id -u) ;; esac`;
 
 /**
  * Shell: the name of the user $pv_uid in $pv_user, as `id -un` prints it: the first /etc/passwd line with that uid
  * (where the C library looks first), else `id -un` (a user from a directory service).
  */
-const USER_OF_SHELL = String.raw`pv_user=; if [ -r /etc/passwd ]; then while IFS=: read -r pv_a pv_b pv_c pv_d; do if [ "$pv_c" = "$pv_uid" ]; then pv_user=$pv_a; break; fi; done </etc/passwd; fi
+const USER_OF_SHELL = String.raw`pv_user=; if [ -r /etc/passwd ]; then while IFS=: read -r pv_a pv_b pv_c pv_x; do if [ "$pv_c" = "$pv_uid" ]; then pv_user=$pv_a; break; fi; done </etc/passwd; fi
 [ -n "$pv_user" ] || pv_user=$(id -un 2>/dev/null)`;
 
 /**
