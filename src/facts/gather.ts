@@ -8,8 +8,42 @@ import type { Facts } from './types.js';
 /** The facts script leaves the host's Postfix version (mail_version) in this shell variable, empty without Postfix. */
 export const POSTFIX_VERSION_VAR = 'pv_postfix_version';
 
+/**
+ * Shell: the effective uid of the shell in $pv_uid, as `id -u` prints it, read from the shell's own
+ * /proc/self/status without starting a process (`id -u` where /proc is not mounted).
+ */
+const UID_OF_SHELL = String.raw`pv_uid=; if [ -r /proc/self/status ]; then while read -r pv_a pv_b pv_c pv_x; do if [ "$pv_a" = Uid: ]; then pv_uid=$pv_c; break; fi; done </proc/self/status; fi
+case $pv_uid in ''|*[!0-9]*) pv_uid=$(id -u) ;; esac`;
+
+/**
+ * Shell: the name of the user $pv_uid in $pv_user, as `id -un` prints it: the first /etc/passwd line with that uid
+ * (where the C library looks first), else `id -un` (a user from a directory service).
+ */
+const USER_OF_SHELL = String.raw`pv_user=; if [ -r /etc/passwd ]; then while IFS=: read -r pv_a pv_b pv_c pv_x; do if [ "$pv_c" = "$pv_uid" ]; then pv_user=$pv_a; break; fi; done </etc/passwd; fi
+[ -n "$pv_user" ] || pv_user=$(id -un 2>/dev/null)`;
+
+/**
+ * Shell condition: firewalld is installed, so a firewalld process may run (pidof scans every process on the host,
+ * so it runs only then). The daemon lives in an sbin directory, which a non-root login's PATH may lack.
+ */
+const FIREWALLD_INSTALLED = '{ command -v firewalld >/dev/null 2>&1 || [ -e /usr/sbin/firewalld ] || [ -e /sbin/firewalld ] || [ -e /usr/bin/firewalld ]; }';
+
+/**
+ * Shell: the first line of the default IPv4 route and of the addresses of the interface it leaves by, for
+ * defaultIpv4; the interface is the route's last `dev` word, cut out by the shell rather than by sed.
+ */
+const DEFAULT_ROUTE = [
+  'if command -v ip >/dev/null 2>&1; then',
+  `  pv_r=$(ip -4 route show default 2>/dev/null); pv_r=\${pv_r%%"$pv_nl"*}; printf 'ipv4_route=%s\\n' "$pv_r"`,
+  '  pv_i=; case $pv_r in *" dev "*) pv_i=${pv_r##* dev }; pv_i=${pv_i%% *} ;; esac',
+  `  [ -n "$pv_i" ] && { pv_a=$(ip -o -4 addr show dev "$pv_i" 2>/dev/null); printf 'ipv4_addr=%s\\n' "\${pv_a%%"$pv_nl"*}"; }`,
+  'fi',
+].join('\n');
+
 /** The facts script without its final `exit`, so that more shell can run after it in the same shell. */
 const FACTS_BODY = String.raw`
+pv_nl='
+'
 pv_osr=/etc/os-release; [ -r "$pv_osr" ] || pv_osr=/usr/lib/os-release
 if [ -r "$pv_osr" ]; then
   ( . "$pv_osr"; printf 'os_id=%s\nos_id_like=%s\nos_version_id=%s\n' "$ID" "$ID_LIKE" "$VERSION_ID" )
@@ -19,12 +53,10 @@ fi
 pv_h=; read -r pv_h 2>/dev/null </proc/sys/kernel/hostname || pv_h=$(hostname 2>/dev/null)
 printf 'hostname=%s\n' "$pv_h"
 printf 'fqdn=%s\n' "$(hostname -f 2>/dev/null)"
-printf 'user=%s\nuid=%s\n' "$(id -un)" "$(id -u)"
-if command -v ip >/dev/null 2>&1; then
-  pv_r=$(ip -4 route show default 2>/dev/null | head -n 1); printf 'ipv4_route=%s\n' "$pv_r"
-  pv_i=$(printf '%s\n' "$pv_r" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-  [ -n "$pv_i" ] && printf 'ipv4_addr=%s\n' "$(ip -o -4 addr show dev "$pv_i" 2>/dev/null | head -n 1)"
-fi
+${UID_OF_SHELL}
+${USER_OF_SHELL}
+printf 'user=%s\nuid=%s\n' "$pv_user" "$pv_uid"
+${DEFAULT_ROUTE}
 pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
@@ -48,7 +80,7 @@ command -v nft >/dev/null 2>&1 && echo nft=1
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1 && pv_fwd=1
   systemctl is-active --quiet nftables 2>/dev/null && echo nftables_active=1
-elif [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then echo firewalld_active=1; pv_fwd=1
+elif [ -e /var/run/firewalld.pid ] || { ${FIREWALLD_INSTALLED} && pidof firewalld >/dev/null 2>&1; }; then echo firewalld_active=1; pv_fwd=1
 fi
 [ -r /etc/ufw/ufw.conf ] && grep -qi '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw_enabled=1
 [ -e /etc/nftables.conf ] && echo nftables_conf=1
@@ -105,7 +137,8 @@ export const STATE_DIR = '/var/lib/provision';
 export const STATE_DIR_REFUSED = 77;
 
 /** Shell: the state directory of the user the script runs as: STATE_DIR for root, ~/.provision for anyone else. */
-const STATE_DIR_OF_USER = `pv_sd=${STATE_DIR}; [ "$(id -u)" = 0 ] || pv_sd="\${HOME:-/nonexistent}/.provision"`;
+const STATE_DIR_OF_USER = `${UID_OF_SHELL}
+pv_sd=${STATE_DIR}; [ "$pv_uid" = 0 ] || pv_sd="\${HOME:-/nonexistent}/.provision"`;
 
 /**
  * Shell that makes sure the directory in $pv_sd (given as a shell word, or the user's own by default) is private
@@ -116,7 +149,7 @@ const STATE_DIR_OF_USER = `pv_sd=${STATE_DIR}; [ "$(id -u)" = 0 ] || pv_sd="\${H
  */
 export function stateDirScript(dir?: string): string {
   return [
-    dir === undefined ? STATE_DIR_OF_USER : `pv_sd=${dir}`,
+    dir === undefined ? STATE_DIR_OF_USER : `${UID_OF_SHELL}\npv_sd=${dir}`,
     `pv_sdrefuse() { printf "refusing provision's state directory %s on this host: %s\\n" "$pv_sd" "$1" >&2; exit ${STATE_DIR_REFUSED}; }`,
     '[ -L "$pv_sd" ] && pv_sdrefuse "it is a symbolic link"',
     // Without -p: a missing parent (no /var/lib, no home directory) is not made, and so not made private either.
@@ -124,7 +157,7 @@ export function stateDirScript(dir?: string): string {
     '[ -L "$pv_sd" ] || [ ! -d "$pv_sd" ] && pv_sdrefuse "it is not a directory"',
     'pv_sdst=$(stat -c "%u %a" -- "$pv_sd" 2>/dev/null) || pv_sdrefuse "it cannot be examined"',
     'pv_sdu=${pv_sdst% *}; pv_sdm=${pv_sdst#* }',
-    '[ "$pv_sdu" = "$(id -u)" ] || pv_sdrefuse "it is owned by uid $pv_sdu, not by $(id -un) (uid $(id -u))"',
+    '[ "$pv_sdu" = "$pv_uid" ] || pv_sdrefuse "it is owned by uid $pv_sdu, not by $(id -un) (uid $pv_uid)"',
     'case $pv_sdm in',
     '  700) ;;',
     '  *[2367]?|*[2367]) pv_sdrefuse "it is writable by other users (mode $pv_sdm)" ;;',

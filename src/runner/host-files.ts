@@ -8,6 +8,7 @@ import { posix as path } from 'node:path';
 import { heredocTo, quote } from '../connection/shell-quote.js';
 import type { ExecResult } from '../connection/connection.js';
 import type { FileChange, FileState, Validation } from '../modules/module.js';
+import { readTar, type TarEntry } from '../util/tar-read.js';
 
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -42,21 +43,98 @@ export function fileState(p: string, kind: NonNullable<FileState['kind']>, conte
 }
 
 /**
+ * Script that prints what `req` asks for; see leanReadScript for the usual form, perFileReadScript for the form
+ * used when a path holds a newline. parseReadOutput reads both.
+ */
+export function readScript(req: ReadRequest): string {
+  const paths = [...req.files, ...req.stats];
+  return paths.some((p) => p.includes('\n')) ? perFileReadScript(req) : leanReadScript(req);
+}
+
+/** Shell: sets $pv_k to the kind of the path in $1 (stat -L's view: symbolic links followed): - absent, f, d, o. */
+const KIND_FUNCTION = 'pv_kind() { if [ ! -e "$1" ]; then pv_k=-; elif [ -f "$1" ]; then pv_k=f; elif [ -d "$1" ]; then pv_k=d; else pv_k=o; fi; }';
+
+/**
+ * Every process counts on a host (a read runs on every host of every run), so this form starts a fixed few
+ * whatever the number of paths: one `stat` for the metadata of all paths, then one `tar | base64` for the content
+ * of every readable file and the output of every command, and mktemp and rm for the commands' output files.
+ *   @@S, then `<mode> <uid> <gid> <user> <group> <path>` per existing path, then @@E
+ *   @@T, then the archive in base64 on one line, then `@@R <tar's exit status>`
+ *   @@F <i> <kind>   then an empty line; kind t is a file whose content is the archive's next member, - an
+ *                    absent path, `! <reason>` an unreadable file, f/d/o a file, directory or other without content
+ *   @@C <i> <exit> t then an empty line: its stdout and stderr are the archive's next two members
+ * The archive is cut member by member by the sizes in its own headers, so no content can be split wrongly. When
+ * tar is missing or fails (a file changed while it was read, say), the script falls back to one base64 per item,
+ * in the form perFileReadScript prints (`@@F <i> f` and `@@C <i> <exit>` followed by base64 lines).
+ */
+function leanReadScript(req: ReadRequest): string {
+  const paths = [...new Set([...req.files, ...req.stats])];
+  const lines: string[] = [
+    'printf "@@S\\n"',
+    `stat -L -c "%a %u %g %U %G %n" -- ${paths.map(quote).join(' ')} 2>/dev/null`,
+    'printf "@@E\\n"',
+    KIND_FUNCTION,
+    'set --',
+  ];
+  // $pv_kf<i> is the kind of file i, or r when its content goes in the archive (a readable file); "$@" lists them.
+  req.files.forEach((f, i) => {
+    const p = quote(f);
+    lines.push(`pv_kind ${p}; pv_kf${i}=$pv_k; if [ "$pv_k" = f ] && [ -r ${p} ]; then pv_kf${i}=r; set -- "$@" ${p}; fi`);
+  });
+  if (req.commands.length) {
+    lines.push('pv_d=$(mktemp -d) || exit 70');
+    req.commands.forEach((c, i) => {
+      lines.push(`(\n${c.script}\n) >"$pv_d/o${i}" 2>"$pv_d/e${i}"; pv_rc${i}=$?`, `set -- "$@" "$pv_d/o${i}" "$pv_d/e${i}"`);
+    });
+  }
+  lines.push(
+    'pv_trc=127',
+    'pv_tar=$(command -v tar 2>/dev/null)',
+    'if [ $# -gt 0 ] && [ -n "$pv_tar" ]; then',
+    // GNU tar pads an archive to 10 KiB unless told records are one block; busybox tar, usually a symbolic link
+    // to busybox, knows no -b and pads nothing (were it a GNU tar, or a busybox that rejects -b, the archive
+    // is only longer, or tar fails and the fallback below reads each file on its own)
+    '  pv_tb="-b 1"; [ -L "$pv_tar" ] && pv_tb=',
+    // tar's exit status comes back through the command substitution while the archive goes straight out on fd 4
+    // (the group's own redirection leaves any descriptor 4 of the caller as it was)
+    '  printf "@@T\\n"',
+    '  { pv_trc=$( { { tar $pv_tb -chf - -- "$@" 2>/dev/null; echo $? >&3; } | base64 -w0 >&4; } 3>&1 ); } 4>&1',
+    '  printf "\\n@@R %s\\n" "$pv_trc"',
+    'fi',
+  );
+  req.files.forEach((f, i) => {
+    const p = quote(f);
+    lines.push(
+      `case $pv_kf${i} in`,
+      `  -) printf "@@F f${i} -\\n\\n" ;;`,
+      `  r) if [ "$pv_trc" = 0 ]; then printf "@@F f${i} t\\n\\n"; else printf "@@F f${i} f\\n"; base64 -w0 -- ${p}; printf "\\n"; fi ;;`,
+      `  f) printf "@@F f${i} ! permission denied\\n\\n" ;;`,
+      `  *) printf "@@F f${i} %s\\n\\n" "$pv_kf${i}" ;;`,
+      'esac',
+    );
+  });
+  req.stats.forEach((f, i) => lines.push(`pv_kind ${quote(f)}; printf "@@F s${i} %s\\n\\n" "$pv_k"`));
+  req.commands.forEach((_, i) => {
+    lines.push(
+      `if [ "$pv_trc" = 0 ]; then printf "@@C c${i} %s t\\n\\n" "$pv_rc${i}"; else`,
+      `  printf "@@C c${i} %s\\n" "$pv_rc${i}"; base64 -w0 "$pv_d/o${i}"; printf "\\n"; if [ -s "$pv_d/e${i}" ]; then base64 -w0 "$pv_d/e${i}"; fi; printf "\\n"`,
+      'fi',
+    );
+  });
+  if (req.commands.length) lines.push('rm -rf "$pv_d"');
+  return lines.join('\n');
+}
+
+/**
  * Script that prints, for each requested item, a header line and base64 lines:
  *   @@F <i> <kind> <mode> <uid> <gid> <user> <group>   then the content in base64 (files) or nothing (stats)
  *   @@C <i> <exit>                                     then stdout and stderr in base64, one line each
- * Items that do not exist print `@@F <i> -`; unreadable files print `@@F <i> ! <reason>`.
- * Every process counts on a host (a read runs on every host of every run), so when no path holds a newline the
- * metadata of all of them comes from one `stat` between `@@S` and `@@E` (`<mode> <uid> <gid> <user> <group>
- * <path>` per line) and the `@@F` lines carry only the kind.
+ * Items that do not exist print `@@F <i> -`; unreadable files print `@@F <i> ! <reason>`. One process or more
+ * per item: only for paths that hold a newline, which the batched stat of leanReadScript cannot list.
  */
-export function readScript(req: ReadRequest): string {
-  const paths = [...new Set([...req.files, ...req.stats])];
-  const batched = paths.length > 1 && !paths.some((p) => p.includes('\n'));
-  const lines: string[] = batched
-    ? ['printf "@@S\\n"', `stat -L -c "%a %u %g %U %G %n" -- ${paths.map(quote).join(' ')} 2>/dev/null`, 'printf "@@E\\n"', 'pv_stat() { printf "\\n"; }']
-    : ['pv_stat() { printf " "; stat -L -c "%a %u %g %U %G" -- "$1" 2>/dev/null || echo "0 0 0 ? ?"; }'];
-  lines.push(
+function perFileReadScript(req: ReadRequest): string {
+  const lines: string[] = [
+    'pv_stat() { printf " "; stat -L -c "%a %u %g %U %G" -- "$1" 2>/dev/null || echo "0 0 0 ? ?"; }',
     'pv_file() {',
     '  if [ ! -e "$2" ]; then printf "@@F %s -\\n\\n" "$1"; return; fi',
     '  if [ -f "$2" ]; then k=f; elif [ -d "$2" ]; then k=d; else k=o; fi',
@@ -65,7 +143,7 @@ export function readScript(req: ReadRequest): string {
     '  if [ "$k" = f ] && [ "$3" = 1 ]; then base64 -w0 -- "$2"; fi',
     '  printf "\\n"',
     '}',
-  );
+  ];
   req.files.forEach((f, i) => lines.push(`pv_file f${i} ${quote(f)} 1`));
   req.stats.forEach((f, i) => lines.push(`pv_file s${i} ${quote(f)} 0`));
   if (req.commands.length) {
@@ -92,6 +170,13 @@ function statLines(lines: string[]): Map<string, string[]> {
   return out;
 }
 
+/** The members of the archive between `@@T` and `@@R 0` (null when there is none, or tar failed and the fallback follows). */
+function archiveMembers(lines: string[]): TarEntry[] | null {
+  const at = lines.indexOf('@@T');
+  if (at < 0 || lines[at + 2] !== '@@R 0') return null;
+  return readTar(Buffer.from(lines[at + 1] ?? '', 'base64'));
+}
+
 /**
  * What `readScript` printed. An unreadable file fails the whole read, unless `skipUnreadable`: then it is left
  * out of the result, for whoever needs it to read it again and report why it cannot.
@@ -104,6 +189,14 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
   const start = lines.indexOf('@@S');
   const end = start < 0 ? -1 : lines.indexOf('@@E', start);
   const meta = end < 0 ? null : statLines(lines.slice(start + 1, end));
+  const members = archiveMembers(lines);
+  let member = 0;
+  /** The archive's next member, which must be a regular file (or a hard link to one, when two paths are one file). */
+  const nextContent = (what: string): Buffer => {
+    const m = members?.[member++];
+    if (!m || (m.type !== '0' && m.type !== '7' && m.type !== '1')) throw new Error(`no content for ${what}: the read was cut short`);
+    return m.content;
+  };
   for (let i = end < 0 ? 0 : end + 1; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.startsWith('@@F ')) {
@@ -120,10 +213,11 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
       } else {
         // A path that appeared between the batched stat and this line has no metadata: as if stat had failed.
         const [mode, uid, gid, owner, group] = meta ? (meta.get(p) ?? ['0', '0', '0', '?', '?']) : rest;
-        const content = id!.startsWith('f') && kind === 'f' ? Buffer.from(body, 'base64') : null;
+        const isFile = kind === 'f' || kind === 't';
+        const content = kind === 't' ? nextContent(p) : id!.startsWith('f') && kind === 'f' ? Buffer.from(body, 'base64') : null;
         files.set(
           p,
-          fileState(p, kind === 'f' ? 'file' : kind === 'd' ? 'directory' : 'other', content, {
+          fileState(p, isFile ? 'file' : kind === 'd' ? 'directory' : 'other', content, {
             mode: parseInt(mode ?? '0', 8),
             owner: owner ?? null,
             group: group ?? null,
@@ -133,14 +227,21 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
         );
       }
     } else if (line.startsWith('@@C ')) {
-      const [, id, rc] = line.split(' ');
+      const [, id, rc, where] = line.split(' ');
       const cmd = req.commands[Number(id!.slice(1))];
       if (!cmd) throw new Error(`unexpected command result ${id}`);
-      const out = Buffer.from(lines[++i] ?? '', 'base64');
-      const err = Buffer.from(lines[++i] ?? '', 'base64');
-      commands.set(cmd.key, { stdout: out, stderr: err, code: Number(rc) });
+      if (where === 't') {
+        i++;
+        const out = nextContent(`"${cmd.key}"`);
+        commands.set(cmd.key, { stdout: out, stderr: nextContent(`"${cmd.key}"`), code: Number(rc) });
+      } else {
+        const out = Buffer.from(lines[++i] ?? '', 'base64');
+        const err = Buffer.from(lines[++i] ?? '', 'base64');
+        commands.set(cmd.key, { stdout: out, stderr: err, code: Number(rc) });
+      }
     }
   }
+  if (members && member !== members.length) throw new Error(`the read's archive holds ${members.length} members where ${member} were asked for`);
   for (const p of [...req.files, ...req.stats]) {
     if (!files.has(p) && !unreadable.has(p)) throw new Error(`no answer for ${p}: the read was cut short`);
   }

@@ -185,3 +185,40 @@ describe('the state directory and the lock in it (a local user must not reach ei
     expect(busyLocked('true', '/d')).toMatch(/flock -s -w \d+ 8/);
   });
 });
+
+describe('facts read by the shell itself', () => {
+  /** A PATH with an `ip` that prints two default routes and two addresses, and no `id`, `sed` or `head`. */
+  const bin = path.join(scratch, 'bin-no-id');
+  mkdirSync(bin);
+  writeFileSync(
+    path.join(bin, 'ip'),
+    [
+      '#!/bin/sh',
+      'case "$*" in',
+      '  "-4 route show default") printf "default via 10.0.0.1 dev eth0 proto dhcp metric 100\\ndefault via 10.0.1.1 dev eth1 metric 200\\n" ;;',
+      '  "-o -4 addr show dev eth0") printf "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\\\\       valid_lft forever\\n2: eth0    inet 10.0.0.6/24 scope global secondary eth0\\n" ;;',
+      'esac',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+
+  it('gives the user and uid `id` gives, without running id', () => {
+    const facts = parseFacts(sh(FACTS_SCRIPT, bin).stdout);
+    const id = (flag: string) => spawnSync('id', [flag], { encoding: 'utf8' }).stdout.trim();
+    expect(facts.uid).toBe(Number(id('-u')));
+    expect(facts.user).toBe(id('-un'));
+  });
+
+  it("takes the first default route and the first address of its interface, without sed or head", () => {
+    expect(parseFacts(sh(FACTS_SCRIPT, bin).stdout).default_ipv4).toEqual({
+      address: '10.0.0.5',
+      interface: 'eth0',
+      alias: 'eth0',
+      gateway: '10.0.0.1',
+      netmask: '255.255.255.0',
+      network: '10.0.0.0',
+      prefix: '24',
+      broadcast: '10.0.0.255',
+    });
+  });
+});

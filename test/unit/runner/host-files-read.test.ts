@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,4 +49,65 @@ describe('reading files and commands on a host in one exec', () => {
     expect(r.commands.get('ok')).toEqual({ stdout: Buffer.from('out\n'), stderr: Buffer.alloc(0), code: 0 });
     expect(r.commands.get('bad')).toEqual({ stdout: Buffer.alloc(0), stderr: Buffer.from('oops\n'), code: 3 });
   });
+
+  const binary = path.join(dir, 'binary.db');
+  writeFileSync(binary, Buffer.from([0, 1, 2, 255, 10, 0, 64, 64, 70, 32]));
+  const hard = path.join(dir, 'main-hard.cf');
+  linkSync(plain, hard);
+  const link = path.join(dir, 'main-link.cf');
+  symlinkSync('main.cf', link);
+  const dangling = path.join(dir, 'dangling.cf');
+  symlinkSync('absent.cf', dangling);
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+
+  /** A directory of the commands a read script starts, with `tar` as given (or none). */
+  const binWith = (name: string, tar?: string) => {
+    const bin = path.join(dir, name);
+    mkdirSync(bin);
+    for (const c of ['stat', 'base64', 'mktemp', 'rm']) symlinkSync(execFileSync('/bin/sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim(), path.join(bin, c));
+    if (tar) writeFileSync(path.join(bin, 'tar'), tar, { mode: 0o755 });
+    return bin;
+  };
+  const req: ReadRequest = {
+    files: [plain, binary, hard, link, dangling, sub, fifo, missing],
+    stats: [spaced],
+    commands: [{ key: 'bin', script: 'printf "\\000\\377x"; printf "warn" >&2; exit 4' }],
+  };
+  const expectAnswers = (r: ReturnType<typeof read>) => {
+    for (const p of [plain, hard, link]) expect(r.files.get(p), p).toMatchObject({ kind: 'file', mode: 0o640, owner: me, uid, content: Buffer.from('a = 1\n') });
+    expect(r.files.get(binary)!.content).toEqual(Buffer.from([0, 1, 2, 255, 10, 0, 64, 64, 70, 32]));
+    expect(r.files.get(dangling)).toMatchObject({ exists: false });
+    expect(r.files.get(missing)).toMatchObject({ exists: false });
+    expect(r.files.get(sub)).toMatchObject({ kind: 'directory', mode: 0o750, content: null });
+    expect(r.files.get(fifo)).toMatchObject({ kind: 'other', content: null });
+    expect(r.files.get(spaced)).toMatchObject({ kind: 'file', mode: 0o600, content: null });
+    expect(r.commands.get('bin')).toEqual({ stdout: Buffer.from([0, 255, 120]), stderr: Buffer.from('warn'), code: 4 });
+  };
+
+  it('fetches content through one GNU tar archive: binary bytes exact, a hard link and a followed symbolic link to one file each whole', () => {
+    const script = readScript(req);
+    expect(script.match(/\btar \$pv_tb -chf/g)).toHaveLength(1);
+    const out = execFileSync('/bin/sh', ['-c', script], { encoding: 'utf8' });
+    expect(out).toMatch(/^@@R 0$/m);
+    expectAnswers(parseReadOutput(req, out));
+  });
+
+  it.each([
+    ['without tar on the host', undefined],
+    ['when tar fails after writing part of an archive', '#!/bin/sh\nprintf "partial"; exit 2\n'],
+  ])('gives the same answers %s, one base64 per item', (name, tar) => {
+    const bin = binWith(`bin-${tar ? 'failing' : 'none'}`, tar);
+    const out = execFileSync('/bin/sh', ['-c', readScript(req)], { encoding: 'utf8', env: { PATH: bin } });
+    expect(out).not.toMatch(/^@@R 0$/m);
+    expectAnswers(parseReadOutput(req, out));
+  });
+
+  it('takes an archive with fewer members than asked for as a read cut short', () => {
+    const bin = binWith('bin-short', `#!/bin/sh\nshift 5; exec ${execFileSync('/bin/sh', ['-c', 'command -v tar'], { encoding: 'utf8' }).trim()} -chf - -- "$1" 2>/dev/null\n`);
+    const out = execFileSync('/bin/sh', ['-c', readScript(req)], { encoding: 'utf8', env: { PATH: bin } });
+    expect(out).toMatch(/^@@R 0$/m);
+    expect(() => parseReadOutput(req, out)).toThrow(/cut short|members/);
+  });
 });
+
