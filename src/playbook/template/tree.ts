@@ -41,7 +41,11 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
   const lines = source.split('\n');
   /** a number literal written with a point (`1.0`): a float, even when whole */
   const floatLiteral = (x: AstNode) => typeof x.value === 'number' && /^[-+]?\d+\./.test(lines[x.lineno]?.slice(x.colno, x.colno + 400) ?? '');
-  const num = (n: unknown) => call(n as AstNode, '__num', [n as AstNode]);
+  /** Whether a node's value may be a boxed float: not a comparison, a test, a literal other than a float one. */
+  const mayBeFloat = (n: AstNode) =>
+    !['Literal', 'Compare', 'Not', 'And', 'Or', 'In', 'Array', 'Dict', 'Concat'].includes(n.typename) &&
+    !(n.typename === 'FunCall' && ['__test', '__concat'].includes(String((n.name as AstNode).value)));
+  const num = (n: unknown) => (mayBeFloat(n as AstNode) ? call(n as AstNode, '__num', [n as AstNode]) : n);
   const fix = (n: unknown): unknown => {
     if (Array.isArray(n)) return n.map(fix);
     if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
@@ -100,8 +104,8 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
     if (x.typename === 'If' || x.typename === 'InlineIf') x.cond = num(x.cond);
     if (x.typename === 'Not') x.target = num(x.target);
     if (x.typename === 'And' || x.typename === 'Or') {
-      x.left = call(x.left as AstNode, '__logic', [x.left as AstNode]);
-      x.right = call(x.right as AstNode, '__logic', [x.right as AstNode]);
+      if (mayBeFloat(x.left as AstNode)) x.left = call(x.left as AstNode, '__logic', [x.left as AstNode]);
+      if (mayBeFloat(x.right as AstNode)) x.right = call(x.right as AstNode, '__logic', [x.right as AstNode]);
       return x;
     }
     // `a ~ b` joins the two as Python's str() writes them (`2.0`, `True`), not as JavaScript's + would.
