@@ -277,6 +277,13 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.include) {
           const runs = h.includeRuns(play, task);
+          const publish = task.include.publish;
+          if (runs?.length && publish) {
+            // include_role with public: true — from now on the play (every host, as Ansible's play keeps the role)
+            // sees the role's defaults and vars.
+            Object.assign(play.roleDefaults, publish.defaults);
+            Object.assign(play.roleVars, publish.vars);
+          }
           for (const scope of runs ?? []) {
             if (shouldStop(h)) break;
             await h.withScope(scope, () => runTasks(h, task.include!.tasks, rescuable));
