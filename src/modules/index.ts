@@ -15,6 +15,7 @@ import { postconfModule } from './postconf.js';
 import { replaceModule } from './replace.js';
 import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
+import { sysctlModule } from './sysctl.js';
 import { x509Module } from './x509.js';
 
 const all: Module<never>[] = [
@@ -46,15 +47,18 @@ const all: Module<never>[] = [
   dnfModule,
   x509Module,
   smtpProbeModule,
+  sysctlModule,
 ] as Module<never>[];
 
 const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));
 
 /** Collections whose modules of the same name we implement. */
 const PREFIXES = ['ansible.builtin.', 'ansible.legacy.', 'community.crypto.'];
+/** Modules of other collections, by their full name. */
+const QUALIFIED = new Map([['ansible.posix.sysctl', 'sysctl']]);
 
 export function findModule(key: string): Module | undefined {
-  const direct = registry.get(key);
+  const direct = registry.get(key) ?? registry.get(QUALIFIED.get(key) ?? '');
   if (direct) return direct;
   const prefix = PREFIXES.find((p) => key.startsWith(p));
   return prefix ? registry.get(key.slice(prefix.length)) : undefined;
