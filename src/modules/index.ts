@@ -3,6 +3,7 @@ import { blockinfileModule } from './blockinfile.js';
 import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
+import { cronModule } from './cron.js';
 import { fileModule, statModule } from './file.js';
 import { firewallModule } from './firewall.js';
 import { includeVarsModule } from './include-vars.js';
@@ -48,6 +49,7 @@ const all: Module<never>[] = [
   x509Module,
   smtpProbeModule,
   sysctlModule,
+  cronModule,
 ] as Module<never>[];
 
 const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));
@@ -62,6 +64,11 @@ export function findModule(key: string): Module | undefined {
   if (direct) return direct;
   const prefix = PREFIXES.find((p) => key.startsWith(p));
   return prefix ? registry.get(key.slice(prefix.length)) : undefined;
+}
+
+/** Full names of other collections under which a module is known (ansible.posix.sysctl for sysctl). */
+export function qualifiedNames(name: string): string[] {
+  return [...QUALIFIED].filter(([, n]) => n === name).map(([full]) => full);
 }
 
 export function moduleNames(): string[] {

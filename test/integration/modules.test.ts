@@ -20,9 +20,10 @@ describe.skipIf(!lab)('modules on a lab host', () => {
   const h = (state?.hosts ?? [])[0] as LabHost;
   // net.ipv4.ip_forward belongs to the host's own network namespace: setting it touches no other host.
   const FILE = '/etc/sysctl.d/90-provision-test.conf';
+  const CRON = '/etc/cron.d/provision-test';
 
   afterAll(async () => {
-    if (state) await sh(h, `rm -f ${FILE}; sysctl -q -w net.ipv4.ip_forward=0`);
+    if (state) await sh(h, `rm -f ${FILE} ${CRON}; sysctl -q -w net.ipv4.ip_forward=0`);
   });
 
   it('sysctl: check predicts, the run writes the file and the kernel, a second run and check are ok', async () => {
@@ -59,5 +60,56 @@ describe.skipIf(!lab)('modules on a lab host', () => {
     const drift = await provision(state, pb, ['--limit', h.name]);
     expect(results(drift.events, h)).toEqual([['forward', 'changed', `set the running net.ipv4.ip_forward to 1 (is 0); reload ${FILE}`]]);
     expect(await sh(h, 'sysctl -n net.ipv4.ip_forward')).toBe('1\n');
+  }, 120_000);
+
+  it('cron with cron_file: check predicts, the run writes the marked job, a second run is ok, absent removes the file', async () => {
+    await sh(h, `mkdir -p /etc/cron.d; rm -f ${CRON}`);
+    const dir = tempDir('provision-modules-');
+    const pb = writePlaybook(
+      dir,
+      'cron.yml',
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - name: renew
+      cron: name="renew certificates" special_time=daily user=root cron_file=provision-test job="/usr/bin/true renew"
+    - name: nightly
+      ansible.builtin.cron: { name: nightly, minute: 30, hour: 2, user: root, cron_file: provision-test, job: /usr/bin/true nightly }
+`,
+    );
+    const want = [
+      ['renew', 'changed', `set cron job "renew certificates" in ${CRON}`],
+      ['nightly', 'changed', `set cron job "nightly" in ${CRON}`],
+    ];
+    const check = await runCli(['check', pb, ...labArgs(state), '--json', '--no-retry-file', '--limit', h.name]);
+    expect(check.code, check.stderr).toBe(8);
+    expect(results(check.events, h)).toEqual(want);
+    expect(await sh(h, `test -e ${CRON} || echo absent`)).toBe('absent\n');
+
+    const run = await provision(state, pb, ['--limit', h.name]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(results(run.events, h)).toEqual(want);
+    expect(await sh(h, `cat ${CRON}; stat -c %a ${CRON}`)).toBe('#Ansible: renew certificates\n@daily root /usr/bin/true renew\n#Ansible: nightly\n30 2 * * * root /usr/bin/true nightly\n644\n');
+
+    const again = await provision(state, pb, ['--limit', h.name]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(results(again.events, h).map((r) => r[1])).toEqual(['ok', 'ok']);
+    const recheck = await runCli(['check', pb, ...labArgs(state), '--json', '--no-retry-file', '--limit', h.name]);
+    expect(recheck.code, recheck.stderr).toBe(0);
+
+    const rm = writePlaybook(
+      dir,
+      'cron-absent.yml',
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - cron: { name: "renew certificates", state: absent, cron_file: provision-test }
+    - cron: { name: nightly, state: absent, cron_file: provision-test }
+`,
+    );
+    const gone = await provision(state, rm, ['--limit', h.name]);
+    expect(gone.code, gone.stderr).toBe(0);
+    expect(results(gone.events, h).map((r) => r[2])).toEqual([`remove cron job "renew certificates" in ${CRON}`, `remove cron job "nightly" and the file ${CRON}, now empty`]);
+    expect(await sh(h, `test -e ${CRON} || echo absent`)).toBe('absent\n');
   }, 120_000);
 });
