@@ -6,6 +6,7 @@ import { copyModule, templateModule } from './copy.js';
 import { cronModule } from './cron.js';
 import { fileModule, statModule } from './file.js';
 import { firewallModule } from './firewall.js';
+import { groupModule } from './group.js';
 import { includeVarsModule } from './include-vars.js';
 import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
@@ -50,6 +51,7 @@ const all: Module<never>[] = [
   smtpProbeModule,
   sysctlModule,
   cronModule,
+  groupModule,
 ] as Module<never>[];
 
 const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));

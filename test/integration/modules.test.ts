@@ -23,7 +23,7 @@ describe.skipIf(!lab)('modules on a lab host', () => {
   const CRON = '/etc/cron.d/provision-test';
 
   afterAll(async () => {
-    if (state) await sh(h, `rm -f ${FILE} ${CRON}; sysctl -q -w net.ipv4.ip_forward=0`);
+    if (state) await sh(h, `rm -f ${FILE} ${CRON}; sysctl -q -w net.ipv4.ip_forward=0; groupdel provision-test 2>/dev/null; true`);
   });
 
   it('sysctl: check predicts, the run writes the file and the kernel, a second run and check are ok', async () => {
@@ -111,5 +111,32 @@ describe.skipIf(!lab)('modules on a lab host', () => {
     expect(gone.code, gone.stderr).toBe(0);
     expect(results(gone.events, h).map((r) => r[2])).toEqual([`remove cron job "renew certificates" in ${CRON}`, `remove cron job "nightly" and the file ${CRON}, now empty`]);
     expect(await sh(h, `test -e ${CRON} || echo absent`)).toBe('absent\n');
+  }, 120_000);
+
+  it('group: check predicts, the run adds it (the lab host\'s own /etc/group), a second run is ok, gid and absent', async () => {
+    await sh(h, 'groupdel provision-test 2>/dev/null; true');
+    const dir = tempDir('provision-modules-');
+    const pb = (gid: number, st = 'present') =>
+      writePlaybook(dir, `group-${gid}-${st}.yml`, `- hosts: all\n  gather_facts: false\n  tasks:\n    - name: g\n      group: name=provision-test gid=${gid} state=${st}\n`);
+    const want = [['g', 'changed', 'add group provision-test with gid 4242']];
+    const check = await runCli(['check', pb(4242), ...labArgs(state), '--json', '--no-retry-file', '--limit', h.name]);
+    expect(check.code, check.stderr).toBe(8);
+    expect(results(check.events, h)).toEqual(want);
+    expect(await sh(h, 'getent group provision-test || echo absent')).toBe('absent\n');
+
+    const run = await provision(state, pb(4242), ['--limit', h.name]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(results(run.events, h)).toEqual([['g', 'changed', 'added group provision-test with gid 4242']]);
+    expect(await sh(h, 'getent group provision-test')).toBe('provision-test:x:4242:\n');
+    const again = await provision(state, pb(4242), ['--limit', h.name]);
+    expect(results(again.events, h)).toEqual([['g', 'ok', 'group provision-test exists (gid 4242)']]);
+
+    const mod = await provision(state, pb(4243), ['--limit', h.name]);
+    expect(results(mod.events, h)).toEqual([['g', 'changed', 'changed the gid of group provision-test from 4242 to 4243']]);
+    const del = await provision(state, pb(4243, 'absent'), ['--limit', h.name]);
+    expect(results(del.events, h)).toEqual([['g', 'changed', 'removed group provision-test (gid 4243)']]);
+    expect(await sh(h, 'getent group provision-test || echo absent')).toBe('absent\n');
+    // The machine's own group database is not the lab host's.
+    expect((await import('node:child_process')).spawnSync('getent', ['group', 'provision-test']).status).toBe(2);
   }, 120_000);
 });
