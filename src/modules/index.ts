@@ -3,8 +3,10 @@ import { blockinfileModule } from './blockinfile.js';
 import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
+import { cronModule } from './cron.js';
 import { fileModule, statModule } from './file.js';
 import { firewallModule } from './firewall.js';
+import { groupModule } from './group.js';
 import { includeVarsModule } from './include-vars.js';
 import { iptablesModule } from './iptables.js';
 import { lineinfileModule } from './lineinfile.js';
@@ -15,6 +17,7 @@ import { postconfModule } from './postconf.js';
 import { replaceModule } from './replace.js';
 import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
+import { sysctlModule } from './sysctl.js';
 import { x509Module } from './x509.js';
 
 const all: Module<never>[] = [
@@ -46,18 +49,28 @@ const all: Module<never>[] = [
   dnfModule,
   x509Module,
   smtpProbeModule,
+  sysctlModule,
+  cronModule,
+  groupModule,
 ] as Module<never>[];
 
 const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));
 
 /** Collections whose modules of the same name we implement. */
 const PREFIXES = ['ansible.builtin.', 'ansible.legacy.', 'community.crypto.'];
+/** Modules of other collections, by their full name. */
+const QUALIFIED = new Map([['ansible.posix.sysctl', 'sysctl']]);
 
 export function findModule(key: string): Module | undefined {
-  const direct = registry.get(key);
+  const direct = registry.get(key) ?? registry.get(QUALIFIED.get(key) ?? '');
   if (direct) return direct;
   const prefix = PREFIXES.find((p) => key.startsWith(p));
   return prefix ? registry.get(key.slice(prefix.length)) : undefined;
+}
+
+/** Full names of other collections under which a module is known (ansible.posix.sysctl for sysctl). */
+export function qualifiedNames(name: string): string[] {
+  return [...QUALIFIED].filter(([, n]) => n === name).map(([full]) => full);
 }
 
 export function moduleNames(): string[] {

@@ -94,6 +94,11 @@ const aptProperties = {
 const packageSchema = (name: 'package' | 'apt' | 'yum' | 'dnf') =>
   ({ additionalProperties: false, properties: name === 'apt' ? aptProperties : packageProperties }) as const;
 
+/** Why latest is refused on rpm hosts: what dnf or yum would upgrade to is not read yet, so check mode could not say. */
+function latestRefusal(module: string, manager: string): string {
+  return `${module}: state latest is not supported with ${manager} yet (provision cannot tell which version ${manager} would install, so check mode could not predict it); use state: present`;
+}
+
 function makeModule(name: 'package' | 'apt' | 'yum' | 'dnf'): Module<PackageArgs> {
   const only: Manager[] | null = name === 'package' ? null : name === 'apt' ? ['apt'] : ['yum', 'dnf'];
   return {
@@ -109,6 +114,8 @@ function makeModule(name: 'package' | 'apt' | 'yum' | 'dnf'): Module<PackageArgs
       if (!pkgs.length && !args.update_cache) return `${name} needs "name" (or update_cache: true)`;
       const bad = pkgs.find((p) => !NAME.test(p));
       if (bad) return `"${bad}" is not a package name`;
+      // yum and dnf only ever run on an rpm host, so their latest can be refused before any host is touched.
+      if ((name === 'yum' || name === 'dnf') && wanted(args) === 'latest') return latestRefusal(name, name);
       return null;
     },
     reads: (args): Reads => (names(args).length ? { commands: [stateCommand(names(args), wanted(args) === 'latest')] } : {}),
@@ -124,7 +131,7 @@ function makeModule(name: 'package' | 'apt' | 'yum' | 'dnf'): Module<PackageArgs
         if (st.manager !== 'apt') return { changed: true, msg: `refresh the ${st.manager} metadata`, files: [], commands: [{ script: `${st.manager} -q makecache`, description: `${st.manager} makecache` }] };
         return { changed: true, msg: 'refresh the apt package index', files: [], commands: [{ script: 'apt-get -q update', description: 'apt-get update' }] };
       }
-      if (state === 'latest' && st.manager !== 'apt') throw new ModuleError(`${name}: state latest is not supported yet with ${st.manager} (use present)`);
+      if (state === 'latest' && st.manager !== 'apt') throw new ModuleError(latestRefusal(name, st.manager));
       if (state === 'absent') {
         const remove = pkgs.filter((p) => st.installed.has(p));
         if (!remove.length) return { changed: false, msg: `${pkgs.join(', ')} ${pkgs.length === 1 ? 'is' : 'are'} not installed` };

@@ -182,6 +182,17 @@ export interface RoleOptions {
   handlersFrom?: string;
   /** include_role and import_role run a role again when asked; `roles:` only with allow_duplicates */
   allowDuplicates?: boolean;
+  /**
+   * Where the role's (and its dependencies') defaults and vars go instead of the play: an include_role's, which
+   * Ansible keeps to the role's own tasks (public: false) or gives the play once the include has run (public: true).
+   */
+  sink?: RoleVars;
+}
+
+/** Defaults and vars of roles, merged in the order the roles are used. */
+export interface RoleVars {
+  defaults: Record<string, unknown>;
+  vars: Record<string, unknown>;
 }
 
 /**
@@ -235,8 +246,13 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
   };
   if (opts.defaultsFrom && !defaultsFile) ctx.p.add(`role ${name} has no defaults file ${opts.defaultsFrom}`, ptr);
   if (opts.varsFrom && !varsFile) ctx.p.add(`role ${name} has no vars file ${opts.varsFrom}`, ptr);
-  Object.assign(ctx.play.roleDefaults, role.defaults);
-  Object.assign(ctx.play.roleVars, role.vars);
+  // roles: and import_role: the play sees the role's defaults and vars from its start, as Ansible exposes them when
+  // it parses the playbook. An include_role's stay with it (see RoleOptions.sink).
+  if (!opts.sink) {
+    Object.assign(ctx.play.roleDefaults, role.defaults);
+    Object.assign(ctx.play.roleVars, role.vars);
+  }
+  const depVars: RoleVars | undefined = opts.sink ? { defaults: {}, vars: {} } : undefined;
 
   // Dependencies run first, with what encloses this role (its when and tags too, as Ansible passes them down).
   const out: Task[] = [];
@@ -245,10 +261,17 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
   if (Array.isArray(deps)) {
     deps.forEach((d, i) => {
       const depCtx: LoadCtx = { ...ctx, inherit, depth: ctx.depth + 1, role: undefined };
-      const tasks = loadRoleEntry(d, ptr, depCtx);
+      const tasks = loadRoleEntry(d, ptr, depCtx, depVars ? { sink: depVars } : {});
       if (tasks === null) ctx.p.add(`role ${name}: dependency ${i + 1} could not be loaded`, ptr);
       out.push(...(tasks ?? []));
     });
+  }
+  if (opts.sink && depVars) {
+    // A private role's tasks still see its dependencies' defaults and vars below its own, as Ansible's role does.
+    role.defaults = { ...depVars.defaults, ...role.defaults };
+    role.vars = { ...depVars.vars, ...role.vars };
+    Object.assign(opts.sink.defaults, role.defaults);
+    Object.assign(opts.sink.vars, role.vars);
   }
   const roleCtx: LoadCtx = { ...ctx, inherit, role, dir: path.join(dir, 'tasks'), depth: ctx.depth + 1 };
   const tasksFile = roleFile(dir, 'tasks', opts.tasksFrom);

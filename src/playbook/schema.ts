@@ -3,7 +3,7 @@
  * with each module's argument schema as a property of tasks and handlers. The validator checks the same
  * schemas in two steps (structure, then the task's module) to give precise messages.
  */
-import { allModules } from '../modules/index.js';
+import { allModules, qualifiedNames } from '../modules/index.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
 
 export function buildPlaybookSchema(): Record<string, unknown> {
@@ -28,6 +28,7 @@ export function buildPlaybookSchema(): Record<string, unknown> {
     const value = m.freeForm ? { anyOf: [{ type: 'string', description: `${m.freeForm} (free form)` }, args] } : args;
     modules[m.name] = value;
     modules[`ansible.builtin.${m.name}`] = value;
+    for (const full of qualifiedNames(m.name)) modules[full] = value;
   }
   const taskLike = (extra: Record<string, unknown>) => ({
     type: 'object',

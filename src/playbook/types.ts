@@ -56,7 +56,12 @@ export interface Task {
   /** names enclosing includes define for this task (their loop variable, index and parameters) */
   scopeNames: string[];
   /** `include_tasks` / `include_role`: tasks loaded before the run, run per loop item when `when` holds */
-  include?: { tasks: Task[]; params: Record<string, unknown> };
+  include?: {
+    tasks: Task[];
+    params: Record<string, unknown>;
+    /** include_role with `public: true`: defaults and vars the play gets once the include has run */
+    publish?: { defaults: Record<string, unknown>; vars: Record<string, unknown> };
+  };
   /** where the task starts in the playbook */
   pos: SourcePos;
   /** positions of keys inside the task (`args.dport`, `when`, …) for run-time messages */

@@ -14,7 +14,7 @@ import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
 import { UNSUPPORTED_MODULES, UNSUPPORTED_PLAY_KEYWORDS, UNSUPPORTED_TASK_KEYWORDS, WITH_LOOPS } from './ansible-names.js';
 import { kvBool, parseKv } from './kv.js';
-import { type LoadCtx, loadIncludedTasks, loadRoleEntry, type PlayLoad, rolesPathFor } from './roles.js';
+import { type LoadCtx, loadIncludedTasks, loadRoleEntry, type PlayLoad, type RoleVars, rolesPathFor } from './roles.js';
 import { allTasks, type LoopKind, type Play, type Playbook, type Task } from './types.js';
 import { coercingValidator, keywordSchemas, reportingValidator, validateKeywords, validatePlays } from './validators.js';
 
@@ -356,7 +356,13 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
   }
   const argPtr = pointer([...splitPointer(ptr), key]);
   let args = t[key];
-  if (typeof args === 'string') args = what.endsWith('_role') ? { name: args } : { file: args };
+  if (typeof args === 'string') {
+    // `include_role: name=r public=yes` is Ansible's key=value form; a bare word is the role or file.
+    const kv = parseKv(args, false);
+    const hasOptions = Object.keys(kv.options).length > 0;
+    if (what.endsWith('_role')) args = hasOptions && kv.free === null ? kv.options : { name: args };
+    else args = hasOptions ? { ...kv.options, ...(kv.free !== null ? { file: kv.free } : {}) } : { file: args };
+  }
   if (!args || typeof args !== 'object' || Array.isArray(args)) {
     ctx.p.add(`${what} takes ${what.endsWith('_role') ? 'a role name' : 'a file name'} or a mapping`, argPtr, label);
     return null;
@@ -377,6 +383,7 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
     return null;
   }
   let tasks: Task[] | null;
+  const roleVars: RoleVars = { defaults: {}, vars: {} };
   if (what.endsWith('_role')) {
     const allowedArgs = new Set(['name', 'tasks_from', 'vars_from', 'defaults_from', 'handlers_from', 'allow_duplicates', 'public', 'apply', 'rolespec_validate']);
     for (const k of Object.keys(a)) if (!allowedArgs.has(k)) ctx.p.add(`${what} has no argument "${k}"${didYouMean(k, allowedArgs)}`, `${argPtr}/${k}`, label, 'key');
@@ -390,6 +397,7 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
       defaultsFrom: a.defaults_from as string | undefined,
       handlersFrom: a.handlers_from as string | undefined,
       allowDuplicates: a.allow_duplicates !== false,
+      ...(dynamic ? { sink: roleVars } : {}),
     });
   } else {
     for (const k of Object.keys(a)) if (k !== 'file' && k !== 'apply') ctx.p.add(`${what} has no argument "${k}"`, `${argPtr}/${k}`, label, 'key');
@@ -408,6 +416,9 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
   const node = baseTask(t, ptr, ctx, what);
   node.when = t.when;
   node.include = { tasks, params: own };
+  // include_role's public (false by default in Ansible 2.14): the role's defaults and vars join the play once the
+  // include has run; until then, and without it, only the role's own tasks see them.
+  if (what === 'include_role' && ansiblePublic(a.public, argPtr, ctx, label)) node.include.publish = roleVars;
   node.become = t.become as boolean | undefined;
   node.becomeUser = t.become_user as string | undefined;
   node.ignoreErrors = t.ignore_errors === true;
@@ -422,6 +433,14 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
   for (const [sptr] of strings(t.when, '')) node.positions.set(`when${sptr}`, positionOf(ctx.p.loc, `${ptr}/when${sptr}`));
   // The include's own conditions come after what encloses it, like any task's; enclosing vars are visible to them.
   return applyInherited(node, ctx.inherit);
+}
+
+/** include_role's `public`: a boolean as YAML or key=value writes it; a template is refused (it decides at load time). */
+function ansiblePublic(v: unknown, argPtr: string, ctx: LoadCtx, label: string): boolean {
+  if (v === undefined || typeof v === 'boolean') return v === true;
+  const b = typeof v === 'string' ? kvBool(v) : undefined;
+  if (b === undefined) ctx.p.add(`include_role's "public" must be true or false, got ${JSON.stringify(v)}`, `${argPtr}/public`, label);
+  return b === true;
 }
 
 /** Arguments from a `key=value` string, typed where the module's schema wants a boolean. */

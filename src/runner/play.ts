@@ -103,6 +103,96 @@ export interface PlayResult {
   endRun: boolean;
 }
 
+/** What the host that ran a run_once task hands to the others of its batch. */
+interface Shared {
+  /** the task failed on that host (and was not ignored) */
+  failed: boolean;
+  /** variables to give every host: the registered result, set_fact's variables */
+  vars: [string, unknown][];
+}
+
+/** The registered result and set_fact variables a run_once task left on the host that ran it. */
+function sharedVars(h: HostRun, task: Task): [string, unknown][] {
+  const names = task.register ? [task.register] : [];
+  if (task.module === 'set_fact') names.push(...Object.keys(task.args).filter((k) => k !== 'cacheable'));
+  return names.map((n): [string, unknown] => [n, h.registeredValue(n)]).filter(([, v]) => v !== undefined);
+}
+
+/** Who runs one pass of a run_once task, and the result the others take. */
+interface Ruling {
+  runner: HostRun;
+  result: Promise<Shared | null>;
+  settle(r: Shared | null): void;
+}
+
+/**
+ * run_once as Ansible does it: the task runs on the first host of the batch (in batch order, among hosts still
+ * running) that reaches it, and the others take its result. Hosts run freely here, so a host that reaches the task
+ * waits until every host before it in the batch has either reached it too or finished with the batch; hosts wait
+ * only on hosts before them, and the pool starts hosts in batch order, so nothing waits for ever. A task reached
+ * again (an include with a loop) is a new pass, matched by how many times each host has reached it.
+ */
+export class RunOnce {
+  private readonly arrivals = new Map<Task, Map<HostRun, number>>();
+  private readonly rulings = new Map<Task, Map<number, Ruling>>();
+  private readonly finished = new Set<HostRun>();
+  private wake: (() => void)[] = [];
+
+  constructor(private readonly batch: HostRun[]) {}
+
+  /** Record that `h` reached `task`; returns which pass of the task this is for `h`. */
+  arrive(h: HostRun, task: Task): number {
+    const seen = this.arrivals.get(task) ?? new Map<HostRun, number>();
+    this.arrivals.set(task, seen);
+    const turn = seen.get(h) ?? 0;
+    seen.set(h, turn + 1);
+    this.notify();
+    return turn;
+  }
+
+  /** `h` is done with the batch (finished its tasks, stopped, or never connected). */
+  finish(h: HostRun): void {
+    this.finished.add(h);
+    this.notify();
+  }
+
+  /** Wait until it is known which host runs this pass of the task. */
+  async runner(h: HostRun, task: Task, turn: number): Promise<Ruling> {
+    for (;;) {
+      let undecided = false;
+      for (const e of this.batch) {
+        if (e === h) break;
+        if ((this.arrivals.get(task)?.get(e) ?? 0) > turn) return this.ruling(task, turn, e);
+        if (!this.finished.has(e)) {
+          undecided = true;
+          break;
+        }
+      }
+      if (!undecided) return this.ruling(task, turn, h);
+      await new Promise<void>((r) => this.wake.push(r));
+    }
+  }
+
+  private ruling(task: Task, turn: number, candidate: HostRun): Ruling {
+    const byTurn = this.rulings.get(task) ?? new Map<number, Ruling>();
+    this.rulings.set(task, byTurn);
+    let r = byTurn.get(turn);
+    if (!r) {
+      let settle!: (v: Shared | null) => void;
+      const result = new Promise<Shared | null>((res) => (settle = res));
+      r = { runner: candidate, result, settle };
+      byTurn.set(turn, r);
+    }
+    return r;
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = [];
+    for (const r of w) r();
+  }
+}
+
 /** Run a play over its hosts (already selected and ordered). */
 export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): Promise<PlayResult> {
   const batches = splitBatches(hosts, play.serial, opts.canary);
@@ -138,27 +228,31 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       return h.stopped !== null;
     };
 
-    // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
-    // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
-    // same handlers instead of running once before the tasks and once after.
-    // run_once: the first host to reach the task runs it; the others of the batch take its result.
-    const once = new Map<Task, Promise<{ value: unknown; changed: boolean } | null>>();
+    const once = new RunOnce(batch);
     const runOne = async (h: HostRun, task: Task, rescuable: boolean) => {
       if (task.runOnce) {
-        const ran = once.get(task);
-        if (ran) {
-          const res = await ran;
-          if (res) h.adoptResult(play, task, res.value, res.changed);
+        const turn = once.arrive(h, task);
+        const ruling = await once.runner(h, task, turn);
+        if (ruling.runner !== h) {
+          const shared = await ruling.result;
+          if (!shared) return;
+          if (shared.failed) {
+            // Ansible fails every host of the batch when a run_once task fails on the host that ran it.
+            h.abort(`run_once task "${task.name}" failed on ${ruling.runner.name}`);
+            return;
+          }
+          // Registered result and set_fact variables go to every host; notifications stay with the host that ran
+          // it, as Ansible keeps them.
+          for (const [name, value] of shared.vars) h.adoptResult(play, { ...task, register: name }, value, false);
           return;
         }
-        let done!: (v: { value: unknown; changed: boolean } | null) => void;
-        once.set(task, new Promise((r) => (done = r)));
         try {
           const out = await h.runTask(play, task);
-          done(out.status === 'failed' && !out.ignored ? null : { value: task.register ? h.registeredValue(task.register) : undefined, changed: out.status === 'changed' });
-          if (out.status === 'failed' && !out.ignored && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+          const failed = out.status === 'failed' && !out.ignored;
+          ruling.settle({ failed, vars: failed ? [] : sharedVars(h, task) });
+          if (failed && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
         } catch (e) {
-          done(null);
+          ruling.settle(null);
           throw e;
         }
         return;
@@ -186,6 +280,13 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.include) {
           const runs = h.includeRuns(play, task);
+          const publish = task.include.publish;
+          if (runs?.length && publish) {
+            // include_role with public: true — from now on the play (every host, as Ansible's play keeps the role)
+            // sees the role's defaults and vars.
+            Object.assign(play.roleDefaults, publish.defaults);
+            Object.assign(play.roleVars, publish.vars);
+          }
           for (const scope of runs ?? []) {
             if (shouldStop(h)) break;
             await h.withScope(scope, () => runTasks(h, task.include!.tasks, rescuable));
@@ -211,7 +312,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play);
     };
 
-    await pool(batch, opts.forks, async (h) => {
+    const hostRun = async (h: HostRun) => {
       if (shouldStop(h)) return;
       try {
         // Connected whether or not facts are gathered: the prefetch and the pending-handler record are read from the host.
@@ -235,7 +336,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       // next run; once they have run, forget them there.
       if (h.stopped === 'failed' || h.stopped === 'aborted') await h.savePending(play);
       else if (!h.stopped) await h.clearPending(play);
-    });
+    };
+    // A host that is done with the batch can no longer be the one to run a run_once task.
+    await pool(batch, opts.forks, (h) => hostRun(h).finally(() => once.finish(h)));
 
     const failed = batch.filter((h) => h.stopped === 'failed').map((h) => h.name);
     const unreachable = batch.filter((h) => h.stopped === 'unreachable').map((h) => h.name);

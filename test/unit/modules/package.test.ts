@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { parseState, stateCommand } from '../../../src/modules/package.js';
+import { dnfModule, packageModule, parseState, stateCommand, yumModule } from '../../../src/modules/package.js';
 import { runLocal } from '../../support/run.js';
 import { subDirs, tempDir } from '../../support/tmp.js';
 
@@ -30,6 +30,15 @@ describe('package, apt, yum, dnf', () => {
     const st = parseState('manager yum\ninstalled\tpostfix\tinstall ok installed\t2.6.6-8.el6\n');
     expect(st.manager).toBe('yum');
     expect(st.installed.get('postfix')).toBe('2.6.6-8.el6');
+  });
+
+  it('yum and dnf refuse state latest before any host is touched, saying why; package says so on an rpm host', () => {
+    expect(yumModule.check!({ name: 'postfix', state: 'latest' })).toBe(
+      'yum: state latest is not supported with yum yet (provision cannot tell which version yum would install, so check mode could not predict it); use state: present',
+    );
+    expect(dnfModule.check!({ name: 'postfix', state: 'latest' })).toMatch(/^dnf: state latest is not supported with dnf yet/);
+    expect(dnfModule.check!({ name: 'postfix', state: 'present' })).toBeNull();
+    expect(packageModule.check!({ name: 'postfix', state: 'latest' })).toBeNull();
   });
 
   it('the read names every package after --, quoted', () => {
