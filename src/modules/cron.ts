@@ -8,22 +8,9 @@
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
 import { hostPathProblem, planContent } from './file-common.js';
-import { type Module, ModuleError, type Outcome, type Plan, type TaskContext } from './module.js';
+import { type ArgsOf, type Module, ModuleError, type Outcome, type Plan, type TaskContext } from './module.js';
 
-export interface CronArgs {
-  name: string;
-  job?: string;
-  state?: 'present' | 'absent';
-  user?: string;
-  cron_file?: string;
-  minute?: string;
-  hour?: string;
-  day?: string;
-  month?: string;
-  weekday?: string;
-  special_time?: 'reboot' | 'yearly' | 'annually' | 'monthly' | 'weekly' | 'daily' | 'hourly';
-  disabled?: boolean;
-}
+export type CronArgs = ArgsOf<typeof cronSchema>;
 
 const MARKER = '#Ansible: ';
 const USER = /^[a-z_][a-z0-9_.-]*\$?$/i;
@@ -132,28 +119,30 @@ function crontabWrite(user: string | undefined, text: string): string {
   return user ? `if [ "$(id -un)" = ${u} ]; then ${feed} | crontab -; else ${feed} | crontab -u ${u} -; fi` : `${feed} | crontab -`;
 }
 
+const cronSchema = {
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'The job\'s name, written in its "#Ansible: NAME" line.' },
+    job: { type: 'string', minLength: 1, description: 'The command (required with state present).' },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
+    user: { type: 'string', minLength: 1, description: "Whose crontab (default: the task's user); required with cron_file, written in its lines." },
+    cron_file: { type: 'string', minLength: 1, description: 'A file in /etc/cron.d (or an absolute path) instead of a user crontab.' },
+    minute: { type: ['string', 'integer'], description: 'Default *.' },
+    hour: { type: ['string', 'integer'], description: 'Default *.' },
+    day: { type: ['string', 'integer'], description: 'Day of the month; default *.' },
+    month: { type: ['string', 'integer'], description: 'Default *.' },
+    weekday: { type: ['string', 'integer'], description: 'Default *.' },
+    special_time: { enum: ['reboot', 'yearly', 'annually', 'monthly', 'weekly', 'daily', 'hourly'], description: '@reboot, @daily, … instead of the time fields.' },
+    disabled: { type: 'boolean', description: 'Write the job commented out (state present only).' },
+  },
+} as const;
+
 export const cronModule: Module<CronArgs> = {
   name: 'cron',
   description: "A job in a user's crontab or a file of /etc/cron.d, marked '#Ansible: NAME' as Ansible's cron module writes it.",
   aliases: { value: 'job' },
-  schema: {
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, description: 'The job\'s name, written in its "#Ansible: NAME" line.' },
-      job: { type: 'string', minLength: 1, description: 'The command (required with state present).' },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
-      user: { type: 'string', minLength: 1, description: "Whose crontab (default: the task's user); required with cron_file, written in its lines." },
-      cron_file: { type: 'string', minLength: 1, description: 'A file in /etc/cron.d (or an absolute path) instead of a user crontab.' },
-      minute: { type: ['string', 'integer'], description: 'Default *.' },
-      hour: { type: ['string', 'integer'], description: 'Default *.' },
-      day: { type: ['string', 'integer'], description: 'Day of the month; default *.' },
-      month: { type: ['string', 'integer'], description: 'Default *.' },
-      weekday: { type: ['string', 'integer'], description: 'Default *.' },
-      special_time: { enum: ['reboot', 'yearly', 'annually', 'monthly', 'weekly', 'daily', 'hourly'], description: '@reboot, @daily, … instead of the time fields.' },
-      disabled: { type: 'boolean', description: 'Write the job commented out (state present only).' },
-    },
-  },
+  schema: cronSchema,
   check(args) {
     const state = args.state ?? 'present';
     if (state === 'present' && args.job === undefined) return 'cron needs "job" when state is present';

@@ -5,15 +5,9 @@
  */
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
-import { type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import { type ArgsOf, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
 
-export interface GroupArgs {
-  name: string;
-  state?: 'present' | 'absent';
-  gid?: number;
-  system?: boolean;
-  non_unique?: boolean;
-}
+export type GroupArgs = ArgsOf<typeof groupSchema>;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
 
@@ -29,20 +23,22 @@ export function groupRead(name: string): { key: string; script: string } {
   return { key: `group:${name}`, script: `getent group ${quote(name)}; exit 0` };
 }
 
+const groupSchema = {
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'The group.' },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
+    gid: { type: 'integer', minimum: 0, description: 'Its group id (changed with groupmod when it differs).' },
+    system: { type: 'boolean', description: 'Create it as a system group (groupadd -r).' },
+    non_unique: { type: 'boolean', description: 'Allow a gid another group has (-o); needs gid.' },
+  },
+} as const;
+
 export const groupModule: Module<GroupArgs> = {
   name: 'group',
   description: 'A group present (groupadd; groupmod for its gid) or absent (groupdel), as Ansible\'s group module does.',
-  schema: {
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, description: 'The group.' },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent.' },
-      gid: { type: 'integer', minimum: 0, description: 'Its group id (changed with groupmod when it differs).' },
-      system: { type: 'boolean', description: 'Create it as a system group (groupadd -r).' },
-      non_unique: { type: 'boolean', description: 'Allow a gid another group has (-o); needs gid.' },
-    },
-  },
+  schema: groupSchema,
   check(args) {
     if (!NAME.test(args.name)) return `"${args.name}" is not a group name`;
     if (args.non_unique && args.gid === undefined) return 'non_unique needs gid';

@@ -8,17 +8,9 @@
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
 import { hostPathProblem, planContent } from './file-common.js';
-import { type FileChange, type Module, ModuleError, type Outcome, type Plan, type RemoteCommand, type TaskContext } from './module.js';
+import { type ArgsOf, type FileChange, type Module, ModuleError, type Outcome, type Plan, type RemoteCommand, type TaskContext } from './module.js';
 
-export interface SysctlArgs {
-  name: string;
-  value?: string | number | boolean;
-  state?: 'present' | 'absent';
-  reload?: boolean;
-  sysctl_file?: string;
-  sysctl_set?: boolean;
-  ignoreerrors?: boolean;
-}
+export type SysctlArgs = ArgsOf<typeof sysctlSchema>;
 
 const DEFAULT_FILE = '/etc/sysctl.conf';
 /** What a kernel parameter's name may hold (it reaches a command line, and no option starts with a letter). */
@@ -95,23 +87,25 @@ interface SysctlPlanData {
   reload: RemoteCommand | null;
 }
 
+const sysctlSchema = {
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'The parameter, e.g. net.ipv4.ip_forward.' },
+    value: { type: ['string', 'number', 'boolean'], description: 'Its value (required with state present); yes/no become 1/0.' },
+    state: { enum: ['present', 'absent'], description: 'present (default) or absent from the file.' },
+    reload: { type: 'boolean', description: 'After a change, load the file with sysctl -p (default true).' },
+    sysctl_file: { type: 'string', minLength: 1, description: 'The file to edit (default /etc/sysctl.conf).' },
+    sysctl_set: { type: 'boolean', description: 'Also set the running value with sysctl -w when it differs (default false).' },
+    ignoreerrors: { type: 'boolean', description: 'Reload with sysctl -e: unknown keys are not errors (default false).' },
+  },
+} as const;
+
 export const sysctlModule: Module<SysctlArgs> = {
   name: 'sysctl',
   description: 'A kernel parameter in a sysctl file and the running kernel, as ansible.posix.sysctl does it.',
   aliases: { key: 'name', val: 'value' },
-  schema: {
-    additionalProperties: false,
-    required: ['name'],
-    properties: {
-      name: { type: 'string', minLength: 1, description: 'The parameter, e.g. net.ipv4.ip_forward.' },
-      value: { type: ['string', 'number', 'boolean'], description: 'Its value (required with state present); yes/no become 1/0.' },
-      state: { enum: ['present', 'absent'], description: 'present (default) or absent from the file.' },
-      reload: { type: 'boolean', description: 'After a change, load the file with sysctl -p (default true).' },
-      sysctl_file: { type: 'string', minLength: 1, description: 'The file to edit (default /etc/sysctl.conf).' },
-      sysctl_set: { type: 'boolean', description: 'Also set the running value with sysctl -w when it differs (default false).' },
-      ignoreerrors: { type: 'boolean', description: 'Reload with sysctl -e: unknown keys are not errors (default false).' },
-    },
-  },
+  schema: sysctlSchema,
   check(args) {
     const name = args.name.trim();
     if (!NAME.test(name)) return `"${args.name}" is not a kernel parameter name`;
