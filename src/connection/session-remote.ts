@@ -14,7 +14,8 @@
  * directory; the trailer line proves the whole script arrived, so a script cut short in transit never runs.
  * Lengths make whatever a step prints (frame-like text, NULs, any bytes) harmless. A step runs with stdin from
  * /dev/null and its output in files, in its own process group when setsid exists, under a watchdog that kills the
- * group when its timeout passes while the loop goes on. A persistent step is dot-sourced through `command`, so a
+ * group when its timeout passes while the loop goes on; the watchdog is a process group of its own (a shell and its
+sleep), killed as a whole when the step ends first. A persistent step is dot-sourced through `command`, so a
  * syntax error in it fails the step and not the loop, and it must not `exit` (that would end the session).
  * Steps do not inherit the descriptors 3 to 9 that persistent steps may hold (a lock must not outlive the session
  * in a daemon that a step started). The directory is removed when the loop ends: end of input, HUP, TERM, INT or
@@ -61,21 +62,18 @@ while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
       _pv_p=$!
       _pv_w=
       if [ "$_pv_to" -gt 0 ]; then
-        (
-          trap - EXIT HUP INT PIPE
-          trap 'kill "$_pv_s" 2>/dev/null; exit 0' TERM
-          sleep $((_pv_to / 1000)).$(printf %03d $((_pv_to % 1000))) </dev/null >/dev/null 2>&1 &
-          _pv_s=$!
-          wait "$_pv_s" || exit 0
-          echo 1 > "$_pv_d/t"
-          if [ -n "$_pv_g" ]; then kill -s KILL -- "-$_pv_p" 2>/dev/null; fi
-          kill -s KILL "$_pv_p" 2>/dev/null
-        ) 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
+        $_pv_g sh -c 'sleep "$1" && echo 1 > "$2" && { kill -s KILL -- "-$3" || kill -s KILL "$3"; }' pv-watchdog \
+          $((_pv_to / 1000)).$((_pv_to % 1000 / 100))$((_pv_to % 100 / 10))$((_pv_to % 10)) "$_pv_d/t" "$_pv_p" \
+          </dev/null >/dev/null 2>&1 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
         _pv_w=$!
       fi
       wait "$_pv_p" 2>/dev/null
       _pv_rc=$?
-      if [ -n "$_pv_w" ]; then kill "$_pv_w" 2>/dev/null; wait "$_pv_w"; fi ;;
+      if [ -n "$_pv_w" ]; then
+        [ -n "$_pv_g" ] && kill -s KILL -- "-$_pv_w" 2>/dev/null
+        kill -s KILL "$_pv_w" 2>/dev/null
+        wait "$_pv_w" 2>/dev/null
+      fi ;;
     *) exit 2 ;;
   esac
   _pv_clock
