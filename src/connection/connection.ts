@@ -1,7 +1,7 @@
 import { SudoHandshake } from './sudo.js';
 
 /**
- * What the runner needs from a way of reaching a host. Implementations: ssh.ts (node-ssh) and local.ts.
+ * What the runner needs from a way of reaching a host. Implementations: ssh.ts (ssh2) and local.ts.
  *
  * Every remote operation is a POSIX shell script sent on the standard input of `sh -s` (through sudo when
  * becoming another user). Nothing of a script's content appears in a process list, file content travels inside

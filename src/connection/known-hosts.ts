@@ -6,6 +6,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { globMatcher } from '../util/glob.js';
 
 /** One key line of a known_hosts file. */
 export interface KnownHostsEntry {
@@ -105,7 +106,7 @@ export function entryMatches(hosts: string, host: string, port: number): boolean
   for (const raw of hosts.split(',')) {
     const negated = raw.startsWith('!');
     const pattern = (negated ? raw.slice(1) : raw).toLowerCase();
-    if (!globMatch(pattern, name)) continue;
+    if (!globMatcher(pattern, { sets: false })(name)) continue;
     // A negated pattern that matches vetoes the whole line, whatever else matched.
     if (negated) return false;
     matched = true;
@@ -120,30 +121,6 @@ function hashedMatches(field: string, name: string): boolean {
   const want = Buffer.from(parts[3], 'base64');
   const got = createHmac('sha1', salt).update(name).digest();
   return got.length === want.length && got.equals(want);
-}
-
-/** `*` and `?` wildcards as in OpenSSH patterns; everything else literal. */
-function globMatch(pattern: string, text: string): boolean {
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) {
-      p++;
-      t++;
-    } else if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      mark = t;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
 }
 
 /** Judge the key a server offered for `host` on `port` against known_hosts entries. */

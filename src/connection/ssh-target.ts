@@ -280,3 +280,8 @@ function strictOf(value: unknown, where: string): HostKeyChecking {
   if (s === 'accept-new') return 'accept-new';
   throw new InputError(`ansible_host_key_checking "${String(value)}" is not a boolean or accept-new`, undefined, where);
 }
+
+/** `host:port` for messages, with an IPv6 address in brackets. */
+export function targetAddress(t: SshTarget): string {
+  return t.hostname.includes(':') ? `[${t.hostname}]:${t.port}` : `${t.hostname}:${t.port}`;
+}

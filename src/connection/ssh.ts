@@ -1,46 +1,26 @@
 /**
  * The SSH transport (ssh2): one connection per host for the whole run, each script on a channel of it.
  *
- * Host keys are checked against known_hosts before any credential is sent. Authentication follows OpenSSH's
- * order: agent keys, identity files (passphrases asked once per run), then password. Transient network
- * failures are retried a bounded number of times with backoff; anything else makes the host unreachable at once.
+ * Host keys are checked against known_hosts before any credential is sent (host-keys.ts). Authentication follows
+ * OpenSSH's order (ssh-auth.ts). Jump hosts are chained through forwarded channels. Transient network failures are
+ * retried a bounded number of times with backoff; anything else makes the host unreachable at once. Every script
+ * of a connection goes through SshConnection.start; channels are run by ssh-channel.ts.
  */
-import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
-import type {
-  AnyAuthMethod,
-  AuthenticationType,
-  Client as Ssh2Client,
-  ClientChannel,
-  IdentityCallback,
-  KeyboardInteractiveCallback,
-  NextAuthHandler,
-  ParsedKey,
-  Prompt,
-  SignCallback,
-  SigningRequestOptions,
-} from 'ssh2';
+import type { AuthenticationType, Client as Ssh2Client, NextAuthHandler } from 'ssh2';
 import { UnreachableError } from '../errors.js';
-import { beforeMarker, type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
-import { SudoHandshake } from './sudo.js';
-import {
-  appendKnownHost,
-  checkHostKey,
-  fingerprint,
-  keyTypeOf,
-  knownKeyTypes,
-  loadKnownHosts,
-  tildePath,
-  type KnownHostsEntry,
-} from './known-hosts.js';
+import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
+import { hostKeyAlgorithms, judgeHostKey, readKnownHosts, type KnownHostsWrites } from './host-keys.js';
+import { knownKeyTypes } from './known-hosts.js';
 import type { Secrets } from './secrets.js';
-import type { SshTarget } from './ssh-target.js';
+import { authSteps, type KeyCache } from './ssh-auth.js';
+import { type ChannelHooks, runChannel, runSimple } from './ssh-channel.js';
+import { targetAddress, type SshTarget } from './ssh-target.js';
 
-const { Client, utils, createAgent, BaseAgent } = ssh2;
+const { Client } = ssh2;
 
 /** State shared by every connection of a run. */
 export interface SshRunState {
@@ -48,17 +28,14 @@ export interface SshRunState {
   /** pause before the second connection attempt; doubles for each further one */
   retryDelayMs: number;
   /** decrypted private keys by path, so each passphrase is asked and each key decrypted once */
-  keys: Map<string, Promise<LoadedKey>>;
+  keys: KeyCache;
   /** pending known_hosts appends by file, so parallel hosts record keys one at a time */
-  knownHostsWrites: Map<string, Promise<unknown>>;
+  knownHostsWrites: KnownHostsWrites;
   /** tells the operator something about a host outside any task (a changed host key let through) */
   warn: (host: string, msg: string) => void;
   /** hosts (and jump hosts) already warned about for a changed key, so retries and probes do not repeat it */
   warnedKeys: Set<string>;
 }
-
-/** A private key ready to sign, or why it cannot be used. */
-export type LoadedKey = { key: ParsedKey } | { skipped: string };
 
 export function createSshRunState(secrets: Secrets, opts: { retryDelayMs?: number; warn?: SshRunState['warn'] } = {}): SshRunState {
   return { secrets, retryDelayMs: opts.retryDelayMs ?? 1000, keys: new Map(), knownHostsWrites: new Map(), warn: opts.warn ?? (() => undefined), warnedKeys: new Set() };
@@ -66,18 +43,7 @@ export function createSshRunState(secrets: Secrets, opts: { retryDelayMs?: numbe
 
 /** Concurrent channels per connection; OpenSSH's sshd allows 10 sessions per connection by default. */
 const MAX_CHANNELS = 8;
-/** How long sudo may take to ask for the password or start the shell before the exec is given up. */
-const BECOME_TIMEOUT_MS = 60_000;
 const CLOSE_WAIT_MS = 2_000;
-
-/** Server host key algorithms for each key type, in ssh2's default order. */
-const HOST_KEY_ALGORITHMS: Record<string, string[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
 
 /** A failure to open a connection; `transient` ones are worth another attempt. */
 class ConnectFailure extends Error {
@@ -104,12 +70,29 @@ export class SshConnection implements Connection {
   private lost: string | null = null;
   private closed = false;
   private readonly pending = new Set<(e: Error) => void>();
-  private readonly slots = new Slots(MAX_CHANNELS);
+  /** at most MAX_CHANNELS channels at once */
+  private readonly slots = pLimit(MAX_CHANNELS);
+
+  /** what a channel may ask of this connection */
+  private readonly hooks: ChannelHooks;
 
   constructor(
     private readonly target: SshTarget,
     private readonly run: SshRunState,
-  ) {}
+  ) {
+    this.hooks = {
+      host: target.name,
+      watchLoss: (onLost) => {
+        this.pending.add(onLost);
+        return () => this.pending.delete(onLost);
+      },
+      lostReason: () => this.lost,
+      timedOut: (message) => {
+        this.lost = message;
+        void this.close();
+      },
+    };
+  }
 
   get host(): string {
     return this.target.name;
@@ -177,6 +160,7 @@ export class SshConnection implements Connection {
     return this.start(script, opts, marker) as Promise<HeldExec>;
   }
 
+  /** The one way a script reaches this host: exec and hold both come here. */
   private async start(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
     if (this.untrusted && opts.become?.password !== undefined) {
       throw new UnreachableError(this.host, `not sending the become password: ${this.untrusted} (whoever answers may be an impostor)`);
@@ -184,12 +168,7 @@ export class SshConnection implements Connection {
     const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     const client = this.requireClient();
     this.count++;
-    await this.slots.acquire();
-    try {
-      return await this.runChannel(this.requireClient(client), command, stdin, sudo, opts.timeoutMs, marker);
-    } finally {
-      this.slots.release();
-    }
+    return this.slots(() => runChannel(this.requireClient(client), command, stdin, sudo, opts.timeoutMs, marker, this.hooks));
   }
 
   private requireClient(expected?: Ssh2Client): Ssh2Client {
@@ -198,101 +177,6 @@ export class SshConnection implements Connection {
       throw new UnreachableError(this.host, this.lost ?? (this.closed ? 'connection is closed' : 'not connected'));
     }
     return client;
-  }
-
-  private runChannel(
-    client: Ssh2Client,
-    command: string,
-    stdin: Buffer,
-    sudo: SudoHandshake | null,
-    timeoutMs: number | undefined,
-    marker: string | null,
-  ): Promise<ExecResult | HeldExec> {
-    return new Promise<ExecResult | HeldExec>((resolve, reject) => {
-      let settled = false;
-      let channel: ClientChannel | null = null;
-      const timers: NodeJS.Timeout[] = [];
-      const settle = (f: () => void) => {
-        if (settled) return;
-        settled = true;
-        for (const t of timers) clearTimeout(t);
-        this.pending.delete(onLost);
-        f();
-      };
-      const onLost = (e: Error) => settle(() => reject(e));
-      this.pending.add(onLost);
-      if (timeoutMs) {
-        timers.push(
-          setTimeout(() => {
-            const message = `command timed out after ${timeoutMs} ms`;
-            settle(() => reject(new UnreachableError(this.host, message)));
-            // The remote command may still hold locks or files; dropping the connection ends its session.
-            channel?.signal('KILL');
-            this.lost = message;
-            void this.close();
-          }, timeoutMs),
-        );
-      }
-      try {
-        client.exec(command, (err, ch) => {
-          if (err) {
-            settle(() => reject(new UnreachableError(this.host, `cannot open a channel: ${err.message}`)));
-            return;
-          }
-          channel = ch;
-          if (settled) {
-            ch.close();
-            return;
-          }
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          let code: number | null = null;
-          ch.on('data', (b: Buffer) => {
-            out.push(b);
-            if (marker === null || settled) return;
-            // A held script: resolve as soon as it says it is ready; its channel stays open until release.
-            const stdout = beforeMarker(out, marker);
-            if (stdout) {
-              settle(() => resolve({ stdout, stderr: Buffer.concat(errOut), code: null, held: true, release: () => ch.end() }));
-            }
-          });
-          ch.on('error', () => undefined);
-          ch.on('exit', (c: number | null) => {
-            code = typeof c === 'number' ? c : null;
-          });
-          if (sudo) {
-            timers.push(
-              setTimeout(() => {
-                if (sudo.started) return;
-                errOut.push(Buffer.from('provision: sudo neither asked for the password nor started the shell in time\n'));
-                ch.close();
-              }, BECOME_TIMEOUT_MS),
-            );
-            ch.stderr.on('data', (b: Buffer) => {
-              const step = sudo.push(b);
-              if (step.stderr.length) errOut.push(step.stderr);
-              if (step.send) ch.write(step.send);
-              // A held script keeps stdin open once it runs; a refused password ends it either way, or sudo waits.
-              if (step.end && (marker === null || !sudo.started)) ch.end();
-            });
-          } else {
-            ch.stderr.on('data', (b: Buffer) => errOut.push(b));
-            if (marker === null) ch.end(stdin);
-            else ch.write(stdin);
-          }
-          ch.on('close', () => {
-            if (sudo) {
-              const rest = sudo.flush();
-              if (rest.length) errOut.push(rest);
-            }
-            const result = { stdout: Buffer.concat(out), stderr: Buffer.concat(errOut), code };
-            settle(() => resolve(marker === null ? result : { ...result, held: false, release: () => undefined }));
-          });
-        });
-      } catch (e) {
-        settle(() => reject(new UnreachableError(this.host, this.lost ?? (e as Error).message)));
-      }
-    });
   }
 
   async probeNew(timeoutMs: number): Promise<void> {
@@ -333,28 +217,6 @@ export class SshConnection implements Connection {
   }
 }
 
-
-/** A counting semaphore. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -365,10 +227,6 @@ function capTimeouts(target: SshTarget, ms: number): SshTarget {
     connectTimeoutMs: Math.min(target.connectTimeoutMs, ms),
     via: target.via ? capTimeouts(target.via, ms) : null,
   };
-}
-
-function address(t: SshTarget): string {
-  return t.hostname.includes(':') ? `[${t.hostname}]:${t.port}` : `${t.hostname}:${t.port}`;
 }
 
 /** Open every hop from the outermost jump host to the target; on failure, close what was opened. */
@@ -394,14 +252,14 @@ async function openChain(target: SshTarget, run: SshRunState, timeoutMs: number)
 function forward(jump: Ssh2Client, hop: SshTarget, through: string, timeoutMs: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new ConnectFailure(`cannot connect to ${address(hop)} through jump host ${through}: timed out after ${timeoutMs / 1000} s`, false));
+      reject(new ConnectFailure(`cannot connect to ${targetAddress(hop)} through jump host ${through}: timed out after ${timeoutMs / 1000} s`, false));
     }, timeoutMs);
     jump.forwardOut('127.0.0.1', 0, hop.hostname, hop.port, (err, stream) => {
       clearTimeout(timer);
       if (err) {
         // Reason 2 (connect failed) is the jump host's own refused/unreachable: worth retrying like a direct one.
         const reason = (err as Error & { reason?: number }).reason;
-        reject(new ConnectFailure(`cannot connect to ${address(hop)} through jump host ${through}: ${err.message.replace(/^\(SSH\) /, '')}`, reason === 2));
+        reject(new ConnectFailure(`cannot connect to ${targetAddress(hop)} through jump host ${through}: ${err.message.replace(/^\(SSH\) /, '')}`, reason === 2));
         return;
       }
       resolve(stream);
@@ -477,7 +335,7 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
     };
     const countdown = new Countdown(timeoutMs, () => {
       const stage = tcpUp ? 'during the SSH handshake' : 'connecting';
-      finish(new ConnectFailure(`cannot connect to ${address(t)}: timed out after ${timeoutMs / 1000} s ${stage}`, false));
+      finish(new ConnectFailure(`cannot connect to ${targetAddress(t)}: timed out after ${timeoutMs / 1000} s ${stage}`, false));
     });
     const waitFor = async <T>(p: Promise<T>): Promise<T> => {
       countdown.stop();
@@ -489,7 +347,7 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
     };
 
     const verify = async (key: Buffer): Promise<boolean> => {
-      const verdict = await judgeHostKey(t, key, run, label);
+      const verdict = await judgeHostKey(t, key, run.knownHostsWrites, label);
       if (verdict.ok) {
         if (verdict.changedButAllowed) {
           passwordAllowed = false;
@@ -505,7 +363,7 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
       return false;
     };
 
-    const steps = authSteps(t, run, waitFor, tried, () => passwordAllowed);
+    const steps = authSteps(t, run.secrets, run.keys, waitFor, tried, () => passwordAllowed);
     const authHandler = (left: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler) => {
       if (left === null) {
         next({ type: 'none', username: t.user });
@@ -529,13 +387,13 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
       }
       if (e.level === 'client-authentication') {
         const what = tried.length ? tried.join(', ') : 'no method the server accepts';
-        return finish(new ConnectFailure(`authentication failed for ${t.user}@${address(t)}${label === t.name ? '' : ` (${label})`}; tried: ${what}`, false));
+        return finish(new ConnectFailure(`authentication failed for ${t.user}@${targetAddress(t)}${label === t.name ? '' : ` (${label})`}; tried: ${what}`, false));
       }
       finish(classify(e, t, label));
     });
     client.on('close', () => {
       if (hostKeyProblem) return finish(new ConnectFailure(hostKeyProblem, false));
-      finish(new ConnectFailure(`cannot connect to ${address(t)}: connection closed during the SSH handshake`, true));
+      finish(new ConnectFailure(`cannot connect to ${targetAddress(t)}: connection closed during the SSH handshake`, true));
     });
 
     countdown.start();
@@ -548,7 +406,7 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
       algorithms: { serverHostKey: hostKeyAlgorithms(preferred) as never },
       hostVerifier: (key: Buffer, callback: (ok: boolean) => void) => {
         void waitFor(verify(key)).then(callback, (e: Error) => {
-          hostKeyProblem = `cannot check the host key of ${label} (${address(t)}): ${e.message}`;
+          hostKeyProblem = `cannot check the host key of ${label} (${targetAddress(t)}): ${e.message}`;
           callback(false);
         });
       },
@@ -557,15 +415,8 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
   });
 }
 
-/** Server host key algorithms with the types known_hosts has for this host first, as OpenSSH orders them. */
-function hostKeyAlgorithms(preferred: string[]): string[] {
-  const all = Object.values(HOST_KEY_ALGORITHMS).flat();
-  const first = preferred.flatMap((type) => HOST_KEY_ALGORITHMS[type] ?? []);
-  return [...new Set([...first, ...all])];
-}
-
 function classify(e: Error & { level?: string; code?: string }, t: SshTarget, label: string): ConnectFailure {
-  const where = `cannot connect to ${address(t)}${label === t.name ? '' : ` (${label})`}`;
+  const where = `cannot connect to ${targetAddress(t)}${label === t.name ? '' : ` (${label})`}`;
   if (e.level === 'client-socket') {
     switch (e.code) {
       case 'ECONNREFUSED':
@@ -589,224 +440,4 @@ function classify(e: Error & { level?: string; code?: string }, t: SshTarget, la
   if (/Connection lost before handshake/.test(e.message)) return new ConnectFailure(`${where}: connection closed before the SSH handshake`, true);
   if (e.level === 'handshake') return new ConnectFailure(`${where}: SSH handshake failed: ${e.message}`, false);
   return new ConnectFailure(`${where}: ${e.message}`, false);
-}
-
-async function readKnownHosts(t: SshTarget): Promise<KnownHostsEntry[]> {
-  return loadKnownHosts([...t.knownHostsFiles, ...t.globalKnownHostsFiles]);
-}
-
-/** `changedButAllowed`: why the key is not the one on record, when --host-key-checking no let it through anyway. */
-type HostKeyJudgement = { ok: true; changedButAllowed: string | null } | { ok: false; message: string };
-
-async function judgeHostKey(t: SshTarget, key: Buffer, run: SshRunState, label: string): Promise<HostKeyJudgement> {
-  const who = `${label} (${address(t)})`;
-  const offered = `${keyTypeOf(key)} ${fingerprint(key)}`;
-  const verdict = checkHostKey(await readKnownHosts(t), t.hostKeyName, t.port, key);
-  switch (verdict.status) {
-    case 'known':
-      return { ok: true, changedButAllowed: null };
-    case 'revoked':
-      return { ok: false, message: `host key for ${who} is REVOKED: ${offered} is marked @revoked in ${tildePath(verdict.entry.file)} line ${verdict.entry.line}` };
-    case 'changed': {
-      const changed = `REMOTE HOST KEY CHANGED for ${who}: server offers ${offered}, ${tildePath(verdict.entry.file)} line ${verdict.entry.line} has ${fingerprint(verdict.entry.key)}`;
-      if (t.hostKeyChecking === 'no') return { ok: true, changedButAllowed: changed };
-      return { ok: false, message: `${changed} (if the host was reinstalled, remove that line)` };
-    }
-    case 'unknown': {
-      // known_hosts trusts a CA for this host: OpenSSH would check the host's certificate. ssh2 neither asks for
-      // nor returns certificates, so saying yes (or recording the plain key) would pretend a check that never ran.
-      const ca = verdict.authorities[0];
-      if (ca && t.hostKeyChecking !== 'no') {
-        return {
-          ok: false,
-          message: `host key for ${who} is not known: ${offered}; ${tildePath(ca.file)} line ${ca.line} trusts a certificate authority (@cert-authority) for it, but provision cannot verify host certificates: add the host's own key to known_hosts`,
-        };
-      }
-      if (t.hostKeyChecking === 'yes') {
-        const file = tildePath(t.knownHostsFiles[0] ?? path.join(os.homedir(), '.ssh', 'known_hosts'));
-        const others = verdict.otherTypes.length ? `; known_hosts has only ${verdict.otherTypes.join(', ')} for it` : '';
-        return { ok: false, message: `host key for ${who} is not known: ${offered}${others} (add it to ${file} or use --host-key-checking accept-new)` };
-      }
-      const file = t.knownHostsFiles[0];
-      if (!file) return { ok: true, changedButAllowed: null };
-      return recordHostKey(t, key, file, run, who, offered);
-    }
-  }
-}
-
-/** accept-new: record the key unless, meanwhile, another connection recorded a key for this host. */
-function recordHostKey(t: SshTarget, key: Buffer, file: string, run: SshRunState, who: string, offered: string): Promise<HostKeyJudgement> {
-  const previous = run.knownHostsWrites.get(file) ?? Promise.resolve();
-  const next = previous.then(async (): Promise<HostKeyJudgement> => {
-    const again = checkHostKey(await readKnownHosts(t), t.hostKeyName, t.port, key);
-    if (again.status === 'known') return { ok: true, changedButAllowed: null };
-    if (again.status === 'unknown') {
-      await appendKnownHost(file, t.hostKeyName, t.port, key, t.hashKnownHosts === true);
-      return { ok: true, changedButAllowed: null };
-    }
-    return { ok: false, message: `host key for ${who} changed while it was being recorded: server offers ${offered}` };
-  });
-  run.knownHostsWrites.set(file, next.catch(() => undefined));
-  return next;
-}
-
-/** The authentication methods to try, produced lazily so secrets are asked only when a method needs them. */
-function authSteps(
-  t: SshTarget,
-  run: SshRunState,
-  waitFor: <T>(p: Promise<T>) => Promise<T>,
-  tried: string[],
-  passwordAllowed: () => boolean,
-): { next(left: AuthenticationType[]): Promise<AnyAuthMethod | null> | null } {
-  const username = t.user;
-  const queue: ((left: AuthenticationType[]) => Promise<AnyAuthMethod | null>)[] = [];
-  if (t.agent) {
-    queue.push(async (left) => {
-      if (!left.includes('publickey')) return null;
-      try {
-        await fs.access(t.agent!);
-      } catch {
-        return null;
-      }
-      tried.push('ssh-agent');
-      const agent = t.identitiesOnly
-        ? new OnlyTheseKeys(createAgent(t.agent!) as InstanceType<typeof BaseAgent<ParsedKey>>, await publicBlobs(t.identityFiles))
-        : t.agent!;
-      return { type: 'agent', username, agent };
-    });
-  }
-  for (const file of t.identityFiles) {
-    queue.push(async (left) => {
-      if (!left.includes('publickey')) return null;
-      const loaded = await waitFor(loadKey(file, run));
-      if ('skipped' in loaded) {
-        if (loaded.skipped !== 'missing' || !isDefaultIdentity(file)) tried.push(`${tildePath(file)} (${loaded.skipped})`);
-        return null;
-      }
-      tried.push(tildePath(file));
-      return { type: 'publickey', username, key: loaded.key };
-    });
-  }
-  const password = async (): Promise<string | null> => {
-    if (!passwordAllowed()) return null;
-    if (t.password !== null) return t.password;
-    if (!run.secrets.askPass) return null;
-    return waitFor(run.secrets.password('ssh'));
-  };
-  queue.push(async (left) => {
-    if (!left.includes('password')) return null;
-    const pw = await password();
-    if (pw === null) return null;
-    tried.push('password');
-    return { type: 'password', username, password: pw };
-  });
-  queue.push(async (left) => {
-    if (!left.includes('keyboard-interactive')) return null;
-    const pw = await password();
-    if (pw === null) return null;
-    tried.push('keyboard-interactive');
-    return {
-      type: 'keyboard-interactive',
-      username,
-      prompt(_name: string, _instructions: string, _lang: string, prompts: Prompt[], finish: KeyboardInteractiveCallback) {
-        // Only a lone hidden prompt is a password question; anything else (codes, confirmations) is not ours to answer.
-        finish(prompts.length === 1 && !prompts[0]!.echo ? [pw] : []);
-      },
-    };
-  });
-  let i = 0;
-  return {
-    next(left) {
-      const step = queue[i++];
-      return step ? step(left) : null;
-    },
-  };
-}
-
-function isDefaultIdentity(file: string): boolean {
-  return path.dirname(file) === path.join(os.homedir(), '.ssh') && /^id_(rsa|ecdsa|ed25519)$/.test(path.basename(file));
-}
-
-/** Read and decrypt a private key once per run; every host using it waits on the same promise. */
-function loadKey(file: string, run: SshRunState): Promise<LoadedKey> {
-  let pending = run.keys.get(file);
-  if (!pending) {
-    pending = (async (): Promise<LoadedKey> => {
-      let data: Buffer;
-      try {
-        data = await fs.readFile(file);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        return { skipped: code === 'ENOENT' ? 'missing' : `cannot read: ${code ?? (e as Error).message}` };
-      }
-      let parsed = utils.parseKey(data);
-      if (parsed instanceof Error && /no passphrase given/.test(parsed.message)) {
-        try {
-          const passphrase = await run.secrets.passphrase(file, (p) => !(utils.parseKey(data, p) instanceof Error));
-          parsed = utils.parseKey(data, passphrase);
-        } catch (e) {
-          return { skipped: `encrypted: ${(e as Error).message}` };
-        }
-      }
-      if (parsed instanceof Error) return { skipped: `not usable: ${parsed.message}` };
-      const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
-      if (!key.isPrivateKey()) return { skipped: 'not a private key' };
-      return { key };
-    })();
-    run.keys.set(file, pending);
-  }
-  return pending;
-}
-
-/** Public key blobs of identity files, from their .pub files (readable without the passphrase). */
-async function publicBlobs(files: string[]): Promise<Buffer[]> {
-  const blobs: Buffer[] = [];
-  for (const f of files) {
-    try {
-      const parsed = utils.parseKey(await fs.readFile(`${f}.pub`));
-      if (!(parsed instanceof Error)) blobs.push((Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed).getPublicSSH());
-    } catch {
-      // No .pub file: that identity cannot be matched to an agent key, as with OpenSSH.
-    }
-  }
-  return blobs;
-}
-
-/** IdentitiesOnly with an agent: offer only the agent keys that belong to the configured identity files. */
-class OnlyTheseKeys extends BaseAgent<ParsedKey> {
-  constructor(
-    private readonly inner: InstanceType<typeof BaseAgent<ParsedKey>>,
-    private readonly allowed: Buffer[],
-  ) {
-    super();
-  }
-  getIdentities(cb: IdentityCallback<ParsedKey>): void {
-    this.inner.getIdentities((err, keys) => {
-      if (err) return cb(err);
-      const parsed = (keys ?? []).filter((k): k is ParsedKey => 'getPublicSSH' in k);
-      cb(undefined, parsed.filter((k) => this.allowed.some((a) => a.equals(k.getPublicSSH()))));
-    });
-  }
-  sign(pubKey: ParsedKey, data: Buffer, options: SigningRequestOptions | SignCallback, cb?: SignCallback): void {
-    if (typeof options === 'function') this.inner.sign(pubKey, data, options);
-    else this.inner.sign(pubKey, data, options, cb);
-  }
-}
-
-/** Run one command on a channel and collect its output (for probes). */
-function runSimple(client: Ssh2Client, command: string, stdin: Buffer): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (err, ch) => {
-      if (err) return reject(err);
-      const out: Buffer[] = [];
-      const errOut: Buffer[] = [];
-      let code: number | null = null;
-      ch.on('data', (b: Buffer) => out.push(b));
-      ch.stderr.on('data', (b: Buffer) => errOut.push(b));
-      ch.on('error', () => undefined);
-      ch.on('exit', (c: number | null) => (code = typeof c === 'number' ? c : null));
-      ch.on('close', () => resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(errOut), code }));
-      ch.end(stdin);
-    });
-  });
 }

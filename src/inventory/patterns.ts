@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../errors.js';
-import { isIPv6 } from './ini.js';
+import { globMatcher } from '../util/glob.js';
+import { isIPv6 } from './host-pattern.js';
 import type { Inventory } from './types.js';
 import { hostsOfGroup, inventoryOrder } from './vars.js';
 
@@ -109,7 +110,7 @@ function enumerate(inv: Inventory, expr: string): Match {
   if (expr === 'all' || expr === '*') return { hosts: [...inv.hosts.keys()], matched: true };
   const isRegex = expr[0] === '~';
   const wild = isRegex || /[.?*[]/.test(expr);
-  const test = isRegex ? regexMatcher(expr.slice(1)) : wild ? globMatcher(expr) : (name: string) => name === expr;
+  const test = isRegex ? regexMatcher(expr.slice(1)) : wild ? globMatcher(expr, { sets: true }) : (name: string) => name === expr;
   // A glob or regex never matches the implicit groups "all" and "ungrouped" (Ansible documents this; "a*" would
   // otherwise select every host through "all"); only their exact names do.
   const groups = [...inv.groups.keys()].filter((g) => (wild ? g !== 'all' && g !== 'ungrouped' && test(g) : test(g)));
@@ -126,33 +127,6 @@ function regexMatcher(source: string): (name: string) => boolean {
   } catch (e) {
     throw new InputError(`invalid regular expression in host pattern "~${source}": ${(e as Error).message}`);
   }
-  return (name) => re.test(name);
-}
-
-/** Python's fnmatch: `*`, `?`, `[seq]`, `[!seq]`, anchored at both ends, case-sensitive. */
-function globMatcher(glob: string): (name: string) => boolean {
-  let src = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') src += '.*';
-    else if (c === '?') src += '.';
-    else if (c === '[') {
-      let j = i + 1;
-      if (glob[j] === '!') j++;
-      if (glob[j] === ']') j++;
-      while (j < glob.length && glob[j] !== ']') j++;
-      if (j >= glob.length) {
-        src += '\\[';
-        continue;
-      }
-      let set = glob.slice(i + 1, j);
-      const negate = set.startsWith('!');
-      if (negate) set = set.slice(1);
-      src += `[${negate ? '^' : ''}${set.replace(/[\\\]^[]/g, (ch) => '\\' + ch)}]`;
-      i = j;
-    } else src += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  }
-  const re = new RegExp(`^(?:${src})$`, 's');
   return (name) => re.test(name);
 }
 

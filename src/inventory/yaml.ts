@@ -17,8 +17,8 @@ import { formatPos, InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
 import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
-import { checkVarName, parseHostPattern } from './ini.js';
-import type { InventoryBuilder } from './load.js';
+import type { InventoryBuilder } from './builder.js';
+import { checkVarName, parseHostPattern } from './host-pattern.js';
 
 /** Group names as INI section headers allow them, so patterns can always name a group. */
 const GROUP_NAME = /^[^:\]\s]+$/u;

@@ -62,6 +62,11 @@ describe('host matching', () => {
     ['h?.lab.test', 'h12.lab.test', 22, false],
     ['h?.lab.test', 'h2.lab.test', 22, true],
     ['[198.19.1.*]:2222', '198.19.1.9', 2222, true],
+    ['[198.19.1.*]:2222', '198.19.1.9', 22, false],
+    ['mx[12].lab.test', 'mx1.lab.test', 22, false],
+    ['{mx1,mx2}.lab.test', 'mx1.lab.test', 22, false],
+    ['*', 'mx1.mail.lab.test', 22, true],
+    ['*.LAB.test', 'mx1.mail.lab.TEST', 22, true],
   ];
   it.each(cases)('%s matches %s port %i: %s', (field, host, port, want) => {
     expect(entryMatches(field, host, port)).toBe(want);
