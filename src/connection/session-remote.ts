@@ -12,8 +12,9 @@
  *
  * The script is read with `head -c`, which reads no further than asked from a pipe, into a private `mktemp -d`
  * directory; the trailer line proves the whole script arrived, so a script cut short in transit never runs.
- * Lengths make whatever a step prints (frame-like text, NULs, any bytes) harmless. A step runs with stdin from
- * /dev/null and its output in files, in its own process group when setsid exists, under a watchdog that kills the
+ * Lengths make whatever a step prints (frame-like text, NULs, any bytes) harmless. A step is `sh -s` reading the
+ * saved script (the controller wraps it in a `{ …; } </dev/null` group, as a script on a channel of its own is),
+ * with its output in files, in its own process group when setsid exists, under a watchdog that kills the
  * group when its timeout passes while the loop goes on; the watchdog is a process group of its own (a shell and its
 sleep), killed as a whole when the step ends first. A persistent step is dot-sourced through `command`, so a
  * syntax error in it fails the step and not the loop, and it must not `exit` (that would end the session).
@@ -58,7 +59,7 @@ while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
       command . "$_pv_d/s" </dev/null >"$_pv_d/o" 2>"$_pv_d/e"
       _pv_rc=$? ;;
     s)
-      $_pv_g sh "$_pv_d/s" </dev/null >"$_pv_d/o" 2>"$_pv_d/e" 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
+      $_pv_g sh -s <"$_pv_d/s" >"$_pv_d/o" 2>"$_pv_d/e" 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
       _pv_p=$!
       _pv_w=
       if [ "$_pv_to" -gt 0 ]; then

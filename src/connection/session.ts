@@ -13,7 +13,8 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import { type BecomeSpec, prepareExec } from './connection.js';
+import { UnreachableError } from '../errors.js';
+import { type BecomeSpec, type ExecOptions, type ExecResult, guard, prepareExec } from './connection.js';
 import { sessionProgram } from './session-remote.js';
 import type { SudoHandshake } from './sudo.js';
 
@@ -67,7 +68,11 @@ export interface StepResult {
 
 /** The session ended (or never ran) while steps were pending; they did not run, or their end is unknown. */
 export class SessionLostError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** the step had been sent to the host (it may have run, in part); false: it never left the controller */
+    readonly sent = true,
+  ) {
     super(message);
     this.name = 'SessionLostError';
   }
@@ -82,8 +87,11 @@ export class SessionStartError extends SessionLostError {
     readonly stderr: Buffer,
     /** exit status of the shell, or null (killed, timed out, or the loop refused to run) */
     readonly code: number | null,
-    /** the loop ran but could not set itself up (no private directory): plain channels may still work */
-    readonly refused: boolean,
+    /**
+     * `ended`: the shell (or sudo) ended first; `refused`: the loop ran but could not set itself up (no private
+     * directory), so plain channels may still work; `timeout`: nothing came in time
+     */
+    readonly reason: 'ended' | 'refused' | 'timeout',
   ) {
     super(message);
     this.name = 'SessionStartError';
@@ -195,10 +203,10 @@ export class RemoteSession {
         t.stderr.off('data', onErr);
         f();
       };
-      const failed = (message: string, code: number | null, refused = false) =>
+      const failed = (message: string, code: number | null, reason: SessionStartError['reason']) =>
         finish(() => {
           const stderr = Buffer.concat([...err, launch.sudo?.flush() ?? Buffer.alloc(0)]);
-          reject(new SessionStartError(message, Buffer.concat(out), stderr, code, refused));
+          reject(new SessionStartError(message, Buffer.concat(out), stderr, code, reason));
         });
       const onOut = (b: Buffer) => {
         out.push(b);
@@ -218,7 +226,7 @@ export class RemoteSession {
         if (f >= 0 && all.indexOf(10, f) >= 0) {
           const why = all.subarray(f + fail.length, all.indexOf(10, f)).toString();
           t.stdin.end();
-          failed(`the remote shell cannot run a session: ${why}`, null, true);
+          failed(`the remote shell cannot run a session: ${why}`, null, 'refused');
         }
       };
       const onErr = (b: Buffer) => {
@@ -231,21 +239,22 @@ export class RemoteSession {
       };
       const timer = setTimeout(() => {
         t.kill();
-        failed(`the remote shell did not start a session within ${timeoutMs} ms`, null);
+        failed(`the remote shell did not start a session within ${timeoutMs} ms`, null, 'timeout');
       }, timeoutMs);
       t.stdout.on('data', onOut);
       t.stderr.on('data', onErr);
       t.stdin.on('error', () => undefined);
-      t.onClose((code) => failed(`the remote shell ended before the session started${code === null ? '' : ` (exit ${code})`}`, code));
+      t.onClose((code) => failed(`the remote shell ended before the session started${code === null ? '' : ` (exit ${code})`}`, code, 'ended'));
       if (!launch.sudo) t.stdin.write(launch.bootstrap);
     });
   }
 
   /** Run a step; rejects with SessionLostError when the session dies before its result is back. */
   run(script: string, opts: StepOptions = {}): Promise<StepResult> {
-    if (this.dead) return Promise.reject(new SessionLostError(this.dead));
+    if (this.dead) return Promise.reject(new SessionLostError(this.dead, false));
     const id = this.nextId++;
-    const body = Buffer.from(script);
+    // A step reads its script from the saved file, as `sh -s` reads a channel's stdin: the same guard applies.
+    const body = Buffer.from(opts.persistent ? script : guard(script));
     const kind = opts.persistent ? 'p' : 's';
     const remoteTimeout = opts.persistent ? 0 : Math.max(0, Math.ceil(opts.timeoutMs ?? 0));
     const frame = Buffer.concat([
@@ -356,8 +365,115 @@ export class RemoteSession {
     const said = this.diagnostics.toString().trim().split('\n').pop();
     this.dead = said ? `${reason}: ${said}` : reason;
     clearTimeout(this.timer);
-    const err = new SessionLostError(this.dead);
-    for (const p of [this.current, ...this.queue.splice(0)]) p?.reject(err);
+    this.current?.reject(new SessionLostError(this.dead, true));
+    for (const p of this.queue.splice(0)) p.reject(new SessionLostError(this.dead, false));
     this.current = null;
+  }
+}
+
+/** What HostSessions needs from the connection it serves. */
+export interface SessionHost {
+  /** inventory name of the host, for errors */
+  readonly host: string;
+  /** start `command` on a new channel (or process); throws UnreachableError when the host is gone */
+  open(command: string): Promise<SessionTransport>;
+  /** run a script on a channel of its own, as before sessions (hosts that cannot run the loop) */
+  plain(script: string, opts: ExecOptions): Promise<ExecResult>;
+  /** why the connection itself is gone, if it is: then a dead session is not restarted */
+  lost(): string | null;
+  /** tell the operator about a session outside any task (it died and was restarted, it cannot run) */
+  warn(msg: string): void;
+}
+
+/** One session per become spec, its restart and the fallback to plain channels. */
+interface SessionSlot {
+  session: Promise<RemoteSession> | null;
+  /** sessions that died after they started; one restart is allowed */
+  deaths: number;
+  /** the host cannot run the loop: plain channels from now on */
+  plain: boolean;
+}
+
+/**
+ * The sessions of one connection: one per distinct become spec (none, root, another user), each opened on the
+ * first exec that needs it. A session that dies is restarted once, with a warning; the step it was running when
+ * it died is reported as killed (code null, the outcome on the host unknown), never run again. A session that
+ * dies a second time makes the host unreachable. A host that cannot run the loop (no private temporary directory)
+ * gets plain channels, with a warning.
+ */
+export class HostSessions {
+  /** sessions opened (each is one channel) */
+  opened = 0;
+  /** steps that came back from a session */
+  steps = 0;
+  private readonly slots = new Map<string, SessionSlot>();
+  private closing = false;
+
+  constructor(private readonly h: SessionHost) {}
+
+  async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const key = opts.become ? `become:${opts.become.user || 'root'}` : 'login';
+    let slot = this.slots.get(key);
+    if (!slot) this.slots.set(key, (slot = { session: null, deaths: 0, plain: false }));
+    for (;;) {
+      if (slot.plain) return this.h.plain(script, opts);
+      if (this.closing) throw new UnreachableError(this.h.host, 'connection is closed');
+      let session: RemoteSession;
+      const starting = (slot.session ??= this.start(slot, opts));
+      try {
+        session = await starting;
+      } catch (e) {
+        if (!(e instanceof SessionStartError)) throw e;
+        if (e.reason === 'refused') {
+          slot.plain = true;
+          this.h.warn(`${e.message}; running each step on a channel of its own`);
+          continue;
+        }
+        // The shell or sudo ended before the loop ran (a wrong become password, sudo -n refused): that is
+        // this step's result, as it would have been on a channel of its own.
+        if (e.reason === 'ended' && e.code !== null) return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+        const timedOut = e.reason === 'timeout' && opts.timeoutMs;
+        throw new UnreachableError(this.h.host, this.h.lost() ?? (timedOut ? `command timed out after ${opts.timeoutMs} ms` : e.message));
+      }
+      try {
+        const r = await session.run(script, { timeoutMs: opts.timeoutMs });
+        this.steps++;
+        if (r.timedOut) throw new UnreachableError(this.h.host, `command timed out after ${opts.timeoutMs} ms`);
+        return { stdout: r.stdout, stderr: r.stderr, code: r.code };
+      } catch (e) {
+        if (!(e instanceof SessionLostError)) throw e;
+        if (slot.session === starting) {
+          slot.session = null;
+          slot.deaths++;
+        }
+        const lost = this.h.lost();
+        if (lost || this.closing) throw new UnreachableError(this.h.host, lost ?? 'connection is closed');
+        if (slot.deaths > 1) throw new UnreachableError(this.h.host, `the remote session died again: ${e.message}`);
+        this.h.warn(`the remote session ended (${e.message}); the next step starts a new one`);
+        if (!e.sent) continue;
+        return { stdout: Buffer.alloc(0), stderr: Buffer.from(`provision: the remote session ended while this step ran: ${e.message}\n`), code: null };
+      }
+    }
+  }
+
+  /** End every session (each removes its private directory on the host). */
+  async close(): Promise<void> {
+    this.closing = true;
+    const open = [...this.slots.values()].map((s) => s.session);
+    this.slots.clear();
+    await Promise.all(open.map((p) => p?.then((s) => s.close(), () => undefined)));
+  }
+
+  private async start(slot: SessionSlot, opts: ExecOptions): Promise<RemoteSession> {
+    const launch = sessionLaunch(opts.become);
+    const t = await this.h.open(launch.command);
+    this.opened++;
+    const startTimeout = opts.timeoutMs ? Math.min(opts.timeoutMs, SESSION_START_TIMEOUT_MS) : SESSION_START_TIMEOUT_MS;
+    try {
+      return await RemoteSession.start(t, launch, { timeoutMs: startTimeout });
+    } catch (e) {
+      slot.session = null;
+      throw e;
+    }
   }
 }

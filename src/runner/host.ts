@@ -255,6 +255,7 @@ export class HostRun {
     // is waited for by the next run even if this connection dies now.
     const r = await this.conn.exec(this.releaseLock ? busyLocked(script) : script, { become, timeoutMs });
     this.counters.execs = this.conn.execs;
+    this.counters.steps = this.conn.steps;
     if (become && r.code !== 0 && /sudo: (a password is required|\d+ incorrect password|a terminal is required)/.test(r.stderr.toString())) {
       throw new CommandError(this.name, 'sudo', r.code, '', r.stderr.toString(), `sudo refused: ${r.stderr.toString().trim().split('\n')[0]} (use --ask-become-pass)`);
     }
@@ -289,6 +290,7 @@ export class HostRun {
     } else {
       const held = await this.conn.hold(lockedFactsScript(this.settings.lockTimeoutS, quote(this.settings.lockHolder), tail), HELD_MARKER, { become });
       this.counters.execs = this.conn.execs;
+      this.counters.steps = this.conn.steps;
       if (!held.held) {
         const err = held.stderr.toString().trim();
         // The lock file's text was written on the host: shown only made display-safe.

@@ -70,7 +70,7 @@ describe.skipIf(!lab)('remote sessions on the lab hosts', () => {
     it('fails the pending step when the session is killed on the host', async () => {
       const s = await session(await connect(host));
       const loop = (await s.run('echo $PPID')).stdout.toString().trim();
-      const d = (await s.run('dirname "$0"')).stdout.toString().trim();
+      const d = (await s.run('dirname "$(readlink /proc/$$/fd/1)"')).stdout.toString().trim();
       const pending = s.run('sleep 30');
       await new Promise((r) => setTimeout(r, 300));
       await labExec(host, `kill -TERM ${loop}`);

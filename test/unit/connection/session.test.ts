@@ -48,7 +48,7 @@ async function open(shell: string, launch: SessionLaunch = sessionLaunch(), env?
 
 /** The loop's private directory, seen from a step: the script it runs lives there. */
 async function privateDir(session: RemoteSession): Promise<string> {
-  return (await session.run('dirname "$0"')).stdout.toString().trim();
+  return (await session.run('dirname "$(readlink /proc/$$/fd/1)"')).stdout.toString().trim();
 }
 
 function gone(pid: number): boolean {
@@ -290,7 +290,7 @@ exit 1
     const e = await open('dash', launch, env).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(SessionStartError);
     const err = e as SessionStartError;
-    expect([err.code, err.refused]).toEqual([1, false]);
+    expect([err.code, err.reason]).toEqual([1, 'ended']);
     expect(err.stderr.toString()).toMatch(/Sorry, try again/);
     expect(err.stderr.toString()).not.toContain('wrong');
   });
