@@ -80,9 +80,9 @@ while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
   _pv_clock
   _pv_x=0
   [ -s "$_pv_d/t" ] && _pv_x=1
-  set -- $(cd "$_pv_d" && exec wc -c o e)
+  if [ -s "$_pv_d/o" ] || [ -s "$_pv_d/e" ]; then set -- $(cd "$_pv_d" && exec wc -c o e); else set -- 0 o 0 e; fi
   printf '%s %s %s %s %s %s %s\n' "$_pv_n" "$_pv_id" "$_pv_rc" "$1" "$3" $((_pv_t - _pv_t0)) "$_pv_x"
-  cat "$_pv_d/o" "$_pv_d/e" || exit 2
+  if [ "$1$3" != 00 ]; then cat "$_pv_d/o" "$_pv_d/e" || exit 2; fi
 done
 exit 0
 }
