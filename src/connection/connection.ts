@@ -3,10 +3,12 @@ import { SudoHandshake } from './sudo.js';
 /**
  * What the runner needs from a way of reaching a host. Implementations: ssh.ts (ssh2) and local.ts.
  *
- * Every remote operation is a POSIX shell script sent on the standard input of `sh -s` (through sudo when
- * becoming another user). Nothing of a script's content appears in a process list, file content travels inside
- * the script as base64 here-documents, and a script cut short in transit is never run because the runner wraps
- * each one in a `{ …; }` group that the shell must read to its end before running any of it.
+ * Every remote operation is a POSIX shell script: an exec is a step of the host's remote session (session.ts: one
+ * `sh -s` per become spec for the whole run, through sudo when becoming another user), a held script is sent on
+ * the standard input of an `sh -s` of its own. Nothing of a script's content appears in a process list, file
+ * content travels inside the script as base64 here-documents, and a script cut short in transit is never run: a
+ * session runs a step only once all of it arrived, and a script on its own channel is wrapped in a `{ …; }` group
+ * that the shell must read to its end before running any of it.
  */
 
 /** How to run a script as another user. */
@@ -43,8 +45,10 @@ export interface HeldExec extends ExecResult {
 export interface Connection {
   /** inventory name of the host */
   readonly host: string;
-  /** remote execs run so far (facts, reads, writes, commands): the cost that matters */
+  /** channels opened so far: remote sessions (one per become spec), held scripts, probes, plain execs */
   readonly execs: number;
+  /** remote operations run so far (facts, reads, writes, commands), each exec and hold once: the cost that matters */
+  readonly steps: number;
   /** open the connection; throws UnreachableError when the host cannot be reached or authenticated */
   connect(): Promise<void>;
   /**

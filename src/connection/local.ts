@@ -1,21 +1,47 @@
-/** Runs scripts on the controller itself (`ansible_connection=local`), through the same `sh -s` path as SSH. */
+/**
+ * Runs scripts on the controller itself (`ansible_connection=local`), as SSH does: execs as steps of a local
+ * session (one `sh -s` per become spec), held scripts in an `sh -s` of their own.
+ */
 import { spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
 import { beforeMarker, type Connection, type ExecOptions, type ExecResult, type HeldExec, prepareExec } from './connection.js';
+import { childTransport, HostSessions } from './session.js';
 
 export class LocalConnection implements Connection {
+  /** shells started: sessions, held scripts, plain execs */
   private count = 0;
+  /** execs and holds run in a shell of their own */
+  private ownSteps = 0;
+  private readonly sessions: HostSessions;
 
-  constructor(readonly host: string) {}
+  constructor(
+    readonly host: string,
+    warn: (host: string, msg: string) => void = () => undefined,
+  ) {
+    this.sessions = new HostSessions({
+      host,
+      open: async (command) => {
+        this.count++;
+        return childTransport(spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] }));
+      },
+      plain: (script, opts) => this.run(script, opts, null) as Promise<ExecResult>,
+      lost: () => null,
+      warn: (msg) => warn(host, msg),
+    });
+  }
 
   get execs(): number {
     return this.count;
   }
 
+  get steps(): number {
+    return this.ownSteps + this.sessions.steps;
+  }
+
   async connect(): Promise<void> {}
 
   exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    return this.run(script, opts, null);
+    return this.sessions.exec(script, opts);
   }
 
   async hold(script: string, marker: string, opts: ExecOptions = {}): Promise<HeldExec> {
@@ -24,6 +50,7 @@ export class LocalConnection implements Connection {
 
   private run(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
     this.count++;
+    this.ownSteps++;
     const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -75,5 +102,7 @@ export class LocalConnection implements Connection {
 
   async probeNew(): Promise<void> {}
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.sessions.close();
+  }
 }

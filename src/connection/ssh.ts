@@ -4,7 +4,8 @@
  * Host keys are checked against known_hosts before any credential is sent (host-keys.ts). Authentication follows
  * OpenSSH's order (ssh-auth.ts). Jump hosts are chained through forwarded channels. Transient network failures are
  * retried a bounded number of times with backoff; anything else makes the host unreachable at once. Every script
- * of a connection goes through SshConnection.start; channels are run by ssh-channel.ts.
+ * of a connection goes through SshConnection.start: execs as steps of the host's remote session (session.ts, one
+ * channel per become spec for the whole run), held scripts on channels of their own (ssh-channel.ts).
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -17,6 +18,7 @@ import { hostKeyAlgorithms, judgeHostKey, readKnownHosts, type KnownHostsWrites 
 import { knownKeyTypes } from './known-hosts.js';
 import type { Secrets } from './secrets.js';
 import { authSteps, type KeyCache } from './ssh-auth.js';
+import { channelTransport, HostSessions, type SessionTransport } from './session.js';
 import { type ChannelHooks, runChannel, runSimple } from './ssh-channel.js';
 import { targetAddress, type SshTarget } from './ssh-target.js';
 
@@ -62,7 +64,11 @@ class ConnectFailure extends Error {
 const changedKeys = new WeakMap<Ssh2Client, string>();
 
 export class SshConnection implements Connection {
+  /** channels opened: sessions, held scripts, plain execs, probes */
   private count = 0;
+  /** execs and holds run on a channel of their own (those in sessions are counted there) */
+  private ownSteps = 0;
+  private readonly sessions: HostSessions;
   /** why this connection must not be given secrets: a hop's host key changed (see changedKeys) */
   private untrusted: string | null = null;
   private chain: Ssh2Client[] | null = null;
@@ -92,6 +98,13 @@ export class SshConnection implements Connection {
         void this.close();
       },
     };
+    this.sessions = new HostSessions({
+      host: target.name,
+      open: (command) => this.openChannel(command),
+      plain: (script, opts) => this.onChannel(script, opts, null) as Promise<ExecResult>,
+      lost: () => this.lost,
+      warn: (msg) => run.warn(target.name, msg),
+    });
   }
 
   get host(): string {
@@ -100,6 +113,10 @@ export class SshConnection implements Connection {
 
   get execs(): number {
     return this.count;
+  }
+
+  get steps(): number {
+    return this.ownSteps + this.sessions.steps;
   }
 
   connect(): Promise<void> {
@@ -165,10 +182,33 @@ export class SshConnection implements Connection {
     if (this.untrusted && opts.become?.password !== undefined) {
       throw new UnreachableError(this.host, `not sending the become password: ${this.untrusted} (whoever answers may be an impostor)`);
     }
+    if (marker === null) return this.sessions.exec(script, opts);
+    return this.onChannel(script, opts, marker);
+  }
+
+  /** A script on a channel of its own: a held script, or an exec on a host that cannot run a session. */
+  private onChannel(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
     const { command, stdin, sudo } = prepareExec(script, opts, marker !== null);
     const client = this.requireClient();
     this.count++;
+    this.ownSteps++;
     return this.slots(() => runChannel(this.requireClient(client), command, stdin, sudo, opts.timeoutMs, marker, this.hooks));
+  }
+
+  /** A channel for a session: it lasts the whole run, so it takes no slot from the channels of single scripts. */
+  private openChannel(command: string): Promise<SessionTransport> {
+    const client = this.requireClient();
+    this.count++;
+    return new Promise((resolve, reject) => {
+      try {
+        client.exec(command, (err, ch) => {
+          if (err) reject(new UnreachableError(this.host, this.lost ?? `cannot open a channel: ${err.message}`));
+          else resolve(channelTransport(ch));
+        });
+      } catch (e) {
+        reject(new UnreachableError(this.host, this.lost ?? (e as Error).message));
+      }
+    });
   }
 
   private requireClient(expected?: Ssh2Client): Ssh2Client {
@@ -208,6 +248,8 @@ export class SshConnection implements Connection {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Each session removes its private directory on the host when its stdin ends.
+    await this.sessions.close();
     const chain = this.chain;
     this.chain = null;
     if (!this.lost) this.lost = 'connection is closed';

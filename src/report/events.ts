@@ -34,8 +34,10 @@ export interface HostCounters {
   unreachable: number;
   /** failures ignored with ignore_errors */
   ignored: number;
-  /** remote execs over the host's connection */
+  /** channels opened to the host: remote sessions (one per become spec), held scripts, probes */
   execs: number;
+  /** remote operations run on the host (each exec and held script once), most of them steps of its session */
+  steps: number;
 }
 
 export interface RunStartEvent {
@@ -146,5 +148,5 @@ export type RunEvent =
 export type EventSink = (event: RunEvent) => void;
 
 export function emptyCounters(): HostCounters {
-  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0 };
+  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, steps: 0 };
 }

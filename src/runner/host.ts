@@ -173,6 +173,7 @@ export class HostRun {
     // is waited for by the next run even if this connection dies now.
     const r = await this.conn.exec(this.releaseLock ? busyLocked(script) : script, { become, timeoutMs });
     this.counters.execs = this.conn.execs;
+    this.counters.steps = this.conn.steps;
     if (become && r.code !== 0 && /sudo: (a password is required|\d+ incorrect password|a terminal is required)/.test(r.stderr.toString())) {
       throw new CommandError(this.name, 'sudo', r.code, '', r.stderr.toString(), `sudo refused: ${r.stderr.toString().trim().split('\n')[0]} (use --ask-become-pass)`);
     }
@@ -183,6 +184,7 @@ export class HostRun {
   async hold(script: string, marker: string, become: BecomeSpec | undefined): Promise<Awaited<ReturnType<Connection['hold']>>> {
     const held = await this.conn.hold(script, marker, { become });
     this.counters.execs = this.conn.execs;
+    this.counters.steps = this.conn.steps;
     if (held.held) this.releaseLock = held.release;
     return held;
   }

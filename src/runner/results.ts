@@ -28,7 +28,7 @@ export function exitCodeOf(hosts: Record<string, HostCounters>, check: boolean, 
 
 /** Totals across hosts. */
 export function totals(hosts: Record<string, HostCounters>): HostCounters {
-  const t: HostCounters = { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0 };
+  const t: HostCounters = { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, steps: 0 };
   for (const c of Object.values(hosts)) for (const k of Object.keys(t) as (keyof HostCounters)[]) t[k] += c[k];
   return t;
 }

@@ -79,13 +79,14 @@ describe.skipIf(!lab)('SSH transport against the lab', () => {
     return file;
   }
 
-  it('connects with the inventory settings and runs scripts on one connection, counting execs', async () => {
+  it('connects with the inventory settings and runs scripts as steps of one session on one connection, counting them', async () => {
     const c = connect(h1);
     await c.connect();
     const r = await c.exec('uname -n; id -un; echo oops >&2; exit 3');
     expect([r.code, r.stdout.toString(), r.stderr.toString()]).toEqual([3, `${h1.name}\nroot\n`, 'oops\n']);
     for (let i = 0; i < 4; i++) await c.exec('true');
-    expect(c.execs).toBe(5);
+    // One channel (the session) carried the five scripts.
+    expect([c.execs, c.steps]).toEqual([1, 5]);
     // One TCP connection from the controller carried all of it.
     const ss = await labExec(h1, `ss -Htn state established '( sport = :22 )' | grep -c ${quote(state.controllerIp)} || true`);
     expect(ss.stdout.trim()).toBe('1');

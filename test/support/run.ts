@@ -12,6 +12,7 @@ import { writeFiles } from './tmp.js';
 /** A connection that cannot be opened. */
 export class DeadConnection implements Connection {
   execs = 0;
+  steps = 0;
   constructor(readonly host: string) {}
   async connect(): Promise<void> {
     throw new UnreachableError(this.host, 'connect ETIMEDOUT (test)');

@@ -46,7 +46,7 @@ describe('the controller cache of the CLI', () => {
     clearNameCache();
     const again = await runCli(['run', playbook, '-i', inventory, '--no-retry-file', '--json']);
     expect(again.code).toBe(0);
-    expect(again.events.at(-1)).toMatchObject({ type: 'recap', hosts: { localhost: { changed: 0, failed: 0, execs: 1 } } });
+    expect(again.events.at(-1)).toMatchObject({ type: 'recap', hosts: { localhost: { changed: 0, failed: 0, steps: 1 } } });
     expect(fake.defaultsCalls()).toBe(1);
 
     // check mode uses the cache too

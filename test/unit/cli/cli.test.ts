@@ -35,7 +35,7 @@ describe('provision CLI (local connection)', () => {
     const again = await runCli(['run', playbook, '-i', inventory, '--json']);
     expect(again.code).toBe(0);
     const recap = again.events.at(-1)!;
-    expect(recap).toMatchObject({ type: 'recap', exit_code: 0, hosts: { localhost: { changed: 0, failed: 0, unreachable: 0, execs: 1 } } });
+    expect(recap).toMatchObject({ type: 'recap', exit_code: 0, hosts: { localhost: { changed: 0, failed: 0, unreachable: 0, steps: 1 } } });
     expect(again.events[0]).toMatchObject({ type: 'run_start', version: 1 });
 
     expect((await runCli(['check', playbook, '-i', inventory])).code).toBe(0);

@@ -5,7 +5,7 @@ import { COMPACT_THRESHOLD, FleetView, ListrReporter } from '../../../src/report
 import { screen } from '../../support/terminal.js';
 
 const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i + 1}.lab.test`);
-const counters = (c: Partial<HostCounters> = {}): HostCounters => ({ ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, ...c });
+const counters = (c: Partial<HostCounters> = {}): HostCounters => ({ ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, steps: 0, ...c });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A terminal as listr2 and log-update see it, recording every write with its time. */

@@ -3,7 +3,7 @@ import type { BatchEndEvent, FileDiff, HostCounters, RecapEvent, RunEvent, TaskR
 import { DiffCollector, hostList, hostRanges, PlainReporter, renderBatches } from '../../../src/report/plain.js';
 
 const hosts = (n: number, from = 1, step = 1) => Array.from({ length: n }, (_, i) => `h${from + i * step}.lab.test`);
-const zero = (): HostCounters => ({ ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0 });
+const zero = (): HostCounters => ({ ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, ignored: 0, execs: 0, steps: 0 });
 
 function result(host: string, task: string, diffs: FileDiff[] = [], extra: Partial<TaskResultEvent> = {}): TaskResultEvent {
   return { type: 'task_result', host, task, module: 'copy', handler: false, status: diffs.length ? 'changed' : 'ok', msg: 'msg', check: true, duration_ms: 5, ...(diffs.length ? { diffs } : {}), ...extra };

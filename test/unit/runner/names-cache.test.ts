@@ -48,7 +48,7 @@ describe("Postfix's parameter names in the controller cache", () => {
 
     const first = await runLocal(dir, playbook, inventory, { cacheDir: cache });
     // facts with the names and the reads, then the write (validated in the same exec)
-    expect(first.report.hosts.h1).toMatchObject({ changed: 1, failed: 0, execs: 2 });
+    expect(first.report.hosts.h1).toMatchObject({ changed: 1, failed: 0, steps: 2 });
     expect(readFileSync(path.join(conf, 'main.cf'), 'utf8')).toBe('alpha_param = 2\n');
     expect(fake.defaultsCalls()).toBe(1);
     const stored = JSON.parse(readFileSync(path.join(hostStore(cache), `${VERSION}.json`), 'utf8')) as { postfix: string; names: string[] };
@@ -56,12 +56,12 @@ describe("Postfix's parameter names in the controller cache", () => {
 
     clearNameCache();
     const second = await runLocal(dir, playbook, inventory, { cacheDir: cache });
-    expect(second.report.hosts.h1).toMatchObject({ changed: 0, ok: 1, failed: 0, execs: 1 });
+    expect(second.report.hosts.h1).toMatchObject({ changed: 0, ok: 1, failed: 0, steps: 1 });
     expect(fake.defaultsCalls()).toBe(1);
 
     clearNameCache();
     const elsewhere = await runLocal(dir, playbook, inventory, { cacheDir: freshCache() });
-    expect(elsewhere.report.hosts.h1).toMatchObject({ changed: 0, ok: 1, failed: 0, execs: 1 });
+    expect(elsewhere.report.hosts.h1).toMatchObject({ changed: 0, ok: 1, failed: 0, steps: 1 });
     expect(fake.defaultsCalls()).toBe(2);
 
     // without a cache directory (a library caller), nothing is kept beyond the process

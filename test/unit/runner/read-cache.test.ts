@@ -23,7 +23,7 @@ describe('the per-host read cache', () => {
       inventory,
     );
     // facts with the reads, write a, the command, one read for b and c, write b, write c
-    expect(report.hosts.h1).toMatchObject({ changed: 4, failed: 0, execs: 6 });
+    expect(report.hosts.h1).toMatchObject({ changed: 4, failed: 0, steps: 6 });
     expect([a, b, c].map((f) => readFileSync(f!, 'utf8'))).toEqual(['x = 1\n', 'x = 2\n', 'x = 3\n']);
   });
 

@@ -289,7 +289,7 @@ shared=group
     const first = await runLocal(dir, pb, hosts(['h1']));
     expect(first.report.hosts.h1!.changed).toBe(3);
     const second = await runLocal(dir, pb, hosts(['h1']));
-    expect(second.report.hosts.h1).toMatchObject({ changed: 0, ok: 3, execs: 1 });
+    expect(second.report.hosts.h1).toMatchObject({ changed: 0, ok: 3, steps: 1 });
   });
 });
 

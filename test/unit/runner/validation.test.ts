@@ -36,7 +36,7 @@ describe.skipIf(!hasPostconf)('validation of a change (with the host\'s postconf
   it('a run validates in the write exec itself: facts with the reads, then the write — no separate validation exec', async () => {
     const conf = freshConfig('run');
     const { report } = await runLocal(dir, playbook(conf, '{ smtpd_tls_loglevel: 1 }'), inventory);
-    expect(report.hosts.h1).toMatchObject({ changed: 1, failed: 0, execs: 2 });
+    expect(report.hosts.h1).toMatchObject({ changed: 1, failed: 0, steps: 2 });
     expect(readFileSync(path.join(conf, 'main.cf'), 'utf8')).toBe('myhostname = h1.example\nsmtpd_tls_loglevel = 1\n');
   });
 
@@ -51,7 +51,7 @@ describe.skipIf(!hasPostconf)('validation of a change (with the host\'s postconf
   it('check mode validates the candidate in an exec of its own and writes nothing', async () => {
     const conf = freshConfig('check');
     const ok = await runLocal(dir, playbook(conf, '{ smtpd_tls_loglevel: 1 }'), inventory, { check: true });
-    expect(ok.report.hosts.h1).toMatchObject({ changed: 1, failed: 0, execs: 2 });
+    expect(ok.report.hosts.h1).toMatchObject({ changed: 1, failed: 0, steps: 2 });
     const refused = await runLocal(dir, playbook(conf, '{ provision_test_unknown: 1 }'), inventory, { check: true });
     expect(refused.results.at(-1)!.msg).toMatch(/^validation failed \(postconf -n\): .*unused parameter/);
     expect(readFileSync(path.join(conf, 'main.cf'), 'utf8')).toBe('myhostname = h1.example\n');
