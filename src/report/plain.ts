@@ -199,8 +199,8 @@ export function renderRecap(e: RecapEvent, colour: boolean): string {
   const lines = [paint(colour, BOLD, 'RECAP')];
   const row = (name: string, c: HostCounters) => {
     const status: TaskStatus = c.unreachable ? 'unreachable' : c.failed ? 'failed' : c.changed ? 'changed' : 'ok';
-    const cell = (k: keyof HostCounters, s: TaskStatus) => (c[k] > 0 && k !== 'ok' && k !== 'execs' ? paint(colour, COLOURS[s], `${k}=${c[k]}`) : `${k}=${c[k]}`);
-    return `  ${paint(colour, COLOURS[status], name.padEnd(width))}  ${cell('ok', 'ok')}  ${cell('changed', 'changed')}  ${cell('failed', 'failed')}  ${cell('skipped', 'skipped')}  ${cell('unreachable', 'unreachable')}  ${cell('ignored', 'failed')}  execs=${c.execs}`;
+    const cell = (k: keyof HostCounters, s: TaskStatus) => (c[k] > 0 && k !== 'ok' && k !== 'execs' && k !== 'steps' ? paint(colour, COLOURS[s], `${k}=${c[k]}`) : `${k}=${c[k]}`);
+    return `  ${paint(colour, COLOURS[status], name.padEnd(width))}  ${cell('ok', 'ok')}  ${cell('changed', 'changed')}  ${cell('failed', 'failed')}  ${cell('skipped', 'skipped')}  ${cell('unreachable', 'unreachable')}  ${cell('ignored', 'failed')}  execs=${c.execs}  steps=${c.steps}`;
   };
   if (names.length > 50) {
     // A fleet: the hosts that need attention by name, the rest as totals.
