@@ -71,10 +71,11 @@ describe.skipIf(!lab)('remote sessions on the lab hosts', () => {
       const s = await session(await connect(host));
       const loop = (await s.run('echo $PPID')).stdout.toString().trim();
       const d = (await s.run('dirname "$(readlink /proc/$$/fd/1)"')).stdout.toString().trim();
-      const pending = s.run('sleep 30');
+      // The handler is attached before the kill: the step fails while labExec is still waiting.
+      const failed = expect(s.run('sleep 30')).rejects.toBeInstanceOf(SessionLostError);
       await new Promise((r) => setTimeout(r, 300));
       await labExec(host, `kill -TERM ${loop}`);
-      await expect(pending).rejects.toBeInstanceOf(SessionLostError);
+      await failed;
       expect((await labExec(host, `sleep 0.3; [ -e '${d}' ] && echo left || echo removed`)).stdout).toBe('removed\n');
     });
 
