@@ -11,6 +11,7 @@ import { inPendingDir, type PendingAhead, pendingAhead } from './handlers.js';
 import { absentState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
+import { parseTouched, touchedScript } from './touched.js';
 
 const fileErrorStatus = new Map<number, string>([
   [WriteStatus.invalid, 'the new content was rejected by validation'],
@@ -43,17 +44,32 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
     taskDir: task.dir,
     readFile: (p) => readOne(p, true),
     statFile: (p) => readOne(p, false),
-    readCommand: async (key, script) => {
+    readCommand: async (key, script, dependsOn) => {
+      if (dependsOn) h.cache.dependsOn(key, dependsOn);
       const hit = h.cache.command(key);
       if (hit) return hit;
       await refill({ files: [], stats: [], commands: [{ key, script }] });
       return h.cache.command(key)!;
     },
     run: async (script, opts) => {
-      const r = await h.exec(env + script, become, opts?.timeoutMs);
-      // Anything may have changed on the host: forget what was read.
-      h.cache.forget();
-      return r;
+      if (!opts?.touches?.length) {
+        const r = await h.exec(env + script, become, opts?.timeoutMs);
+        // Anything may have changed on the host: forget what was read.
+        h.cache.forget();
+        return r;
+      }
+      // Only the named paths may have changed: forget what was read of them (see touched.ts).
+      const touched = touchedScript(env + script, opts.touches, h.cache.paths());
+      let raw;
+      try {
+        raw = await h.exec(touched.script, become, opts.timeoutMs);
+      } catch (e) {
+        h.cache.forget();
+        throw e;
+      }
+      const { result, report } = parseTouched(raw, touched.checked);
+      h.cache.forgetTouched(opts.touches, report);
+      return result;
     },
     validate: async (files) => {
       // Outside check mode the write exec runs the same validations on its temporary files before any rename,

@@ -186,7 +186,7 @@ async function runItem(h: HostRun, play: Play, task: Task, mod: Module, vars: Re
 async function defaultApply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>): Promise<Outcome> {
   await ctx.writeFiles(plan.files);
   for (const c of plan.commands) {
-    const r = await ctx.run(c.script);
+    const r = await ctx.run(c.script, c.touches ? { touches: c.touches } : undefined);
     if (r.code !== 0) {
       return { changed: true, failed: true, msg: CommandError.describe(c.description, r.code, r.stderr.toString(), r.stdout.toString()) };
     }
