@@ -134,9 +134,11 @@ export interface TaskContext {
   readCommand(key: string, script: string, dependsOn?: string[]): Promise<ExecResult>;
   /**
    * run a script on the host (counts as an exec); become as the task asks. `touches`: the only paths it can
-   * change (see RemoteCommand.touches); without it, everything read of the host is forgotten.
+   * change (see RemoteCommand.touches); without it, everything read of the host is forgotten. `last`: this is the
+   * task's last step and the task succeeds if and only if it exits 0 (the module decides nothing afterwards), so
+   * the runner may put on the same step what must happen only once the task has succeeded.
    */
-  run(script: string, opts?: { timeoutMs?: number; touches?: string[] }): Promise<ExecResult>;
+  run(script: string, opts?: { timeoutMs?: number; touches?: string[]; last?: boolean }): Promise<ExecResult>;
   /** run validations of the given files on candidates in temporary files on the host (check mode and plan) */
   validate(files: FileChange[]): Promise<void>;
   /** write files atomically (temp file in the same directory, mode/owner kept, fsync, rename, hash re-checked) */

@@ -7,7 +7,7 @@ import { quote } from '../connection/shell-quote.js';
 import { type FileChange, type FileState, ModuleError, type TaskContext } from '../modules/module.js';
 import { renderDeep } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
-import { inPendingDir, type PendingAhead, pendingAhead } from './handlers.js';
+import { inPendingDir, type PendingAhead, pendingAhead, pendingRider } from './handlers.js';
 import { absentState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
@@ -52,6 +52,17 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
       return h.cache.command(key)!;
     },
     run: async (script, opts) => {
+      const rider = opts?.last && !opts.touches?.length ? pendingRider(h, play, task, become) : null;
+      if (rider) {
+        // The pending-handler record's removal rides on this handler's last step, run only if the step succeeds.
+        const r = await h.exec(`(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`, become, opts?.timeoutMs);
+        h.cache.forget();
+        const mark = Buffer.from(`\n${rider.mark}\n`);
+        const out = r.stdout;
+        if (r.code !== 0 || out.length < mark.length || !out.subarray(out.length - mark.length).equals(mark)) return r;
+        h.handlers.riddenOff.add(play);
+        return { ...r, stdout: out.subarray(0, out.length - mark.length) };
+      }
       if (!opts?.touches?.length) {
         const r = await h.exec(env + script, become, opts?.timeoutMs);
         // Anything may have changed on the host: forget what was read.
