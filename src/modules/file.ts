@@ -42,7 +42,7 @@ export const fileModule: Module<FileArgs> = {
     if (want === 'absent') {
       if (PROTECTED.has(p)) throw new ModuleError(`refusing to remove ${p}`);
       if (!st.exists) return { changed: false, msg: `${p} is absent` };
-      return { changed: true, msg: `remove ${p}`, files: [], commands: [{ script: `rm -rf -- ${quote(p)}`, description: `remove ${p}` }] };
+      return { changed: true, msg: `remove ${p}`, files: [], commands: [{ script: `rm -rf -- ${quote(p)}`, description: `remove ${p}`, touches: [p] }] };
     }
     if (want === 'file' && !st.exists) throw new ModuleError(`${p} does not exist (use state: touch to create it)`);
     if (want === 'file' && st.kind === 'directory') throw new ModuleError(`${p} is a directory, not a file`);
@@ -61,7 +61,7 @@ export const fileModule: Module<FileArgs> = {
       }
     }
     if (!script.length) return { changed: false, msg: `${p} is a ${st.kind === 'directory' ? 'directory' : 'file'} with the wanted mode and owner` };
-    return { changed: true, msg: what.join('; '), files: [], commands: [{ script: `set -e\n${script.join('\n')}`, description: what.join('; ') }] };
+    return { changed: true, msg: what.join('; '), files: [], commands: [{ script: `set -e\n${script.join('\n')}`, description: what.join('; '), touches: [p] }] };
   },
 };
 

@@ -29,7 +29,7 @@ import {
   zoneHas,
 } from '../formats/firewall-files.js';
 import { type IptablesArgs, iptablesModule } from './iptables.js';
-import { type FileChange, type Module, ModuleError, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
+import { type FileChange, type Module, ModuleError, type Outcome, type Plan, type ReadCommand, type Reads, type TaskContext } from './module.js';
 import { DEFAULT_ROLLBACK_TIMEOUT, LOCKOUT_MESSAGE, ROLLBACK_DIR, parseMarkers, proveOrRollBack, runOrNull } from './firewall-guard.js';
 import type { ArgsOf } from './module.js';
 
@@ -83,8 +83,10 @@ function zoneOf(args: FirewallArgs, facts: Facts): string {
  * The zone's runtime configuration. Guarded so that it costs nothing on a host without a running firewalld: the
  * first exec asks for it on every host whose firewall it cannot know yet (see `reads`).
  */
-const listAllCommand = (zone: string) => ({
+const listAllCommand = (zone: string): ReadCommand => ({
   key: `firewalld:list-all:${zone}`,
+  // The running daemon's state, and whether its pid file is there.
+  dependsOn: ['/var/run/firewalld.pid'],
   script: `if [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then firewall-cmd --zone=${quote(zone)} --list-all; else echo 'firewalld is not running' >&2; exit 3; fi`,
 });
 
@@ -156,7 +158,7 @@ async function planFirewalld(ctx: TaskContext, args: FirewallArgs): Promise<Plan
     fileError(source.path, e);
   }
   const cmd = listAllCommand(zone);
-  const listed = await ctx.readCommand(cmd.key, cmd.script);
+  const listed = await ctx.readCommand(cmd.key, cmd.script, cmd.dependsOn);
   if (listed.code !== 0) throw new ModuleError(`cannot read firewalld's runtime zone: ${CommandError.describe(cmd.script, listed.code, listed.stderr.toString(), listed.stdout.toString())}`);
   const runtime = runtimeHas(parseListAll(listed.stdout.toString()), o);
   const what = describe(o);

@@ -41,7 +41,7 @@ import {
 } from '../formats/iptables/spellings.js';
 import type { Facts } from '../facts/types.js';
 import { NORMALISE_FN } from './netns-normalise.js';
-import { type FileChange, type Module, ModuleError, type Plan, type Reads, type TaskContext, type Validation } from './module.js';
+import { type FileChange, type Module, ModuleError, type Plan, type ReadCommand, type Reads, type TaskContext, type Validation } from './module.js';
 import type { ArgsOf } from './module.js';
 
 export type Position = 'before_final_reject' | 'top' | 'bottom';
@@ -87,8 +87,9 @@ const modelled = (args: IptablesArgs, family: Family): boolean =>
   args.rule === undefined || modelUnderstands(splitArgs(args.rule), family, new Set([args.chain, ...splitArgs(args.rule).filter((_, i, w) => w[i - 1] === '-j' || w[i - 1] === '-g')]));
 
 /** The read-only command that prints the live ruleset of a family; its key is shared by every task of the run. */
-export function liveRulesetCommand(family: Family): { key: string; script: string } {
-  return family === 6 ? { key: 'iptables-save:6', script: 'ip6tables-save' } : { key: 'iptables-save:4', script: 'iptables-save' };
+export function liveRulesetCommand(family: Family): ReadCommand {
+  // The kernel's state only: a command limited to named paths leaves it as it was.
+  return family === 6 ? { key: 'iptables-save:6', script: 'ip6tables-save', dependsOn: [] } : { key: 'iptables-save:4', script: 'iptables-save', dependsOn: [] };
 }
 
 /** How a rules file is checked before it replaces the real one. */
@@ -370,7 +371,7 @@ function parseOrFail(content: Buffer, what: string): RulesDocument {
 /** The live ruleset, or null (with a warning for the recap) when it cannot be read. */
 async function readLive(ctx: TaskContext, s: Settings): Promise<RulesDocument | null> {
   const cmd = liveRulesetCommand(s.family);
-  const res = await ctx.readCommand(cmd.key, cmd.script);
+  const res = await ctx.readCommand(cmd.key, cmd.script, cmd.dependsOn);
   if (res.code !== 0) {
     ctx.warn(`cannot compare ${s.rulesFile} with the live ruleset: ${CommandError.describe(cmd.script, res.code, res.stderr.toString(), res.stdout.toString())}`);
     return null;

@@ -73,6 +73,11 @@ export interface RemoteCommand {
   script: string;
   /** how it is shown: "restart postfix" */
   description: string;
+  /**
+   * The only paths this command can change (with what lies below them): the runner then forgets only what it
+   * read of them, not everything. Leave it out for a command whose effect is not limited to named paths.
+   */
+  touches?: string[];
 }
 
 /** Data a task exposes to `register`, `changed_when`, `failed_when`. */
@@ -126,9 +131,14 @@ export interface TaskContext {
    * Output of a read-only command (e.g. `postconf -d`), cached per host for the run under `key`.
    * Prefetchable like files.
    */
-  readCommand(key: string, script: string): Promise<ExecResult>;
-  /** run a script on the host (counts as an exec); become as the task asks */
-  run(script: string, opts?: { timeoutMs?: number }): Promise<ExecResult>;
+  readCommand(key: string, script: string, dependsOn?: string[]): Promise<ExecResult>;
+  /**
+   * run a script on the host (counts as an exec); become as the task asks. `touches`: the only paths it can
+   * change (see RemoteCommand.touches); without it, everything read of the host is forgotten. `last`: this is the
+   * task's last step and the task succeeds if and only if it exits 0 (the module decides nothing afterwards), so
+   * the runner may put on the same step what must happen only once the task has succeeded.
+   */
+  run(script: string, opts?: { timeoutMs?: number; touches?: string[]; last?: boolean }): Promise<ExecResult>;
   /** run validations of the given files on candidates in temporary files on the host (check mode and plan) */
   validate(files: FileChange[]): Promise<void>;
   /** write files atomically (temp file in the same directory, mode/owner kept, fsync, rename, hash re-checked) */
@@ -145,7 +155,19 @@ export interface TaskContext {
 export interface Reads {
   files?: string[];
   stats?: string[];
-  commands?: { key: string; script: string }[];
+  commands?: ReadCommand[];
+}
+
+/** A read-only command whose output plan uses, cached per host under `key`. */
+export interface ReadCommand {
+  key: string;
+  script: string;
+  /**
+   * The host paths its output depends on, besides the kernel's state and running daemons' (`[]`: none): a
+   * command limited to named paths (RemoteCommand.touches) then keeps the output unless it touched one of them.
+   * Left out, the output is forgotten after any command.
+   */
+  dependsOn?: string[];
 }
 
 export interface Module<Args = Record<string, unknown>> {

@@ -209,8 +209,8 @@ export const serviceModule: Module<ServiceArgs> = {
     if (healthChecked(args) && action !== 'stop') {
       return restartPostfixChecked(ctx, serviceScript(ctx.facts.init, args.name, action), PAST[action]);
     }
-    for (const c of plan.commands) {
-      const r = await ctx.run(c.script);
+    for (const [i, c] of plan.commands.entries()) {
+      const r = await ctx.run(c.script, { last: i === plan.commands.length - 1 });
       if (r.code !== 0) throw new CommandError(ctx.host, c.description, r.code, r.stdout.toString(), r.stderr.toString());
     }
     return { changed: true, msg: `${args.name} ${PAST[action]}` };

@@ -2,7 +2,7 @@
  * Handlers: what tasks notified, running them in the order they are defined, and the record on the host of
  * handlers notified but not run (the host failed first), so that the next run runs them.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { BecomeSpec } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
@@ -25,6 +25,10 @@ export class HandlerState {
   readonly pendingLoaded = new Set<Play>();
   /** plays whose pending-handler record this run wrote together with a task's files */
   readonly pendingWritten = new Set<Play>();
+  /** the last handler of a play's last flush, whose last step may remove the record (see pendingRider) */
+  rider: { play: Play; task: Task } | null = null;
+  /** plays whose pending-handler record a handler's last step removed */
+  readonly riddenOff = new Set<Play>();
 
   /** A task that changed something notifies its handlers (names templated with the task's variables). */
   notify(task: Task, vars: Record<string, unknown>): void {
@@ -32,16 +36,47 @@ export class HandlerState {
   }
 }
 
-/** Run the handlers notified so far, in the order they are defined. */
-export async function flushHandlers(h: HostRun, play: Play): Promise<void> {
+/**
+ * Run the handlers notified so far, in the order they are defined. `final`: no task of the play runs after them,
+ * so the last one's last step may also remove the play's pending-handler record (see pendingRider).
+ */
+export async function flushHandlers(h: HostRun, play: Play, final = false): Promise<void> {
   const notified = h.handlers.notified;
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
   notified.clear();
-  for (const handler of due) {
+  for (const [i, handler] of due.entries()) {
     if (h.stopped) return;
-    await h.runTask(play, handler, true);
+    h.handlers.rider = final && i === due.length - 1 && canRide(handler) ? { play, task: handler } : null;
+    try {
+      await h.runTask(play, handler, true);
+    } finally {
+      h.handlers.rider = null;
+    }
   }
+}
+
+/**
+ * A handler whose success is decided by its module alone, on this host, once: no loop, retries, conditions on its
+ * result, delegation or notifications of its own.
+ */
+function canRide(t: Task): boolean {
+  return t.loop === undefined && t.until === undefined && t.failedWhen === undefined && t.changedWhen === undefined && !t.local && !t.runOnce && t.notify.length === 0;
+}
+
+/**
+ * The removal of the play's pending-handler record, to append to the last step of `task` when that is the last
+ * handler of the play's last flush and the record would be removed after it (see clearPending): run on the host
+ * only if the step exited 0, which for such a step means that the handler, and so every handler, succeeded.
+ */
+export function pendingRider(h: HostRun, play: Play, task: Task, become: BecomeSpec | undefined): { script: string; mark: string } | null {
+  const r = h.handlers.rider;
+  if (!r || r.play !== play || r.task !== task || h.settings.check) return null;
+  if (!h.handlers.pendingLoaded.has(play) && !h.handlers.pendingWritten.has(play)) return null;
+  if (JSON.stringify(become ?? null) !== JSON.stringify(h.become(play) ?? null)) return null;
+  // The line the step prints once the record is removed (unguessable, so the command's own output cannot fake it).
+  const mark = `@@PV-RECORD-REMOVED-${randomBytes(8).toString('hex')}`;
+  return { script: `rm -f ${quote(h.pendingPath(play))} && printf '\\n%s\\n' ${mark}`, mark };
 }
 
 /** Handlers that were notified but never ran (the host failed first). */
@@ -98,11 +133,16 @@ export async function savePending(h: HostRun, play: Play): Promise<void> {
 
 /** The pending handlers (of an earlier run, or written ahead by this one) have now run: forget them on the host. */
 export async function clearPending(h: HostRun, play: Play): Promise<void> {
-  const { pendingLoaded, pendingWritten } = h.handlers;
+  const { pendingLoaded, pendingWritten, riddenOff } = h.handlers;
   if (h.settings.check || (!pendingLoaded.has(play) && !pendingWritten.has(play))) return;
   pendingLoaded.delete(play);
   pendingWritten.delete(play);
   const p = h.pendingPath(play);
+  // The last handler's step removed it already.
+  if (riddenOff.delete(play)) {
+    h.cache.set(absentState(p));
+    return;
+  }
   const r = await h.exec(`rm -f ${quote(p)}`, h.become(play)).catch(() => null);
   if (r?.code === 0) h.cache.set(absentState(p));
 }

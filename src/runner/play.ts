@@ -307,9 +307,10 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
     // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
     // same handlers instead of running once before the tasks and once after.
-    const runSection = async (h: HostRun, tasks: Task[], last = false) => {
+    // `final`: no later section has tasks, so no task runs after this flush.
+    const runSection = async (h: HostRun, tasks: Task[], last = false, final = false) => {
       await runTasks(h, tasks);
-      if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play);
+      if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play, final);
     };
 
     const hostRun = async (h: HostRun) => {
@@ -329,9 +330,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
         return;
       }
-      await runSection(h, play.preTasks);
-      await runSection(h, play.tasks);
-      await runSection(h, play.postTasks, true);
+      await runSection(h, play.preTasks, false, play.tasks.length === 0 && play.postTasks.length === 0);
+      await runSection(h, play.tasks, false, play.postTasks.length === 0);
+      await runSection(h, play.postTasks, true, true);
       // Handlers notified on a host that then failed must not be forgotten: record them on the host for the
       // next run; once they have run, forget them there.
       if (h.stopped === 'failed' || h.stopped === 'aborted') await h.savePending(play);

@@ -9,6 +9,7 @@ import type { FileChange, FileState, Reads } from '../modules/module.js';
 import { namesKeptFor } from '../modules/postfix-names.js';
 import type { Task } from '../playbook/types.js';
 import { fileState, parseReadOutput, readScript, type ReadRequest, type ReadResult } from './host-files.js';
+import { normalPath, parentsOf, type TouchedReport } from './touched.js';
 
 /** How the cache runs a script on its host (the host's one way to execute: HostRun.exec). */
 export type Exec = (script: string, become: BecomeSpec | undefined) => Promise<ExecResult>;
@@ -20,6 +21,8 @@ const size = (r: ReadRequest) => r.files.length + r.stats.length + r.commands.le
 export class ReadCache {
   private readonly files = new Map<string, FileState>();
   private readonly commands = new Map<string, ExecResult>();
+  /** what read-only commands' outputs depend on, where declared (see ReadCommand.dependsOn) */
+  private readonly commandDeps = new Map<string, string[]>();
   /**
    * What each task will read, as known when the play was prefetched, to refetch in one exec after the cache
    * empties. Asked again at that time: a module may need less by then (Postfix's parameter names, once known).
@@ -49,6 +52,41 @@ export class ReadCache {
   forget(): void {
     this.files.clear();
     this.commands.clear();
+  }
+
+  /** The paths the cache holds a state of, and those its commands' outputs depend on. */
+  paths(): string[] {
+    return [...new Set([...this.files.keys(), ...[...this.commandDeps.values()].flat()])];
+  }
+
+  /** What a read-only command's output depends on (see ReadCommand.dependsOn). */
+  dependsOn(key: string, paths: string[]): void {
+    this.commandDeps.set(key, paths);
+  }
+
+  /**
+   * A command changed `touched` (and what lies below them) and nothing else: forget those paths, their parents
+   * and what lies below them, and any path the host reported reached through a symbolic link; the same for the
+   * outputs of read-only commands, by what they depend on (forgotten when that is not declared). When the report
+   * is incomplete or a touched path has another name, forget everything.
+   */
+  forgetTouched(touched: string[], report: TouchedReport): void {
+    const mine = touched.map(normalPath);
+    const viaLink = (p: string) => report.links.has(p) || parentsOf(p).some((d) => report.links.has(d));
+    if (!report.complete || report.touchedLinked || mine.some((p) => !p.startsWith('/') || viaLink(p))) {
+      this.forget();
+      return;
+    }
+    const stale = (key: string) => {
+      const k = normalPath(key);
+      const related = mine.some((p) => k === p || k.startsWith(`${p}/`) || p.startsWith(`${k}/`) || k === '/');
+      return related || !k.startsWith('/') || viaLink(k);
+    };
+    for (const key of [...this.files.keys()]) if (stale(key)) this.files.delete(key);
+    for (const key of [...this.commands.keys()]) {
+      const deps = this.commandDeps.get(key);
+      if (!deps || deps.some(stale)) this.commands.delete(key);
+    }
   }
 
   /** Remember that `task` will read what `read` asks for (see refill). */
@@ -88,6 +126,7 @@ export class ReadCache {
       if (!this.holds(p, false) && !req.stats.includes(p)) req.stats.push(p);
     });
     reads.commands?.forEach((c) => {
+      if (c.dependsOn) this.commandDeps.set(c.key, c.dependsOn);
       if (namesKeptFor(this.host, c.key)) return;
       if (!this.commands.has(c.key) && !req.commands.some((x) => x.key === c.key)) req.commands.push(c);
     });

@@ -7,10 +7,11 @@ import { quote } from '../connection/shell-quote.js';
 import { type FileChange, type FileState, ModuleError, type TaskContext } from '../modules/module.js';
 import { renderDeep } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
-import { inPendingDir, type PendingAhead, pendingAhead } from './handlers.js';
+import { inPendingDir, type PendingAhead, pendingAhead, pendingRider } from './handlers.js';
 import { absentState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
+import { parseTouched, touchedScript } from './touched.js';
 
 const fileErrorStatus = new Map<number, string>([
   [WriteStatus.invalid, 'the new content was rejected by validation'],
@@ -43,17 +44,43 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
     taskDir: task.dir,
     readFile: (p) => readOne(p, true),
     statFile: (p) => readOne(p, false),
-    readCommand: async (key, script) => {
+    readCommand: async (key, script, dependsOn) => {
+      if (dependsOn) h.cache.dependsOn(key, dependsOn);
       const hit = h.cache.command(key);
       if (hit) return hit;
       await refill({ files: [], stats: [], commands: [{ key, script }] });
       return h.cache.command(key)!;
     },
     run: async (script, opts) => {
-      const r = await h.exec(env + script, become, opts?.timeoutMs);
-      // Anything may have changed on the host: forget what was read.
-      h.cache.forget();
-      return r;
+      const rider = opts?.last && !opts.touches?.length ? pendingRider(h, play, task, become) : null;
+      if (rider) {
+        // The pending-handler record's removal rides on this handler's last step, run only if the step succeeds.
+        const r = await h.exec(`(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`, become, opts?.timeoutMs);
+        h.cache.forget();
+        const mark = Buffer.from(`\n${rider.mark}\n`);
+        const out = r.stdout;
+        if (r.code !== 0 || out.length < mark.length || !out.subarray(out.length - mark.length).equals(mark)) return r;
+        h.handlers.riddenOff.add(play);
+        return { ...r, stdout: out.subarray(0, out.length - mark.length) };
+      }
+      if (!opts?.touches?.length) {
+        const r = await h.exec(env + script, become, opts?.timeoutMs);
+        // Anything may have changed on the host: forget what was read.
+        h.cache.forget();
+        return r;
+      }
+      // Only the named paths may have changed: forget what was read of them (see touched.ts).
+      const touched = touchedScript(env + script, opts.touches, h.cache.paths());
+      let raw;
+      try {
+        raw = await h.exec(touched.script, become, opts.timeoutMs);
+      } catch (e) {
+        h.cache.forget();
+        throw e;
+      }
+      const { result, report } = parseTouched(raw, touched.checked);
+      h.cache.forgetTouched(opts.touches, report);
+      return result;
     },
     validate: async (files) => {
       // Outside check mode the write exec runs the same validations on its temporary files before any rename,

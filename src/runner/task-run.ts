@@ -185,8 +185,8 @@ async function runItem(h: HostRun, play: Play, task: Task, mod: Module, vars: Re
 /** A module without apply of its own: write the plan's files, then run its commands in order. */
 async function defaultApply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>): Promise<Outcome> {
   await ctx.writeFiles(plan.files);
-  for (const c of plan.commands) {
-    const r = await ctx.run(c.script);
+  for (const [i, c] of plan.commands.entries()) {
+    const r = await ctx.run(c.script, c.touches ? { touches: c.touches } : { last: i === plan.commands.length - 1 });
     if (r.code !== 0) {
       return { changed: true, failed: true, msg: CommandError.describe(c.description, r.code, r.stderr.toString(), r.stdout.toString()) };
     }

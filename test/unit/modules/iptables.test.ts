@@ -360,10 +360,10 @@ describe('iptables: hosts it does not manage', () => {
 
 describe('iptables: arguments', () => {
   it('reads the rules file and the live ruleset in the prefetch', () => {
-    expect(iptablesModule.reads!(smtps, rhelFacts)).toEqual({ files: [SYSCONFIG], commands: [{ key: 'iptables-save:4', script: 'iptables-save' }] });
+    expect(iptablesModule.reads!(smtps, rhelFacts)).toEqual({ files: [SYSCONFIG], commands: [{ key: 'iptables-save:4', script: 'iptables-save', dependsOn: [] }] });
     expect(iptablesModule.reads!({ ...smtps, ip_version: 6 }, rhelFacts)).toEqual({
       files: ['/etc/sysconfig/ip6tables'],
-      commands: [{ key: 'iptables-save:6', script: 'ip6tables-save' }],
+      commands: [{ key: 'iptables-save:6', script: 'ip6tables-save', dependsOn: [] }],
     });
   });
 

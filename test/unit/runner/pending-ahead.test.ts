@@ -4,7 +4,7 @@
  * And the write itself: once the first file of a plan is renamed into place, the script cannot be stopped.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TaskResultEvent } from '../../../src/report/events.js';
@@ -126,5 +126,45 @@ describe('pending-handler records are keyed by the playbook itself', () => {
     expect(at('/srv/team-a/site.yaml')).not.toBe(at('/srv/team-b/site.yaml'));
     expect(at('/srv/team-a/site.yaml')).toBe(at('/srv/team-a/./site.yaml'));
     expect(at('/srv/team-a/site.yaml')).toMatch(new RegExp(`^${PENDING_DIR}/[0-9a-f]{16}\\.json$`));
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handler\'s step', () => {
+  const playbook = (play: string, last: string) => `- name: ${play}
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: change
+      copy: { dest: ${dir}/rider-${play.replace(/ /g, '-')}.txt, content: "x" }
+      notify: [first, second]
+  handlers:
+    - name: first
+      command: "true"
+    - name: second
+      command: "${last}"
+`;
+
+  it('when every handler succeeded, with no step of its own', async () => {
+    const name = `rider-ok-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'rider ok';
+    const { report } = await runLocal(dir, playbook(play, 'true'), LOCALHOST, { file: name, forks: 1 });
+    expect(report.exitCode).toBe(0);
+    // facts, the write with the record, the two handlers (the second also removes the record)
+    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, execs: 4 });
+    expect(existsSync(recordOf(name, play))).toBe(false);
+  });
+
+  it('not when the last handler failed: the record stays for the next run', async () => {
+    const name = `rider-failed-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'rider failed';
+    const record = recordOf(name, play);
+    try {
+      const { report } = await runLocal(dir, playbook(play, 'false'), LOCALHOST, { file: name, forks: 1 });
+      expect(report.hosts.localhost).toMatchObject({ failed: 1 });
+      expect(existsSync(record)).toBe(true);
+      expect((JSON.parse(readFileSync(record, 'utf8')) as { handlers: string[] }).handlers).toEqual(['first', 'second']);
+    } finally {
+      rmSync(record, { force: true });
+    }
   });
 });
