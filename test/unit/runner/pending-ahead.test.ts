@@ -150,7 +150,7 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
     const { report } = await runLocal(dir, playbook(play, 'true'), LOCALHOST, { file: name, forks: 1 });
     expect(report.exitCode).toBe(0);
     // facts, the write with the record, the two handlers (the second also removes the record)
-    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, execs: 4 });
+    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, steps: 4 });
     expect(existsSync(recordOf(name, play))).toBe(false);
   });
 

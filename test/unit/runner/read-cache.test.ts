@@ -67,7 +67,7 @@ describe('the per-host read cache', () => {
     );
     // facts with the reads, write a, the file task, write b (no read again in between)
     expect(results.map((r) => r.status)).toEqual(['changed', 'changed', 'changed', 'ok', 'ok']);
-    expect(report.hosts.h1).toMatchObject({ changed: 3, failed: 0, execs: 5 });
+    expect(report.hosts.h1).toMatchObject({ changed: 3, failed: 0, steps: 5 });
     expect(statSync(c!).mode & 0o777).toBe(0o600);
     expect([a, b].map((f) => readFileSync(f!, 'utf8'))).toEqual(['x = 1\n', 'x = 2\n']);
   });
