@@ -5,7 +5,9 @@
  * OpenSSH's order (ssh-auth.ts). Jump hosts are chained through forwarded channels. Transient network failures are
  * retried a bounded number of times with backoff; anything else makes the host unreachable at once. Every script
  * of a connection goes through SshConnection.start: execs as steps of the host's remote session (session.ts, one
- * channel per become spec for the whole run), held scripts on channels of their own (ssh-channel.ts).
+ * channel per become spec for the whole run), held scripts as the first, persistent step of that session when
+ * they come with a session variant, else (and on hosts that cannot run sessions) on channels of their own
+ * (ssh-channel.ts).
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -203,7 +203,8 @@ const BUSY_WAIT_S = 60;
  * run's commands ended) and a marker, then waits on stdin. The lock is released when the run closes the channel,
  * or when the connection dies (the waiting `cat` sees the end of its input), so a crashed controller cannot leave
  * a host locked. The directory is private, so no other user can hold, replace or redirect the lock files; the
- * holder's line is shown to the operator only after the controller made it display-safe.
+ * holder's line is shown to the operator only after the controller made it display-safe. This form is for a
+ * channel of its own (hosts that cannot run sessions); see sessionLockedFactsScript for the usual one.
  */
 export function lockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
   return `${lockScript(timeoutS, holder, after, dir, 'exit')}cat >/dev/null\n`;
