@@ -8,7 +8,8 @@ import { SudoHandshake } from './sudo.js';
  * the standard input of an `sh -s` of its own. Nothing of a script's content appears in a process list, file
  * content travels inside the script as base64 here-documents, and a script cut short in transit is never run: a
  * session runs a step only once all of it arrived, and a script on its own channel is wrapped in a `{ …; }` group
- * that the shell must read to its end before running any of it.
+ * that the shell must read to its end before running any of it. A held script with a `sessionScript` is that
+ * script, run as a persistent step of the session instead (no channel of its own) where the host runs sessions.
  */
 
 /** How to run a script as another user. */
@@ -34,11 +35,21 @@ export interface ExecResult {
   code: number | null;
 }
 
+export interface HoldOptions extends ExecOptions {
+  /**
+   * Where the host runs sessions, run this instead as a persistent step of the session (see session.ts): what it
+   * opens (a lock's descriptor) stays open until the session ends, and it must neither wait on stdin nor `exit`.
+   * It prints the same marker when it succeeds. Without sessions (a host that cannot run the loop), the held
+   * script runs on a channel of its own as before.
+   */
+  sessionScript?: string;
+}
+
 /** A script still running on the host (it holds a lock, say) until `release` closes its stdin. */
 export interface HeldExec extends ExecResult {
   /** false when the script ended before printing its ready marker (then `code` says how) */
   held: boolean;
-  /** end the script's stdin so it can finish; safe to call twice */
+  /** end the script's stdin so it can finish (or, held in a session, end that session); safe to call twice */
   release(): void;
 }
 
@@ -59,9 +70,10 @@ export interface Connection {
   /**
    * Run a script that keeps running after it printed a line `marker` on stdout, until `release` (or the end of
    * the connection) closes its stdin. Resolves when the marker arrives, with what was printed before it, or when
-   * the script ends without printing it. Counts as an exec.
+   * the script ends without printing it. Counts as an exec (a channel) when on a channel of its own, and as a
+   * step either way. With `opts.sessionScript`, see HoldOptions.
    */
-  hold(script: string, marker: string, opts?: ExecOptions): Promise<HeldExec>;
+  hold(script: string, marker: string, opts?: HoldOptions): Promise<HeldExec>;
   /**
    * Prove that a brand-new connection to the host can be opened and authenticated right now (used after a
    * firewall restart). Throws UnreachableError when it cannot.

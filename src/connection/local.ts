@@ -1,10 +1,11 @@
 /**
  * Runs scripts on the controller itself (`ansible_connection=local`), as SSH does: execs as steps of a local
- * session (one `sh -s` per become spec), held scripts in an `sh -s` of their own.
+ * session (one `sh -s` per become spec), held scripts as a persistent step of that session when they have a
+ * session variant, else in an `sh -s` of their own.
  */
 import { spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
-import { beforeMarker, type Connection, type ExecOptions, type ExecResult, type HeldExec, prepareExec } from './connection.js';
+import { beforeMarker, type Connection, type ExecOptions, type ExecResult, type HeldExec, type HoldOptions, prepareExec } from './connection.js';
 import { childTransport, HostSessions } from './session.js';
 
 export class LocalConnection implements Connection {
@@ -44,8 +45,10 @@ export class LocalConnection implements Connection {
     return this.sessions.exec(script, opts);
   }
 
-  async hold(script: string, marker: string, opts: ExecOptions = {}): Promise<HeldExec> {
-    return this.run(script, opts, marker) as Promise<HeldExec>;
+  async hold(script: string, marker: string, opts: HoldOptions = {}): Promise<HeldExec> {
+    const { sessionScript, ...execOpts } = opts;
+    const onItsOwn = () => this.run(script, execOpts, marker) as Promise<HeldExec>;
+    return sessionScript === undefined ? onItsOwn() : this.sessions.hold(sessionScript, marker, execOpts, onItsOwn);
   }
 
   private run(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {

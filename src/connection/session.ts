@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { UnreachableError } from '../errors.js';
-import { type BecomeSpec, type ExecOptions, type ExecResult, guard, prepareExec } from './connection.js';
+import { type BecomeSpec, beforeMarker, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
 import { sessionProgram } from './session-remote.js';
 import type { SudoHandshake } from './sudo.js';
 
@@ -392,6 +392,10 @@ interface SessionSlot {
   deaths: number;
   /** the host cannot run the loop: plain channels from now on */
   plain: boolean;
+  /** the session holds what a held step opened (the host lock): it must not be replaced by a new one */
+  holds: boolean;
+  /** why the session that held it ended: every later step of this slot fails with it */
+  holdLost: string | null;
 }
 
 /**
@@ -399,7 +403,8 @@ interface SessionSlot {
  * first exec that needs it. A session that dies is restarted once, with a warning; the step it was running when
  * it died is reported as killed (code null, the outcome on the host unknown), never run again. A session that
  * dies a second time makes the host unreachable. A host that cannot run the loop (no private temporary directory)
- * gets plain channels, with a warning.
+ * gets plain channels, with a warning. A session that holds what a held step opened (the host lock, see `hold`)
+ * is not restarted when it dies: a new one would not hold it, so the steps of that session fail instead.
  */
 export class HostSessions {
   /** sessions opened (each is one channel) */
@@ -408,16 +413,17 @@ export class HostSessions {
   steps = 0;
   private readonly slots = new Map<string, SessionSlot>();
   private closing = false;
+  /** sessions ended by a release, which `close` waits for */
+  private readonly ending = new Set<Promise<void>>();
 
   constructor(private readonly h: SessionHost) {}
 
   async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const key = opts.become ? `become:${opts.become.user || 'root'}` : 'login';
-    let slot = this.slots.get(key);
-    if (!slot) this.slots.set(key, (slot = { session: null, deaths: 0, plain: false }));
+    const slot = this.slot(opts);
     for (;;) {
       if (slot.plain) return this.h.plain(script, opts);
       if (this.closing) throw new UnreachableError(this.h.host, 'connection is closed');
+      if (slot.holdLost) throw new UnreachableError(this.h.host, slot.holdLost);
       let session: RemoteSession;
       const starting = (slot.session ??= this.start(slot, opts));
       try {
@@ -448,6 +454,10 @@ export class HostSessions {
         }
         const lost = this.h.lost();
         if (lost || this.closing) throw new UnreachableError(this.h.host, lost ?? 'connection is closed');
+        if (slot.holds) {
+          slot.holdLost = `the remote session that held the host lock ended: ${e.message}`;
+          throw new UnreachableError(this.h.host, slot.holdLost);
+        }
         if (slot.deaths > 1) throw new UnreachableError(this.h.host, `the remote session died again: ${e.message}`);
         this.h.warn(`the remote session ended (${e.message}); the next step starts a new one`);
         if (!e.sent) continue;
@@ -456,12 +466,72 @@ export class HostSessions {
     }
   }
 
+  /**
+   * Run `script` as the first, persistent step of the session for `opts.become` (started here when it is not yet):
+   * what it opens, the host lock's descriptor, stays open in the session's shell until the session ends. Held when
+   * it printed a line `marker` (the result is what it printed before); `release` then ends that session, which
+   * frees what it held (a later step of the same become spec starts a new session). On a host that cannot run
+   * sessions, `fallback` runs the held script on a channel of its own.
+   */
+  async hold(script: string, marker: string, opts: ExecOptions, fallback: () => Promise<HeldExec>): Promise<HeldExec> {
+    const slot = this.slot(opts);
+    const notHeld = (r: ExecResult): HeldExec => ({ ...r, held: false, release: () => undefined });
+    if (slot.plain) return fallback();
+    if (this.closing) throw new UnreachableError(this.h.host, 'connection is closed');
+    const starting = (slot.session ??= this.start(slot, opts));
+    let session: RemoteSession;
+    try {
+      session = await starting;
+    } catch (e) {
+      if (!(e instanceof SessionStartError)) throw e;
+      if (e.reason === 'refused') {
+        slot.plain = true;
+        this.h.warn(`${e.message}; running each step on a channel of its own`);
+        return fallback();
+      }
+      if (e.reason === 'ended' && e.code !== null) return notHeld({ stdout: e.stdout, stderr: e.stderr, code: e.code });
+      const timedOut = e.reason === 'timeout' && opts.timeoutMs;
+      throw new UnreachableError(this.h.host, this.h.lost() ?? (timedOut ? `command timed out after ${opts.timeoutMs} ms` : e.message));
+    }
+    let r: StepResult;
+    try {
+      r = await session.run(script, { persistent: true, timeoutMs: opts.timeoutMs });
+    } catch (e) {
+      if (!(e instanceof SessionLostError)) throw e;
+      if (slot.session === starting) {
+        slot.session = null;
+        slot.deaths++;
+      }
+      throw new UnreachableError(this.h.host, this.h.lost() ?? (this.closing ? 'connection is closed' : `the remote session ended while it ran a held step: ${e.message}`));
+    }
+    this.steps++;
+    const stdout = beforeMarker([r.stdout], marker);
+    if (!stdout) return notHeld({ stdout: r.stdout, stderr: r.stderr, code: r.code });
+    slot.holds = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      slot.holds = false;
+      if (slot.session === starting) slot.session = null;
+      this.ending.add(session.close());
+    };
+    return { stdout, stderr: r.stderr, code: null, held: true, release };
+  }
+
   /** End every session (each removes its private directory on the host). */
   async close(): Promise<void> {
     this.closing = true;
     const open = [...this.slots.values()].map((s) => s.session);
     this.slots.clear();
-    await Promise.all(open.map((p) => p?.then((s) => s.close(), () => undefined)));
+    await Promise.all([...open.map((p) => p?.then((s) => s.close(), () => undefined)), ...this.ending]);
+  }
+
+  private slot(opts: ExecOptions): SessionSlot {
+    const key = opts.become ? `become:${opts.become.user || 'root'}` : 'login';
+    let slot = this.slots.get(key);
+    if (!slot) this.slots.set(key, (slot = { session: null, deaths: 0, plain: false, holds: false, holdLost: null }));
+    return slot;
   }
 
   private async start(slot: SessionSlot, opts: ExecOptions): Promise<RemoteSession> {

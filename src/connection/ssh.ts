@@ -5,7 +5,9 @@
  * OpenSSH's order (ssh-auth.ts). Jump hosts are chained through forwarded channels. Transient network failures are
  * retried a bounded number of times with backoff; anything else makes the host unreachable at once. Every script
  * of a connection goes through SshConnection.start: execs as steps of the host's remote session (session.ts, one
- * channel per become spec for the whole run), held scripts on channels of their own (ssh-channel.ts).
+ * channel per become spec for the whole run), held scripts as the first, persistent step of that session when
+ * they come with a session variant, else (and on hosts that cannot run sessions) on channels of their own
+ * (ssh-channel.ts).
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,7 +15,7 @@ import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
 import type { AuthenticationType, Client as Ssh2Client, NextAuthHandler } from 'ssh2';
 import { UnreachableError } from '../errors.js';
-import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, prepareExec } from './connection.js';
+import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, type HoldOptions, prepareExec } from './connection.js';
 import { hostKeyAlgorithms, judgeHostKey, readKnownHosts, type KnownHostsWrites } from './host-keys.js';
 import { knownKeyTypes } from './known-hosts.js';
 import type { Secrets } from './secrets.js';
@@ -173,17 +175,19 @@ export class SshConnection implements Connection {
     return this.start(script, opts, null);
   }
 
-  async hold(script: string, marker: string, opts: ExecOptions = {}): Promise<HeldExec> {
+  async hold(script: string, marker: string, opts: HoldOptions = {}): Promise<HeldExec> {
     return this.start(script, opts, marker) as Promise<HeldExec>;
   }
 
   /** The one way a script reaches this host: exec and hold both come here. */
-  private async start(script: string, opts: ExecOptions, marker: string | null): Promise<ExecResult | HeldExec> {
+  private async start(script: string, opts: HoldOptions, marker: string | null): Promise<ExecResult | HeldExec> {
     if (this.untrusted && opts.become?.password !== undefined) {
       throw new UnreachableError(this.host, `not sending the become password: ${this.untrusted} (whoever answers may be an impostor)`);
     }
     if (marker === null) return this.sessions.exec(script, opts);
-    return this.onChannel(script, opts, marker);
+    const { sessionScript, ...execOpts } = opts;
+    const onChannel = () => this.onChannel(script, execOpts, marker) as Promise<HeldExec>;
+    return sessionScript === undefined ? onChannel() : this.sessions.hold(sessionScript, marker, execOpts, onChannel);
   }
 
   /** A script on a channel of its own: a held script, or an exec on a host that cannot run a session. */

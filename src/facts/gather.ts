@@ -143,25 +143,27 @@ pv_sd=${STATE_DIR}; [ "$pv_uid" = 0 ] || pv_sd="\${HOME:-/nonexistent}/.provisio
 /**
  * Shell that makes sure the directory in $pv_sd (given as a shell word, or the user's own by default) is private
  * to the user the script runs as before anything is kept or locked in it: created 0700 when missing; refused
- * (exit STATE_DIR_REFUSED with one line on stderr) when it is a symbolic link, not a directory, owned by someone
+ * (status STATE_DIR_REFUSED with one line on stderr) when it is a symbolic link, not a directory, owned by someone
  * else, or writable by others (who could have planted anything inside); tightened to 0700 when it is only
- * readable by others. Nothing is written through a path another user could have put there.
+ * readable by others. Nothing is written through a path another user could have put there. A refusal ends the
+ * script with `stop` (`exit`; `return` for a script dot-sourced by a session's loop, which must go on).
  */
-export function stateDirScript(dir?: string): string {
+export function stateDirScript(dir?: string, stop: 'exit' | 'return' = 'exit'): string {
+  const refuse = (why: string) => `{ pv_sdrefuse "${why}"; ${stop} ${STATE_DIR_REFUSED}; }`;
   return [
     dir === undefined ? STATE_DIR_OF_USER : `${UID_OF_SHELL}\npv_sd=${dir}`,
-    `pv_sdrefuse() { printf "refusing provision's state directory %s on this host: %s\\n" "$pv_sd" "$1" >&2; exit ${STATE_DIR_REFUSED}; }`,
-    '[ -L "$pv_sd" ] && pv_sdrefuse "it is a symbolic link"',
+    `pv_sdrefuse() { printf "refusing provision's state directory %s on this host: %s\\n" "$pv_sd" "$1" >&2; }`,
+    `[ -L "$pv_sd" ] && ${refuse('it is a symbolic link')}`,
     // Without -p: a missing parent (no /var/lib, no home directory) is not made, and so not made private either.
-    '[ -e "$pv_sd" ] || mkdir -m 0700 -- "$pv_sd" 2>/dev/null || pv_sdrefuse "it cannot be created"',
-    '[ -L "$pv_sd" ] || [ ! -d "$pv_sd" ] && pv_sdrefuse "it is not a directory"',
-    'pv_sdst=$(stat -c "%u %a" -- "$pv_sd" 2>/dev/null) || pv_sdrefuse "it cannot be examined"',
+    `[ -e "$pv_sd" ] || mkdir -m 0700 -- "$pv_sd" 2>/dev/null || ${refuse('it cannot be created')}`,
+    `[ -L "$pv_sd" ] || [ ! -d "$pv_sd" ] && ${refuse('it is not a directory')}`,
+    `pv_sdst=$(stat -c "%u %a" -- "$pv_sd" 2>/dev/null) || ${refuse('it cannot be examined')}`,
     'pv_sdu=${pv_sdst% *}; pv_sdm=${pv_sdst#* }',
-    '[ "$pv_sdu" = "$pv_uid" ] || pv_sdrefuse "it is owned by uid $pv_sdu, not by $(id -un) (uid $pv_uid)"',
+    `[ "$pv_sdu" = "$pv_uid" ] || ${refuse('it is owned by uid $pv_sdu, not by $(id -un) (uid $pv_uid)')}`,
     'case $pv_sdm in',
     '  700) ;;',
-    '  *[2367]?|*[2367]) pv_sdrefuse "it is writable by other users (mode $pv_sdm)" ;;',
-    '  *) chmod 0700 -- "$pv_sd" || pv_sdrefuse "its mode $pv_sdm cannot be set to 700" ;;',
+    `  *[2367]?|*[2367]) ${refuse('it is writable by other users (mode $pv_sdm)')} ;;`,
+    `  *) chmod 0700 -- "$pv_sd" || ${refuse('its mode $pv_sdm cannot be set to 700')} ;;`,
     'esac',
   ].join('\n');
 }
@@ -201,25 +203,44 @@ const BUSY_WAIT_S = 60;
  * run's commands ended) and a marker, then waits on stdin. The lock is released when the run closes the channel,
  * or when the connection dies (the waiting `cat` sees the end of its input), so a crashed controller cannot leave
  * a host locked. The directory is private, so no other user can hold, replace or redirect the lock files; the
- * holder's line is shown to the operator only after the controller made it display-safe.
+ * holder's line is shown to the operator only after the controller made it display-safe. This form is for a
+ * channel of its own (hosts that cannot run sessions); see sessionLockedFactsScript for the usual one.
  */
 export function lockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
+  return `${lockScript(timeoutS, holder, after, dir, 'exit')}cat >/dev/null\n`;
+}
+
+/**
+ * lockedFactsScript as the first, persistent step of a remote session (see session-remote.ts): it runs in the
+ * session's own shell, which keeps the lock's descriptor 9 until the session ends (the run closes it, or the
+ * connection or the controller dies and sshd ends the shell). It does not wait on stdin and never `exit`s (that
+ * would end the session): it `return`s LOCK_BUSY or STATE_DIR_REFUSED with the same meaning, after closing the
+ * descriptors it opened. It leaves the shell's umask and the loop's own variables as they were.
+ */
+export function sessionLockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
+  return lockScript(timeoutS, holder, after, dir, 'return');
+}
+
+function lockScript(timeoutS: number, holder: string, after: string, dir: string | undefined, stop: 'exit' | 'return'): string {
   const wait = Math.max(0, Math.floor(timeoutS));
+  // In a session's shell, a failed `exec` redirection must not end the shell (`command` keeps it alive), and a
+  // failure closes what was opened: the shell lives on, and so would the descriptors.
+  const open = stop === 'exit' ? 'exec' : 'command exec';
+  const close = stop === 'exit' ? '' : 'exec 8<&- 9<&-; ';
   return String.raw`
-${stateDirScript(dir)}
+${stateDirScript(dir, stop)}
 pv_lock="$pv_sd/lock"
-umask 077
-for pv_f in "$pv_lock" "$pv_lock.busy"; do [ -f "$pv_f" ] || : >> "$pv_f" || exit ${STATE_DIR_REFUSED}; done
+(umask 077; { [ -f "$pv_lock" ] || : >> "$pv_lock"; } && { [ -f "$pv_lock.busy" ] || : >> "$pv_lock.busy"; }) || ${stop} ${STATE_DIR_REFUSED}
 if command -v flock >/dev/null 2>&1; then
-  exec 9<"$pv_lock"
+  ${open} 9<"$pv_lock" || ${stop} ${STATE_DIR_REFUSED}
   if ! flock -w ${wait} 9; then
     echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
-    exit ${LOCK_BUSY}
+    ${close}${stop} ${LOCK_BUSY}
   fi
-  exec 8<"$pv_lock.busy"
+  ${open} 8<"$pv_lock.busy" || { ${close}${stop} ${STATE_DIR_REFUSED}; }
   if ! flock -w ${wait} 8; then
     echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
-    exit ${LOCK_BUSY}
+    ${close}${stop} ${LOCK_BUSY}
   fi
   exec 8<&-
   { printf '%s since %s
@@ -227,7 +248,6 @@ if command -v flock >/dev/null 2>&1; then
 fi
 ( ${factsScript(after)} ) </dev/null
 echo ${HELD_MARKER}
-cat >/dev/null
 `;
 }
 

@@ -4,7 +4,7 @@
  * preflight refusals before any task runs.
  */
 import { CommandError, formatPos } from '../errors.js';
-import { factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript, STATE_DIR_REFUSED } from '../facts/gather.js';
+import { factsScript, HELD_MARKER, LOCK_BUSY, lockedFactsScript, sessionLockedFactsScript, STATE_DIR_REFUSED } from '../facts/gather.js';
 import { quote } from '../connection/shell-quote.js';
 import type { Facts } from '../facts/types.js';
 import { findModule } from '../modules/index.js';
@@ -62,7 +62,10 @@ export async function gatherFacts(h: HostRun, play: Play): Promise<void> {
     if (r.code !== 0) throw new CommandError(h.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
     stdout = r.stdout.toString();
   } else {
-    const held = await h.hold(lockedFactsScript(h.settings.lockTimeoutS, quote(h.settings.lockHolder), tail), HELD_MARKER, become);
+    // The lock is taken by the first step of the host's session, which holds it until the session ends; a host
+    // that cannot run sessions holds it on a channel of its own.
+    const lockArgs = [h.settings.lockTimeoutS, quote(h.settings.lockHolder), tail] as const;
+    const held = await h.hold(lockedFactsScript(...lockArgs), HELD_MARKER, become, sessionLockedFactsScript(...lockArgs));
     if (!held.held) {
       const err = held.stderr.toString().trim();
       // The lock file's text was written on the host: shown only made display-safe.

@@ -180,9 +180,12 @@ export class HostRun {
     return r;
   }
 
-  /** The first exec of a locking run: kept open until the run ends, which holds the host lock (see host-start.ts). */
-  async hold(script: string, marker: string, become: BecomeSpec | undefined): Promise<Awaited<ReturnType<Connection['hold']>>> {
-    const held = await this.conn.hold(script, marker, { become });
+  /**
+   * The first exec of a locking run: kept open until the run ends, which holds the host lock (see host-start.ts);
+   * `sessionScript` is its variant run as the first step of the host's session.
+   */
+  async hold(script: string, marker: string, become: BecomeSpec | undefined, sessionScript?: string): Promise<Awaited<ReturnType<Connection['hold']>>> {
+    const held = await this.conn.hold(script, marker, { become, ...(sessionScript === undefined ? {} : { sessionScript }) });
     this.counters.execs = this.conn.execs;
     this.counters.steps = this.conn.steps;
     if (held.held) this.releaseLock = held.release;

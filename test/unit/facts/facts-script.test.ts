@@ -14,7 +14,9 @@ import {
   lockedFactsScript,
   parseFacts,
   POSTFIX_VERSION_VAR,
+  sessionLockedFactsScript,
   splitFactsOutput,
+  STATE_DIR_REFUSED,
 } from '../../../src/facts/gather.js';
 import { fakePostconf } from '../../support/fake-postconf.js';
 import { tempDir } from '../../support/tmp.js';
@@ -184,6 +186,78 @@ describe('the state directory and the lock in it (a local user must not reach ei
   it('an exec under the lock waits a bounded time for the busy lock', () => {
     expect(busyLocked('true', '/d')).toMatch(/flock -s -w \d+ 8/);
   });
+});
+
+describe('sessionLockedFactsScript (the lock as the first, persistent step of a session)', () => {
+  /**
+   * Dot-source the script as a session's loop does, in `shell`, then report from that same shell: the step's
+   * status, whether fds 8 and 9 are open, the umask, a loop variable, and whether the lock can be taken from
+   * outside while the shell lives.
+   */
+  const inLoop = (shell: string, script: string, dir: string) => {
+    const file = path.join(scratch, `step${++dirs}.sh`);
+    writeFileSync(file, script);
+    const probe = [
+      'umask 022; _pv_n=keep',
+      `command . ${quote(file)} </dev/null >${quote(file)}.out 2>${quote(file)}.err`,
+      'echo "rc=$?"',
+      'for fd in 8 9; do if [ -e /proc/$$/fd/$fd ]; then echo "fd$fd=open"; else echo "fd$fd=closed"; fi; done',
+      'echo "umask=$(umask) loop=$_pv_n"',
+      `pv_l=${quote(path.join(dir, 'lock'))}`,
+      'if [ ! -e "$pv_l" ]; then echo outside=none; elif flock -n "$pv_l" true; then echo outside=free; else echo outside=taken; fi',
+    ].join('\n');
+    const r = spawnSync(shell, ['-c', probe], { encoding: 'utf8', env: { PATH: `${fake.path}:/usr/bin:/bin` }, input: '' });
+    return { ...r, out: readFileSync(`${file}.out`, 'utf8'), err: readFileSync(`${file}.err`, 'utf8') };
+  };
+  const shells = ['/bin/sh', '/bin/dash', '/bin/bash'].filter((s) => existsSync(s));
+
+  it('neither waits on stdin nor exits (but from the facts, which run in a subshell)', () => {
+    const s = sessionLockedFactsScript(5, 'x', '', '/d').replace(`( ${FACTS_SCRIPT} )`, '');
+    expect(s).not.toMatch(/\bcat\b|\bexit\b/);
+    expect(s).not.toMatch(/_pv_/);
+  });
+
+  for (const shell of shells) {
+    it(`holds the lock on fd 9 of the shell that ran it, which goes on, its umask unchanged (${shell})`, () => {
+      const d = stateDir();
+      const r = inLoop(shell, sessionLockedFactsScript(5, quote('session run'), `echo "after: $${POSTFIX_VERSION_VAR}"`, quote(d)), d);
+      expect(r.stdout, r.stderr + r.err).toBe('rc=0\nfd8=closed\nfd9=open\numask=0022 loop=keep\noutside=taken\n');
+      const held = r.out.indexOf(`${HELD_MARKER}\n`);
+      expect(held).toBeGreaterThan(0);
+      expect(splitFactsOutput(r.out.slice(0, held)).after).toBe('after: 3.9.1\n');
+      expect(mode(d)).toBe('700');
+      expect(mode(path.join(d, 'lock'))).toBe('600');
+      expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(/^session run since \d{4}-/);
+    });
+
+    it(`returns STATE_DIR_REFUSED for a symbolic link, and the shell goes on without the lock (${shell})`, () => {
+      const d = stateDir();
+      const target = path.join(scratch, `planted-session-${dirs}`);
+      mkdirSync(target, { mode: 0o700 });
+      symlinkSync(target, d);
+      const r = inLoop(shell, sessionLockedFactsScript(5, quote('x'), '', quote(d)), target);
+      expect(r.stdout).toBe(`rc=${STATE_DIR_REFUSED}\nfd8=closed\nfd9=closed\numask=0022 loop=keep\noutside=none\n`);
+      expect(r.err.trim()).toBe(`refusing provision's state directory ${d} on this host: it is a symbolic link`);
+      expect(r.out).not.toContain(HELD_MARKER);
+      expect(existsSync(path.join(target, 'lock'))).toBe(false);
+    });
+
+    it(`returns LOCK_BUSY when another run holds the lock, closing what it opened (${shell})`, async () => {
+      const d = stateDir();
+      expect(run(d, 'first run').status).toBe(0);
+      const holder = spawn('flock', [path.join(d, 'lock'), 'sleep', '20'], { stdio: 'ignore' });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const r = inLoop(shell, sessionLockedFactsScript(1, quote('second'), '', quote(d)), d);
+        expect(r.stdout).toBe(`rc=${LOCK_BUSY}\nfd8=closed\nfd9=closed\numask=0022 loop=keep\noutside=taken\n`);
+        expect(r.err).toMatch(/another provision run has held .*\/lock for over 1s: first run since/);
+      } finally {
+        holder.kill();
+      }
+    });
+  }
+  const run = (dir: string, holder = 'unit test') => sh(lockedFactsScript(5, quote(holder), '', quote(dir)));
+  const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
 });
 
 describe('facts read by the shell itself', () => {
