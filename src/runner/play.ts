@@ -316,15 +316,19 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     const hostRun = async (h: HostRun) => {
       if (shouldStop(h)) return;
       try {
-        // Connected whether or not facts are gathered: the prefetch and the pending-handler record are read from the host.
-        await h.connect();
-        if (play.gatherFacts) await h.gatherFacts(play);
-        await h.prefetch(play).catch(() => undefined);
+        // `connection: local`: every task of the play runs on the controller, so the host itself is never
+        // contacted (as in Ansible, where such a play opens no SSH connection).
+        if (!play.local) {
+          // Connected whether or not facts are gathered: the prefetch and the pending-handler record are read from the host.
+          await h.connect();
+          if (play.gatherFacts) await h.gatherFacts(play);
+          await h.prefetch(play).catch(() => undefined);
+        }
         if (!(await h.preflight(play))) {
           if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
           return;
         }
-        await h.loadPending(play);
+        if (!play.local) await h.loadPending(play);
       } catch (e) {
         h.markUnreachableOrFailed(e);
         if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;

@@ -118,4 +118,16 @@ describe('provision CLI (local connection)', () => {
     expect(again.code).toBe(0);
     expect(Object.keys((again.events.at(-1) as { hosts: object }).hosts)).toEqual(['a']);
   });
+  it('a play with connection: local never contacts its hosts (as Ansible): tasks and handlers run on the controller', async () => {
+    const out = path.join(dir, 'local-play');
+    const pb = writeFiles(dir, {
+      'local-play.yaml':
+        `- hosts: all\n  connection: local\n  tasks:\n    - copy: { dest: "${out}-{{ inventory_hostname }}", content: "x\\n" }\n      notify: h\n  handlers:\n    - name: h\n      command: touch ${out}-handled\n`,
+    });
+    // The host name resolves nowhere: an SSH attempt would make it unreachable.
+    const r = await runCli(['run', pb, '-i', 'nohost.invalid,', '--no-retry-file', '--json']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(`${out}-nohost.invalid`, 'utf8')).toBe('x\n');
+    expect(existsSync(`${out}-handled`)).toBe(true);
+  });
 });
