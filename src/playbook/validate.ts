@@ -537,6 +537,11 @@ function parseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task 
   const moduleKey = known[0]!;
   const mod = findModule(moduleKey)!;
   const argPtr = pointer([...splitPointer(ptr), moduleKey]);
+  // Ansible gives the variables a run_once include_vars loads to every host of the batch; provision keeps them on
+  // the host that ran it, so the other hosts would silently miss them.
+  if (t.run_once === true && mod.name === 'include_vars') {
+    p.add('run_once with include_vars is not supported yet (Ansible gives the variables to every host of the batch): drop run_once', `${ptr}/run_once`, label);
+  }
   let args = t[moduleKey];
   if (args === null || args === undefined) args = {};
   if (typeof args === 'string') {
