@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node } from 'yaml';
 import { formatPos, InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { PyFloat } from './template/python.js';
 import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 
@@ -32,7 +33,15 @@ export function pointer(parts: ReadonlyArray<string | number>): string {
   return parts.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 }
 
-export function readYamlFile(file: string, what = 'file'): Located {
+/** How a YAML file is read: `floats` keeps a whole float (`2.0`) a float, for files that hold variables only. */
+export interface YamlOptions {
+  floats?: boolean;
+}
+
+/** A whole float read from a variables file, boxed so that templates print it as Ansible does (`2.0`). */
+const wholeFloat = (n: number) => new PyFloat(n);
+
+export function readYamlFile(file: string, what = 'file', opts: YamlOptions = {}): Located {
   let text: string;
   try {
     const size = statSync(file).size;
@@ -46,10 +55,10 @@ export function readYamlFile(file: string, what = 'file'): Located {
     const reason = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new InputError(`cannot read ${what} ${file}: ${reason}`);
   }
-  return parseYaml(text, file);
+  return parseYaml(text, file, opts);
 }
 
-export function parseYaml(source: string, file: string): Located {
+export function parseYaml(source: string, file: string, opts: YamlOptions = {}): Located {
   // A file encrypted with ansible-vault as a whole is read decrypted (or refused, naming it, without a password).
   let text: string;
   try {
@@ -65,7 +74,7 @@ export function parseYaml(source: string, file: string): Located {
   let docs;
   try {
     // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
-    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: (tags) => [...pyyamlTags(tags), vaultTag(file)] });
+    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: (tags) => [...pyyamlTags(tags, opts.floats ? wholeFloat : undefined), vaultTag(file)] });
   } catch (e) {
     if (e instanceof NestingError) throw new InputError(e.message, at(e.offset));
     throw e;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { renderText, TemplateError } from '../../../src/playbook/template.js';
+import { parseExtraVars } from '../../../src/cli/shared.js';
+import { parseIniValue } from '../../../src/inventory/ini.js';
+import { parseYamlVars } from '../../../src/inventory/yaml.js';
+import { parseYaml } from '../../../src/playbook/load.js';
+import { renderDeep, renderText, TemplateError } from '../../../src/playbook/template.js';
 
 // Expected values: what ansible-core 2.14 (Python 3.11) prints for each expression in a debug msg, recorded on a
 // local connection.
@@ -38,5 +42,35 @@ describe('whole floats in membership, comparison and the filters that compare', 
     expect(() => renderText("{{ 'a' < 1 }}", {})).toThrow(TemplateError);
     expect(() => renderText("{{ 'a' < 1 }}", {})).toThrow(/'a' and 1/);
     expect(() => renderText('{{ 1.0 in none }}', {})).toThrow(/1\.0 in None/);
+  });
+});
+
+// Ansible 2.14 prints `2.0 [3.0, 1] 3.0` for `{{ y }} {{ z }} {{ y + 1 }}` with y: 2.0 and z: [3.0, 1] read from
+// YAML (PyYAML resolves 2.0 to a float), and the same for an INI value x=2.0 (ast.literal_eval gives a float).
+describe('whole floats read from variable sources stay floats', () => {
+  const text = '{{ y }} {{ z }} {{ y + 1 }}';
+  const want = '2.0 [3.0, 1] 3.0';
+
+  it('YAML read as variables (role defaults and vars, -e @file)', () => {
+    const vars = parseYaml('y: 2.0\nz: [3.0, 1]\n', 'vars.yml', { floats: true }).value as Record<string, unknown>;
+    expect(renderText(text, vars)).toBe(want);
+  });
+
+  it('inventory YAML, group_vars and host_vars', () => {
+    expect(renderText(text, parseYamlVars('y: 2.0\nz: [3.0, 1]\n', 'group_vars/all.yml'))).toBe(want);
+  });
+
+  it('INI inventory values', () => {
+    expect(renderText(text, { y: parseIniValue('2.0'), z: parseIniValue('[3.0, 1]') })).toBe(want);
+  });
+
+  it('-e as inline YAML or JSON', () => {
+    expect(renderText(text, parseExtraVars(['{"y": 2.0, "z": [3.0, 1]}']))).toBe(want);
+  });
+
+  it('task arguments (validated as JSON) keep plain numbers, and modules get plain numbers', () => {
+    expect((parseYaml('timeout: 2.0\n', 'pb.yml').value as Record<string, unknown>).timeout).toBe(2);
+    const vars = parseYaml('y: 2.0\n', 'vars.yml', { floats: true }).value as Record<string, unknown>;
+    expect(renderDeep({ timeout: '{{ y }}', list: ['{{ y }}'] }, vars)).toEqual({ timeout: 2, list: [2] });
   });
 });
