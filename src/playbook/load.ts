@@ -99,6 +99,7 @@ export function parseYaml(source: string, file: string, opts: YamlOptions = {}):
   }
   const doc = docs[0];
   if (!doc) return { value: null, positions: new Map(), file };
+  if (!opts.floats) boxVarsFloats(doc.contents, []);
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIASES });
@@ -129,6 +130,40 @@ export function parseYaml(source: string, file: string, opts: YamlOptions = {}):
   };
   walk(doc.contents, []);
   return { value, positions, file };
+}
+
+/** Keys whose list items are tasks, blocks or roles, and so may carry a `vars:` keyword. */
+const TASK_LISTS = new Set(['tasks', 'handlers', 'pre_tasks', 'post_tasks', 'block', 'rescue', 'always', 'roles']);
+/** A plain scalar PyYAML resolves to a float (`2.0`, `1.0e+3`). */
+const FLOAT_SOURCE = /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+][0-9]+)?$/;
+
+/**
+ * In a playbook or task file, the values under a play's, block's, task's or role entry's `vars:` are variables:
+ * a whole float there (`y: 2.0`) is boxed so that templates print it as Ansible does. Task arguments stay plain
+ * numbers, since they are validated as JSON.
+ */
+function boxVarsFloats(node: unknown, parts: (string | number)[], depth = 0): void {
+  if (!node || depth > 200 || isAlias(node as Node)) return;
+  const n = node as Node;
+  if (isMap(n)) {
+    for (const item of n.items) {
+      if (!isPair(item) || !isScalar(item.key)) continue;
+      boxVarsFloats(item.value, [...parts, String(item.key.value)], depth + 1);
+    }
+  } else if (isSeq(n)) {
+    n.items.forEach((item, i) => boxVarsFloats(item, [...parts, i], depth + 1));
+  } else if (isScalar(n) && n.type === 'PLAIN' && typeof n.value === 'number' && Number.isInteger(n.value) && FLOAT_SOURCE.test(String(n.source ?? '')) && underVars(parts)) {
+    n.value = wholeFloat(n.value);
+  }
+}
+
+/** Whether a path runs through the `vars:` of a play (`/0/vars/…`) or of a task, block or role entry. */
+function underVars(parts: (string | number)[]): boolean {
+  for (let i = 1; i < parts.length - 1; i++) {
+    if (parts[i] !== 'vars' || typeof parts[i - 1] !== 'number') continue;
+    if (i === 1 || TASK_LISTS.has(String(parts[i - 2]))) return true;
+  }
+  return false;
 }
 
 function firstLine(s: string): string {

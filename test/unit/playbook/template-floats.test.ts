@@ -68,6 +68,18 @@ describe('whole floats read from variable sources stay floats', () => {
     expect(renderText(text, parseExtraVars(['{"y": 2.0, "z": [3.0, 1]}']))).toBe(want);
   });
 
+  it('play, block and task vars in a playbook; task arguments there stay plain numbers', () => {
+    const pb = parseYaml(
+      ['- hosts: all', '  vars: {y: 2.0, z: [3.0, 1]}', '  tasks:', '    - block:', '        - command: sleep 2.0', '          args: {timeout: 2.0}', '          vars: {t: 4.0}', '      vars: {b: 5.0}'].join('\n'),
+      'pb.yml',
+    ).value as [Record<string, any>];
+    expect(renderText(text, pb[0].vars)).toBe(want);
+    const block = pb[0].tasks[0];
+    expect(renderText('{{ b }} {{ t }}', { ...block.vars, ...block.block[0].vars })).toBe('5.0 4.0');
+    expect(block.block[0].args.timeout).toBe(2);
+    expect(JSON.stringify(pb[0].vars)).toBe('{"y":2,"z":[3,1]}');
+  });
+
   it('task arguments (validated as JSON) keep plain numbers, and modules get plain numbers', () => {
     expect((parseYaml('timeout: 2.0\n', 'pb.yml').value as Record<string, unknown>).timeout).toBe(2);
     const vars = parseYaml('y: 2.0\n', 'vars.yml', { floats: true }).value as Record<string, unknown>;
