@@ -58,9 +58,9 @@ export function parseExtraVars(values: string[]): Record<string, unknown> {
     const v = raw.trim();
     let parsed: unknown;
     if (v.startsWith('@')) {
-      parsed = readYamlFile(v.slice(1), 'extra vars file').value;
+      parsed = readYamlFile(v.slice(1), 'extra vars file', { floats: true }).value;
     } else if (v.startsWith('{')) {
-      parsed = parseYaml(v, '--extra-vars').value;
+      parsed = parseYaml(v, '--extra-vars', { floats: true }).value;
     } else {
       let words: string[];
       try {

@@ -5,6 +5,7 @@
  */
 import { InputError, type SourcePos } from '../errors.js';
 import { shlexSplit, WordSplitError, type Word } from '../util/words.js';
+import { PyFloat } from '../playbook/template/python.js';
 import type { InventoryBuilder } from './builder.js';
 import { checkVarName, parseHostPattern } from './host-pattern.js';
 
@@ -154,13 +155,15 @@ export function parseIniValue(text: string): unknown {
 
 class NotALiteral extends Error {}
 
-const NUMBER_FORMS: { re: RegExp; read: (m: string) => number }[] = [
+/** Python's number forms; `float` marks the one Python reads as a float (`2.0`, `1e3`), even when whole. */
+const NUMBER_FORMS: { re: RegExp; read: (m: string) => number; float?: boolean }[] = [
   { re: /0[xX](?:_?[0-9a-fA-F])+/y, read: (m) => parseInt(m.slice(2).replace(/_/g, ''), 16) },
   { re: /0[oO](?:_?[0-7])+/y, read: (m) => parseInt(m.slice(2).replace(/_/g, ''), 8) },
   { re: /0[bB](?:_?[01])+/y, read: (m) => parseInt(m.slice(2).replace(/_/g, ''), 2) },
   {
     re: /(?:(?:\d(?:_?\d)*)?\.\d(?:_?\d)*|\d(?:_?\d)*\.)(?:[eE][+-]?\d(?:_?\d)*)?|\d(?:_?\d)*[eE][+-]?\d(?:_?\d)*/y,
     read: (m) => Number(m.replace(/_/g, '')),
+    float: true,
   },
   // Python rejects leading zeros on a non-zero decimal, which is why "08" stays a string.
   { re: /[1-9](?:_?\d)*|0+(?:_?0)*/y, read: (m) => Number(m.replace(/_/g, '')) },
@@ -244,7 +247,8 @@ class LiteralReader {
     if (c === '+' || c === '-') {
       this.i++;
       const n = this.signedOperand();
-      return c === '-' ? -n : n;
+      if (c === '+') return n;
+      return n instanceof PyFloat ? new PyFloat(-n.value) : -n;
     }
     if (this.s.startsWith('...', this.i)) {
       this.i += 3;
@@ -299,7 +303,7 @@ class LiteralReader {
   }
 
   /** Python allows one sign on a number, possibly parenthesised: `-5`, `- 5`, `-(5)`; not `--5` or `-True`. */
-  private signedOperand(): number {
+  private signedOperand(): number | PyFloat {
     let parens = 0;
     while (this.eat('(')) parens++;
     this.skip();
@@ -309,7 +313,8 @@ class LiteralReader {
     return n;
   }
 
-  private number(): number | undefined {
+  /** A number; a whole float (`2.0`) boxed, so that templates print it as Ansible does. */
+  private number(): number | PyFloat | undefined {
     for (const form of NUMBER_FORMS) {
       form.re.lastIndex = this.i;
       const m = form.re.exec(this.s);
@@ -320,7 +325,7 @@ class LiteralReader {
       const value = form.read(m[0]);
       if (Number.isInteger(value) && !Number.isSafeInteger(value) && !/[.eE]/.test(m[0])) throw new NotALiteral();
       this.i += m[0].length;
-      return value;
+      return form.float && Number.isInteger(value) ? new PyFloat(value) : value;
     }
     return undefined;
   }

@@ -14,6 +14,7 @@ import {
   type YAMLMap,
 } from 'yaml';
 import { formatPos, InputError, type SourcePos } from '../errors.js';
+import { PyFloat } from '../playbook/template/python.js';
 import { pyyamlTags } from '../util/pyyaml.js';
 import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
@@ -40,7 +41,8 @@ function read(source: string, file: string): Source {
   const lines = new LineCounter();
   let docs: Document.Parsed[];
   try {
-    docs = composeDocuments(text, lines, { version: '1.1', uniqueKeys: true, customTags: (tags) => [...pyyamlTags(tags), vaultTag(file)] });
+    // Inventory values are variables: a whole float (`2.0`) stays a float, boxed, as templates print it.
+    docs = composeDocuments(text, lines, { version: '1.1', uniqueKeys: true, customTags: (tags) => [...pyyamlTags(tags, (n) => new PyFloat(n)), vaultTag(file)] });
   } catch (e) {
     if (e instanceof NestingError) throw new InputError(e.message, { file, ...lines.linePos(e.offset) });
     throw e;
@@ -93,7 +95,7 @@ function isNull(node: unknown): boolean {
 function kindOf(node: unknown): string {
   if (isMap(node)) return 'a mapping';
   if (isSeq(node)) return 'a list';
-  if (isScalar(node)) return node.value === null ? 'nothing' : `${typeof node.value} ${JSON.stringify(node.value)}`;
+  if (isScalar(node)) return node.value === null ? 'nothing' : `${node.value instanceof PyFloat ? 'number' : typeof node.value} ${node.value instanceof PyFloat ? node.value.toString() : JSON.stringify(node.value)}`;
   return 'nothing';
 }
 

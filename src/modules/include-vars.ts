@@ -50,7 +50,7 @@ export const includeVarsModule: Module<IncludeVarsArgs> = {
     if (!found) throw new ModuleError(`vars file ${args.file} not found (looked in ${candidates.join(', ')})`);
     let value: unknown;
     try {
-      value = readYamlFile(found, 'vars file').value;
+      value = readYamlFile(found, 'vars file', { floats: true }).value;
     } catch (e) {
       throw new ModuleError(e instanceof InputError ? e.message : String(e));
     }

@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node } from 'yaml';
 import { formatPos, InputError, type SourcePos } from '../errors.js';
 import { pyyamlTags } from '../util/pyyaml.js';
+import { PyFloat } from './template/python.js';
 import { openVaultFile, placeVaulted, vaultTag } from '../util/vault.js';
 import { composeDocuments, NestingError } from '../util/yaml-compose.js';
 
@@ -32,7 +33,15 @@ export function pointer(parts: ReadonlyArray<string | number>): string {
   return parts.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 }
 
-export function readYamlFile(file: string, what = 'file'): Located {
+/** How a YAML file is read: `floats` keeps a whole float (`2.0`) a float, for files that hold variables only. */
+export interface YamlOptions {
+  floats?: boolean;
+}
+
+/** A whole float read from a variables file, boxed so that templates print it as Ansible does (`2.0`). */
+const wholeFloat = (n: number) => new PyFloat(n);
+
+export function readYamlFile(file: string, what = 'file', opts: YamlOptions = {}): Located {
   let text: string;
   try {
     const size = statSync(file).size;
@@ -46,10 +55,10 @@ export function readYamlFile(file: string, what = 'file'): Located {
     const reason = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new InputError(`cannot read ${what} ${file}: ${reason}`);
   }
-  return parseYaml(text, file);
+  return parseYaml(text, file, opts);
 }
 
-export function parseYaml(source: string, file: string): Located {
+export function parseYaml(source: string, file: string, opts: YamlOptions = {}): Located {
   // A file encrypted with ansible-vault as a whole is read decrypted (or refused, naming it, without a password).
   let text: string;
   try {
@@ -65,7 +74,7 @@ export function parseYaml(source: string, file: string): Located {
   let docs;
   try {
     // YAML 1.1, as Ansible reads it: `become: yes` is a boolean and `mode: 0644` is octal.
-    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: (tags) => [...pyyamlTags(tags), vaultTag(file)] });
+    docs = composeDocuments(text, lineCounter, { uniqueKeys: true, strict: true, version: '1.1', customTags: (tags) => [...pyyamlTags(tags, opts.floats ? wholeFloat : undefined), vaultTag(file)] });
   } catch (e) {
     if (e instanceof NestingError) throw new InputError(e.message, at(e.offset));
     throw e;
@@ -90,6 +99,7 @@ export function parseYaml(source: string, file: string): Located {
   }
   const doc = docs[0];
   if (!doc) return { value: null, positions: new Map(), file };
+  if (!opts.floats) boxVarsFloats(doc.contents, []);
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIASES });
@@ -120,6 +130,40 @@ export function parseYaml(source: string, file: string): Located {
   };
   walk(doc.contents, []);
   return { value, positions, file };
+}
+
+/** Keys whose list items are tasks, blocks or roles, and so may carry a `vars:` keyword. */
+const TASK_LISTS = new Set(['tasks', 'handlers', 'pre_tasks', 'post_tasks', 'block', 'rescue', 'always', 'roles']);
+/** A plain scalar PyYAML resolves to a float (`2.0`, `1.0e+3`). */
+const FLOAT_SOURCE = /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+][0-9]+)?$/;
+
+/**
+ * In a playbook or task file, the values under a play's, block's, task's or role entry's `vars:` are variables:
+ * a whole float there (`y: 2.0`) is boxed so that templates print it as Ansible does. Task arguments stay plain
+ * numbers, since they are validated as JSON.
+ */
+function boxVarsFloats(node: unknown, parts: (string | number)[], depth = 0): void {
+  if (!node || depth > 200 || isAlias(node as Node)) return;
+  const n = node as Node;
+  if (isMap(n)) {
+    for (const item of n.items) {
+      if (!isPair(item) || !isScalar(item.key)) continue;
+      boxVarsFloats(item.value, [...parts, String(item.key.value)], depth + 1);
+    }
+  } else if (isSeq(n)) {
+    n.items.forEach((item, i) => boxVarsFloats(item, [...parts, i], depth + 1));
+  } else if (isScalar(n) && n.type === 'PLAIN' && typeof n.value === 'number' && Number.isInteger(n.value) && FLOAT_SOURCE.test(String(n.source ?? '')) && underVars(parts)) {
+    n.value = wholeFloat(n.value);
+  }
+}
+
+/** Whether a path runs through the `vars:` of a play (`/0/vars/…`) or of a task, block or role entry. */
+function underVars(parts: (string | number)[]): boolean {
+  for (let i = 1; i < parts.length - 1; i++) {
+    if (parts[i] !== 'vars' || typeof parts[i - 1] !== 'number') continue;
+    if (i === 1 || TASK_LISTS.has(String(parts[i - 2]))) return true;
+  }
+  return false;
 }
 
 function firstLine(s: string): string {

@@ -127,8 +127,9 @@ export function roleFile(dir: string, sub: string, base = 'main'): string | null
   return null;
 }
 
-function readMapping(file: string, ctx: LoadCtx, what: string): Record<string, unknown> {
-  const loc = readYamlFile(file, what);
+/** A mapping file of a role; `floats` for variables (defaults, vars), which keep a whole float a float. */
+function readMapping(file: string, ctx: LoadCtx, what: string, floats = false): Record<string, unknown> {
+  const loc = readYamlFile(file, what, { floats });
   if (loc.value === null) return {};
   if (typeof loc.value !== 'object' || Array.isArray(loc.value)) {
     ctx.p.addAt(`${what} must be a mapping of variables`, positionOf(loc, ''));
@@ -240,8 +241,8 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
   const role: RoleRef = {
     name: path.basename(dir),
     dir,
-    defaults: defaultsFile ? readMapping(defaultsFile, ctx, `defaults of role ${name}`) : {},
-    vars: varsFile ? readMapping(varsFile, ctx, `vars of role ${name}`) : {},
+    defaults: defaultsFile ? readMapping(defaultsFile, ctx, `defaults of role ${name}`, true) : {},
+    vars: varsFile ? readMapping(varsFile, ctx, `vars of role ${name}`, true) : {},
     params,
   };
   if (opts.defaultsFrom && !defaultsFile) ctx.p.add(`role ${name} has no defaults file ${opts.defaultsFrom}`, ptr);

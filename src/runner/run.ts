@@ -196,7 +196,7 @@ function loadVarsFiles(files: string[], dir: string, vars: Record<string, unknow
 }
 
 export function readVarsFile(file: string): Record<string, unknown> {
-  const loc = readYamlFile(file, 'vars file');
+  const loc = readYamlFile(file, 'vars file', { floats: true });
   if (loc.value === null) return {};
   if (typeof loc.value !== 'object' || Array.isArray(loc.value)) {
     throw new InputError('a vars file must be a mapping of names to values', { file, line: 1, col: 1 });

@@ -172,6 +172,8 @@ export function placeVaulted(doc: Document, at: (offset: number) => string): voi
 export function forDisplay(v: unknown): unknown {
   if (v instanceof VaultedValue) return { __ansible_vault: v.vaulttext };
   if (Array.isArray(v)) return v.map(forDisplay);
+  // A value that says how it is written in JSON (a whole float: its number) is left to say so.
+  if (v && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, forDisplay(x)]));
   return v;
 }

@@ -6,10 +6,10 @@ import nunjucks from 'nunjucks';
 import { didYouMean } from '../../util/suggest.js';
 import { LookupError, runLookup } from '../lookups.js';
 import { TemplateError, UndefinedVariableError } from './errors.js';
-import { makeTables } from './filters.js';
+import { compare, makeTables } from './filters.js';
 import { FORBIDDEN } from './guard.js';
 import { member, Slice } from './member.js';
-import { isFloat, isMapping, percentFormat, PyFloat, pyFloat, repr, splitKwargs, str, truthy, unbox } from './python.js';
+import { isFloat, isMapping, percentFormat, pyEquals, PyFloat, pyFloat, repr, splitKwargs, str, truthy, unbox } from './python.js';
 import { varValue } from './lazy.js';
 import { GUARD_TESTS, isUndefined, NAMESPACE, undef, undefName, unguard, unguardDeep } from './undefined.js';
 
@@ -132,6 +132,38 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
     __logic: (v: unknown) => {
       if (v instanceof PyFloat) throw new TemplateError(`provision does not take a float (${v.toString()}) as an operand of "and" or "or"; compare it instead (x != 0)`);
       return v;
+    },
+    /** Python's `x in seq`: by value (2 in [2.0], [1] in [[1]]); a key of a dict, a piece of a string. */
+    __contains: (v: unknown, seq: unknown) => {
+      for (const x of [v, seq]) if (isUndefined(x)) throw new UndefinedVariableError(undefName(x));
+      const s = unbox(unguard(seq));
+      if (s === null || s === undefined || typeof s === 'number' || typeof s === 'boolean') throw new TemplateError(`cannot look for ${repr(unguardDeep(v))} in ${repr(unguardDeep(seq))}: it is not a list, dict or string`);
+      return truthy((e.tests.__in as (...a: unknown[]) => unknown)(v, seq));
+    },
+    /** Python's comparison chain `a op b op c`: each pair by value, as Python orders and equates them. */
+    __compare: (first: unknown, ...rest: unknown[]) => {
+      let left = first;
+      for (let i = 0; i < rest.length; i += 2) {
+        const op = rest[i] as string;
+        const right = rest[i + 1];
+        for (const v of [left, right]) if (isUndefined(v)) throw new UndefinedVariableError(undefName(v));
+        const [a, b] = [unguardDeep(left), unguardDeep(right)];
+        let ok: boolean;
+        if (op === '==' || op === '===') ok = pyEquals(a, b);
+        else if (op === '!=' || op === '!==') ok = !pyEquals(a, b);
+        else {
+          let c: number;
+          try {
+            c = compare(a, b);
+          } catch (err) {
+            throw new TemplateError(`cannot use "${op}" on ${repr(a)} and ${repr(b)}: ${err instanceof Error ? err.message : String(err)}`);
+          }
+          ok = op === '<' ? c < 0 : op === '>' ? c > 0 : op === '<=' ? c <= 0 : c >= 0;
+        }
+        if (!ok) return false;
+        left = right;
+      }
+      return true;
     },
     __floordiv: (a: unknown, b: unknown) => divide(a, b, true),
     __iter: (v: unknown) => {

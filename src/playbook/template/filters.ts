@@ -10,7 +10,7 @@ import { compareVersions } from '../../util/version.js';
 import { sha512Crypt } from '../sha-crypt.js';
 import { pyJson, pyYaml } from './dump.js';
 import { expandReplacement, pyRegex, reFlags } from './regex.js';
-import { isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pySplit, repr, splitKwargs, str, truthy } from './python.js';
+import { isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pySplit, repr, splitKwargs, str, truthy, unbox } from './python.js';
 
 type Fn = (...args: never[]) => unknown;
 
@@ -42,7 +42,9 @@ function attrPath(item: unknown, attribute: unknown): unknown {
 }
 
 /** Python's ordering for sort/min/max: numbers and strings (each among their kind), lists element-wise. */
-function compare(a: unknown, b: unknown): number {
+export function compare(a: unknown, b: unknown): number {
+  // A whole float compares by its number (2 == 2.0 in Python); the item itself, box and all, is what is kept.
+  if (a instanceof PyFloat || b instanceof PyFloat) return compare(unbox(a), unbox(b));
   if (typeof a === 'number' && typeof b === 'number') return a - b;
   if (typeof a === 'boolean' || typeof b === 'boolean') return compare(Number(a), Number(b));
   if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;

@@ -29,6 +29,15 @@ export class PyFloat {
   toString(): string {
     return floatRepr(this.value);
   }
+
+  /**
+   * JSON output (inventory listings, events) holds the number: JSON.stringify calls this with the key alone. The
+   * YAML reader calls it too while building a document's values, with its context as the second argument; the
+   * box is kept there, since that is where a variable file's whole float is made.
+   */
+  toJSON(_key?: unknown, yamlContext?: unknown): unknown {
+    return yamlContext === undefined ? this.value : this;
+  }
 }
 
 /** A float result: boxed when whole (or -0.0), so it keeps printing as a float. */

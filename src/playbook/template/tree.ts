@@ -44,7 +44,7 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
   /** Whether a node's value may be a boxed float: not a comparison, a test, a literal other than a float one. */
   const mayBeFloat = (n: AstNode) =>
     !['Literal', 'Compare', 'Not', 'And', 'Or', 'In', 'Array', 'Dict', 'Concat'].includes(n.typename) &&
-    !(n.typename === 'FunCall' && ['__test', '__concat'].includes(String((n.name as AstNode).value)));
+    !(n.typename === 'FunCall' && ['__test', '__concat', '__contains', '__compare'].includes(String((n.name as AstNode).value)));
   const num = (n: unknown) => (mayBeFloat(n as AstNode) ? call(n as AstNode, '__num', [n as AstNode]) : n);
   const fix = (n: unknown): unknown => {
     if (Array.isArray(n)) return n.map(fix);
@@ -95,11 +95,15 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
     if (x.typename === 'Literal' && floatLiteral(x)) return call(x, '__float', [x]);
     if (x.typename === 'Sub' || x.typename === 'Pow') return call(x, `__${x.typename.toLowerCase()}`, [x.left as AstNode, x.right as AstNode]);
     if (x.typename === 'Neg' || x.typename === 'Pos') return call(x, `__${x.typename.toLowerCase()}`, [x.target as AstNode]);
+    // `x in seq` compares as Python's == does (2 in [2.0]), where nunjucks would look for the same object.
+    if (x.typename === 'In') return call(x, '__contains', [x.left as AstNode, x.right as AstNode]);
     // Comparisons and truth read a float's number, not its box.
+    // `a == b < c` compares as Python does: by value (2 == 2.0, [1] == [1]), never '1' == 1, and `<` refuses
+    // what Python cannot order.
     if (x.typename === 'Compare') {
-      x.expr = num(x.expr);
-      for (const op of (x.ops as AstNode[]) ?? []) op.expr = num(op.expr);
-      return x;
+      const args = [x.expr as AstNode];
+      for (const op of (x.ops as AstNode[]) ?? []) args.push(new N.Literal!(op.lineno, op.colno, String(op.type)), op.expr as AstNode);
+      return call(x, '__compare', args);
     }
     if (x.typename === 'If' || x.typename === 'InlineIf') x.cond = num(x.cond);
     if (x.typename === 'Not') x.target = num(x.target);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIniValue } from '../../../src/inventory/ini.js';
+import { PyFloat } from '../../../src/playbook/template/python.js';
 import { parseInventoryText } from '../../../src/inventory/load.js';
 import { inputErrorOf } from '../../support/errors.js';
 
@@ -19,7 +20,11 @@ describe('INI values are typed like ast.literal_eval', () => {
     ['-(5)', -5],
     ['--5', '--5'],
     ['3.5', 3.5],
-    ['1e3', 1000],
+    // Python's literal_eval reads 1e3 and 2.0 as floats; a whole one is boxed so templates print 1000.0, 2.0.
+    ['1e3', new PyFloat(1000)],
+    ['2.0', new PyFloat(2)],
+    ['-3.0', new PyFloat(-3)],
+    ['[1.0, 2]', [new PyFloat(1), 2]],
     ['00', 0],
     ['08', '08'],
     ['1j', '1j'],

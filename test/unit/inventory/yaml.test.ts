@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseInventoryText } from '../../../src/inventory/load.js';
 import { selectHosts } from '../../../src/inventory/patterns.js';
 import { parseYamlVars } from '../../../src/inventory/yaml.js';
+import { PyFloat } from '../../../src/playbook/template/python.js';
 import { inputErrorOf } from '../../support/errors.js';
 
 const yaml = (text: string) => parseInventoryText(text, 'hosts.yml', 'yaml');
@@ -76,7 +77,8 @@ all:
       mode: 420,
       zip: '089',
       size: '1e3',
-      ratio: 1000,
+      // PyYAML reads 1.0e+3 as the float 1000.0: boxed, so templates print it as Ansible does.
+      ratio: new PyFloat(1000),
       half: 0.5,
       dash: '-.5',
       ttl: 80,
