@@ -36,7 +36,7 @@ export type ArgsCheck =
 /** Check a module's arguments against its schema; on success, the arguments with types coerced. */
 export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck {
   const coerce = coercingValidator(mod);
-  const copy = structuredClone(args);
+  const copy = copyArgs(args) as Record<string, unknown>;
   if (coerce(copy)) return { value: copy, errors: undefined };
   const report = reportingValidator(mod);
   const shown = structuredClone(args);
@@ -44,6 +44,20 @@ export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck
   const known = Object.keys((mod.schema.properties as Record<string, unknown> | undefined) ?? {});
   const errors = describeAjvErrors(report.errors ?? coerce.errors ?? [], args, mod.name, (parent) => (parent === '' ? known : []));
   return { value: undefined, errors };
+}
+
+/**
+ * A copy the coercing validator may change (it fills defaults and converts types): mappings and lists are copied,
+ * anything else is kept as it is, so a value with a class of its own (a whole float of a template) keeps it, which
+ * structuredClone would not.
+ */
+function copyArgs(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(copyArgs);
+  if (v !== null && typeof v === 'object') {
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Object.prototype || proto === null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copyArgs(x)]));
+  }
+  return v;
 }
 
 /** Collects errors for one file; stops at a sane number so a broken file does not flood the terminal. */

@@ -7,7 +7,7 @@ import { formatPos, UnreachableError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import { type Module, ModuleError } from '../modules/module.js';
 import { OMIT } from '../playbook/magic-vars.js';
-import { evaluateCondition, renderDeep } from '../playbook/template.js';
+import { evaluateCondition, renderDeep, renderDeepKeepingFloats } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import type { FileDiff, TaskStatus } from '../report/events.js';
 import type { HostRun } from './host.js';
@@ -30,9 +30,11 @@ export function itemVars(task: Task, item: unknown, i: number): Record<string, u
 /** A task's arguments rendered with `vars`; raw arguments of the module are left as written. */
 export function renderArgs(task: Task, mod: Module, vars: Record<string, unknown>): Record<string, unknown> {
   const raw = new Set(mod.raw ?? []);
+  // set_fact's values become variables again: a whole float stays a float there (`{{ 6 / 2 }}` prints 3.0 later).
+  const render = mod.name === 'set_fact' ? renderDeepKeepingFloats : renderDeep;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(task.args)) {
-    const value = raw.has(k) ? v : renderDeep(v, vars);
+    const value = raw.has(k) ? v : render(v, vars);
     // An argument that renders to `omit` is left out, as Ansible leaves it out.
     if (value !== OMIT) out[k] = value;
   }

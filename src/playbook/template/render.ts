@@ -154,6 +154,14 @@ export function renderDeep(value: unknown, vars: Record<string, unknown>): unkno
   return renderDeepAs(value, vars, false);
 }
 
+/**
+ * The same, with whole floats still boxed: for values that become variables again (set_fact), where `{{ 6 / 2 }}`
+ * must go on printing `3.0` in later templates, as in Ansible.
+ */
+export function renderDeepKeepingFloats(value: unknown, vars: Record<string, unknown>): unknown {
+  return renderDeepAs(value, vars, true);
+}
+
 function renderDeepAs(value: unknown, vars: Record<string, unknown>, keepFloats: boolean): unknown {
   if (typeof value === 'string') return renderStringAs(value, vars, keepFloats);
   // A value that renders to `omit` is left out, as Ansible leaves out the argument.

@@ -131,3 +131,18 @@ describe('provision CLI (local connection)', () => {
     expect(existsSync(`${out}-handled`)).toBe(true);
   });
 });
+
+describe('set_fact keeps whole floats (Ansible 2.14 prints sf=5.0 half=3.0 lst=[1.0, 2] n=3 sum=6.0)', () => {
+  it('a variable set from a whole float prints as a float in later templates', async () => {
+    const d = tempDir();
+    const pb = writeFiles(d, {
+      'sf.yaml':
+        '- hosts: all\n  gather_facts: false\n  vars:\n    rd: 5.0\n  tasks:\n    - set_fact: { sf: "{{ rd }}", half: "{{ 6 / 2 }}", lst: "{{ [1.0, 2] }}", n: 3 }\n    - debug: msg="sf={{ sf }} half={{ half }} lst={{ lst }} n={{ n }} sum={{ sf + 1 }}"\n',
+    });
+    const inv = writeFiles(d, { hosts: 'localhost ansible_connection=local\n' });
+    const r = await runCli(['run', pb, '-i', inv, '--no-retry-file', '--json']);
+    expect(r.code).toBe(0);
+    const msgs = (r.events as { type: string; msg?: string }[]).filter((e) => e.type === 'task_result').map((e) => e.msg);
+    expect(msgs).toContain('sf=5.0 half=3.0 lst=[1.0, 2] n=3 sum=6.0');
+  });
+});
