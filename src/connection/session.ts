@@ -424,23 +424,11 @@ export class HostSessions {
       if (slot.plain) return this.h.plain(script, opts);
       if (this.closing) throw new UnreachableError(this.h.host, 'connection is closed');
       if (slot.holdLost) throw new UnreachableError(this.h.host, slot.holdLost);
-      let session: RemoteSession;
       const starting = (slot.session ??= this.start(slot, opts));
-      try {
-        session = await starting;
-      } catch (e) {
-        if (!(e instanceof SessionStartError)) throw e;
-        if (e.reason === 'refused') {
-          slot.plain = true;
-          this.h.warn(`${e.message}; running each step on a channel of its own`);
-          continue;
-        }
-        // The shell or sudo ended before the loop ran (a wrong become password, sudo -n refused): that is
-        // this step's result, as it would have been on a channel of its own.
-        if (e.reason === 'ended' && e.code !== null) return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-        const timedOut = e.reason === 'timeout' && opts.timeoutMs;
-        throw new UnreachableError(this.h.host, this.h.lost() ?? (timedOut ? `command timed out after ${opts.timeoutMs} ms` : e.message));
-      }
+      const opened = await this.running(slot, starting, opts);
+      if (opened === 'plain') continue;
+      if ('result' in opened) return opened.result;
+      const { session } = opened;
       try {
         const r = await session.run(script, { timeoutMs: opts.timeoutMs });
         this.steps++;
@@ -467,6 +455,31 @@ export class HostSessions {
   }
 
   /**
+   * The slot's session once it runs; 'plain' when the host cannot run sessions (the slot then uses plain channels,
+   * with a warning); or a result when the shell or sudo ended before the loop ran (a wrong become password, sudo -n
+   * refused): that is the step's result, as it would have been on a channel of its own.
+   */
+  private async running(
+    slot: SessionSlot,
+    starting: Promise<RemoteSession>,
+    opts: ExecOptions,
+  ): Promise<{ session: RemoteSession } | { result: ExecResult } | 'plain'> {
+    try {
+      return { session: await starting };
+    } catch (e) {
+      if (!(e instanceof SessionStartError)) throw e;
+      if (e.reason === 'refused') {
+        slot.plain = true;
+        this.h.warn(`${e.message}; running each step on a channel of its own`);
+        return 'plain';
+      }
+      if (e.reason === 'ended' && e.code !== null) return { result: { stdout: e.stdout, stderr: e.stderr, code: e.code } };
+      const timedOut = e.reason === 'timeout' && opts.timeoutMs;
+      throw new UnreachableError(this.h.host, this.h.lost() ?? (timedOut ? `command timed out after ${opts.timeoutMs} ms` : e.message));
+    }
+  }
+
+  /**
    * Run `script` as the first, persistent step of the session for `opts.become` (started here when it is not yet):
    * what it opens, the host lock's descriptor, stays open in the session's shell until the session ends. Held when
    * it printed a line `marker` (the result is what it printed before); `release` then ends that session, which
@@ -479,20 +492,10 @@ export class HostSessions {
     if (slot.plain) return fallback();
     if (this.closing) throw new UnreachableError(this.h.host, 'connection is closed');
     const starting = (slot.session ??= this.start(slot, opts));
-    let session: RemoteSession;
-    try {
-      session = await starting;
-    } catch (e) {
-      if (!(e instanceof SessionStartError)) throw e;
-      if (e.reason === 'refused') {
-        slot.plain = true;
-        this.h.warn(`${e.message}; running each step on a channel of its own`);
-        return fallback();
-      }
-      if (e.reason === 'ended' && e.code !== null) return notHeld({ stdout: e.stdout, stderr: e.stderr, code: e.code });
-      const timedOut = e.reason === 'timeout' && opts.timeoutMs;
-      throw new UnreachableError(this.h.host, this.h.lost() ?? (timedOut ? `command timed out after ${opts.timeoutMs} ms` : e.message));
-    }
+    const opened = await this.running(slot, starting, opts);
+    if (opened === 'plain') return fallback();
+    if ('result' in opened) return notHeld(opened.result);
+    const { session } = opened;
     let r: StepResult;
     try {
       r = await session.run(script, { persistent: true, timeoutMs: opts.timeoutMs });
