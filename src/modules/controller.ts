@@ -1,5 +1,5 @@
 /** Modules that run on the controller only: assert, debug, fail, set_fact, meta. */
-import { evaluate, evaluateCondition } from '../playbook/template.js';
+import { displayJson, evaluateCondition, evaluateKeepingFloats, PyFloat, pyStr } from '../playbook/template.js';
 import { type Module, ModuleError } from './module.js';
 import type { ArgsOf } from './module.js';
 
@@ -46,8 +46,9 @@ export const assertModule: Module<AssertArgs> = {
 
 export type DebugArgs = ArgsOf<typeof debugSchema>;
 
+/** A value as debug shows it: text as it is, anything else as JSON with whole floats shown as floats (`3.0`). */
 function show(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
+  return typeof v === 'string' ? v : displayJson(v);
 }
 
 const debugSchema = {
@@ -70,11 +71,16 @@ export const debugModule: Module<DebugArgs> = {
     if (args.var !== undefined) {
       let value: unknown;
       try {
-        value = evaluate(args.var, ctx.vars);
+        // Whole floats stay boxed: `x: 3.0` shows as 3.0, as Ansible shows it, and stays a float when registered.
+        value = evaluateKeepingFloats(args.var, ctx.vars);
       } catch (e) {
         throw new ModuleError((e as Error).message);
       }
-      return { changed: false, msg: `${args.var} = ${show(value)}`, data: { [args.var]: value } };
+      // Ansible hands a variable's own value to its display, and an expression's number as the text Python's
+      // str() makes of it: `x` holding inf shows Infinity, `'inf' | float` shows inf.
+      const expression = !/^\s*[A-Za-z_]\w*\s*$/.test(args.var);
+      const shown = expression && (typeof value === 'number' || value instanceof PyFloat) ? pyStr(value) : show(value);
+      return { changed: false, msg: `${args.var} = ${shown}`, data: { [args.var]: value } };
     }
     const msg = args.msg ?? 'Hello world!';
     return { changed: false, msg: show(msg), data: { msg } };

@@ -13,5 +13,7 @@ export { toBool } from './template/filters.js';
 export { FILTER_NAMES, TEST_NAMES } from './template/engine.js';
 export { isTemplated, jinjaSource } from './template/source.js';
 export { MAX_TAG_TOKENS, MAX_TEMPLATE_NESTING, templateShapeProblem } from './template/guard.js';
-export { checkConditionSyntax, checkSyntax, evaluate, evaluateCondition, renderDeep, renderDeepKeepingFloats, renderString, renderText } from './template/render.js';
+export { checkConditionSyntax, checkSyntax, evaluate, evaluateCondition, evaluateKeepingFloats, renderDeep, renderDeepKeepingFloats, renderString, renderText } from './template/render.js';
 export { templateRefs, type TemplatePlace, type TemplateRefs } from './template/refs.js';
+export { displayJson } from './template/dump.js';
+export { str as pyStr, PyFloat } from './template/python.js';

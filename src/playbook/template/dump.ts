@@ -6,17 +6,19 @@ function size(v: unknown[] | Record<string, unknown>): number {
   return Array.isArray(v) ? v.length : Object.keys(v).length;
 }
 
+/** A number as json.dumps writes it: floats as repr() does (`3.0`, `1e+16`), inf and nan as JavaScript spells them. */
+function jsonNumber(v: number | PyFloat): string {
+  const n = Number(unbox(v));
+  if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity';
+  return isFloat(v) ? floatRepr(n) : String(n);
+}
+
 /** JSON as Python's json.dumps writes it: `, ` and `: ` separators, non-ASCII escaped. */
 export function pyJson(v: unknown, indent?: number, sortKeys = false, level = 0): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'string') return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (typeof v === 'boolean') return String(v);
-  // json.dumps writes floats as repr() does, and inf and nan as JavaScript spells them.
-  if (typeof v === 'number' || v instanceof PyFloat) {
-    const n = Number(unbox(v));
-    if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity';
-    return isFloat(v) ? floatRepr(n) : String(n);
-  }
+  if (typeof v === 'number' || v instanceof PyFloat) return jsonNumber(v);
   const nl = indent === undefined ? '' : `\n${' '.repeat(indent * (level + 1))}`;
   const end = indent === undefined ? '' : `\n${' '.repeat(indent * level)}`;
   const sep = indent === undefined ? ', ' : ',';
@@ -27,6 +29,20 @@ export function pyJson(v: unknown, indent?: number, sortKeys = false, level = 0)
     return keys.length ? `{${nl}${keys.map((k) => `${pyJson(k)}: ${pyJson(v[k], indent, sortKeys, level + 1)}`).join(sep + nl)}${end}}` : '{}';
   }
   return JSON.stringify(String(v));
+}
+
+/**
+ * Compact JSON (as JSON.stringify writes it) with numbers as Ansible's output shows them: a whole float stays a
+ * float (`3.0`), so a value displayed reads as the one Ansible displays.
+ */
+export function displayJson(v: unknown): string {
+  if (typeof v === 'number' || v instanceof PyFloat) return jsonNumber(v);
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : displayJson(x))).join(',')}]`;
+  if (isMapping(v)) {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${displayJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }
 
 const YAML_PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_ ./@-]*$/;

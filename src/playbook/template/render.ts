@@ -118,7 +118,7 @@ export function evaluate(expression: string, vars: Record<string, unknown>): unk
  * The same, with whole floats still boxed: a lazy variable's value is read by other templates, where `3 / 1`
  * must go on printing `3.0`.
  */
-function evaluateKeepingFloats(expression: string, vars: Record<string, unknown>): unknown {
+export function evaluateKeepingFloats(expression: string, vars: Record<string, unknown>): unknown {
   let value: unknown;
   let captured = false;
   const capture = (v: unknown) => {
