@@ -52,7 +52,6 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
   e.filters = Object.create(null) as Record<string, unknown>;
   for (const [n, f] of Object.entries(tables.filters)) e.filters[n] = strict(n, f, n === 'default' || n === 'd' || n === 'mandatory', FLOAT_FILTERS.has(n));
   e.filters.d = e.filters.default;
-  tables.tests.__in = tables.tests.in!;
   e.tests = Object.create(null) as Record<string, unknown>;
   for (const [n, t] of Object.entries(tables.tests)) e.tests[n] = strict(n, t, GUARD_TESTS.has(n), FLOAT_TESTS.has(n));
   const globals = e.globals;
@@ -72,7 +71,13 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
     },
     __test: (name: string, ...args: unknown[]) => {
       const t = e.tests[name] as ((...a: unknown[]) => unknown) | undefined;
-      if (!t) throw new TemplateError(`unknown test "${name}"${didYouMean(name, Object.keys(e.tests).filter((k) => !k.startsWith('__')))}`);
+      if (!t) throw new TemplateError(`unknown test "${name}"${didYouMean(name, Object.keys(e.tests))}`);
+      const given = splitKwargs(args).args.length - 1;
+      const [least, most] = TEST_ARGUMENTS[name] ?? [0, 0];
+      if (given < least || given > most) {
+        const want = least === most ? String(least) : most === Infinity ? `at least ${least}` : `${least} to ${most}`;
+        throw new TemplateError(`the test "${name}" takes ${want} argument${want === '1' ? '' : 's'}, got ${given}`);
+      }
       return truthy(t(...args));
     },
     __add: (a: unknown, b: unknown) => {
@@ -117,12 +122,14 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       const [x, y] = [number(a, 'raise'), number(b, 'raise to')];
       if (x === 0 && y < 0) throw new TemplateError('0.0 cannot be raised to a negative power');
       // int ** negative int is a float in Python.
-      return isFloat(a) || isFloat(b) || y < 0 ? pyFloat(x ** y) : x ** y;
+      return isFloat(a) || isFloat(b) || y < 0 ? pyFloat(x ** y) : exactInt(x ** y);
     },
     __neg: (a: unknown) => arith(a, 0, -number(a, 'negate')),
     __pos: (a: unknown) => arith(a, 0, number(a, 'take the sign of')),
     /** a float literal: `1.0` stays a float */
     __float: (n: number) => pyFloat(n),
+    /** a float literal nunjucks cannot lex (`1e5`, `1_000.5`), handed over as text by jinjaSource */
+    __pyfloat: (text: string) => pyFloat(Number(text)),
     /** a value compared or tested for truth: the number behind a float's box */
     __num: (v: unknown) => (v instanceof PyFloat ? v.value : v),
     /**
@@ -138,7 +145,7 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       for (const x of [v, seq]) if (isUndefined(x)) throw new UndefinedVariableError(undefName(x));
       const s = unbox(unguard(seq));
       if (s === null || s === undefined || typeof s === 'number' || typeof s === 'boolean') throw new TemplateError(`cannot look for ${repr(unguardDeep(v))} in ${repr(unguardDeep(seq))}: it is not a list, dict or string`);
-      return truthy((e.tests.__in as (...a: unknown[]) => unknown)(v, seq));
+      return truthy((e.tests.in as (...a: unknown[]) => unknown)(v, seq));
     },
     /** Python's comparison chain `a op b op c`: each pair by value, as Python orders and equates them. */
     __compare: (first: unknown, ...rest: unknown[]) => {
@@ -228,13 +235,32 @@ function lookupCall(name: unknown, raw: unknown[], list: boolean): unknown {
   }
 }
 
+/**
+ * How many arguments each test takes besides the value ([least, most]; keyword arguments aside): Jinja2 refuses
+ * a call with more or fewer, as in `x is eq` or `x is odd(3)`. Tests not listed take none.
+ */
+const TEST_ARGUMENTS: Record<string, [number, number]> = {
+  divisibleby: [1, 1], eq: [1, 1], equalto: [1, 1], '==': [1, 1], ne: [1, 1], '!=': [1, 1], lt: [1, 1], lessthan: [1, 1], '<': [1, 1],
+  le: [1, 1], '<=': [1, 1], gt: [1, 1], greaterthan: [1, 1], '>': [1, 1], ge: [1, 1], '>=': [1, 1], in: [1, 1], contains: [1, 1],
+  sameas: [1, 1], subset: [1, 1], superset: [1, 1], match: [1, 3], search: [1, 3], regex: [1, 4], version: [1, 4], version_compare: [1, 4],
+};
+
 /** Filters that tell a float from an int, and so see a whole float's box (the others get its number). */
 const FLOAT_FILTERS = new Set(['float', 'round', 'abs', 'string', 'sum', 'default', 'd', 'mandatory', 'to_json', 'to_nice_json', 'to_yaml', 'to_nice_yaml']);
 const FLOAT_TESTS = new Set(['number', 'float', 'integer', 'defined', 'undefined', 'none']);
 
 /** An arithmetic result: a float when either operand is one, as in Python. */
 function arith(a: unknown, b: unknown, n: number): number | PyFloat {
-  return isFloat(unguard(a)) || isFloat(unguard(b)) ? pyFloat(n) : n;
+  return isFloat(unguard(a)) || isFloat(unguard(b)) ? pyFloat(n) : exactInt(n);
+}
+
+/**
+ * An integer result: Python's integers have no limit, JavaScript's numbers are exact up to 2**53, so a larger
+ * one is refused rather than printed with its last digits wrong.
+ */
+function exactInt(n: number): number {
+  if (!Number.isSafeInteger(n)) throw new TemplateError('an integer result beyond 2**53 - 1, the largest integer provision computes exactly');
+  return n;
 }
 
 /** An operand of `-`, `**` or unary minus: a number (or a boolean, as Python reads it). */

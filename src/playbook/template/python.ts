@@ -241,8 +241,9 @@ type Method = (self: never, ...args: never[]) => unknown;
 
 /** Keyword arguments arrive as a trailing object marked by nunjucks. */
 export function splitKwargs(args: unknown[]): { args: unknown[]; kwargs: Record<string, unknown> } {
-  const last = args.at(-1) as { __keywords?: boolean } | undefined;
-  if (last && typeof last === 'object' && last.__keywords) {
+  const last = args.at(-1);
+  // Own property only: a variable's value reaches filters wrapped, and the wrapper answers any name it is asked.
+  if (last && typeof last === 'object' && Object.prototype.hasOwnProperty.call(last, '__keywords')) {
     const { __keywords: _, ...kwargs } = last as Record<string, unknown>;
     return { args: args.slice(0, -1), kwargs };
   }

@@ -24,7 +24,7 @@ export interface TemplateRefs {
 }
 
 /** Names every template can use without anyone defining them. */
-const BUILTIN_NAMES = new Set(['lookup', 'query', 'q', '__cycle', '__nearby', 'range', 'cycler', 'joiner', 'namespace', 'True', 'False', 'None', 'true', 'false', 'none', '__slice']);
+const BUILTIN_NAMES = new Set(['lookup', 'query', 'q', '__cycle', '__nearby', 'range', 'cycler', 'joiner', 'namespace', 'True', 'False', 'None', 'true', 'false', 'none', '__slice', '__pyfloat']);
 /** Filters whose purpose is to handle a missing value. */
 const GUARD_FILTERS = new Set(['default', 'd', 'mandatory']);
 const LOADING_TAGS: Record<string, string> = { Include: 'include', Import: 'import', FromImport: 'from … import', Extends: 'extends' };
@@ -109,6 +109,15 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         skip.add(n.name as AstNode);
         const name = String((n.name as AstNode).value);
         const first = (n.args as AstNode | null)?.children?.[0];
+        if (name === '__is' || name === '__isnot') {
+          // A test, as jinjaSource writes it: `x | __is('defined')`.
+          const test = (n.args as AstNode).children![1]!;
+          const tname = String(test.value);
+          if (!(tname in TESTS)) refs.problems.push({ message: `unknown test "${tname}"${didYouMean(tname, TEST_NAMES)}`, place: place(test) });
+          const guarded = GUARD_TESTS.has(tname) ? rootName(first) : null;
+          if (guarded) refs.guarded.add(guarded);
+          break;
+        }
         if (!(name in FILTERS)) refs.problems.push({ message: `unknown filter "${name}"${didYouMean(name, FILTER_NAMES)}`, place: place(n.name as AstNode) });
         // Filters and tests named by a filter's argument: map('upper'), select('match', …), selectattr('x', 'gt', 1).
         const named = (i: number) => {
@@ -119,16 +128,6 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         if (byArg.f && !(byArg.f.value in FILTERS)) refs.problems.push({ message: `unknown filter "${byArg.f.value}"${didYouMean(byArg.f.value, FILTER_NAMES)}`, place: place(byArg.f.at) });
         if (byArg.t && !(byArg.t.value in TESTS)) refs.problems.push({ message: `unknown test "${byArg.t.value}"${didYouMean(byArg.t.value, TEST_NAMES)}`, place: place(byArg.t.at) });
         const guarded = GUARD_FILTERS.has(name) ? rootName(first) : null;
-        if (guarded) refs.guarded.add(guarded);
-        break;
-      }
-      case 'Is': {
-        const test = n.right as AstNode;
-        const testName = test.typename === 'FunCall' ? (test.name as AstNode) : test;
-        skip.add(testName);
-        const tname = testName.typename === 'Symbol' ? String(testName.value) : testName.value === null ? 'none' : String(testName.value);
-        if (!(tname in TESTS)) refs.problems.push({ message: `unknown test "${tname}"${didYouMean(tname, TEST_NAMES)}`, place: place(testName) });
-        const guarded = GUARD_TESTS.has(String(testName.value)) ? rootName(n.left as AstNode) : null;
         if (guarded) refs.guarded.add(guarded);
         break;
       }

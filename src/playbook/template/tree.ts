@@ -44,12 +44,13 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
   /** Whether a node's value may be a boxed float: not a comparison, a test, a literal other than a float one. */
   const mayBeFloat = (n: AstNode) =>
     !['Literal', 'Compare', 'Not', 'And', 'Or', 'In', 'Array', 'Dict', 'Concat'].includes(n.typename) &&
-    !(n.typename === 'FunCall' && ['__test', '__concat', '__contains', '__compare'].includes(String((n.name as AstNode).value)));
+    !(n.typename === 'FunCall' && ['__test', '__concat', '__contains', '__compare'].includes(String((n.name as AstNode).value))) &&
+    !(n.typename === 'Filter' && ['__is', '__isnot'].includes(String((n.name as AstNode).value)));
   const num = (n: unknown) => (mayBeFloat(n as AstNode) ? call(n as AstNode, '__num', [n as AstNode]) : n);
   const fix = (n: unknown): unknown => {
     if (Array.isArray(n)) return n.map(fix);
     if (!n || typeof n !== 'object' || typeof (n as AstNode).typename !== 'string') return n;
-    const x = n as AstNode;
+    const x = jinjaPrecedence(n as AstNode);
     if (x.typename === 'For' && !x.__helpers) {
       x.__helpers = true;
       // loop.cycle(…), loop.previtem and loop.nextitem, which nunjucks' loop lacks, read the loop's own items.
@@ -124,14 +125,13 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
     if (x.typename === 'For' || x.typename === 'AsyncEach' || x.typename === 'AsyncAll') {
       if ((x.arr as AstNode).typename !== 'InlineIf' && !x.__iterated) x.arr = call(x, '__iter', [x.arr as AstNode]);
     }
-    if (x.typename === 'Is') {
-      // `x is name(args)` calls the test through one function: nunjucks reads `none`/`true` as literals and
-      // compiles test arguments its own way.
-      const right = x.right as AstNode;
-      const named = right.typename === 'FunCall' ? (right.name as AstNode) : right;
-      const name = named.typename === 'Symbol' ? String(named.value) : named.value === null ? 'none' : String(named.value);
-      const args = right.typename === 'FunCall' ? ((right.args as AstNode).children ?? []) : [];
-      return call(x, '__test', [new N.Literal!(x.lineno, x.colno, name), x.left as AstNode, ...args]);
+    const filterName = x.typename === 'Filter' ? String((x.name as AstNode).value) : '';
+    if (filterName === '__is' || filterName === '__isnot') {
+      // A test, written as a filter by jinjaSource (`x | __is('in', y)`): one function calls it, since nunjucks
+      // reads `none`/`true` as literals and compiles test arguments its own way.
+      const [target, name, ...args] = (x.args as AstNode).children ?? [];
+      const test = call(x, '__test', [name!, target!, ...args]);
+      return filterName === '__is' ? test : new N.Not!(x.lineno, x.colno, test);
     }
     if (x.typename === 'Output') {
       x.children = (x.children ?? []).map((c) => (c.typename === 'TemplateData' ? c : call(c, '__str', [c])));
@@ -197,4 +197,49 @@ function loopHelpers(loop: AstNode, items: string): boolean {
   };
   loop.body = walk(loop.body);
   return readsItems;
+}
+
+/** Jinja2's levels of the binary operators nunjucks orders differently (higher binds tighter). */
+const LEVELS: Record<string, number> = { Add: 1, Sub: 1, Concat: 2, Mul: 3, Div: 3, FloorDiv: 3, Mod: 3 };
+
+/**
+ * Operators as Jinja2 groups them, where nunjucks' parser differs. Jinja2 has three levels, each read left to
+ * right: `+ -`, then `~`, then `* / // %`. So `7 * 3 // 2` is `(7 * 3) // 2` (10), `0.1 + 0.2 - 0.3` is
+ * `(0.1 + 0.2) - 0.3`, and `'a' ~ 1 + 2` is `('a' ~ 1) + 2` (an error), where nunjucks gives `~` the lowest level
+ * and each of the others a level of its own (`7 * (3 // 2)`, 7). A run of these operators (not crossing
+ * brackets, which stay as written) is parsed again by Jinja2's levels. Jinja2 also chains `in` with the
+ * comparisons (`a < b in c` is `a < b and b in c`), which nunjucks cannot express: refused.
+ */
+function jinjaPrecedence(x: AstNode): AstNode {
+  if (x.typename === 'In') {
+    for (const side of [x.left as AstNode, x.right as AstNode]) {
+      if (side.typename === 'Compare' || side.typename === 'In') {
+        throw new TemplateError('Jinja2 chains "in" with comparisons (`a < b in c` means `a < b and b in c`): put brackets around what "in" compares');
+      }
+    }
+    return x;
+  }
+  if (LEVELS[x.typename] === undefined) return x;
+  const items: AstNode[] = [];
+  const ops: string[] = [];
+  const flatten = (n: AstNode) => {
+    if (LEVELS[n.typename] !== undefined) {
+      flatten(n.left as AstNode);
+      ops.push(n.typename);
+      flatten(n.right as AstNode);
+    } else items.push(n);
+  };
+  flatten(x);
+  if (ops.length < 2) return x;
+  let k = 0;
+  const parse = (level: number): AstNode => {
+    if (level > 3) return items[k]!;
+    let left = parse(level + 1);
+    while (k < ops.length && LEVELS[ops[k]!] === level) {
+      const op = ops[k++]!;
+      left = new N[op]!(left.lineno, left.colno, left, parse(level + 1));
+    }
+    return left;
+  };
+  return parse(1);
 }
