@@ -9,7 +9,7 @@ import { TemplateError, UndefinedVariableError } from './errors.js';
 import { compare, makeTables } from './filters.js';
 import { FORBIDDEN } from './guard.js';
 import { member, Slice } from './member.js';
-import { isFloat, isMapping, percentFormat, pyEquals, PyFloat, pyFloat, repr, splitKwargs, str, truthy, unbox } from './python.js';
+import { isFloat, isMapping, markTuple, percentFormat, pyEquals, PyFloat, pyFloat, repr, splitKwargs, str, truthy, unbox } from './python.js';
 import { varValue } from './lazy.js';
 import { GUARD_TESTS, isUndefined, NAMESPACE, undef, undefName, unguard, unguardDeep } from './undefined.js';
 
@@ -56,7 +56,18 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
   for (const [n, t] of Object.entries(tables.tests)) e.tests[n] = strict(n, t, GUARD_TESTS.has(n), FLOAT_TESTS.has(n));
   const globals = e.globals;
   e.globals = Object.create(null) as Record<string, unknown>;
-  for (const n of ['range', 'cycler', 'joiner']) e.globals[n] = globals[n];
+  for (const n of ['cycler', 'joiner']) e.globals[n] = globals[n];
+  const nunjucksRange = globals.range as (...a: number[]) => number[];
+  // Python's range takes integers only: range(0, 3.0) is an error, not [0, 1, 2].
+  e.globals.range = (...args: unknown[]) => {
+    for (const a of args) {
+      if (isUndefined(a)) throw new UndefinedVariableError(undefName(a));
+      const x = unguard(a);
+      if (!(typeof x === 'number' || typeof x === 'boolean') || isFloat(x)) throw new TemplateError(`range() takes integers, not ${repr(unguardDeep(a))}`);
+    }
+    if (args.length === 3 && Number(args[2]) === 0) throw new TemplateError('range() step must not be zero');
+    return nunjucksRange(...args.map((a) => Number(unguard(a))));
+  };
   Object.assign(e.globals, { True: true, False: false, None: null, true: true, false: false, none: null });
   Object.assign(e.globals, {
     namespace: (kw: Record<string, unknown> = {}) => {
@@ -180,6 +191,19 @@ function makeEnv(opts: { trimBlocks?: boolean } = {}): nunjucks.Environment {
       if (Array.isArray(x) || x === null || x === undefined) return v;
       if (typeof x === 'object' && (Object.getPrototypeOf(x) === Object.prototype || Object.getPrototypeOf(x) === null)) return Object.keys(x);
       return v;
+    },
+    __tuple: (items: unknown[]) => markTuple(items),
+    /** a dict literal with evaluated keys: text keys only, as provision's dicts have */
+    __dict: (...kv: unknown[]) => {
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < kv.length; i += 2) {
+        const key = unguard(kv[i]);
+        if (isUndefined(kv[i])) throw new UndefinedVariableError(undefName(kv[i]));
+        if (typeof key !== 'string') throw new TemplateError(`a dict key must be text in provision; Jinja2 would keep ${repr(unguardDeep(kv[i]))} as a key of its own type`);
+        if (FORBIDDEN.has(key)) throw new TemplateError(`"${key}" cannot be a dict key in templates`);
+        Object.defineProperty(out, key, { value: kv[i + 1], enumerable: true, writable: true, configurable: true });
+      }
+      return out;
     },
     __slice: (...args: unknown[]) => (args.length === 1 ? args[0] : new Slice(args[0] as number | null, args[1] as number | null, (args[2] as number | null) ?? null)),
     __setattr: (ns: unknown, key: unknown, value: unknown) => {

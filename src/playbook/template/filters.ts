@@ -10,7 +10,7 @@ import { compareVersions } from '../../util/version.js';
 import { sha512Crypt } from '../sha-crypt.js';
 import { pyJson, pyYaml } from './dump.js';
 import { expandReplacement, pyRegex, reFlags } from './regex.js';
-import { isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pySplit, repr, splitKwargs, str, truthy, unbox } from './python.js';
+import { isFloat, isMapping, percentFormat, pyEquals, PyError, PyFloat, pyFloat, pyRound, pySplit, repr, splitKwargs, str, truthy, unbox } from './python.js';
 
 type Fn = (...args: never[]) => unknown;
 
@@ -180,10 +180,11 @@ export function makeTables(h: FilterHost): { filters: Record<string, Fn>; tests:
     abs: (v: unknown) => (isFloat(v) ? pyFloat(Math.abs(Number(v))) : Math.abs(Number(v))),
     // Python's round() keeps an int an int; Jinja2's floor and ceil divide, so they give a float.
     round: (v: unknown, precision: unknown = 0, method: unknown = 'common') => {
+      if (method === 'common') return isFloat(v) ? pyFloat(pyRound(Number(v), Number(precision), true)) : pyRound(Number(v), Number(precision), false);
+      if (method !== 'floor' && method !== 'ceil') throw new PyError('round: method must be common, ceil or floor');
       const p = 10 ** Number(precision);
       const n = Number(v) * p;
-      const r = method === 'floor' ? Math.floor(n) : method === 'ceil' ? Math.ceil(n) : Math.sign(n) * Math.round(Math.abs(n));
-      return method === 'floor' || method === 'ceil' || isFloat(v) ? pyFloat(r / p) : r / p;
+      return pyFloat((method === 'floor' ? Math.floor(n) : Math.ceil(n)) / p);
     },
     upper: (v: unknown) => str(v).toUpperCase(),
     lower: (v: unknown) => str(v).toLowerCase(),

@@ -99,9 +99,22 @@ function reprString(s: string): string {
   return q + (q === "'" ? body.replace(/'/g, "\\'") : body) + q;
 }
 
+/** Marks a list made from a tuple literal `(a, b)`: it prints as Python prints a tuple. */
+const TUPLE = Symbol('tuple');
+
+/** The list, marked as a tuple. */
+export function markTuple<T extends unknown[]>(items: T): T {
+  return Object.defineProperty(items, TUPLE, { value: true });
+}
+
+export function isTuple(v: unknown): boolean {
+  return Array.isArray(v) && (v as unknown as Record<symbol, boolean>)[TUPLE] === true;
+}
+
 /** Python's repr(), as Jinja prints a value nested in a list or dict. */
 export function repr(v: unknown): string {
   if (typeof v === 'string') return reprString(v);
+  if (isTuple(v)) return `(${(v as unknown[]).map(repr).join(', ')}${(v as unknown[]).length === 1 ? ',' : ''})`;
   if (Array.isArray(v)) return `[${v.map(repr).join(', ')}]`;
   if (isMapping(v)) return `{${Object.entries(v).map(([k, x]) => `${reprString(k)}: ${repr(x)}`).join(', ')}}`;
   return str(v);
@@ -121,6 +134,7 @@ export function str(v: unknown): string {
 
 function num(v: unknown, what: string): number {
   if (typeof v === 'number') return v;
+  if (v instanceof PyFloat) return v.value;
   if (typeof v === 'boolean') return v ? 1 : 0;
   throw new PyError(`${what} needs a number, got ${repr(v)}`);
 }
@@ -354,4 +368,34 @@ export function pyEquals(a: unknown, b: unknown): boolean {
   }
   if (typeof a === 'boolean' || typeof b === 'boolean') return Number(a) === Number(b) && typeof a !== 'string' && typeof b !== 'string';
   return false;
+}
+
+/** Round half to even at the unit (Python's rounding of an exact tie). */
+function halfEven(q: number): number {
+  const f = Math.floor(q);
+  const d = q - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * Python's round(x, ndigits): an int stays an int (ties to even below the units: round(1250, -2) is 1200); a float
+ * is rounded on its exact binary value, a tie to even (round(2.5) is 2.0, round(2.675, 2) is 2.67, as 2.675 is
+ * stored a little below).
+ */
+export function pyRound(v: number, ndigits: number, float: boolean): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  if (!float) return ndigits >= 0 ? v : halfEven(v / 10 ** -ndigits) * 10 ** -ndigits;
+  if (ndigits < 0) return halfEven(v / 10 ** -ndigits) * 10 ** -ndigits;
+  const a = Math.abs(v);
+  // Beyond 1e21 every double is a whole number; beyond 100 digits toFixed cannot go (and nothing is left to round).
+  if (a >= 1e21 || ndigits > 99) return v;
+  // toFixed(100) writes the stored value's exact decimal digits (every double from 2**-48 up has at most 100).
+  const [ip, fp] = a.toFixed(100).split('.') as [string, string];
+  let q = BigInt(ip + fp.slice(0, ndigits));
+  const first = fp[ndigits]!;
+  const rest = /[1-9]/.test(fp.slice(ndigits + 1));
+  if (first > '5' || (first === '5' && (rest || q % 2n === 1n))) q += 1n;
+  const digits = q.toString().padStart(ndigits + 1, '0');
+  const r = Number(`${digits.slice(0, digits.length - ndigits)}.${digits.slice(digits.length - ndigits) || '0'}`);
+  return v < 0 ? -r : r;
 }

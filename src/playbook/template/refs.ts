@@ -139,9 +139,9 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         }
         break;
       }
-      case 'Pair':
-        // Keys of `{a: 1}` and of keyword arguments `f(k=v)` are names of fields, not variables.
-        if ((n.key as AstNode).typename === 'Symbol') skip.add(n.key as AstNode);
+      case 'KeywordArgs':
+        // Keys of keyword arguments `f(k=v)` are names of parameters; a key of a dict `{a: 1}` is read as a variable.
+        for (const p of n.children ?? []) if (p.typename === 'Pair' && (p.key as AstNode).typename === 'Symbol') skip.add(p.key as AstNode);
         break;
       case 'For':
       case 'AsyncEach':

@@ -11,7 +11,7 @@ import { toBool } from './filters.js';
 import { templateShapeProblem } from './guard.js';
 import { LazyValue, setLazyRenderer } from './lazy.js';
 import { literalValue } from './literal.js';
-import { truthy } from './python.js';
+import { isTuple, str, truthy } from './python.js';
 import { templateRefs } from './refs.js';
 import { isTemplated, jinjaSource, singleExpression } from './source.js';
 import { type AstNode, jinjaTree, parser } from './tree.js';
@@ -129,7 +129,9 @@ export function evaluateKeepingFloats(expression: string, vars: Record<string, u
   renderRaw(`{{ __capture((${expression})) }}`, { ...vars, __capture: capture });
   if (!captured) throw new TemplateError(`cannot evaluate ${expression}`);
   if (isUndefined(value)) throw new UndefinedVariableError((value as Undef | undefined)?.[UNDEF] ?? expression);
-  return unguardDeep(value);
+  const out = unguardDeep(value);
+  // Ansible reads a rendered list or dict back, but not a tuple: `{{ (1, 2) }}` gives the text "(1, 2)".
+  return isTuple(out) ? str(out) : out;
 }
 
 /** Render a string: one `{{ expr }}` gives the native value, anything else gives a string. */

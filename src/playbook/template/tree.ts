@@ -87,11 +87,15 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
       return call(x, '__method', [target!, key!, ...((x.args as AstNode).children ?? [])]);
     }
     if (x.typename === 'LookupVal') return call(x, '__member', [x.target as AstNode, x.val as AstNode]);
+    if (x.typename === 'Dict' && (x.children ?? []).some((p) => !((p.key as AstNode).typename === 'Literal' && typeof (p.key as AstNode).value === 'string'))) {
+      // `{item.name: 1}`, `{x: 1}`: Jinja2 evaluates a key (nunjucks would take the name `x` as the text "x").
+      return call(x, '__dict', (x.children ?? []).flatMap((p) => [p.key as AstNode, p.value as AstNode]));
+    }
     if (x.typename === 'Group' && (x.children ?? []).length > 1) {
-      // A tuple `(a, b)`: a list to templates (nunjucks would keep only its last item).
+      // A tuple `(a, b)`: a list marked as a tuple, printed `(a, b)` (nunjucks would keep only its last item).
       const arr = new N.Array!(x.lineno, x.colno);
       for (const c of x.children!) (arr as unknown as { addChild(n: AstNode): void }).addChild(c);
-      return arr;
+      return call(x, '__tuple', [arr]);
     }
     if (x.typename === 'Literal' && floatLiteral(x)) return call(x, '__float', [x]);
     if (x.typename === 'Sub' || x.typename === 'Pow') return call(x, `__${x.typename.toLowerCase()}`, [x.left as AstNode, x.right as AstNode]);

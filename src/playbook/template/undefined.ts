@@ -5,7 +5,7 @@
  */
 import { UndefinedVariableError } from './errors.js';
 import { LazyValue } from './lazy.js';
-import { PyFloat, repr } from './python.js';
+import { isTuple, markTuple, PyFloat, repr } from './python.js';
 
 /** Tests that never fail on a missing value, so `x is defined` guards `x`. */
 export const GUARD_TESTS = new Set(['defined', 'undefined', 'none', 'true', 'false', 'boolean']);
@@ -95,7 +95,7 @@ export function undefName(v: unknown): string {
 /** The plain value behind guards, all the way down. */
 export function unguardDeep(v: unknown): unknown {
   const u = unguard(v);
-  if (Array.isArray(u)) return u.map(unguardDeep);
+  if (Array.isArray(u)) return isTuple(u) ? markTuple(u.map(unguardDeep)) : u.map(unguardDeep);
   if (u && typeof u === 'object' && !Buffer.isBuffer(u) && !(u instanceof PyFloat)) {
     return Object.fromEntries(Object.entries(u).map(([k, x]) => [k, unguardDeep(x)]));
   }
