@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { parseInventoryText } from '../../src/inventory/load.js';
 import { hostVars, inventoryOrder } from '../../src/inventory/vars.js';
 import { ansibleGroups, makeHostvars, playVars } from '../../src/playbook/magic-vars.js';
+import { parseYaml } from '../../src/playbook/load.js';
 import { mergeVars } from '../../src/playbook/template.js';
 
 /** One case of the suite. */
@@ -27,11 +27,18 @@ export interface TemplateCase {
   provision?: 'refused';
 }
 
-export const suite = parse(readFileSync(new URL('../fixtures/templates/conformance.yaml', import.meta.url), 'utf8')) as {
-  inventory: string;
-  shared: Record<string, unknown>;
-  cases: TemplateCase[];
-};
+type Suite = { inventory: string; shared: Record<string, unknown>; cases: TemplateCase[] };
+
+const text = readFileSync(new URL('../fixtures/templates/conformance.yaml', import.meta.url), 'utf8');
+// PyYAML wrote the file: it is read as provision reads a playbook, with PyYAML's types (`1e+16` without a point is
+// text there, not a number).
+export const suite = parseYaml(text, 'conformance.yaml').value as Suite;
+// The variables as provision reads a variable file, as Ansible reads them: a whole float (`1.0`) stays a float.
+const withFloats = parseYaml(text, 'conformance.yaml', { floats: true }).value as Suite;
+suite.shared = withFloats.shared;
+suite.cases.forEach((c, i) => {
+  if (c.vars) c.vars = withFloats.cases[i]!.vars;
+});
 
 /** The playbook directory of the recording play (lookups read its files/ and templates/). */
 export const playbookDir = fileURLToPath(new URL('../fixtures/templates/playbook', import.meta.url));
