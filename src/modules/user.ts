@@ -309,7 +309,8 @@ export const userModule: Module<UserArgs> = {
   check(args) {
     if (!NAME.test(args.name)) return `"${args.name}" is not a user name`;
     if (args.non_unique && args.uid === undefined) return 'non_unique needs uid';
-    if (args.home !== undefined && /[$~]/.test(args.home)) return 'home: a path with $ or ~ is not supported (Ansible would expand it on the host); give the path itself';
+    // Ansible's path type expands $VARIABLES on the host (a leading ~ is already refused by the schema).
+    if (args.home !== undefined && /\$[A-Za-z_{]/.test(args.home)) return 'home: a path with $VARIABLES is not supported (Ansible would expand them on the host); give the path itself';
     for (const [k, v] of [['comment', args.comment], ['shell', args.shell], ['home', args.home], ['password', args.password]] as const) {
       if (v !== undefined && /[:\n]/.test(v)) return `${k} cannot hold ":" or a line break (the account databases are colon-separated lines)`;
     }

@@ -206,7 +206,8 @@ describe('user: arguments', () => {
   it('refuses what it cannot do as Ansible does', () => {
     expect(userModule.check!({ name: '-o' })).toMatch(/not a user name/);
     expect(userModule.check!({ name: 'a', non_unique: true })).toBe('non_unique needs uid');
-    expect(userModule.check!({ name: 'a', home: '~/x' } as UserArgs)).toMatch(/\$ or ~ is not supported/);
+    expect(userModule.check!({ name: 'a', home: '/home/$USER' } as UserArgs)).toMatch(/\$VARIABLES is not supported/);
+    expect(userModule.check!({ name: 'a', home: '/srv/a$' } as UserArgs)).toBeNull();
     expect(userModule.check!({ name: 'a', comment: 'a:b' })).toMatch(/cannot hold ":"/);
     expect(userModule.aliases).toMatchObject({ user: 'name', createhome: 'create_home' });
   });
