@@ -15,6 +15,9 @@ const lab = inject('lab');
 const results = (events: unknown[], host: LabHost) =>
   (events as TaskResultEvent[]).filter((e) => e.type === 'task_result' && e.host === host.name && !e.handler).map((e) => [e.task, e.status, e.msg]);
 
+const execs = (events: unknown[], host: LabHost) =>
+  (events as { type: string; hosts?: Record<string, { execs: number }> }[]).find((e) => e.type === 'recap')?.hosts?.[host.name]?.execs;
+
 const USER = 'provision-mail';
 /** SHA-512 crypt of a word that is no secret, made for this test. */
 const HASH = '$6$Wq3kZ0uPzYt8aLmN$gGm.b2bCnJ4endihnNpIl1l2DbvXuckfv.GmODX/8vX6VxCVAM8b9gfXdPCW.4hbZm5HJskasxdiZ5fUOP5M..';
@@ -80,6 +83,8 @@ describe.skipIf(!lab)('user and debconf on lab hosts', () => {
         ['group', 'ok', `group ${USER} exists (gid 4300)`],
         ['account', 'ok', `user ${USER} is as asked (uid 4300)`],
       ]);
+      // Nothing to change: the account's read came with the host's first exec.
+      expect(execs(again.events, h)).toBe(1);
       const c2 = await check(create, h);
       expect(c2.code, c2.stderr).toBe(0);
 
@@ -186,6 +191,7 @@ EOF`,
         ['secret', 'ok', 'provision-test/secret is ********'],
       ]);
       expect(again.stdout).not.toContain('s3cret-word');
+      expect(execs(again.events, debian)).toBe(1);
       const c2 = await check(pb, debian);
       expect(c2.code, c2.stderr).toBe(0);
       // The machine's own debconf database was not touched.
