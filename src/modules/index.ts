@@ -4,6 +4,7 @@ import { commandModule, shellModule } from './command.js';
 import { assertModule, debugModule, failModule, metaModule, setFactModule } from './controller.js';
 import { copyModule, templateModule } from './copy.js';
 import { cronModule } from './cron.js';
+import { debconfModule } from './debconf.js';
 import { fileModule, statModule } from './file.js';
 import { firewallModule } from './firewall.js';
 import { groupModule } from './group.js';
@@ -18,6 +19,7 @@ import { replaceModule } from './replace.js';
 import { serviceModule, systemdModule, systemdServiceModule } from './service.js';
 import { smtpProbeModule } from './smtp-probe.js';
 import { sysctlModule } from './sysctl.js';
+import { userModule } from './user.js';
 import { x509Module } from './x509.js';
 
 const all: Module<never>[] = [
@@ -52,6 +54,8 @@ const all: Module<never>[] = [
   sysctlModule,
   cronModule,
   groupModule,
+  userModule,
+  debconfModule,
 ] as Module<never>[];
 
 const registry = new Map<string, Module>(all.map((m) => [m.name, m as unknown as Module]));

@@ -5,7 +5,7 @@
 
 /** Modules of ansible.builtin and common collections that provision does not implement. */
 export const UNSUPPORTED_MODULES = new Set([
-  'user', 'get_url', 'uri', 'debconf', 'apt_key', 'apt_repository', 'yum_repository',
+  'get_url', 'uri', 'apt_key', 'apt_repository', 'yum_repository',
   'rpm_key', 'dnf5', 'mount', 'git', 'pip', 'unarchive', 'fetch', 'script', 'raw', 'find', 'wait_for', 'wait_for_connection',
   'pause', 'package_facts', 'service_facts', 'setup', 'gather_facts', 'slurp', 'tempfile', 'assemble', 'ini_file',
   'known_hosts', 'authorized_key', 'hostname', 'timezone', 'selinux', 'seboolean', 'sefcontext', 'firewalld', 'ufw',

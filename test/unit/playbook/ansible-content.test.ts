@@ -24,7 +24,8 @@ const play = (tasks: string) => `- hosts: all\n  tasks:\n${tasks}`;
 
 describe('validate names what provision does not support yet, by name', () => {
   const cases: { name: string; yaml: string; expect: RegExp }[] = [
-    { name: 'an Ansible module provision lacks', yaml: play('    - user: name=bob\n'), expect: /site\.yml:3:7: task "user": module "user" is not supported yet/ },
+    { name: 'an Ansible module provision lacks', yaml: play('    - authorized_key: user=bob key=x\n'), expect: /site\.yml:3:7: task "authorized_key": module "authorized_key" is not supported yet/ },
+    { name: 'a user module option provision refuses (Ansible would make an SSH key)', yaml: play('    - user: name=bob ssh_key_bits=4096\n'), expect: /site\.yml:3:\d+: task "user": user has no argument "ssh_key_bits"/ },
     { name: 'a collection module provision lacks', yaml: play('    - ansible.posix.mount: { path: /mnt, state: mounted }\n'), expect: /module "ansible\.posix\.mount" is not supported yet/ },
     { name: 'a with_ lookup provision lacks suggests loop', yaml: play('    - debug: msg=x\n      with_first_found: [a]\n'), expect: /"with_first_found" is not supported yet; write the loop with "loop:"/ },
     { name: 'a task keyword provision lacks', yaml: play('    - command: sleep 1\n      async: 10\n'), expect: /"async": async tasks are not supported yet/ },
