@@ -65,6 +65,8 @@ export class HostRun {
   /** where tasks delegated to localhost run (made on first use) */
   private local: HostRun | null = null;
   private connected = false;
+  /** the host's failure is another host's (see failAlong) */
+  private uncountedFailure = false;
   /** ends the held facts exec, releasing the host lock */
   private releaseLock: (() => void) | null = null;
   private readonly started = Date.now();
@@ -131,21 +133,40 @@ export class HostRun {
   rescue(): boolean {
     if (this.stopped !== 'failed') return false;
     this.status.clear();
-    this.counters.failed--;
-    this.counters.ignored++;
+    // A failure taken from a run_once task that another host ran was never counted here (see failAlong).
+    if (this.uncountedFailure) this.uncountedFailure = false;
+    else {
+      this.counters.failed--;
+      this.counters.ignored++;
+    }
     return true;
   }
 
+  /**
+   * Fail with another host's run_once task, as Ansible fails every host of the batch: the host stops (a block's
+   * rescue still runs), later plays skip it and the retry file lists it, but its recap counts nothing, as
+   * Ansible's counts the failure on the host that ran the task alone.
+   */
+  failAlong(reason: string): void {
+    if (this.stopped) return;
+    this.status.stop('failed', reason);
+    this.uncountedFailure = true;
+  }
+
   /** Put aside a failure while a block's `always` runs; returns what to restore after. */
-  holdFailure(): { why: HostStop; reason: string } | null {
+  holdFailure(): { why: HostStop; reason: string; uncounted: boolean } | null {
     if (this.stopped !== 'failed') return null;
-    const held = { why: this.stopped, reason: this.stopReason };
+    const held = { why: this.stopped, reason: this.stopReason, uncounted: this.uncountedFailure };
     this.status.clear();
+    this.uncountedFailure = false;
     return held;
   }
 
-  restoreFailure(held: { why: HostStop; reason: string } | null): void {
-    if (held) this.status.stop(held.why, held.reason);
+  restoreFailure(held: { why: HostStop; reason: string; uncounted: boolean } | null): void {
+    // A failure of the always section itself (counted) stays the host's failure.
+    if (!held || this.stopped) return;
+    this.status.stop(held.why, held.reason);
+    this.uncountedFailure = held.uncounted;
   }
 
   /** A registered result, for run_once to hand to the batch's other hosts. */
