@@ -64,6 +64,20 @@ export interface RunReport {
   durationMs: number;
 }
 
+/** Tasks delegated to a host written as is (not a template) that is not an inventory host. */
+export function delegateProblems(playbook: Playbook, inventory: Inventory): InputError[] {
+  const out: InputError[] = [];
+  for (const play of playbook.plays) {
+    for (const task of allTasks(play)) {
+      const to = task.delegateTo;
+      if (to === undefined || isTemplated(to) || inventory.hosts.has(to)) continue;
+      const msg = `delegate_to: "${to}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`;
+      out.push(new InputError(msg, task.positions.get('delegate_to') ?? task.pos, `task "${task.name}"`));
+    }
+  }
+  return out;
+}
+
 /** Hosts a play targets: its pattern, narrowed by --limit, in the play's order. */
 export function playHosts(inv: Inventory, pattern: string, limit: string | undefined, baseDir: string): string[] {
   let hosts = selectHosts(inv, pattern, { baseDir });
@@ -123,17 +137,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     return hosts;
   });
   // A delegation target named as it is (not a template) is checked, and its connection settings resolved, now too.
-  for (const play of playbook.plays) {
-    for (const task of allTasks(play)) {
-      if (task.delegateTo === undefined || isTemplated(task.delegateTo)) continue;
-      try {
-        hostFor(task.delegateTo);
-      } catch (e) {
-        if (e instanceof InputError && !e.pos) throw new InputError(`delegate_to: ${e.reason}`, task.positions.get('delegate_to') ?? task.pos, `task "${task.name}"`);
-        throw e;
-      }
-    }
-  }
+  const unknown = delegateProblems(playbook, inventory);
+  if (unknown.length) throw new InputErrors(unknown);
+  for (const play of playbook.plays) for (const task of allTasks(play)) if (task.delegateTo !== undefined && !isTemplated(task.delegateTo)) hostFor(task.delegateTo);
   if (runs.size === 0) {
     throw new InputError(`no hosts matched${opts.limit ? ` (--limit ${opts.limit})` : ''}: ${playbook.plays.map((p) => p.hosts).join(', ')}`);
   }

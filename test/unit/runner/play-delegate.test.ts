@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { ExecOptions, ExecResult } from '../../../src/connection/connection.js';
 import { LocalConnection } from '../../../src/connection/local.js';
 import { loadPlaybook } from '../../../src/playbook/validate.js';
+import { runCli } from '../../support/cli.js';
 import { DeadConnection, runLocal } from '../../support/run.js';
 import { subDirs, tempDir, writeFiles } from '../../support/tmp.js';
 
@@ -227,5 +228,22 @@ describe('validate: delegate_to', () => {
 
   it('refuses delegate_to per loop item', () => {
     expect(load(`- hosts: all\n  tasks:\n    - command: uptime\n      delegate_to: "{{ item }}"\n      loop: [a, b]\n`)).toThrow(/delegate_to per loop item \("item" in delegate_to\) is not supported yet/);
+  });
+});
+
+describe('provision validate -i: delegate_to', () => {
+  it('names a delegate_to host outside the inventory at file:line:col, and accepts an inventory host', async () => {
+    const dir = fresh('cli');
+    const inv = writeFiles(dir, { hosts: INV });
+    const pb = writeFiles(dir, {
+      'p.yaml': '- hosts: web\n  tasks:\n    - command: uptime\n      delegate_to: d1\n    - command: uptime\n      delegate_to: db.example.test\n',
+    });
+    const r = await runCli(['validate', pb, '-i', inv]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${pb}:6:7: task "command": delegate_to:`);
+    expect(r.stderr).toContain('delegate_to: "db.example.test" is not a host of the inventory');
+    expect(r.stderr).not.toContain('"d1"');
+    const ok = writeFiles(dir, { 'ok.yaml': '- hosts: web\n  tasks:\n    - command: uptime\n      delegate_to: d1\n' });
+    expect((await runCli(['validate', ok, '-i', inv])).code).toBe(0);
   });
 });
