@@ -5,7 +5,7 @@
  * host of a batch failed.
  */
 import { playVars } from '../playbook/magic-vars.js';
-import type { Play, Task } from '../playbook/types.js';
+import { flatTasks, type Play, type Task } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink } from '../report/events.js';
 import type { HostRun } from './host.js';
 
@@ -217,13 +217,7 @@ export class RunOnce {
 
 /** The run_once tasks among `tasks`, in blocks (every section) and includes too, in order. */
 export function runOnceTasks(tasks: Task[]): Task[] {
-  const out: Task[] = [];
-  for (const t of tasks) {
-    if (t.block) out.push(...runOnceTasks([...t.block.block, ...t.block.rescue, ...t.block.always]));
-    else if (t.include) out.push(...runOnceTasks(t.include.tasks));
-    else if (t.runOnce) out.push(t);
-  }
-  return out;
+  return flatTasks(tasks).filter((t) => t.runOnce);
 }
 
 /** Run a play over its hosts (already selected and ordered). */
