@@ -2,12 +2,13 @@
  * delegate_to an inventory host over real SSH: a play limited to one lab host delegates a file task and a command
  * to a second lab host (in no play of the run), as an Ansible role does to write on a database or relay host.
  * Check predicts the run, the run writes on the target only, with the delegating host's variables, and a second
- * run changes nothing. Then two hosts delegate to each other in one run (each target's one session is shared).
+ * run changes nothing. Then two hosts delegate to each other in one run (each target's one session is shared), and
+ * two runs, each holding its own host's lock, delegate to each other's host: neither waits for ever.
  * Run: PROVISION_REQUIRE_LAB=1 npx vitest run --project lab test/integration/delegate.test.ts
  */
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { labReset, type LabHost } from '../lab/lab.js';
-import { provision, results, sh, writePlaybook } from './faults/support.js';
+import { poll, provision, results, sh, writePlaybook } from './faults/support.js';
 import { tempDir } from '../support/tmp.js';
 
 const lab = inject('lab');
@@ -103,5 +104,34 @@ describe.skipIf(!lab)('delegate_to over SSH', () => {
     const again = await provision(state, pb, ['--limit', `${from!.name}:${to!.name}`]);
     expect(again.code, again.stderr).toBe(0);
     for (const h of [from!, to!]) expect(results(again.events, h).map((e) => e.status)).toEqual(['ok']);
+  });
+
+  it('two runs that delegate to each other\'s locked host: each waits --lock-timeout, then the task fails naming the holder', async () => {
+    const crossing = (me: LabHost, other: LabHost) => `- hosts: all
+  tasks:
+    - name: hold this host
+      shell: echo started > /root/delegate/started-${me.name}; sleep 3
+    - name: write on the other host
+      copy:
+        dest: /root/delegate/locked-from-${me.name}.txt
+        content: "x\\n"
+      delegate_to: ${other.name}
+`;
+    await Promise.all([from!, to!].map((h) => sh(h, 'mkdir -p /root/delegate && rm -f /root/delegate/started-* /root/delegate/locked-from-*')));
+    const t0 = Date.now();
+    const a = provision(state, writePlaybook(dir, 'cross-a.yaml', crossing(from!, to!)), ['--limit', from!.name, '--lock-timeout', '2']);
+    const b = provision(state, writePlaybook(dir, 'cross-b.yaml', crossing(to!, from!)), ['--limit', to!.name, '--lock-timeout', '2']);
+    // Both runs hold their own host before either delegates.
+    expect(await poll(async () => ((await sh(to!, 'ls /root/delegate')).includes(`started-${to!.name}`) ? true : null), 60_000, 100)).toBe(true);
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    for (const [r, me, book] of [[ra, from!, 'cross-b.yaml'], [rb, to!, 'cross-a.yaml']] as const) {
+      expect(r.code, r.stderr).toBe(2);
+      const failed = results(r.events, me).find((e) => e.task === 'write on the other host');
+      expect(failed?.status).toBe('failed');
+      expect(failed?.msg).toMatch(new RegExp(`^on \\S+: another provision run has held /var/lib/provision/lock for over 2s: provision run of ${book.replace('.', '\\.')} by `));
+    }
+    expect(await sh(from!, 'ls /root/delegate')).not.toContain('locked-from');
+    expect(await sh(to!, 'ls /root/delegate')).not.toContain('locked-from');
   });
 });
