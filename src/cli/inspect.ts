@@ -7,7 +7,7 @@ import { buildPlaybookSchema } from '../playbook/schema.js';
 import { allTasks } from '../playbook/types.js';
 import { loadPlaybook } from '../playbook/validate.js';
 import { preflight } from '../runner/preflight.js';
-import { playHosts, readVarsFile } from '../runner/run.js';
+import { delegateProblems, playHosts, readVarsFile } from '../runner/run.js';
 import { forDisplay } from '../util/vault.js';
 import { type CliIO, parseExtraVars, warnUnmatched } from './shared.js';
 import { setupVault, type VaultFlags } from './vault-secrets.js';
@@ -42,7 +42,7 @@ export async function commandValidate(
       for (const h of playHosts(inventory, play.hosts, flags.limit, playbook.dir)) for (const k of Object.keys(hostVars(inventory, h))) names.add(k);
     }
   }
-  const problems = preflight(playbook, { names });
+  const problems = [...preflight(playbook, { names }), ...(inventory ? delegateProblems(playbook, inventory) : [])];
   if (problems.length) throw new InputErrors(problems);
   if (inventory) {
     warnUnmatched(inventory, playbook, flags.limit, io);

@@ -21,7 +21,6 @@ export const UNSUPPORTED_TASK_KEYWORDS = new Map<string, string>([
   ['async', 'async tasks are not supported yet'],
   ['poll', 'async tasks (poll) are not supported yet'],
   ['throttle', 'throttle is not supported yet (use serial or --forks)'],
-  ['delegate_facts', 'delegate_facts is not supported yet'],
   ['module_defaults', 'module_defaults is not supported yet'],
   ['debugger', 'the task debugger is not supported'],
   ['collections', 'collections search paths are not supported yet (name modules in full: ansible.builtin.copy)'],

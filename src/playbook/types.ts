@@ -43,6 +43,11 @@ export interface Task {
   delay?: unknown;
   /** `delegate_to: localhost` (or `connection: local`): run this task on the controller */
   local: boolean;
+  /**
+   * `delegate_to` an inventory host (a name or a template, rendered with the task's variables): the module runs
+   * there, over that host's connection, with this host's variables; results and notifications stay this host's
+   */
+  delegateTo?: string;
   /** `run_once`: only the first host of the batch runs it; the others get its result */
   runOnce: boolean;
   /** `environment:` for commands the task runs (templated) */

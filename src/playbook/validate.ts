@@ -204,6 +204,7 @@ export interface Inherited {
   checkMode?: boolean;
   diff?: boolean;
   local?: boolean;
+  delegateTo?: string;
   runOnce?: boolean;
 }
 
@@ -215,8 +216,18 @@ function conditions(v: unknown): unknown[] {
 
 function isLocal(t: Record<string, unknown>): boolean | undefined {
   if (t.connection === 'local') return true;
-  if (typeof t.delegate_to === 'string') return /^(localhost|127\.0\.0\.1|::1)$/.test(t.delegate_to.trim());
+  if (typeof t.delegate_to === 'string') return isLocalName(t.delegate_to);
   return undefined;
+}
+
+/** A name Ansible runs on the controller when delegated to. */
+export function isLocalName(name: string): boolean {
+  return /^(localhost|127\.0\.0\.1|::1)$/.test(name.trim());
+}
+
+/** `delegate_to` an inventory host (not the controller), as written. */
+function delegateOf(t: Record<string, unknown>): string | undefined {
+  return typeof t.delegate_to === 'string' && isLocal(t) !== true ? t.delegate_to.trim() : undefined;
 }
 
 /** `parent` with what a block or import's own keywords add. */
@@ -234,6 +245,8 @@ export function inheritFrom(parent: Inherited, t: Record<string, unknown>): Inhe
     checkMode: typeof t.check_mode === 'boolean' ? t.check_mode : parent.checkMode,
     diff: typeof t.diff === 'boolean' ? t.diff : parent.diff,
     local: isLocal(t) ?? parent.local,
+    // A task's own delegate_to (or connection: local) wins over what encloses it.
+    delegateTo: isLocal(t) !== undefined ? delegateOf(t) : parent.delegateTo,
     runOnce: t.run_once === true ? true : parent.runOnce,
   };
 }
@@ -251,7 +264,8 @@ function applyInherited(task: Task, inh: Inherited): Task {
   task.noLog ||= inh.noLog === true;
   task.checkMode ??= inh.checkMode;
   task.diff ??= inh.diff;
-  if (inh.local) task.local = true;
+  if (inh.local && task.delegateTo === undefined) task.local = true;
+  if (inh.delegateTo !== undefined && !task.local && task.delegateTo === undefined) task.delegateTo = inh.delegateTo;
   if (inh.runOnce) task.runOnce = true;
   return task;
 }
@@ -543,8 +557,16 @@ function parseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task 
     }
   }
   if (typeof t.environment === 'string') p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`, label);
-  if (typeof t.delegate_to === 'string' && isLocal(t) !== true) {
-    p.add(`delegate_to "${t.delegate_to}" is not supported yet (only localhost)`, `${ptr}/delegate_to`, label);
+  if (t.delegate_facts === true) {
+    p.add('"delegate_facts": true is not supported yet (facts of a delegated task go to the host it runs for, as with the default false)', `${ptr}/delegate_facts`, label, 'key');
+  }
+  const delegate = delegateOf(t);
+  const looped = t.loop !== undefined || Object.keys(t).some((k) => k.startsWith('with_'));
+  if (delegate !== undefined && looped && isTemplated(delegate)) {
+    const loopVar = (t.loop_control as { loop_var?: unknown } | undefined)?.loop_var ?? 'item';
+    if (typeof loopVar === 'string' && new RegExp(`\\b${loopVar}\\b`).test(delegate)) {
+      p.add(`delegate_to per loop item ("${loopVar}" in delegate_to) is not supported yet: give each target a task of its own`, `${ptr}/delegate_to`, label);
+    }
   }
   const loop = loopOf(t, ptr, ctx, label);
   if (known.length !== 1) return null;
@@ -615,6 +637,7 @@ function parseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task 
     becomeUser: t.become_user as string | undefined,
     vars: (t.vars ?? {}) as Record<string, unknown>,
     local: isLocal(t) === true,
+    ...(delegateOf(t) !== undefined ? { delegateTo: delegateOf(t) } : {}),
     runOnce: t.run_once === true,
     environment: (t.environment && typeof t.environment === 'object' ? t.environment : {}) as Record<string, unknown>,
     listen: asList(t.listen),

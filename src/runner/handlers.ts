@@ -160,7 +160,8 @@ export interface PendingAhead {
  * /var/lib), only when the record's current state is known, and not when it already names these handlers.
  */
 export function pendingAhead(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, become: BecomeSpec | undefined): PendingAhead | null {
-  if (h.settings.check || task.notify.length === 0) return null;
+  // A delegated task writes on another host, where this host's record does not belong.
+  if (h.settings.check || task.notify.length === 0 || h.isDelegate) return null;
   if (become ? become.user !== 'root' : h.loginIsRoot !== true) return null;
   const topics = new Set([...h.handlers.notified, ...task.notify.map((n) => renderNotify(n, vars))]);
   const names = notifiedHandlers(play, topics).map((t) => t.name);

@@ -105,7 +105,8 @@ function guessedReads(h: HostRun, play: Play, knownVersions: string[]): ReadRequ
 function* taskReads(h: HostRun, play: Play, facts: Facts): Generator<{ task: Task; read: () => Reads }> {
   for (const task of allTasks(play)) {
     const mod = findModule(task.module);
-    if (!mod?.reads || mod.controllerOnly) continue;
+    // A delegated task reads on the host it is delegated to, which reads what it needs when the task runs.
+    if (!mod?.reads || mod.controllerOnly || task.delegateTo !== undefined) continue;
     for (const args of h.renders.args(h, play, task, mod, facts)) yield { task, read: () => mod.reads!(args as never, facts) };
   }
 }
@@ -139,7 +140,7 @@ export async function prefetch(h: HostRun, play: Play): Promise<void> {
 export async function preflight(h: HostRun, play: Play): Promise<boolean> {
   if (!h.facts) return true;
   for (const task of certainTasks([...play.preTasks, ...play.tasks, ...play.postTasks])) {
-    if (task.local) continue;
+    if (task.local || task.delegateTo !== undefined) continue;
     const mod = findModule(task.module);
     if (!mod?.preflight || !tagged(play, task, h.settings)) continue;
     const vars = h.vars(play, task);

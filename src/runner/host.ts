@@ -48,6 +48,11 @@ export interface HostSettings {
   playbookDir: string;
   playbookFile: string;
   emit: EventSink;
+  /**
+   * The run's HostRun of an inventory host, for `delegate_to` (made on first use when the host is in no play);
+   * throws when the name is not an inventory host
+   */
+  hostFor?: (name: string) => HostRun;
 }
 
 export class HostRun {
@@ -61,10 +66,13 @@ export class HostRun {
   /** task arguments rendered for the first exec's guessed facts (see host-start.ts) */
   readonly renders = new Renders();
   /** the first version of every file this run changed, for rollback */
-  readonly original = new Map<string, FileChange>();
+  readonly original: Map<string, FileChange>;
   /** where tasks delegated to localhost run (made on first use) */
   private local: HostRun | null = null;
-  private connected = false;
+  private connecting: Promise<void> | null = null;
+  private gathering: Promise<void> | null = null;
+  /** the host's failure is another host's (see failAlong) */
+  private uncountedFailure = false;
   /** ends the held facts exec, releasing the host lock */
   private releaseLock: (() => void) | null = null;
   private readonly started = Date.now();
@@ -75,9 +83,12 @@ export class HostRun {
     readonly inventoryVars: Record<string, unknown>,
     readonly conn: Connection,
     readonly settings: HostSettings,
+    /** a delegate's: the cache and first file versions of the host it runs on (see delegate.ts) */
+    shared?: { cache: ReadCache; original: Map<string, FileChange> },
   ) {
     this.variables = new HostVars(inventoryVars, settings);
-    this.cache = new ReadCache(name, (script, become) => this.exec(script, become));
+    this.cache = shared?.cache ?? new ReadCache(name, (script, become) => this.exec(script, become));
+    this.original = shared?.original ?? new Map();
   }
 
   get counters(): HostCounters {
@@ -131,21 +142,40 @@ export class HostRun {
   rescue(): boolean {
     if (this.stopped !== 'failed') return false;
     this.status.clear();
-    this.counters.failed--;
-    this.counters.ignored++;
+    // A failure taken from a run_once task that another host ran was never counted here (see failAlong).
+    if (this.uncountedFailure) this.uncountedFailure = false;
+    else {
+      this.counters.failed--;
+      this.counters.ignored++;
+    }
     return true;
   }
 
+  /**
+   * Fail with another host's run_once task, as Ansible fails every host of the batch: the host stops (a block's
+   * rescue still runs), later plays skip it and the retry file lists it, but its recap counts nothing, as
+   * Ansible's counts the failure on the host that ran the task alone.
+   */
+  failAlong(reason: string): void {
+    if (this.stopped) return;
+    this.status.stop('failed', reason);
+    this.uncountedFailure = true;
+  }
+
   /** Put aside a failure while a block's `always` runs; returns what to restore after. */
-  holdFailure(): { why: HostStop; reason: string } | null {
+  holdFailure(): { why: HostStop; reason: string; uncounted: boolean } | null {
     if (this.stopped !== 'failed') return null;
-    const held = { why: this.stopped, reason: this.stopReason };
+    const held = { why: this.stopped, reason: this.stopReason, uncounted: this.uncountedFailure };
     this.status.clear();
+    this.uncountedFailure = false;
     return held;
   }
 
-  restoreFailure(held: { why: HostStop; reason: string } | null): void {
-    if (held) this.status.stop(held.why, held.reason);
+  restoreFailure(held: { why: HostStop; reason: string; uncounted: boolean } | null): void {
+    // A failure of the always section itself (counted) stays the host's failure.
+    if (!held || this.stopped) return;
+    this.status.stop(held.why, held.reason);
+    this.uncountedFailure = held.uncounted;
   }
 
   /** A registered result, for run_once to hand to the batch's other hosts. */
@@ -157,6 +187,11 @@ export class HostRun {
   adoptResult(play: Play, task: Task, value: unknown, changed: boolean): void {
     if (task.register && value !== undefined) this.variables.register(task.register, value);
     if (changed) this.handlers.notify(task, this.vars(play, task));
+  }
+
+  /** A delegate: the host a task runs for, seen on the host it is delegated to (see delegate.ts). */
+  get isDelegate(): boolean {
+    return false;
   }
 
   /** Who the commands of `task` (or of the play) run as. */
@@ -192,18 +227,17 @@ export class HostRun {
     return held;
   }
 
-  /** Connect (once per run). */
-  async connect(): Promise<void> {
-    if (this.connected) return;
-    await this.conn.connect();
-    this.connected = true;
+  /** Connect (once per run; a host that others delegate to may be asked by several at once). */
+  connect(): Promise<void> {
+    this.connecting ??= this.conn.connect();
+    return this.connecting;
   }
 
   /** Facts (and the host lock), once per run, when asked or first needed. */
   async gatherFacts(play: Play): Promise<void> {
     if (this.facts) return;
-    await this.connect();
-    await gatherFacts(this, play);
+    this.gathering ??= this.connect().then(() => gatherFacts(this, play));
+    await this.gathering;
   }
 
   /** Fetch in one exec what the play's tasks will read and the cache does not hold. */

@@ -5,7 +5,7 @@
  * host of a batch failed.
  */
 import { playVars } from '../playbook/magic-vars.js';
-import type { Play, Task } from '../playbook/types.js';
+import { flatTasks, type Play, type Task } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink } from '../report/events.js';
 import type { HostRun } from './host.js';
 
@@ -125,15 +125,23 @@ interface Ruling {
   settle(r: Shared | null): void;
 }
 
+/** How a host met one pass of a run_once task: it reached it, or it went past it (see RunOnce.pass). */
+type Meeting = 'reached' | 'passed';
+
 /**
  * run_once as Ansible does it: the task runs on the first host of the batch (in batch order, among hosts still
  * running) that reaches it, and the others take its result. Hosts run freely here, so a host that reaches the task
- * waits until every host before it in the batch has either reached it too or finished with the batch; hosts wait
- * only on hosts before them, and the pool starts hosts in batch order, so nothing waits for ever. A task reached
- * again (an include with a loop) is a new pass, matched by how many times each host has reached it.
+ * waits until every host before it in the batch has either reached it too, gone past it, or finished with the
+ * batch; hosts wait only on hosts before them, and the pool starts hosts in batch order, so nothing waits for ever.
+ * A task reached again (an include with a loop) is a new pass, matched by how many times each host has met it.
+ *
+ * A host goes past a task when it never reaches it: the task is in an include it skips, in the rest of a block it
+ * failed in (it goes to rescue), or in a rescue it does not need. Ansible's lockstep still gives such a host the
+ * task's registered result and set_fact variables; here it takes them when the host that ran the task comes before
+ * it in the batch (its result is then known without waiting on a later host).
  */
 export class RunOnce {
-  private readonly arrivals = new Map<Task, Map<HostRun, number>>();
+  private readonly meetings = new Map<Task, Map<HostRun, Meeting[]>>();
   private readonly rulings = new Map<Task, Map<number, Ruling>>();
   private readonly finished = new Set<HostRun>();
   private wake: (() => void)[] = [];
@@ -142,12 +150,12 @@ export class RunOnce {
 
   /** Record that `h` reached `task`; returns which pass of the task this is for `h`. */
   arrive(h: HostRun, task: Task): number {
-    const seen = this.arrivals.get(task) ?? new Map<HostRun, number>();
-    this.arrivals.set(task, seen);
-    const turn = seen.get(h) ?? 0;
-    seen.set(h, turn + 1);
-    this.notify();
-    return turn;
+    return this.meet(h, task, 'reached');
+  }
+
+  /** Record that `h` went past `task` without reaching it; returns which pass of the task this is for `h`. */
+  pass(h: HostRun, task: Task): number {
+    return this.meet(h, task, 'passed');
   }
 
   /** `h` is done with the batch (finished its tasks, stopped, or never connected). */
@@ -156,21 +164,35 @@ export class RunOnce {
     this.notify();
   }
 
-  /** Wait until it is known which host runs this pass of the task. */
-  async runner(h: HostRun, task: Task, turn: number): Promise<Ruling> {
+  /**
+   * Wait until it is known which host runs this pass of the task: `h` itself when no host before it reached it
+   * (null instead when `h` went past it), else that host.
+   */
+  async runner(h: HostRun, task: Task, turn: number): Promise<Ruling | null> {
     for (;;) {
       let undecided = false;
       for (const e of this.batch) {
         if (e === h) break;
-        if ((this.arrivals.get(task)?.get(e) ?? 0) > turn) return this.ruling(task, turn, e);
-        if (!this.finished.has(e)) {
+        const met = this.meetings.get(task)?.get(e)?.[turn];
+        if (met === 'reached') return this.ruling(task, turn, e);
+        if (met === undefined && !this.finished.has(e)) {
           undecided = true;
           break;
         }
       }
-      if (!undecided) return this.ruling(task, turn, h);
+      if (!undecided) return this.meetings.get(task)?.get(h)?.[turn] === 'passed' ? null : this.ruling(task, turn, h);
       await new Promise<void>((r) => this.wake.push(r));
     }
+  }
+
+  private meet(h: HostRun, task: Task, how: Meeting): number {
+    const byHost = this.meetings.get(task) ?? new Map<HostRun, Meeting[]>();
+    this.meetings.set(task, byHost);
+    const met = byHost.get(h) ?? [];
+    byHost.set(h, met);
+    met.push(how);
+    this.notify();
+    return met.length - 1;
   }
 
   private ruling(task: Task, turn: number, candidate: HostRun): Ruling {
@@ -191,6 +213,11 @@ export class RunOnce {
     this.wake = [];
     for (const r of w) r();
   }
+}
+
+/** The run_once tasks among `tasks`, in blocks (every section) and includes too, in order. */
+export function runOnceTasks(tasks: Task[]): Task[] {
+  return flatTasks(tasks).filter((t) => t.runOnce);
 }
 
 /** Run a play over its hosts (already selected and ordered). */
@@ -229,21 +256,33 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     };
 
     const once = new RunOnce(batch);
+    /** Take the result of this pass of a run_once task that another host ran (`h` reached the task or went past it). */
+    const adopt = async (h: HostRun, task: Task, ruling: Ruling) => {
+      const shared = await ruling.result;
+      if (!shared) return;
+      if (shared.failed) {
+        // Ansible 2.14 fails every host of the batch when a run_once task fails on the host that ran it.
+        const reason = `run_once task "${task.name}" failed on ${ruling.runner.name}`;
+        if (!h.stopped) opts.emit({ type: 'warning', host: h.name, msg: `${reason}: this host fails with it, as every host of the batch does in Ansible` });
+        h.failAlong(reason);
+        return;
+      }
+      // Registered result and set_fact variables go to every host; notifications stay with the host that ran
+      // it, as Ansible keeps them.
+      for (const [name, value] of shared.vars) h.adoptResult(play, { ...task, register: name }, value, false);
+    };
+    /** `h` does not reach these tasks (a skipped include, the rest of a failed block, an unneeded rescue). */
+    const goPast = async (h: HostRun, tasks: Task[]) => {
+      for (const task of runOnceTasks(tasks)) {
+        const ruling = await once.runner(h, task, once.pass(h, task));
+        if (ruling) await adopt(h, task, ruling);
+      }
+    };
     const runOne = async (h: HostRun, task: Task, rescuable: boolean) => {
       if (task.runOnce) {
-        const turn = once.arrive(h, task);
-        const ruling = await once.runner(h, task, turn);
+        const ruling = (await once.runner(h, task, once.arrive(h, task)))!;
         if (ruling.runner !== h) {
-          const shared = await ruling.result;
-          if (!shared) return;
-          if (shared.failed) {
-            // Ansible fails every host of the batch when a run_once task fails on the host that ran it.
-            h.abort(`run_once task "${task.name}" failed on ${ruling.runner.name}`);
-            return;
-          }
-          // Registered result and set_fact variables go to every host; notifications stay with the host that ran
-          // it, as Ansible keeps them.
-          for (const [name, value] of shared.vars) h.adoptResult(play, { ...task, register: name }, value, false);
+          await adopt(h, task, ruling);
           return;
         }
         try {
@@ -264,12 +303,17 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     };
     // A list of tasks, blocks and includes; `rescuable`: a failure here may yet be rescued by an enclosing block.
     const runTasks = async (h: HostRun, tasks: Task[], rescuable = false): Promise<void> => {
-      for (const task of tasks) {
-        if (shouldStop(h)) return;
+      for (const [i, task] of tasks.entries()) {
+        if (shouldStop(h)) {
+          // A failure an enclosing rescue may catch: the host goes on there, past the rest of these tasks.
+          if (rescuable && h.stopped === 'failed' && !fatal) await goPast(h, tasks.slice(i));
+          return;
+        }
         if (task.block) {
           const { block, rescue, always } = task.block;
           await runTasks(h, block, rescuable || rescue.length > 0);
           if (rescue.length && h.stopped === 'failed' && !fatal && h.rescue()) await runTasks(h, rescue, rescuable);
+          else if (!h.stopped) await goPast(h, rescue);
           if (always.length && h.stopped !== 'unreachable' && !opts.interrupted()) {
             const held = h.holdFailure();
             await runTasks(h, always, rescuable);
@@ -287,6 +331,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
             Object.assign(play.roleDefaults, publish.defaults);
             Object.assign(play.roleVars, publish.vars);
           }
+          if (!runs?.length && !h.stopped) await goPast(h, task.include.tasks);
           for (const scope of runs ?? []) {
             if (shouldStop(h)) break;
             await h.withScope(scope, () => runTasks(h, task.include!.tasks, rescuable));

@@ -14,8 +14,8 @@ import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
 import { pointer, positionOf, readYamlFile } from '../playbook/load.js';
 import { VaultedValue } from '../util/vault.js';
-import { renderDeep } from '../playbook/template.js';
-import type { Playbook } from '../playbook/types.js';
+import { isTemplated, renderDeep } from '../playbook/template.js';
+import { allTasks, type Playbook } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
 import { HostRun, type HostSettings } from './host.js';
 import { orderHosts, runPlay } from './play.js';
@@ -64,6 +64,20 @@ export interface RunReport {
   durationMs: number;
 }
 
+/** Tasks delegated to a host written as is (not a template) that is not an inventory host. */
+export function delegateProblems(playbook: Playbook, inventory: Inventory): InputError[] {
+  const out: InputError[] = [];
+  for (const play of playbook.plays) {
+    for (const task of allTasks(play)) {
+      const to = task.delegateTo;
+      if (to === undefined || isTemplated(to) || inventory.hosts.has(to)) continue;
+      const msg = `delegate_to: "${to}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`;
+      out.push(new InputError(msg, task.positions.get('delegate_to') ?? task.pos, `task "${task.name}"`));
+    }
+  }
+  return out;
+}
+
 /** Hosts a play targets: its pattern, narrowed by --limit, in the play's order. */
 export function playHosts(inv: Inventory, pattern: string, limit: string | undefined, baseDir: string): string[] {
   let hosts = selectHosts(inv, pattern, { baseDir });
@@ -80,8 +94,35 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
 
   // Resolve every host's connection settings before touching any host: a bad setting is bad input.
   const runs = new Map<string, HostRun>();
+  /** hosts that are in no play but that a task is delegated to */
+  const targets = new Map<string, HostRun>();
   const names = new Set(Object.keys(opts.extraVars));
   const vaulted = new Map<string, VaultedValue>();
+  const hostFor = (name: string): HostRun => {
+    const known = runs.get(name) ?? targets.get(name);
+    if (known) return known;
+    if (!inventory.hosts.has(name)) throw new InputError(`"${name}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`);
+    const vars = hostVars(inventory, name);
+    const target = new HostRun(name, vars, opts.connectionFor(name, vars), settings);
+    targets.set(name, target);
+    return target;
+  };
+  const settings: HostSettings = {
+    check: opts.check,
+    diff: opts.diff,
+    become: opts.become,
+    becomeUser: opts.becomeUser,
+    becomePassword: opts.becomePassword,
+    tags: opts.tags,
+    skipTags: opts.skipTags,
+    extraVars: opts.extraVars,
+    lockTimeoutS: opts.lockTimeoutS ?? 60,
+    lockHolder: `provision run of ${path.basename(playbook.file)} by ${os.userInfo().username}@${os.hostname()} pid ${process.pid}`,
+    playbookDir: playbook.dir,
+    playbookFile: playbook.file,
+    emit: opts.emit,
+    hostFor,
+  };
   const perPlay = playbook.plays.map((play) => {
     const hosts = playHosts(inventory, play.hosts, opts.limit, playbook.dir);
     for (const name of hosts) {
@@ -91,25 +132,14 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
         names.add(k);
         if (v instanceof VaultedValue) vaulted.set(k, v);
       }
-      const settings: HostSettings = {
-        check: opts.check,
-        diff: opts.diff,
-        become: opts.become,
-        becomeUser: opts.becomeUser,
-        becomePassword: opts.becomePassword,
-        tags: opts.tags,
-        skipTags: opts.skipTags,
-        extraVars: opts.extraVars,
-        lockTimeoutS: opts.lockTimeoutS ?? 60,
-        lockHolder: `provision run of ${path.basename(playbook.file)} by ${os.userInfo().username}@${os.hostname()} pid ${process.pid}`,
-        playbookDir: playbook.dir,
-        playbookFile: playbook.file,
-        emit: opts.emit,
-      };
       runs.set(name, new HostRun(name, vars, opts.connectionFor(name, vars), settings));
     }
     return hosts;
   });
+  // A delegation target named as it is (not a template) is checked, and its connection settings resolved, now too.
+  const unknown = delegateProblems(playbook, inventory);
+  if (unknown.length) throw new InputErrors(unknown);
+  for (const play of playbook.plays) for (const task of allTasks(play)) if (task.delegateTo !== undefined && !isTemplated(task.delegateTo)) hostFor(task.delegateTo);
   if (runs.size === 0) {
     throw new InputError(`no hosts matched${opts.limit ? ` (--limit ${opts.limit})` : ''}: ${playbook.plays.map((p) => p.hosts).join(', ')}`);
   }
@@ -152,7 +182,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
       if (res.endRun) stopped = res.stopped;
     }
   } finally {
-    await Promise.all([...runs.values()].map((h) => h.close()));
+    await Promise.all([...runs.values(), ...targets.values()].map((h) => h.close()));
   }
 
   const hosts: Record<string, HostCounters> = {};

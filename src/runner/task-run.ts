@@ -9,9 +9,10 @@ import { findModule } from '../modules/index.js';
 import { type Module, ModuleError, type Outcome, type Plan, type TaskContext } from '../modules/module.js';
 import { evaluateCondition, isTemplated, renderString } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
-import { checkArgs } from '../playbook/validate.js';
+import { checkArgs, isLocalName } from '../playbook/validate.js';
 import { fileDiff } from '../report/diff.js';
 import type { FileDiff, TaskStatus } from '../report/events.js';
+import { delegateTarget, runDelegatedTo } from './delegate.js';
 import { HostRun } from './host.js';
 import { tagged } from './tags.js';
 import { emitTaskResult, type ReportResult, type TaskOutcome } from './task-events.js';
@@ -40,6 +41,16 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
     });
   if (!handler && !tagged(play, task, h.settings)) return { status: 'skipped', ignored: false };
   if (task.local && !mod.controllerOnly) return runDelegated(h, play, task, handler);
+  if (task.delegateTo !== undefined && !mod.controllerOnly) {
+    let to: string | null;
+    try {
+      to = delegateTarget(h, play, task);
+    } catch (e) {
+      return h.status.failTask(task, e, report);
+    }
+    // A template may name the controller too.
+    if (to !== null) return isLocalName(to) ? runDelegated(h, play, { ...task, delegateTo: undefined, local: true }, handler) : runDelegatedTo(h, play, task, handler, to, report);
+  }
   h.settings.emit({ type: 'task_start', host: h.name, task: shownName, handler });
 
   const check = task.checkMode ?? h.settings.check;

@@ -35,7 +35,7 @@ describe('validate names what provision does not support yet, by name', () => {
     { name: 'two loops on one task', yaml: play('    - debug: msg=x\n      loop: [1]\n      with_items: [2]\n'), expect: /a task takes one loop, found "loop" and "with_items"/ },
     { name: 'free text given to a module that only takes key=value', yaml: play('    - lineinfile: dest=/etc/x hello\n'), expect: /lineinfile takes key=value arguments; "hello" is not one/ },
     { name: 'a shorthand argument the module does not have', yaml: play('    - service: name=postfix state=restarted sleep=3\n'), expect: /service has no argument "sleep"/ },
-    { name: 'delegate_to a host other than localhost', yaml: play('    - debug: msg=x\n      delegate_to: db1\n'), expect: /delegate_to "db1" is not supported yet \(only localhost\)/ },
+    { name: 'delegate_facts: true (facts of a delegated task go to the host it runs for)', yaml: play('    - command: uptime\n      delegate_to: db1\n      delegate_facts: true\n'), expect: /site\.yml:5:\d+: .*"delegate_facts": true is not supported yet/ },
     { name: 'run_once on include_vars (Ansible shares the variables with the whole batch)', yaml: play('    - include_vars: { file: x.yaml }\n      run_once: true\n'), expect: /run_once with include_vars is not supported yet/ },
     { name: 'a role that is not there', yaml: '- hosts: all\n  roles: [postfixx]\n', expect: /role "postfixx" not found \(looked in .*roles/ },
     { name: 'an include of a templated file name', yaml: play('    - include_tasks: "{{ os }}.yml"\n'), expect: /include_tasks of a templated file name \("\{\{ os \}\}\.yml"\) is not supported yet/ },
