@@ -108,11 +108,12 @@ function one(ctx: LookupContext, name: string, term: string, kw: Record<string, 
 }
 
 /**
- * Ansible's ansible_search_path for a task: its role's directory, the directory of the file the task is written
- * in, then the playbook's directory.
+ * Ansible's ansible_search_path for a task: its role's directory (then, for a meta dependency, the directories of
+ * the roles that depend on it, nearest first), the directory of the file the task is written in, then the
+ * playbook's directory.
  */
 export function searchPathOf(task: Pick<Task, 'role' | 'dir'>, playbookDir: string): string[] {
-  return [...new Set([...(task.role ? [task.role.dir] : []), task.dir, playbookDir])];
+  return [...new Set([...(task.role ? [task.role.dir, ...(task.role.dependents ?? [])] : []), task.dir, playbookDir])];
 }
 
 function isFile(p: string): boolean {

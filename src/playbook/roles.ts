@@ -48,6 +48,8 @@ export interface LoadCtx {
   scopeNames: string[];
   /** tasks of a file an include handler brings (they run with it, not notified one by one) */
   includedHandler?: boolean;
+  /** directories of the roles whose meta dependency is being loaded, nearest first */
+  dependents?: string[];
 }
 
 /** Keywords of a `roles:` entry; every other key is a parameter of the role. */
@@ -259,6 +261,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
     defaults: defaultsFile ? readMapping(defaultsFile, ctx, `defaults of role ${name}`, true) : {},
     vars: varsFile ? readMapping(varsFile, ctx, `vars of role ${name}`, true) : {},
     params,
+    ...(ctx.dependents?.length ? { dependents: ctx.dependents } : {}),
   };
   if (opts.defaultsFrom && !defaultsFile) ctx.p.add(`role ${name} has no defaults file ${opts.defaultsFrom}`, ptr);
   if (opts.varsFrom && !varsFile) ctx.p.add(`role ${name} has no vars file ${opts.varsFrom}`, ptr);
@@ -276,7 +279,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
   if (deps !== undefined && deps !== null && !Array.isArray(deps)) ctx.p.add(`role ${name}: meta dependencies must be a list`, ptr);
   if (Array.isArray(deps)) {
     deps.forEach((d, i) => {
-      const depCtx: LoadCtx = { ...ctx, inherit, depth: ctx.depth + 1, role: undefined };
+      const depCtx: LoadCtx = { ...ctx, inherit, depth: ctx.depth + 1, role: undefined, dependents: [dir, ...(ctx.dependents ?? [])] };
       const tasks = loadRoleEntry(d, ptr, depCtx, depVars ? { sink: depVars } : {});
       if (tasks === null) ctx.p.add(`role ${name}: dependency ${i + 1} could not be loaded`, ptr);
       out.push(...(tasks ?? []));
@@ -289,7 +292,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
     Object.assign(opts.sink.defaults, role.defaults);
     Object.assign(opts.sink.vars, role.vars);
   }
-  const roleCtx: LoadCtx = { ...ctx, inherit, role, dir: path.join(dir, 'tasks'), depth: ctx.depth + 1 };
+  const roleCtx: LoadCtx = { ...ctx, inherit, role, dir: path.join(dir, 'tasks'), depth: ctx.depth + 1, dependents: undefined };
   const tasksFile = roleFile(dir, 'tasks', opts.tasksFrom);
   if (opts.tasksFrom && !tasksFile) ctx.p.add(`role ${name} has no tasks file ${opts.tasksFrom}`, ptr);
   if (tasksFile) out.push(...(tasksOfFile(tasksFile, roleCtx, role, false) ?? []));

@@ -104,6 +104,8 @@ export interface RoleRef {
   vars: Record<string, unknown>;
   /** parameters given where the role is used (`roles: - role: x` with vars or other keys) */
   params: Record<string, unknown>;
+  /** directories of the roles this one is a meta dependency of, nearest first (searched after its own) */
+  dependents?: string[];
 }
 
 export type PlaySection = 'pre_tasks' | 'tasks' | 'post_tasks';

@@ -702,7 +702,10 @@ function resolveAliases(mod: Module, args: Record<string, unknown>, argPtr: stri
 
 function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load: Omit<PlayLoad, 'handlers' | 'roleDefaults' | 'roleVars' | 'seenRoles' | 'vars'>): Play {
   const playVars = raw.vars && typeof raw.vars === 'object' && !Array.isArray(raw.vars) ? (raw.vars as Record<string, unknown>) : {};
-  const playLoad: PlayLoad = { ...load, vars: playVars, handlers: [], roleDefaults: {}, roleVars: {}, seenRoles: new Set() };
+  // vars_files named literally are known at load time too (above play vars, as in Ansible); problems in them are
+  // reported when the run reads them.
+  const filesVars = Object.assign({}, ...(Array.isArray(raw.vars_files) ? raw.vars_files : []).map((f) => literalVarsFile(f, load.playbookDir))) as Record<string, unknown>;
+  const playLoad: PlayLoad = { ...load, vars: { ...playVars, ...filesVars }, handlers: [], roleDefaults: {}, roleVars: {}, seenRoles: new Set() };
   const inherit = inheritFrom(NOTHING_INHERITED, { environment: raw.environment });
   if (typeof raw.environment === 'string') p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`);
   const ctx = (handler: boolean): LoadCtx => ({ p, dir: load.playbookDir, handler, inherit, play: playLoad, depth: 0, scopeNames: [] });
@@ -750,6 +753,18 @@ function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load:
     });
   }
   return play;
+}
+
+/** The variables of a vars_files entry named without a template; none when it cannot be read as a mapping. */
+function literalVarsFile(name: unknown, playbookDir: string): Record<string, unknown> {
+  if (typeof name !== 'string' || isTemplated(name)) return {};
+  try {
+    const v = readYamlFile(path.resolve(playbookDir, name), 'vars file', { floats: true }).value;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    // Unreadable, or vaulted without a password: the run reads it again and says why.
+    return {};
+  }
 }
 
 /** How a playbook is loaded: where roles are looked up besides roles/ beside the playbook. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError, InputErrors } from '../../../src/errors.js';
-import { firstFoundNames, runLookup, searchCandidates } from '../../../src/playbook/lookups.js';
+import { firstFoundNames, runLookup, searchCandidates, searchPathOf } from '../../../src/playbook/lookups.js';
 import { namePattern } from '../../../src/playbook/includes.js';
 import { allTasks, type Task } from '../../../src/playbook/types.js';
 import { loadPlaybook } from '../../../src/playbook/validate.js';
@@ -86,6 +86,16 @@ describe('templated include names (Ansible 2.14 semantics)', () => {
     expect(errorsOf(file).join('\n')).toMatch(/site\.yml:5:20: role "\{\{ role_choice \}\}": undefined variable "role_choice"\. An import is resolved before the run/);
   });
 
+  it('an import name may use a variable of a vars_files file named literally (Ansible 2.14 allows vars_files there)', () => {
+    const dir = fresh('vars-files');
+    const file = writeFiles(dir, {
+      'site.yml': '- hosts: all\n  vars: { part: a }\n  vars_files: [choice.yml]\n  tasks:\n    - import_tasks: "t-{{ part }}.yml"\n',
+      'choice.yml': 'part: b\n',
+      't-b.yml': '- name: from b\n  debug: msg=b\n',
+    });
+    expect(loadPlaybook(file).plays[0]!.tasks.map((t) => t.name)).toEqual(['from b']);
+  });
+
   it('include_role with a templated name: roles the name can match are loaded before the run, one chosen per host', () => {
     const dir = fresh('include-role');
     const file = writeFiles(dir, {
@@ -160,6 +170,28 @@ describe('first_found (Ansible 2.14 search order, recorded with ansible-playbook
     expect(got).toEqual(['roles/r/vars/zz.yml', 'roles/r/zz.yml', 'roles/r/tasks/vars/zz.yml', 'roles/r/tasks/zz.yml', 'vars/zz.yml', 'zz.yml']);
     // A name that starts with the subdir is not given it twice.
     expect(searchCandidates([dir], dir, 'vars', 'vars/a.yml').map((p) => path.relative(dir, p))).toEqual(['vars/a.yml']);
+  });
+
+  it('a meta dependency searches its own directory, then the role that depends on it (Ansible 2.14 -vvvvv order)', () => {
+    const dir = fresh('ff-deps');
+    const file = writeFiles(dir, {
+      'site.yml': '- hosts: all\n  roles: [r]\n',
+      'roles/r/meta/main.yml': 'dependencies: [c]\n',
+      'roles/r/tasks/main.yml': '- debug: msg=r\n',
+      'roles/c/tasks/main.yml': '- debug: msg=c\n',
+    });
+    const c = loadPlaybook(file).plays[0]!.tasks[0]!;
+    const sp = searchPathOf(c, dir);
+    expect(searchCandidates(sp, dir, 'files', 'zz.yml').map((p) => path.relative(dir, p))).toEqual([
+      'roles/c/files/zz.yml',
+      'roles/c/zz.yml',
+      'roles/r/files/zz.yml',
+      'roles/r/zz.yml',
+      'roles/c/tasks/files/zz.yml',
+      'roles/c/tasks/zz.yml',
+      'files/zz.yml',
+      'zz.yml',
+    ]);
   });
 
   it('terms: files joined under paths; a mapping\'s files alone; a list read term by term; skip', () => {
