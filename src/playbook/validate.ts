@@ -414,11 +414,20 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
       ctx.p.add(`${what} needs the role's "name"`, argPtr, label);
       return null;
     }
+    // A templated tasks_from (and the like) is chosen while the playbook loads, from play vars and --extra-vars.
+    const from = (k: string): string | undefined => {
+      const v = a[k];
+      if (typeof v !== 'string' || !isTemplated(v)) return v as string | undefined;
+      const r = renderAtLoad(v, ctx, own);
+      if ('value' in r) return r.value;
+      ctx.p.add(`${what}'s "${k}" "${v}" must be known before the run (play vars, the role's variables, --extra-vars): ${r.error}; a ${k} chosen per host is not supported yet`, `${argPtr}/${k}`, label);
+      return undefined;
+    };
     const options = {
-      tasksFrom: a.tasks_from as string | undefined,
-      varsFrom: a.vars_from as string | undefined,
-      defaultsFrom: a.defaults_from as string | undefined,
-      handlersFrom: a.handlers_from as string | undefined,
+      tasksFrom: from('tasks_from'),
+      varsFrom: from('vars_from'),
+      defaultsFrom: from('defaults_from'),
+      handlersFrom: from('handlers_from'),
       allowDuplicates: a.allow_duplicates !== false,
     };
     if (dynamic && isTemplated(a.name)) {

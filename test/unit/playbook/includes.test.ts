@@ -111,6 +111,17 @@ describe('templated include names (Ansible 2.14 semantics)', () => {
     expect(d.resolve('os_Suse')).toMatch(/^role "os_Suse" not found/);
   });
 
+  it('include_role tasks_from from play vars is chosen at load; one that needs a fact is refused by name', () => {
+    const dir = fresh('tasks-from');
+    const file = writeFiles(dir, {
+      'site.yml': '- hosts: all\n  vars: { part: a }\n  tasks:\n    - include_role: { name: r, tasks_from: "{{ part }}" }\n    - include_role: { name: r, tasks_from: "{{ ansible_os_family }}" }\n',
+      'roles/r/tasks/a.yml': '- name: from a\n  debug: msg=a\n',
+    });
+    const errs = errorsOf(file);
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toMatch(/site\.yml:5:\d+: task "include_role": include_role's "tasks_from" "\{\{ ansible_os_family \}\}" must be known before the run .*a tasks_from chosen per host is not supported yet/);
+  });
+
   it('a name pattern matches within one directory, and only when the name has fixed text', () => {
     expect(namePattern('setup-{{ ansible_os_family }}.yml')!.re.test('setup-Debian.yml')).toBe(true);
     expect(namePattern('setup-{{ ansible_os_family }}.yml')!.re.test('setup-a/b.yml')).toBe(false);
