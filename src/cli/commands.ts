@@ -27,9 +27,9 @@ function pickReporter(flags: RunFlags, io: CliIO): Reporter {
 
 export async function commandRun(playbookFile: string, flags: RunFlags, io: CliIO): Promise<number> {
   await setupVault(flags, io.stdinIsTTY);
-  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
-  const inventory = loadInventory(flags.inventory);
   const extraVars = parseExtraVars(flags.extraVars ?? []);
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath, extraVars });
+  const inventory = loadInventory(flags.inventory);
   for (const w of inventory.warnings ?? []) io.err(`warning: ${w}\n`);
   warnUnmatched(inventory, playbook, flags.limit, io);
   const sshConfigFile = flags.sshConfig ?? defaultSshConfigPath();

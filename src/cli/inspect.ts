@@ -18,8 +18,8 @@ export async function commandValidate(
   io: CliIO,
 ): Promise<number> {
   await setupVault(flags, io.stdinIsTTY);
-  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath });
   const extraVars = parseExtraVars(flags.extraVars ?? []);
+  const playbook = loadPlaybook(playbookFile, { rolesPath: flags.rolesPath, extraVars });
   // Names are only checked when every variable source is known: the inventory, and vars files named literally.
   let names: Set<string> | null = null;
   if (flags.inventory?.length) names = new Set(Object.keys(extraVars));
@@ -51,6 +51,8 @@ export async function commandValidate(
       lines.push(`  play "${play.name}": ${hosts.length} host${hosts.length === 1 ? '' : 's'}${hosts.length ? ` (${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ', …' : ''})` : ''}`);
     }
   }
+  // What is only known per host: an include whose name is a template.
+  for (const n of playbook.notes) lines.push(`  note: ${n}`);
   io.out(`${lines.join('\n')}\n`);
   return 0;
 }

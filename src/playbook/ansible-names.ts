@@ -56,4 +56,4 @@ export const UNSUPPORTED_PLAY_KEYWORDS = new Map<string, string>([
 ]);
 
 /** Ansible's loop lookups that provision implements as `with_<name>`. */
-export const WITH_LOOPS = new Set(['items', 'list', 'dict', 'fileglob', 'together', 'sequence', 'subelements', 'nested']);
+export const WITH_LOOPS = new Set(['items', 'list', 'dict', 'fileglob', 'together', 'sequence', 'subelements', 'nested', 'first_found']);

@@ -9,13 +9,20 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '../errors.js';
+import { importNameError, renderAtLoad } from './includes.js';
 import { positionOf, readYamlFile, type Located } from './load.js';
+import { isTemplated } from './template.js';
 import type { RoleRef, Task } from './types.js';
 import { inheritFrom, type Inherited, parseTaskList, Problems } from './validate.js';
 
 /** What one play's loading shares between its files. */
 export interface PlayLoad {
   playbookDir: string;
+  /** the play's vars and the run's --extra-vars: what an import's templated name may use */
+  vars: Record<string, unknown>;
+  extraVars: Record<string, unknown>;
+  /** what validate tells besides problems (see Playbook.notes) */
+  notes: string[];
   /** directories roles are looked up in, in order */
   rolesPath: string[];
   /** handlers of the play's roles, in the order the roles are used */
@@ -39,6 +46,10 @@ export interface LoadCtx {
   depth: number;
   /** names enclosing includes define */
   scopeNames: string[];
+  /** tasks of a file an include handler brings (they run with it, not notified one by one) */
+  includedHandler?: boolean;
+  /** directories of the roles whose meta dependency is being loaded, nearest first */
+  dependents?: string[];
 }
 
 /** Keywords of a `roles:` entry; every other key is a parameter of the role. */
@@ -164,7 +175,7 @@ export function loadIncludedTasks(name: string, ptr: string, ctx: LoadCtx): Task
   return tasksOfFile(file, ctx, ctx.role);
 }
 
-function tasksOfFile(file: string, ctx: LoadCtx, role: RoleRef | undefined, handler = ctx.handler): Task[] | null {
+export function tasksOfFile(file: string, ctx: LoadCtx, role: RoleRef | undefined, handler = ctx.handler): Task[] | null {
   const loc = readChecked(file, ctx, handler ? 'handlers file' : 'task file');
   if (!loc) return null;
   if (loc.value === null) return [];
@@ -207,14 +218,20 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
     return null;
   }
   const r = e as Record<string, unknown>;
-  const name = r.role ?? r.name;
-  if (typeof name !== 'string' || !name) {
+  const given = r.role ?? r.name;
+  if (typeof given !== 'string' || !given) {
     ctx.p.add('a role entry needs "role:" with the role\'s name', ptr);
     return null;
   }
-  if (name.includes('{{')) {
-    ctx.p.add(`a templated role name ("${name}") is not supported yet`, ptr);
-    return null;
+  let name = given;
+  if (isTemplated(name)) {
+    // A role of `roles:` or import_role is chosen while the playbook loads, as Ansible chooses it.
+    const rendered = renderAtLoad(name, ctx);
+    if ('error' in rendered) {
+      ctx.p.add(importNameError('role', name, rendered.error), ptr);
+      return null;
+    }
+    name = rendered.value;
   }
   if (ctx.depth > 20) {
     ctx.p.add(`role ${name}: dependencies nested more than 20 deep (a cycle?)`, ptr);
@@ -244,6 +261,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
     defaults: defaultsFile ? readMapping(defaultsFile, ctx, `defaults of role ${name}`, true) : {},
     vars: varsFile ? readMapping(varsFile, ctx, `vars of role ${name}`, true) : {},
     params,
+    ...(ctx.dependents?.length ? { dependents: ctx.dependents } : {}),
   };
   if (opts.defaultsFrom && !defaultsFile) ctx.p.add(`role ${name} has no defaults file ${opts.defaultsFrom}`, ptr);
   if (opts.varsFrom && !varsFile) ctx.p.add(`role ${name} has no vars file ${opts.varsFrom}`, ptr);
@@ -261,7 +279,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
   if (deps !== undefined && deps !== null && !Array.isArray(deps)) ctx.p.add(`role ${name}: meta dependencies must be a list`, ptr);
   if (Array.isArray(deps)) {
     deps.forEach((d, i) => {
-      const depCtx: LoadCtx = { ...ctx, inherit, depth: ctx.depth + 1, role: undefined };
+      const depCtx: LoadCtx = { ...ctx, inherit, depth: ctx.depth + 1, role: undefined, dependents: [dir, ...(ctx.dependents ?? [])] };
       const tasks = loadRoleEntry(d, ptr, depCtx, depVars ? { sink: depVars } : {});
       if (tasks === null) ctx.p.add(`role ${name}: dependency ${i + 1} could not be loaded`, ptr);
       out.push(...(tasks ?? []));
@@ -274,7 +292,7 @@ export function loadRoleEntry(entry: unknown, ptr: string, ctx: LoadCtx, opts: R
     Object.assign(opts.sink.defaults, role.defaults);
     Object.assign(opts.sink.vars, role.vars);
   }
-  const roleCtx: LoadCtx = { ...ctx, inherit, role, dir: path.join(dir, 'tasks'), depth: ctx.depth + 1 };
+  const roleCtx: LoadCtx = { ...ctx, inherit, role, dir: path.join(dir, 'tasks'), depth: ctx.depth + 1, dependents: undefined };
   const tasksFile = roleFile(dir, 'tasks', opts.tasksFrom);
   if (opts.tasksFrom && !tasksFile) ctx.p.add(`role ${name} has no tasks file ${opts.tasksFrom}`, ptr);
   if (tasksFile) out.push(...(tasksOfFile(tasksFile, roleCtx, role, false) ?? []));

@@ -66,6 +66,8 @@ export interface Task {
     params: Record<string, unknown>;
     /** include_role with `public: true`: defaults and vars the play gets once the include has run */
     publish?: { defaults: Record<string, unknown>; vars: Record<string, unknown> };
+    /** a templated file or role name, rendered per host (and loop item) at run time; `tasks` holds every candidate's */
+    dynamic?: DynamicInclude;
   };
   /** where the task starts in the playbook */
   pos: SourcePos;
@@ -73,8 +75,28 @@ export interface Task {
   positions: Map<string, SourcePos>;
 }
 
+/** An include_tasks / include_role whose name is a template (see playbook/includes.ts). */
+export interface DynamicInclude {
+  what: 'include_tasks' | 'include_role';
+  /** the name as written */
+  name: string;
+  /** files or role directories loaded and checked before the run */
+  checked: string[];
+  /** what a host's rendered name includes, or why it cannot be included (not found, or a problem in it) */
+  resolve(rendered: string): ResolvedInclude | string;
+}
+
+/** The tasks a rendered include name brings. */
+export interface ResolvedInclude {
+  tasks: Task[];
+  /** handlers of an included role (the play's handlers gain them once it is included) */
+  handlers: Task[];
+  /** include_role with `public: true`: defaults and vars the play gets once it has run */
+  publish?: { defaults: Record<string, unknown>; vars: Record<string, unknown> };
+}
+
 /** `loop`, or the `with_<lookup>` an Ansible task used (each turns its value into items its own way). */
-export type LoopKind = 'loop' | 'items' | 'list' | 'dict' | 'fileglob' | 'together' | 'sequence' | 'subelements' | 'nested';
+export type LoopKind = 'loop' | 'items' | 'list' | 'dict' | 'fileglob' | 'together' | 'sequence' | 'subelements' | 'nested' | 'first_found';
 
 /** A role as one of its tasks sees it. */
 export interface RoleRef {
@@ -87,6 +109,8 @@ export interface RoleRef {
   vars: Record<string, unknown>;
   /** parameters given where the role is used (`roles: - role: x` with vars or other keys) */
   params: Record<string, unknown>;
+  /** directories of the roles this one is a meta dependency of, nearest first (searched after its own) */
+  dependents?: string[];
 }
 
 export type PlaySection = 'pre_tasks' | 'tasks' | 'post_tasks';
@@ -142,4 +166,6 @@ export interface Playbook {
   /** directory of the playbook (relative paths in it are relative to this) */
   dir: string;
   plays: Play[];
+  /** what validate tells about the playbook besides problems (includes resolved per host at run time) */
+  notes: string[];
 }

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { ErrorObject } from 'ajv/dist/2020.js';
-import { InputError, InputErrors, type SourcePos } from '../errors.js';
+import { formatPos, InputError, InputErrors, type SourcePos } from '../errors.js';
 import { findModule, moduleNames } from '../modules/index.js';
 import type { Module } from '../modules/module.js';
 import { didYouMean } from '../util/suggest.js';
@@ -14,6 +14,7 @@ import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
 import { UNSUPPORTED_MODULES, UNSUPPORTED_PLAY_KEYWORDS, UNSUPPORTED_TASK_KEYWORDS, WITH_LOOPS } from './ansible-names.js';
 import { kvBool, parseKv } from './kv.js';
+import { dynamicInclude, importNameError, renderAtLoad } from './includes.js';
 import { type LoadCtx, loadIncludedTasks, loadRoleEntry, type PlayLoad, type RoleVars, rolesPathFor } from './roles.js';
 import { allTasks, type LoopKind, type Play, type Playbook, type Task } from './types.js';
 import { coercingValidator, keywordSchemas, reportingValidator, validateKeywords, validatePlays } from './validators.js';
@@ -325,9 +326,15 @@ function parseNode(raw: unknown, ptr: string, ctx: LoadCtx): Task | Task[] | nul
   }
   const t = raw as Record<string, unknown>;
   const include = Object.keys(t).find((k) => INCLUDES.has(moduleKeyName(k)));
-  if (ctx.handler && ('block' in t || include)) {
-    ctx.p.add(`${'block' in t ? 'a block' : include} in handlers is not supported yet`, ptr, 'handler');
-    return null;
+  if (ctx.handler && 'block' in t) {
+    // As in Ansible 2.14, each task of a block in handlers is a handler of its own (notified by its name or listen,
+    // with the block's keywords); the block itself has no name to notify.
+    for (const k of ['rescue', 'always'] as const) {
+      if (k in t) ctx.p.add(`"${k}" in a block of handlers is not supported yet`, pointer([...splitPointer(ptr), k]), 'handler', 'key');
+    }
+    if ('listen' in t) ctx.p.add('"listen" is not a keyword of a block (put it on the handlers inside)', `${ptr}/listen`, 'handler', 'key');
+    const { listen: _listen, rescue: _rescue, always: _always, ...rest } = t;
+    return parseBlock(rest, ptr, ctx)?.block?.block ?? null;
   }
   if ('block' in t) return parseBlock(t, ptr, ctx);
   if (include) return parseInclude(t, include, ptr, ctx);
@@ -373,7 +380,8 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
   const what = moduleKeyName(key) === 'include' ? 'include_tasks' : moduleKeyName(key);
   const label = typeof t.name === 'string' && t.name ? `task "${t.name}"` : `task "${what}"`;
   const dynamic = what.startsWith('include_');
-  const allowed = new Set([key, ...(dynamic ? INCLUDE_KEYWORDS : IMPORT_KEYWORDS)]);
+  const allowed = new Set([key, ...(dynamic ? INCLUDE_KEYWORDS : IMPORT_KEYWORDS), ...(ctx.handler && dynamic ? ['listen'] : [])]);
+  if (ctx.handler && dynamic && typeof t.name !== 'string' && t.listen === undefined) ctx.p.add(`a handler needs a "name" (an ${what} handler is notified by it)`, ptr, label);
   checkOnly(t, allowed, what, ptr, ctx, label);
   if (!validateKeywords(t)) {
     for (const err of describeAjvErrors(validateKeywords.errors ?? [], t, label, () => [...allowed])) ctx.p.add(err.message, ptr + err.ptr, label, err.prefer);
@@ -405,7 +413,8 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
   const inherit = dynamic ? ctx.inherit : inheritFrom(ctx.inherit, t);
   const own = dynamic ? { ...((t.vars ?? {}) as Record<string, unknown>) } : {};
   const names = dynamic ? [...Object.keys(own), ...(loop ? [loopControl.loop_var ?? 'item', ...(loopControl.index_var ? [loopControl.index_var] : [])] : [])] : [];
-  const inner: LoadCtx = { ...ctx, inherit, scopeNames: [...ctx.scopeNames, ...names], depth: ctx.depth + 1 };
+  // The tasks an include handler brings all run when it is notified: they need no names of their own.
+  const inner: LoadCtx = { ...ctx, inherit, scopeNames: [...ctx.scopeNames, ...names], depth: ctx.depth + 1, ...(ctx.handler && dynamic ? { includedHandler: true } : {}) };
   if (ctx.depth > 20) {
     ctx.p.add(`${what} nested more than 20 deep (does a file include itself?)`, argPtr, label);
     return null;
@@ -419,34 +428,98 @@ function parseInclude(t: Record<string, unknown>, key: string, ptr: string, ctx:
       ctx.p.add(`${what} needs the role's "name"`, argPtr, label);
       return null;
     }
-    tasks = loadRoleEntry({ role: a.name, ...(dynamic ? {} : { vars: t.vars }) }, argPtr, inner, {
-      tasksFrom: a.tasks_from as string | undefined,
-      varsFrom: a.vars_from as string | undefined,
-      defaultsFrom: a.defaults_from as string | undefined,
-      handlersFrom: a.handlers_from as string | undefined,
+    // A templated tasks_from (and the like) is chosen while the playbook loads, from play vars and --extra-vars.
+    const from = (k: string): string | undefined => {
+      const v = a[k];
+      if (typeof v !== 'string' || !isTemplated(v)) return v as string | undefined;
+      const r = renderAtLoad(v, ctx, own);
+      if ('value' in r) return r.value;
+      ctx.p.add(`${what}'s "${k}" "${v}" must be known before the run (play vars, the role's variables, --extra-vars): ${r.error}; a ${k} chosen per host is not supported yet`, `${argPtr}/${k}`, label);
+      return undefined;
+    };
+    const options = {
+      tasksFrom: from('tasks_from'),
+      varsFrom: from('vars_from'),
+      defaultsFrom: from('defaults_from'),
+      handlersFrom: from('handlers_from'),
       allowDuplicates: a.allow_duplicates !== false,
-      ...(dynamic ? { sink: roleVars } : {}),
-    });
+    };
+    if (dynamic && isTemplated(a.name)) {
+      const publish = ansiblePublic(a.public, argPtr, ctx, label);
+      const d = dynamicInclude('include_role', a.name, argPtr, inner, own, { options, publish });
+      return dynamicNode(t, ptr, ctx, what, d, own, loop, loopControl, label);
+    }
+    tasks = loadRoleEntry({ role: a.name, ...(dynamic ? {} : { vars: t.vars }) }, argPtr, inner, { ...options, ...(dynamic ? { sink: roleVars } : {}) });
   } else {
     for (const k of Object.keys(a)) if (k !== 'file' && k !== 'apply') ctx.p.add(`${what} has no argument "${k}"`, `${argPtr}/${k}`, label, 'key');
     if (typeof a.file !== 'string' || !a.file) {
       ctx.p.add(`${what} needs a file name`, argPtr, label);
       return null;
     }
-    if (isTemplated(a.file)) {
-      ctx.p.add(`${what} of a templated file name ("${a.file}") is not supported yet: name the file`, argPtr, label);
-      return null;
+    let file = a.file;
+    if (isTemplated(file) && dynamic) {
+      const d = dynamicInclude('include_tasks', file, argPtr, inner, own, null);
+      return dynamicNode(t, ptr, ctx, what, d, own, loop, loopControl, label);
     }
-    tasks = loadIncludedTasks(a.file, argPtr, inner);
+    if (isTemplated(file)) {
+      // import_tasks: chosen while the playbook loads, from play vars and --extra-vars only, as Ansible does.
+      const rendered = renderAtLoad(file, ctx);
+      if ('error' in rendered) {
+        ctx.p.add(importNameError(what, file, rendered.error), argPtr, label);
+        return null;
+      }
+      file = rendered.value;
+    }
+    tasks = loadIncludedTasks(file, argPtr, inner);
   }
   if (!tasks) return null;
   if (!dynamic) return tasks;
+  return includeNode(t, ptr, ctx, what, { tasks, params: own }, loop, loopControl, what === 'include_role' && ansiblePublic(a.public, argPtr, ctx, label) ? roleVars : undefined);
+}
+
+/**
+ * The task of an include whose name is a template: its tasks are chosen per host at run time; validate says so
+ * and names the files it could check.
+ */
+function dynamicNode(
+  t: Record<string, unknown>,
+  ptr: string,
+  ctx: LoadCtx,
+  what: string,
+  d: ReturnType<typeof dynamicInclude>,
+  own: Record<string, unknown>,
+  loop: ReturnType<typeof loopOf>,
+  loopControl: { loop_var?: string; index_var?: string; label?: string },
+  label: string,
+): Task {
+  const pos = positionOf(ctx.p.loc, ptr);
+  const at = formatPos({ ...pos, file: path.relative(process.cwd(), pos.file) || pos.file });
+  const checked = d.checked.map((c) => path.relative(ctx.play.playbookDir, c) || c);
+  ctx.play.notes.push(
+    `${at}: ${label}: ${what} "${d.include.name}" is resolved per host at run time; ` +
+      (checked.length ? `checked the ${checked.length === 1 ? 'one' : checked.length} ${what === 'include_role' ? 'role' : 'file'}${checked.length === 1 ? '' : 's'} it can name now: ${checked.join(', ')}` : 'no file could be checked before the run'),
+  );
+  return includeNode(t, ptr, ctx, what, { tasks: d.tasks, params: own, dynamic: d.include }, loop, loopControl, undefined);
+}
+
+/** The task of an include_tasks / include_role: `when` and the loop decide whether and how often its tasks run. */
+function includeNode(
+  t: Record<string, unknown>,
+  ptr: string,
+  ctx: LoadCtx,
+  what: string,
+  include: NonNullable<Task['include']>,
+  loop: ReturnType<typeof loopOf>,
+  loopControl: { loop_var?: string; index_var?: string; label?: string },
+  publish: RoleVars | undefined,
+): Task {
   const node = baseTask(t, ptr, ctx, what);
   node.when = t.when;
-  node.include = { tasks, params: own };
+  node.include = include;
+  node.listen = ctx.handler ? asList(t.listen) : [];
   // include_role's public (false by default in Ansible 2.14): the role's defaults and vars join the play once the
   // include has run; until then, and without it, only the role's own tasks see them.
-  if (what === 'include_role' && ansiblePublic(a.public, argPtr, ctx, label)) node.include.publish = roleVars;
+  if (publish) node.include.publish = publish;
   node.become = t.become as boolean | undefined;
   node.becomeUser = t.become_user as string | undefined;
   node.ignoreErrors = t.ignore_errors === true;
@@ -546,7 +619,7 @@ function parseTask(t: Record<string, unknown>, ptr: string, ctx: LoadCtx): Task 
       p.add(err.message, ptr + err.ptr, label, err.prefer);
     }
   }
-  if (handler && typeof t.name !== 'string') p.add('a handler needs a "name"', ptr, 'handler');
+  if (handler && typeof t.name !== 'string' && !ctx.includedHandler) p.add('a handler needs a "name"', ptr, 'handler');
   if (handler && t.listen !== undefined && (Array.isArray(t.listen) ? t.listen : [t.listen]).some((x) => typeof x !== 'string')) {
     p.add('"listen" must be a string or a list of strings', `${ptr}/listen`, label);
   }
@@ -659,8 +732,12 @@ function resolveAliases(mod: Module, args: Record<string, unknown>, argPtr: stri
   return out;
 }
 
-function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load: Omit<PlayLoad, 'handlers' | 'roleDefaults' | 'roleVars' | 'seenRoles'>): Play {
-  const playLoad: PlayLoad = { ...load, handlers: [], roleDefaults: {}, roleVars: {}, seenRoles: new Set() };
+function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load: Omit<PlayLoad, 'handlers' | 'roleDefaults' | 'roleVars' | 'seenRoles' | 'vars'>): Play {
+  const playVars = raw.vars && typeof raw.vars === 'object' && !Array.isArray(raw.vars) ? (raw.vars as Record<string, unknown>) : {};
+  // vars_files named literally are known at load time too (above play vars, as in Ansible); problems in them are
+  // reported when the run reads them.
+  const filesVars = Object.assign({}, ...(Array.isArray(raw.vars_files) ? raw.vars_files : []).map((f) => literalVarsFile(f, load.playbookDir))) as Record<string, unknown>;
+  const playLoad: PlayLoad = { ...load, vars: { ...playVars, ...filesVars }, handlers: [], roleDefaults: {}, roleVars: {}, seenRoles: new Set() };
   const inherit = inheritFrom(NOTHING_INHERITED, { environment: raw.environment });
   if (typeof raw.environment === 'string') p.add('environment as a template is not supported yet: give a mapping', `${ptr}/environment`);
   const ctx = (handler: boolean): LoadCtx => ({ p, dir: load.playbookDir, handler, inherit, play: playLoad, depth: 0, scopeNames: [] });
@@ -710,21 +787,36 @@ function parsePlay(raw: Record<string, unknown>, ptr: string, p: Problems, load:
   return play;
 }
 
+/** The variables of a vars_files entry named without a template; none when it cannot be read as a mapping. */
+function literalVarsFile(name: unknown, playbookDir: string): Record<string, unknown> {
+  if (typeof name !== 'string' || isTemplated(name)) return {};
+  try {
+    const v = readYamlFile(path.resolve(playbookDir, name), 'vars file', { floats: true }).value;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    // Unreadable, or vaulted without a password: the run reads it again and says why.
+    return {};
+  }
+}
+
 /** How a playbook is loaded: where roles are looked up besides roles/ beside the playbook. */
 export interface LoadOptions {
   /** `--roles-path` entries (before ANSIBLE_ROLES_PATH and ansible.cfg's roles_path) */
   rolesPath?: string[];
+  /** `--extra-vars`: an import's templated name may use them */
+  extraVars?: Record<string, unknown>;
 }
 
 /** Load, check and normalise a playbook file. Throws InputErrors listing every problem found. */
 export function loadPlaybook(file: string, opts: LoadOptions = {}): Playbook {
   const errors: InputError[] = [];
-  const plays = loadPlays(file, opts, errors, 0);
+  const notes: string[] = [];
+  const plays = loadPlays(file, opts, errors, 0, notes);
   if (errors.length) throw new InputErrors(errors.slice(0, 50));
-  return { file, dir: path.dirname(path.resolve(file)), plays };
+  return { file, dir: path.dirname(path.resolve(file)), plays, notes };
 }
 
-function loadPlays(file: string, opts: LoadOptions, errors: InputError[], depth: number): Play[] {
+function loadPlays(file: string, opts: LoadOptions, errors: InputError[], depth: number, notes: string[]): Play[] {
   const loc = readYamlFile(file, 'playbook');
   const p = new Problems(loc, errors);
   const data = loc.value;
@@ -770,7 +862,7 @@ function loadPlays(file: string, opts: LoadOptions, errors: InputError[], depth:
         return;
       }
       try {
-        const imported = loadPlays(path.resolve(dir, target), opts, errors, depth + 1);
+        const imported = loadPlays(path.resolve(dir, target), opts, errors, depth + 1, notes);
         const vars = (r.vars ?? {}) as Record<string, unknown>;
         for (const pl of imported) pl.vars = { ...pl.vars, ...vars };
         plays.push(...imported);
@@ -780,7 +872,7 @@ function loadPlays(file: string, opts: LoadOptions, errors: InputError[], depth:
       }
       return;
     }
-    if (raw && typeof raw === 'object' && !Array.isArray(raw)) plays.push(parsePlay(raw as Record<string, unknown>, `/${i}`, p, { playbookDir: dir, rolesPath }));
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) plays.push(parsePlay(raw as Record<string, unknown>, `/${i}`, p, { playbookDir: dir, rolesPath, extraVars: opts.extraVars ?? {}, notes }));
   });
   return plays;
 }

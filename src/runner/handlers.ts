@@ -49,10 +49,26 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
     if (h.stopped) return;
     h.handlers.rider = final && i === due.length - 1 && canRide(handler) ? { play, task: handler } : null;
     try {
-      await h.runTask(play, handler, true);
+      if (handler.include) await runIncludeHandler(h, play, handler);
+      else await h.runTask(play, handler, true);
     } finally {
       h.handlers.rider = null;
     }
+  }
+}
+
+/** A handler that is an include_tasks / include_role: notified by its name, it runs every task it includes, in order. */
+async function runIncludeHandler(h: HostRun, play: Play, handler: Task): Promise<void> {
+  for (const scope of h.includeRuns(play, handler, true) ?? []) {
+    if (h.stopped) return;
+    await h.withScope(scope, async () => {
+      const inc = h.resolveInclude(play, handler, true);
+      for (const t of inc?.tasks ?? []) {
+        if (h.stopped) return;
+        if (t.include) await runIncludeHandler(h, play, t);
+        else await h.runTask(play, t, true);
+      }
+    });
   }
 }
 
@@ -61,7 +77,7 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
  * result, delegation or notifications of its own.
  */
 function canRide(t: Task): boolean {
-  return t.loop === undefined && t.until === undefined && t.failedWhen === undefined && t.changedWhen === undefined && !t.local && !t.runOnce && t.notify.length === 0;
+  return !t.include && t.loop === undefined && t.until === undefined && t.failedWhen === undefined && t.changedWhen === undefined && !t.local && !t.runOnce && t.notify.length === 0;
 }
 
 /**

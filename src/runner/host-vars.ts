@@ -4,6 +4,7 @@
  * its roles define.
  */
 import type { Facts } from '../facts/types.js';
+import { searchPathOf } from '../playbook/lookups.js';
 import { ansibleFactVars } from '../playbook/magic-vars.js';
 import { mergeVars } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
@@ -69,6 +70,7 @@ export class HostVars {
           ansible_check_mode: this.settings.check,
           playbook_dir: this.settings.playbookDir,
           ...(role ? { role_path: role.dir, role_name: role.name } : {}),
+          ...(task ? { ansible_search_path: searchPathOf(task, this.settings.playbookDir) } : {}),
           ...extra,
         },
         lazy: false,

@@ -18,7 +18,7 @@ import { busyLocked } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import type { FileChange, FileState, TaskContext } from '../modules/module.js';
 import { renderString } from '../playbook/template.js';
-import type { Play, Task } from '../playbook/types.js';
+import type { Play, ResolvedInclude, Task } from '../playbook/types.js';
 import { emptyCounters, type EventSink, type HostCounters } from '../report/events.js';
 import { becomeFor } from './become.js';
 import { clearPending, flushHandlers, HandlerState, loadPending, pendingHandlers, pendingPath, savePending } from './handlers.js';
@@ -27,7 +27,7 @@ import { HostVars, type VarScope } from './host-vars.js';
 import { ReadCache } from './read-cache.js';
 import { taskContext } from './task-context.js';
 import { emitTaskResult, type HostStop, HostStatus, type TaskOutcome } from './task-events.js';
-import { includeRuns } from './task-loops.js';
+import { includeRuns, resolveInclude } from './task-loops.js';
 import { runTask } from './task-run.js';
 
 /** Run-wide settings a host needs. */
@@ -134,8 +134,13 @@ export class HostRun {
   }
 
   /** The variables each run of an include's tasks sees, or null when it does not run (see task-loops.ts). */
-  includeRuns(play: Play, task: Task): VarScope[][] | null {
-    return includeRuns(this, play, task);
+  includeRuns(play: Play, task: Task, handler = false): VarScope[][] | null {
+    return includeRuns(this, play, task, handler);
+  }
+
+  /** What one run of an include brings (a templated name resolved for this host), or null when it failed. */
+  resolveInclude(play: Play, task: Task, handler = false): ResolvedInclude | null {
+    return resolveInclude(this, play, task, handler);
   }
 
   /** A failure inside a block with `rescue`: no longer a failure of the host; counted as ignored. */

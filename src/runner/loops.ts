@@ -6,6 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ModuleError } from '../modules/module.js';
 import { parseKv } from '../playbook/kv.js';
+import { firstFound, LookupError } from '../playbook/lookups.js';
 import type { LoopKind } from '../playbook/types.js';
 
 function terms(v: unknown): unknown[] {
@@ -16,8 +17,18 @@ function isMapping(v: unknown): v is Record<string, unknown> {
   return !!v && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Items of a loop. `dirs`: where with_fileglob looks for relative patterns (the role's files/, the playbook's). */
-export function loopItems(kind: LoopKind, value: unknown, dirs: string[]): unknown[] {
+/** Where with_first_found looks: the task's search path and the folder its module reads from. */
+export interface FirstFoundPlace {
+  playbookDir: string;
+  searchPath: string[];
+  subdir: string;
+}
+
+/**
+ * Items of a loop. `dirs`: where with_fileglob looks for relative patterns (the role's files/, the playbook's);
+ * `place`: where with_first_found looks.
+ */
+export function loopItems(kind: LoopKind, value: unknown, dirs: string[], place?: FirstFoundPlace): unknown[] {
   switch (kind) {
     case 'loop':
       if (!Array.isArray(value)) throw new ModuleError(`loop must be a list, got ${value === null ? 'null' : typeof value}`);
@@ -48,6 +59,14 @@ export function loopItems(kind: LoopKind, value: unknown, dirs: string[]): unkno
       return terms(value).flatMap((t) => sequence(String(t)));
     case 'fileglob':
       return terms(value).flatMap((t) => fileglob(String(t), dirs));
+    case 'first_found':
+      if (!place) throw new ModuleError('with_first_found needs the task\'s search path');
+      try {
+        return firstFound({ ...place, render: (t) => t }, terms(value), {}, place.subdir);
+      } catch (e) {
+        if (e instanceof LookupError) throw new ModuleError(`with_first_found: ${e.message}`);
+        throw e;
+      }
   }
 }
 

@@ -324,17 +324,24 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.include) {
           const runs = h.includeRuns(play, task);
-          const publish = task.include.publish;
-          if (runs?.length && publish) {
-            // include_role with public: true — from now on the play (every host, as Ansible's play keeps the role)
-            // sees the role's defaults and vars.
-            Object.assign(play.roleDefaults, publish.defaults);
-            Object.assign(play.roleVars, publish.vars);
-          }
           if (!runs?.length && !h.stopped) await goPast(h, task.include.tasks);
           for (const scope of runs ?? []) {
             if (shouldStop(h)) break;
-            await h.withScope(scope, () => runTasks(h, task.include!.tasks, rescuable));
+            await h.withScope(scope, async () => {
+              // A templated name is resolved for this host and loop item.
+              const inc = h.resolveInclude(play, task);
+              if (!inc) {
+                if (h.stopped === 'failed' && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+                return;
+              }
+              if (inc.publish) {
+                // include_role with public: true — from now on the play (every host, as Ansible's play keeps the
+                // role) sees the role's defaults and vars.
+                Object.assign(play.roleDefaults, inc.publish.defaults);
+                Object.assign(play.roleVars, inc.publish.vars);
+              }
+              await runTasks(h, inc.tasks, rescuable);
+            });
           }
           continue;
         }

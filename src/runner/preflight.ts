@@ -21,6 +21,7 @@ export const RUNNER_NAMES: readonly string[] = [
   'facts',
   'ansible_check_mode',
   'playbook_dir',
+  'ansible_search_path',
   'hostvars',
   'play_hosts',
   'ansible_play_hosts',

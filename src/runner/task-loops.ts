@@ -7,8 +7,9 @@ import { formatPos, UnreachableError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import { type Module, ModuleError } from '../modules/module.js';
 import { OMIT } from '../playbook/magic-vars.js';
-import { evaluateCondition, renderDeep, renderDeepKeepingFloats } from '../playbook/template.js';
-import type { Play, Task } from '../playbook/types.js';
+import { searchPathOf } from '../playbook/lookups.js';
+import { evaluateCondition, renderDeep, renderDeepKeepingFloats, renderString, UndefinedVariableError } from '../playbook/template.js';
+import type { Play, ResolvedInclude, Task } from '../playbook/types.js';
 import type { FileDiff, TaskStatus } from '../report/events.js';
 import type { HostRun } from './host.js';
 import type { VarScope } from './host-vars.js';
@@ -19,7 +20,34 @@ import { emitTaskResult } from './task-events.js';
 /** Items of a task's loop (its value templated with `vars`). */
 export function loopOf(task: Task, vars: Record<string, unknown>, playbookDir: string): unknown[] {
   const dirs = [...(task.role ? [path.join(task.role.dir, 'files'), task.role.dir] : []), task.dir, path.join(playbookDir, 'files'), playbookDir];
+  if (task.loopKind === 'first_found') {
+    // As Ansible: a name whose template reads an undefined variable is passed over, and the folder searched is the
+    // module's own (templates/ for template, vars/ for include_vars, files/ otherwise).
+    const subdir = ['template', 'var', 'file'].find((s) => task.module.includes(s)) ?? 'file';
+    return loopItems('first_found', lenient(task.loop, vars), dirs, { playbookDir, searchPath: searchPathOf(task, playbookDir), subdir: `${subdir}s` });
+  }
   return loopItems(task.loopKind, renderDeep(task.loop, vars), dirs);
+}
+
+const DROPPED = Symbol('dropped');
+
+/** `value` templated with `vars`, leaving out every string that reads an undefined variable. */
+function lenient(value: unknown, vars: Record<string, unknown>): unknown {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      try {
+        return renderDeep(v, vars);
+      } catch (e) {
+        if (e instanceof UndefinedVariableError) return DROPPED;
+        throw e;
+      }
+    }
+    if (Array.isArray(v)) return v.map(walk).filter((x) => x !== DROPPED);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]).filter(([, x]) => x !== DROPPED));
+    return v;
+  };
+  const out = walk(value);
+  return out === DROPPED ? [] : out;
 }
 
 /** What loop_control adds for item `i`: the loop variable and the index variable. */
@@ -59,10 +87,9 @@ export function staticArgs(h: HostRun, play: Play, task: Task, mod: Module, fact
  * The variables each run of an include's tasks sees (one per loop item), or null when its `when` is false.
  * The include's result is shown (skipped, or how many times it runs).
  */
-export function includeRuns(h: HostRun, play: Play, task: Task): VarScope[][] | null {
+export function includeRuns(h: HostRun, play: Play, task: Task, handler = false): VarScope[][] | null {
   const vars = h.vars(play, task);
-  const report = (status: TaskStatus, msg: string) =>
-    emitTaskResult(h.settings.emit, h.name, { task: task.name, module: task.module, handler: false, status, msg, check: h.settings.check, duration_ms: 0, at: formatPos(task.pos) });
+  const report = includeReport(h, task, handler);
   try {
     if (task.when !== undefined && !evaluateCondition(task.when, vars)) {
       h.counters.skipped++;
@@ -76,6 +103,40 @@ export function includeRuns(h: HostRun, play: Play, task: Task): VarScope[][] | 
     h.status.recordFailure(task, errorMessage(e, task), (st, m) => report(st, m));
     return null;
   }
+}
+
+function includeReport(h: HostRun, task: Task, handler: boolean): (status: TaskStatus, msg: string) => void {
+  return (status, msg) =>
+    emitTaskResult(h.settings.emit, h.name, { task: task.name, module: task.module, handler, status, msg, check: h.settings.check, duration_ms: 0, at: formatPos(task.pos) });
+}
+
+/**
+ * What one run of an include brings, inside its scope (its vars and loop item visible): a templated name is
+ * rendered with this host's variables and looked up now. Null, with the host failed (or the failure ignored),
+ * when it names nothing or something that cannot be loaded: the message names the rendered name and the
+ * include's place.
+ */
+export function resolveInclude(h: HostRun, play: Play, task: Task, handler = false): ResolvedInclude | null {
+  const inc = task.include!;
+  if (!inc.dynamic) return { tasks: inc.tasks, handlers: [], ...(inc.publish ? { publish: inc.publish } : {}) };
+  const d = inc.dynamic;
+  let rendered: string;
+  let r: ResolvedInclude | string;
+  try {
+    const v = renderString(d.name, h.vars(play, task));
+    rendered = String(v);
+    r = typeof v === 'string' && v ? d.resolve(rendered) : `the name renders to ${JSON.stringify(v)}`;
+  } catch (e) {
+    h.status.recordFailure(task, errorMessage(e, task), includeReport(h, task, handler));
+    return null;
+  }
+  if (typeof r === 'string') {
+    h.status.recordFailure(task, `${formatPos(task.pos)}: ${d.what} "${rendered}" (from "${d.name}"): ${r}`, includeReport(h, task, handler));
+    return null;
+  }
+  // An included role's handlers can be notified once it is included, as Ansible adds them to the play.
+  for (const hd of r.handlers) if (!play.handlers.includes(hd)) play.handlers.push(hd);
+  return r;
 }
 
 /** One pass of a task over one loop item, as reported. */

@@ -252,7 +252,9 @@ function lookupCall(name: unknown, raw: unknown[], list: boolean): unknown {
   const dir = varValue(vars, 'playbook_dir');
   if (typeof dir !== 'string' || !dir) throw new TemplateError('lookups need the playbook directory');
   try {
-    return runLookup({ playbookDir: dir, render: (text) => current!.renderText(text) }, String(name), args, kwargs, list);
+    const search = varValue(vars, 'ansible_search_path');
+    const searchPath = Array.isArray(search) ? search.map(String) : undefined;
+    return runLookup({ playbookDir: dir, ...(searchPath ? { searchPath } : {}), render: (text) => current!.renderText(text) }, String(name), args, kwargs, list);
   } catch (e) {
     if (e instanceof LookupError) throw new TemplateError(`lookup('${String(name)}'): ${e.message}`);
     throw e;

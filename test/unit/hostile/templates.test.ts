@@ -26,7 +26,7 @@ const REFUSED: [string, string, string][] = [
   ['an undefined name in debug var', task('    - debug: { var: nope.field }\n'), `4:21: task "debug": ${UNDEFINED('nope')}`],
   ['an undefined name in a templated notify', task('    - debug: { msg: hi }\n      notify: "{{ nope }}"\n') + '  handlers:\n    - name: h\n      debug: { msg: hi }\n', `5:15: task "debug": ${UNDEFINED('nope')}`],
   ['item outside a loop', copyTo('{{ item }}'), `7:18: task "write": ${UNDEFINED('item')}`],
-  ['a lookup plugin provision does not have', copyTo("{{ lookup('dig', 'example.org') }}"), '7:18: task "write": invalid template: lookup plugin "dig" is not supported (supported: env, file, template, pipe, password)'],
+  ['a lookup plugin provision does not have', copyTo("{{ lookup('dig', 'example.org') }}"), '7:18: task "write": invalid template: lookup plugin "dig" is not supported (supported: env, file, template, pipe, password, first_found)'],
   ['a filter reached through JavaScript\'s Object.prototype', copyTo("{{ 'a' | constructor }}"), '7:18: task "write": invalid template: unknown filter "constructor"'],
   ['a test reached through JavaScript\'s Object.prototype', copyTo("{{ 'a' is toString }}"), '7:18: task "write": invalid template: unknown test "toString" (did you mean "string"?)'],
   ["JavaScript's constructor", copyTo("{{ range.constructor('return process')() }}"), '7:18: task "write": invalid template: access to "constructor" is not allowed in templates'],
