@@ -137,6 +137,13 @@ export function describeAjvErrors(
       case 'enum': {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
         const given = valueAt(data, splitPointer(e.instancePath));
+        if (allowed.length === 1 && allowed[0] === false && given === true && name !== undefined) {
+          // An option whose schema allows only false is one provision has not built (user's generate_ssh_key,
+          // local): say so, rather than that true is not among the allowed values.
+          message = `"${name}: true" is not supported yet (only false)`;
+          prefer = 'key';
+          break;
+        }
         message = `${field} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}${typeof given === 'string' ? didYouMean(given, allowed.map(String)) : ''}`;
         break;
       }

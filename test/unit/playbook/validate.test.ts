@@ -90,6 +90,13 @@ describe('playbook validation: every error has file:line:col, the task, and a su
       expect: ['P:5:51: task "t": "state" must be one of "present", "absent" (did you mean "present"?)'],
     },
     {
+      name: 'an Ansible option provision has not built (user generate_ssh_key: true) is refused by name',
+      yaml: base(`    - name: t
+      user: { name: bob, generate_ssh_key: true }
+`),
+      expect: ['P:5:26: task "t": "generate_ssh_key: true" is not supported yet (only false)'],
+    },
+    {
       name: 'missing required argument',
       yaml: base(`    - name: t
       lineinfile: { line: y }
