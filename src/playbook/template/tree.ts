@@ -89,6 +89,12 @@ export function jinjaTree(node: AstNode, source: string): AstNode {
     if (x.typename === 'LookupVal') return call(x, '__member', [x.target as AstNode, x.val as AstNode]);
     if (x.typename === 'Dict' && (x.children ?? []).some((p) => !((p.key as AstNode).typename === 'Literal' && typeof (p.key as AstNode).value === 'string'))) {
       // `{item.name: 1}`, `{x: 1}`: Jinja2 evaluates a key (nunjucks would take the name `x` as the text "x").
+      for (const p of x.children ?? []) {
+        const key = p.key as AstNode;
+        if (key.typename === 'Literal' || (key.typename === 'FunCall' && ['__float', '__pyfloat'].includes(String((key.name as AstNode).value)))) {
+          throw new TemplateError(`a dict key must be text in provision; Jinja2 would keep ${key.value === null ? 'None' : key.value === true ? 'True' : key.value === false ? 'False' : String(key.value ?? 'a number')} as a key of its own type`);
+        }
+      }
       return call(x, '__dict', (x.children ?? []).flatMap((p) => [p.key as AstNode, p.value as AstNode]));
     }
     if (x.typename === 'Group' && (x.children ?? []).length > 1) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateCondition, renderDeep, renderString, renderText, TemplateError, UndefinedVariableError } from '../../../src/playbook/template.js';
+import { checkSyntax, evaluateCondition, renderDeep, renderString, renderText, TemplateError, UndefinedVariableError } from '../../../src/playbook/template.js';
 
 const vars = {
   inventory_hostname: 'mx1.example.org',
@@ -120,4 +120,20 @@ describe('template errors say what is wrong in the template, never in JavaScript
     expect(got).toContain(message);
     expect(got).not.toMatch(/__member|__method|__capture|proxy|Cannot read prop|is not a function|TypeError/);
   });
+});
+
+// Each of these fails in Ansible 2.14.18 too, or renders there what provision cannot render the same (recorded in
+// test/fixtures/templates/conformance.yaml): provision says so when the template compiles, so `validate` reports it.
+describe('refused when the template compiles (provision validate)', () => {
+  const cases: [string, RegExp][] = [
+    ['{{ 01 }}', /"01" is not a number/],
+    ['{{ 1e }}', /"1e" is not a number/],
+    ['{{ 9007199254740993 }}', /larger than the integers provision computes exactly/],
+    ["{{ {1: 'a'} }}", /dict key must be text/],
+    ['{{ 1 < 2 in [true] }}', /chains "in" with comparisons/],
+    ['{{ null }}', /"null" is not a Jinja2 constant/],
+    ['{{ 1 is odd is odd }}', /cannot be chained/],
+    ['{{ x is defined if y else z }}', /reads "if" after the test "defined"/],
+  ];
+  for (const [src, msg] of cases) it(`${src}`, () => expect(checkSyntax(src)).toMatch(msg));
 });
