@@ -12,6 +12,7 @@ import { didYouMean } from '../util/suggest.js';
 import { type Located, pointer, positionOf, readYamlFile } from './load.js';
 import playSchema from './schema/play.schema.json' with { type: 'json' };
 import { checkConditionSyntax, checkSyntax, isTemplated } from './template.js';
+import { floatRepr, PyFloat, unboxDeep } from './template/python.js';
 import { UNSUPPORTED_MODULES, UNSUPPORTED_PLAY_KEYWORDS, UNSUPPORTED_TASK_KEYWORDS, WITH_LOOPS } from './ansible-names.js';
 import { kvBool, parseKv } from './kv.js';
 import { dynamicInclude, importNameError, renderAtLoad } from './includes.js';
@@ -37,8 +38,8 @@ export type ArgsCheck =
 /** Check a module's arguments against its schema; on success, the arguments with types coerced. */
 export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck {
   const coerce = coercingValidator(mod);
-  const copy = copyArgs(args) as Record<string, unknown>;
-  if (coerce(copy)) return { value: copy, errors: undefined };
+  const copy = copyArgs(unboxDeep(args)) as Record<string, unknown>;
+  if (coerce(copy)) return { value: floatsRestored(args, copy, mod.controllerOnly === true) as Record<string, unknown>, errors: undefined };
   const report = reportingValidator(mod);
   const shown = structuredClone(args);
   report(shown);
@@ -52,6 +53,33 @@ export function checkArgs(mod: Module, args: Record<string, unknown>): ArgsCheck
  * anything else is kept as it is, so a value with a class of its own (a whole float of a template) keeps it, which
  * structuredClone would not.
  */
+/**
+ * A whole float from a template (`{{ 3.0 }}`, a variable holding 3.0) reaches a module as Ansible's argument
+ * checks hand it over: where the argument takes text, the text Python's str() makes of it ("3.0", never "3");
+ * where it takes a number, the number. Modules of the controller (debug, set_fact) keep the float itself, so it
+ * shows and goes on being a float as in Ansible.
+ */
+function floatsRestored(kept: unknown, coerced: unknown, keepBoxes: boolean): unknown {
+  if (kept instanceof PyFloat) {
+    if (typeof coerced === 'string' && coerced === String(kept.value)) return floatRepr(kept.value);
+    if (keepBoxes && typeof coerced === 'number' && coerced === kept.value) return kept;
+    return coerced;
+  }
+  if (Array.isArray(kept) && Array.isArray(coerced) && kept.length === coerced.length) {
+    return coerced.map((c, i) => floatsRestored(kept[i], c, keepBoxes));
+  }
+  if (isPlainObject(kept) && isPlainObject(coerced)) {
+    return Object.fromEntries(Object.entries(coerced).map(([k, c]) => [k, floatsRestored(kept[k], c, keepBoxes)]));
+  }
+  return coerced;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
 function copyArgs(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(copyArgs);
   if (v !== null && typeof v === 'object') {

@@ -9,6 +9,7 @@ import { type Module, ModuleError } from '../modules/module.js';
 import { OMIT } from '../playbook/magic-vars.js';
 import { searchPathOf } from '../playbook/lookups.js';
 import { evaluateCondition, renderDeep, renderDeepKeepingFloats, renderString, UndefinedVariableError } from '../playbook/template.js';
+import { unboxDeep } from '../playbook/template/python.js';
 import type { Play, ResolvedInclude, Task } from '../playbook/types.js';
 import type { FileDiff, TaskStatus } from '../report/events.js';
 import type { HostRun } from './host.js';
@@ -58,11 +59,11 @@ export function itemVars(task: Task, item: unknown, i: number): Record<string, u
 /** A task's arguments rendered with `vars`; raw arguments of the module are left as written. */
 export function renderArgs(task: Task, mod: Module, vars: Record<string, unknown>): Record<string, unknown> {
   const raw = new Set(mod.raw ?? []);
-  // set_fact's values become variables again: a whole float stays a float there (`{{ 6 / 2 }}` prints 3.0 later).
-  const render = mod.name === 'set_fact' ? renderDeepKeepingFloats : renderDeep;
+  // Whole floats stay boxed: set_fact's values become variables again (`{{ 6 / 2 }}` prints 3.0 later), debug
+  // shows 3.0, and checkArgs hands other modules "3.0" where they take text.
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(task.args)) {
-    const value = raw.has(k) ? v : render(v, vars);
+    const value = raw.has(k) ? v : renderDeepKeepingFloats(v, vars);
     // An argument that renders to `omit` is left out, as Ansible leaves it out.
     if (value !== OMIT) out[k] = value;
   }
@@ -76,8 +77,10 @@ export function renderArgs(task: Task, mod: Module, vars: Record<string, unknown
 export function staticArgs(h: HostRun, play: Play, task: Task, mod: Module, facts?: Facts): Record<string, unknown>[] {
   try {
     const base = h.vars(play, task, facts ? { facts } : {});
-    if (task.loop === undefined) return [renderArgs(task, mod, base)];
-    return loopOf(task, base, h.settings.playbookDir).map((item, i) => renderArgs(task, mod, { ...base, ...itemVars(task, item, i) }));
+    // For the reads before the run: numbers as numbers, as before (the task's own pass checks its arguments).
+    const plain = (args: Record<string, unknown>) => unboxDeep(args) as Record<string, unknown>;
+    if (task.loop === undefined) return [plain(renderArgs(task, mod, base))];
+    return loopOf(task, base, h.settings.playbookDir).map((item, i) => plain(renderArgs(task, mod, { ...base, ...itemVars(task, item, i) })));
   } catch {
     return [];
   }

@@ -3,7 +3,9 @@ import { parseExtraVars } from '../../../src/cli/shared.js';
 import { parseIniValue } from '../../../src/inventory/ini.js';
 import { parseYamlVars } from '../../../src/inventory/yaml.js';
 import { parseYaml } from '../../../src/playbook/load.js';
-import { renderDeep, renderText, TemplateError } from '../../../src/playbook/template.js';
+import { renderDeep, renderDeepKeepingFloats, renderText, TemplateError } from '../../../src/playbook/template.js';
+import { checkArgs } from '../../../src/playbook/validate.js';
+import { findModule } from '../../../src/modules/index.js';
 
 // Expected values: what ansible-core 2.14 (Python 3.11) prints for each expression in a debug msg, recorded on a
 // local connection.
@@ -84,5 +86,26 @@ describe('whole floats read from variable sources stay floats', () => {
     expect((parseYaml('timeout: 2.0\n', 'pb.yml').value as Record<string, unknown>).timeout).toBe(2);
     const vars = parseYaml('y: 2.0\n', 'vars.yml', { floats: true }).value as Record<string, unknown>;
     expect(renderDeep({ timeout: '{{ y }}', list: ['{{ y }}'] }, vars)).toEqual({ timeout: 2, list: [2] });
+  });
+});
+
+// ansible-playbook 2.14.18 on a local connection, vars `x: 2.0`: `lineinfile line: "{{ 3.0 }}"` writes "3.0",
+// `copy content: "{{ x }}"` writes "2.0", `line: "{{ x * 2 }}"` writes "4.0"; `debug msg: "{{ x }}"` shows 2.0.
+describe('whole floats reaching a module argument', () => {
+  const vars = { x: parseYamlVars('x: 2.0\n').x };
+  const args = (mod: string, a: Record<string, unknown>) => {
+    const m = findModule(mod)!;
+    const checked = checkArgs(m, renderDeepKeepingFloats(a, vars) as Record<string, unknown>);
+    expect(checked.errors).toBeUndefined();
+    return checked.value!;
+  };
+  it('text arguments get the text Python makes of the float, never "3" for 3.0', () => {
+    expect(args('lineinfile', { path: '/etc/x', line: '{{ 3.0 }}' }).line).toBe('3.0');
+    expect(args('copy', { dest: '/etc/x', content: '{{ x }}' }).content).toBe('2.0');
+    expect(args('lineinfile', { path: '/etc/x', line: '{{ x * 2 }}' }).line).toBe('4.0');
+    expect(args('lineinfile', { path: '/etc/x', line: 'v={{ x }}' }).line).toBe('v=2.0');
+  });
+  it('debug keeps the float, so it shows 2.0', async () => {
+    expect(String(args('debug', { msg: '{{ x }}' }).msg)).toBe('2.0');
   });
 });
