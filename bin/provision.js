@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `provision --version` is answered here, before any of the program loads: it is what scripts and CI call most.
+import { existsSync, readFileSync } from 'node:fs';
+
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-  const { readFileSync } = await import('node:fs');
   let version = '0.0.0';
   try {
     version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
@@ -11,6 +12,11 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   }
   process.stdout.write(`${version}\n`);
 } else {
-  const { main } = await import('../dist/cli/main.js');
+  // Stack traces printed by --debug name the TypeScript sources, through the build's source maps.
+  if (args.includes('--debug')) process.setSourceMapsEnabled(true);
+  // `npm run build` bundles the CLI into dist/bundle/ (see scripts/build.mjs). A build whose type check failed
+  // leaves only what tsc emitted, which runs the same code from its files, more slowly.
+  const bundle = new URL('../dist/bundle/main.js', import.meta.url);
+  const { main } = await import(existsSync(bundle) ? bundle.href : '../dist/cli/main.js');
   process.exitCode = await main(process.argv);
 }

@@ -7,7 +7,7 @@ import { buildPlaybookSchema } from '../playbook/schema.js';
 import { allTasks } from '../playbook/types.js';
 import { loadPlaybook } from '../playbook/validate.js';
 import { preflight } from '../runner/preflight.js';
-import { delegateProblems, playHosts, readVarsFile } from '../runner/run.js';
+import { delegateProblems, playHosts, readVarsFile } from '../runner/play-inputs.js';
 import { forDisplay } from '../util/vault.js';
 import { type CliIO, parseExtraVars, warnUnmatched } from './shared.js';
 import { setupVault, type VaultFlags } from './vault-secrets.js';

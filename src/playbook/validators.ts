@@ -2,9 +2,10 @@
  * The ajv validators of playbooks: the play structure, the task keywords, and each module's arguments.
  *
  * Compiling them is most of a command's start-up, so `npm run build` also writes them out as plain JavaScript
- * (dist/playbook/validators.generated.js, ajv's standalone code) with a hash of the schemas they came from. At
+ * (dist/playbook/validators-*.generated.js, ajv's standalone code) with a hash of the schemas they came from. At
  * run time the generated ones are used when that hash matches the schemas in this build; otherwise (running from
- * source, or a stale file) they are compiled here as before. Either way the same schemas decide.
+ * source, or a stale file) they are compiled here as before. Either way the same schemas decide. They are looked
+ * up beside this module's URL, which in the bundled CLI is its chunk's: the build copies them into dist/bundle/.
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';

@@ -10,17 +10,19 @@ import { InputError, InputErrors } from '../errors.js';
 import { hostVars } from '../inventory/vars.js';
 import { ansibleGroups, makeHostvars } from '../playbook/magic-vars.js';
 import { useNamesStore } from '../modules/postfix-names.js';
-import { selectHosts } from '../inventory/patterns.js';
 import type { Inventory } from '../inventory/types.js';
-import { pointer, positionOf, readYamlFile } from '../playbook/load.js';
 import { VaultedValue } from '../util/vault.js';
-import { isTemplated, renderDeep } from '../playbook/template.js';
-import { allTasks, type Playbook } from '../playbook/types.js';
+import { renderDeep } from '../playbook/template.js';
+import type { Playbook } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
 import { HostRun, type HostSettings } from './host.js';
 import { orderHosts, runPlay } from './play.js';
 import { preflight } from './preflight.js';
+import { delegateProblems, playHosts, readVarsFile } from './play-inputs.js';
 import { exitCodeOf } from './results.js';
+
+/** Kept here too for importers of run.ts; `provision validate` imports them from play-inputs.ts, without the runner. */
+export { playHosts, readVarsFile };
 
 export interface RunOptions {
   playbook: Playbook;
@@ -62,30 +64,6 @@ export interface RunReport {
   stopped?: string;
   retryFile?: string;
   durationMs: number;
-}
-
-/** Tasks delegated to a host written as is (not a template) that is not an inventory host. */
-export function delegateProblems(playbook: Playbook, inventory: Inventory): InputError[] {
-  const out: InputError[] = [];
-  for (const play of playbook.plays) {
-    for (const task of allTasks(play)) {
-      const to = task.delegateTo;
-      if (to === undefined || isTemplated(to) || inventory.hosts.has(to)) continue;
-      const msg = `delegate_to: "${to}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`;
-      out.push(new InputError(msg, task.positions.get('delegate_to') ?? task.pos, `task "${task.name}"`));
-    }
-  }
-  return out;
-}
-
-/** Hosts a play targets: its pattern, narrowed by --limit, in the play's order. */
-export function playHosts(inv: Inventory, pattern: string, limit: string | undefined, baseDir: string): string[] {
-  let hosts = selectHosts(inv, pattern, { baseDir });
-  if (limit) {
-    const allowed = new Set(selectHosts(inv, limit, { baseDir: process.cwd() }));
-    hosts = hosts.filter((h) => allowed.has(h));
-  }
-  return hosts;
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
@@ -223,18 +201,4 @@ function loadVarsFiles(files: string[], dir: string, vars: Record<string, unknow
     Object.assign(out, readVarsFile(path.resolve(dir, name)));
   }
   return out;
-}
-
-export function readVarsFile(file: string): Record<string, unknown> {
-  const loc = readYamlFile(file, 'vars file', { floats: true });
-  if (loc.value === null) return {};
-  if (typeof loc.value !== 'object' || Array.isArray(loc.value)) {
-    throw new InputError('a vars file must be a mapping of names to values', { file, line: 1, col: 1 });
-  }
-  for (const name of Object.keys(loc.value)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw new InputError(`${JSON.stringify(name)} is not a valid variable name (letters, digits and _, not starting with a digit)`, positionOf(loc, pointer([name]), 'key'));
-    }
-  }
-  return loc.value as Record<string, unknown>;
 }
