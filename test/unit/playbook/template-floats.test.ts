@@ -92,7 +92,7 @@ describe('whole floats read from variable sources stay floats', () => {
 // ansible-playbook 2.14.18 on a local connection, vars `x: 2.0`: `lineinfile line: "{{ 3.0 }}"` writes "3.0",
 // `copy content: "{{ x }}"` writes "2.0", `line: "{{ x * 2 }}"` writes "4.0"; `debug msg: "{{ x }}"` shows 2.0.
 describe('whole floats reaching a module argument', () => {
-  const vars = { x: parseYamlVars('x: 2.0\n').x };
+  const vars = { x: parseYamlVars('x: 2.0\n', 'vars.yml').x };
   const args = (mod: string, a: Record<string, unknown>) => {
     const m = findModule(mod)!;
     const checked = checkArgs(m, renderDeepKeepingFloats(a, vars) as Record<string, unknown>);
