@@ -33,6 +33,17 @@ export function groupWrites<S extends Writable>(stream: S): S {
     return write(chunk, encoding as BufferEncoding, cb);
   };
   stream.write = grouped as S['write'];
+  // ssh2 writes its DISCONNECT and the caller may destroy the socket in the same turn: what waits goes out first,
+  // as it did when every piece was written at once.
+  const destroy = stream.destroy.bind(stream);
+  stream.destroy = (error?: Error): S => {
+    if (corked) {
+      corked = false;
+      stream.uncork();
+    }
+    destroy(error);
+    return stream;
+  };
   return stream;
 }
 

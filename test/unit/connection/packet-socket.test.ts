@@ -50,6 +50,16 @@ describe('the SSH socket groups the writes of one turn of the event loop', () =>
     expect((await srv.received()).toString('latin1')).toBe('\0\0\0\x0cciphertext..tag-bytes-16----next turn');
   });
 
+  it('a packet written just before the socket is destroyed in the same turn (ssh2 failing a handshake) still leaves', async () => {
+    const srv = await server();
+    open.push(srv.close);
+    const s = connectPacketSocket('127.0.0.1', srv.port);
+    await new Promise((r) => s.once('connect', r));
+    s.write('DISCONNECT');
+    s.destroy();
+    expect((await srv.received()).toString()).toBe('DISCONNECT');
+  });
+
   it('net.Socket.connect would put the prototype write back: the grouping is installed after it and stays', async () => {
     const srv = await server();
     open.push(srv.close);
