@@ -9,7 +9,6 @@
  * they come with a session variant, else (and on hosts that cannot run sessions) on channels of their own
  * (ssh-channel.ts).
  */
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
 import ssh2 from 'ssh2';
@@ -18,6 +17,7 @@ import { UnreachableError } from '../errors.js';
 import { type Connection, type ExecOptions, type ExecResult, guard, type HeldExec, type HoldOptions, prepareExec } from './connection.js';
 import { hostKeyAlgorithms, judgeHostKey, readKnownHosts, type KnownHostsWrites } from './host-keys.js';
 import { knownKeyTypes } from './known-hosts.js';
+import { connectPacketSocket } from './packet-socket.js';
 import type { Secrets } from './secrets.js';
 import { authSteps, type KeyCache } from './ssh-auth.js';
 import { channelTransport, HostSessions, type SessionTransport } from './session.js';
@@ -357,7 +357,7 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
   const preferred = knownKeyTypes(entries, t.hostKeyName, t.port);
   const client = new Client();
   client.once('close', () => gone.add(client));
-  const socket = sock ?? net.connect({ host: t.hostname, port: t.port });
+  const socket = sock ?? connectPacketSocket(t.hostname, t.port);
   let tcpUp = sock !== null;
   socket.once('connect', () => (tcpUp = true));
   let hostKeyProblem: string | null = null;
