@@ -21,7 +21,8 @@ import { LOCKOUT_MESSAGE } from '../../src/modules/service.js';
 const lab = inject('lab');
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/smtps.yaml', import.meta.url));
 const FLAVOURS: Flavour[] = ['rhel', 'rhel9', 'debian11', 'debian', 'ubuntu2204', 'ubuntu2404'];
-const PASSWORD = randomBytes(12).toString('base64url');
+// A letter first: swaks would take a password that starts with '-' for an option.
+const PASSWORD = `p${randomBytes(12).toString('base64url')}`;
 const dir = tempDir();
 
 /** Every file the playbook could change on any flavour. */

@@ -24,7 +24,8 @@ const lab = inject('lab');
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/smtps.yaml', import.meta.url));
 const SASL_USER = 'alice';
 const SASL_DOMAIN = 'lab.test';
-const SASL_PASSWORD = randomBytes(12).toString('base64url');
+// A letter first: swaks would take a password that starts with '-' for an option.
+const SASL_PASSWORD = `p${randomBytes(12).toString('base64url')}`;
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
