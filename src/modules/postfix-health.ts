@@ -113,8 +113,9 @@ const MASTER_RUNNING = [
   '}',
 ].join('\n');
 
-/** Shell filter: the first five lines and the last five (each line once). */
-const FIRST_AND_LAST_FIVE = "awk 'NR <= 5 { print; next } { last[NR % 5] = $0 } END { for (i = (NR > 10 ? NR - 4 : 6); i <= NR; i++) print last[i % 5] }'";
+/** Shell filter: the first five lines and the last five (each line once), each as an `@@log` line. */
+const FIRST_AND_LAST_FIVE =
+  "awk 'NR <= 5 { print \"@@log \" $0; next } { last[NR % 5] = $0 } END { for (i = (NR > 10 ? NR - 4 : 6); i <= NR; i++) print \"@@log \" last[i % 5] }'";
 
 /**
  * Restart (or reload) and check: prints `@@health ok` or `@@health fail REASON`, then `@@log` lines with the
@@ -127,12 +128,13 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     POSTFIX_PATHS,
     ...(init === 'systemd' ? [] : [MASTER_RUNNING]),
     'pv_off=0; [ -n "$pv_log" ] && [ -f "$pv_log" ] && pv_off=$(wc -c < "$pv_log")',
-    'pv_since=$(date +%s)',
+    // The time is only for journalctl, read when Postfix logs to no file.
+    'pv_since=; [ -n "$pv_log" ] || pv_since=$(date +%s)',
     // The restart's stderr goes to a file mktemp creates (new, unpredictable name): never through a name another
     // user could have planted. A file, not a pipe: a daemon the restart starts may keep the descriptor.
     'pv_ef=$(mktemp 2>/dev/null) || pv_ef=/dev/null',
     `(\n${action}\n) >/dev/null 2>"$pv_ef"; pv_rc=$?`,
-    'pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
+    'pv_err=; [ -s "$pv_ef" ] && pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
     // One listener: connect from the host; a greeting, a TLS record in reply to a ClientHello, or a connection that
     // stays open is healthy, one closed at once is not.
     'pv_listener() {',
@@ -165,8 +167,8 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     // What Postfix logged since: its fatal/panic/error/warning lines name the cause. The first lines are kept as
     // well as the last: each retry of the check can log the same follow-up warning, pushing out the one that
     // names the cause (a key that does not match its certificate is logged once, before "see earlier warnings").
-    `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null; fi | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"`,
-    `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"; fi`,
+    `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
+    `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
     'exit 0',
   ].join('\n');
 }

@@ -60,10 +60,10 @@ describe('postfix health check', () => {
 
   it('keeps the first and the last five logged problems for the cause', () => {
     const script = restartAndCheckScript('true', 'sysv', []);
-    const filter = /\| (awk '[^']*') \| sed "s\/\^\/@@log \/"/.exec(script)![1]!;
+    const filter = /\| (awk '[^']*')(; fi)?$/m.exec(script)![1]!;
     const lines = Array.from({ length: 12 }, (_, i) => `line ${i + 1}`).join('\n');
     expect(execFileSync('sh', ['-c', filter], { input: `${lines}\n` }).toString().trim().split('\n')).toEqual(
-      ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `line ${n}`),
+      ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `@@log line ${n}`),
     );
   });
 
