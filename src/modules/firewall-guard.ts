@@ -46,7 +46,13 @@ const JOB = [
  * Guard files older than an hour belong to no guard still running (a guard lasts rollback_timeout, at most 600 s,
  * plus its waits): each new guard removes them, so a run whose controller never settled leaves nothing for good.
  */
-const STALE_GUARDS = 'find "$pv_sd" -maxdepth 1 -type f -name \'firewall-*\' -mmin +60 -exec rm -f -- {} + 2>/dev/null';
+const STALE_GUARDS = [
+  // find runs only when there is a guard file at all (the shell's glob is free; most hosts have none).
+  'for pv_f in "$pv_sd"/firewall-*; do',
+  '  [ -e "$pv_f" ] || [ -L "$pv_f" ] || break',
+  '  find "$pv_sd" -maxdepth 1 -type f -name \'firewall-*\' -mmin +60 -exec rm -f -- {} + 2>/dev/null; break',
+  'done',
+].join('\n');
 
 /**
  * Tables a snapshot must carry even when they were empty: restoring them undoes what the restart added there
@@ -54,8 +60,10 @@ const STALE_GUARDS = 'find "$pv_sd" -maxdepth 1 -type f -name \'firewall-*\' -mm
  */
 const COMPLETE_FN = [
   'pv_complete() {',
+  // The tables the snapshot has, from one grep (a table starts with its `*name` line).
+  '  pv_have=$(grep "^\\*" "$1")',
   '  for pv_t in $2; do',
-  '    grep -q "^\\*$pv_t\\$" "$1" && continue',
+  '    case "\n$pv_have\n" in *"\n*$pv_t\n"*) continue ;; esac',
   '    case $pv_t in',
   "      filter) pv_c='INPUT FORWARD OUTPUT' ;;",
   "      raw) pv_c='PREROUTING OUTPUT' ;;",
@@ -124,7 +132,7 @@ export function settleScript(
     `pv_b=${quote(basePath(o))}`,
     RESTORE_FN,
     'pv_kill() {',
-    '  pv_pid=$(cat "$pv_b.pid" 2>/dev/null)',
+    '  pv_pid=; { read -r pv_pid < "$pv_b.pid"; } 2>/dev/null',
     '  [ -n "$pv_pid" ] || return 0',
     // The job leads its own process group (setsid): signal the group so its sleep goes too. dash's kill takes no `--`.
     '  kill -TERM "-$pv_pid" 2>/dev/null || kill -TERM -- "-$pv_pid" 2>/dev/null || kill -TERM "$pv_pid" 2>/dev/null',

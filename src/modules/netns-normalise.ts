@@ -16,7 +16,7 @@ export const NORMALISE_FN = [
   'pv_norm() {',
   '  if [ "$1" = 6 ]; then pv_nr=ip6tables-restore; pv_ns=ip6tables-save; else pv_nr=iptables-restore; pv_ns=iptables-save; fi',
   '  : > "$3.sets"',
-  "  if cat \"$2\" ${4:+\"$4\"} 2>/dev/null | grep -qE -e '--(match|add|del)-set' && command -v ipset >/dev/null 2>&1; then ipset save 2>/dev/null | grep '^create ' > \"$3.sets\"; fi",
+  "  if grep -qsE -e '--(match|add|del)-set' -- \"$2\" ${4:+\"$4\"} && command -v ipset >/dev/null 2>&1; then ipset save 2>/dev/null | grep '^create ' > \"$3.sets\"; fi",
   '  if command -v unshare >/dev/null 2>&1; then',
   // Exit 4 and 5 come from inside the namespace; anything else means the namespace itself could not be made.
   "    unshare -n sh -c 'if [ -s \"$4\" ]; then ipset restore < \"$4\" || exit 5; fi; \"$1\" < \"$2\" || exit 4; if [ -n \"$5\" ]; then \"$1\" --noflush < \"$5\" || exit 6; fi; exec \"$3\"' pv-normalise \"$pv_nr\" \"$2\" \"$pv_ns\" \"$3.sets\" \"${4:-}\" > \"$3\" 2> \"$3.err\"",

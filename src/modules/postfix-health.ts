@@ -67,31 +67,74 @@ const CLIENT_HELLO = [
   .map((b) => `\\x${b}`)
   .join('');
 
-/** Shell: which log file Postfix writes to, printed for later reading. */
-const LOG_FILE = [
-  'pv_log=$(postconf -h maillog_file 2>/dev/null)',
+/**
+ * Shell: one postconf run, before the action, for the log file Postfix writes to and where its master keeps its
+ * pid file and binary (the files this run wrote are already in place, so these are the values the restarted
+ * Postfix uses). Values are taken as written; one that names another parameter (`$...`) leaves the master check
+ * below to `postfix status`. A Postfix without `maillog_file` (before 3.4) warns and prints the others.
+ */
+const POSTFIX_PATHS = [
+  'pv_log= pv_qdir= pv_ddir=',
+  'while IFS= read -r pv_l; do',
+  '  case $pv_l in',
+  "    'maillog_file = '*) pv_log=${pv_l#*= } ;;",
+  "    'queue_directory = '*) pv_qdir=${pv_l#*= } ;;",
+  "    'daemon_directory = '*) pv_ddir=${pv_l#*= } ;;",
+  '  esac',
+  'done <<PV_EOF',
+  '$(postconf maillog_file queue_directory daemon_directory 2>/dev/null)',
+  'PV_EOF',
+  "case $pv_log in *'$'*) pv_log= ;; esac",
   'if [ -z "$pv_log" ]; then for pv_f in /var/log/mail.log /var/log/maillog /var/log/mail.err /var/log/syslog /var/log/messages; do [ -f "$pv_f" ] && { pv_log=$pv_f; break; }; done; fi',
 ].join('\n');
 
-/** Shell filter: the first five lines and the last five (each line once). */
-const FIRST_AND_LAST_FIVE = "awk 'NR <= 5 { print; next } { last[NR % 5] = $0 } END { for (i = (NR > 10 ? NR - 4 : 6); i <= NR; i++) print last[i % 5] }'";
+/**
+ * Shell: is Postfix's master running? Without forking: the pid in `$queue_directory/pid/master.pid` is a live
+ * process whose executable is `$daemon_directory/master` (the file the master writes once it holds its lock, and
+ * the binary postfix-script starts). A stale pid file, a pid reused by another program, or a master that died
+ * all fail that test (the master writes its pid there only after it has locked the file, and holds the lock while
+ * it lives). When the test fails, or cannot be made (no /proc, paths unknown or written with `$`), the answer is
+ * `postfix status`'s (`master -t`: is the pid file locked?) as before, so the quick test can only say yes, and
+ * a no still costs what it did.
+ */
+const MASTER_RUNNING = [
+  'pv_master() {',
+  "  case $pv_qdir$pv_ddir in *'$'*) ;; *)",
+  '    if [ -n "$pv_qdir" ] && [ -n "$pv_ddir" ] && [ -d /proc/self ]; then',
+  '      pv_pid=',
+  '      { read -r pv_pid < "$pv_qdir/pid/master.pid"; } 2>/dev/null',
+  '      case $pv_pid in',
+  '        "" | *[!0-9]*) ;;',
+  '        *) [ "/proc/$pv_pid/exe" -ef "$pv_ddir/master" ] && return 0 ;;',
+  '      esac',
+  '    fi ;;',
+  '  esac',
+  '  postfix status >/dev/null 2>&1',
+  '}',
+].join('\n');
+
+/** Shell filter: the first five lines and the last five (each line once), each as an `@@log` line. */
+const FIRST_AND_LAST_FIVE =
+  "awk 'NR <= 5 { print \"@@log \" $0; next } { last[NR % 5] = $0 } END { for (i = (NR > 10 ? NR - 4 : 6); i <= NR; i++) print \"@@log \" last[i % 5] }'";
 
 /**
  * Restart (or reload) and check: prints `@@health ok` or `@@health fail REASON`, then `@@log` lines with the
  * postfix errors logged since just before the action.
  */
 export function restartAndCheckScript(action: string, init: Facts['init'], listeners: Listener[]): string {
-  const running = init === 'systemd' ? 'systemctl is-active --quiet postfix' : 'postfix status >/dev/null 2>&1';
+  const running = init === 'systemd' ? 'systemctl is-active --quiet postfix' : 'pv_master';
   const targets = listeners.map((l) => quote(`${l.host} ${l.port} ${l.service}${l.tls ? ' tls' : ''}`)).join(' ');
   return [
-    LOG_FILE,
+    POSTFIX_PATHS,
+    ...(init === 'systemd' ? [] : [MASTER_RUNNING]),
     'pv_off=0; [ -n "$pv_log" ] && [ -f "$pv_log" ] && pv_off=$(wc -c < "$pv_log")',
-    'pv_since=$(date +%s)',
+    // The time is only for journalctl, read when Postfix logs to no file.
+    'pv_since=; [ -n "$pv_log" ] || pv_since=$(date +%s)',
     // The restart's stderr goes to a file mktemp creates (new, unpredictable name): never through a name another
     // user could have planted. A file, not a pipe: a daemon the restart starts may keep the descriptor.
     'pv_ef=$(mktemp 2>/dev/null) || pv_ef=/dev/null',
     `(\n${action}\n) >/dev/null 2>"$pv_ef"; pv_rc=$?`,
-    'pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
+    'pv_err=; [ -s "$pv_ef" ] && pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
     // One listener: connect from the host; a greeting, a TLS record in reply to a ClientHello, or a connection that
     // stays open is healthy, one closed at once is not.
     'pv_listener() {',
@@ -124,8 +167,8 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     // What Postfix logged since: its fatal/panic/error/warning lines name the cause. The first lines are kept as
     // well as the last: each retry of the check can log the same follow-up warning, pushing out the one that
     // names the cause (a key that does not match its certificate is logged once, before "see earlier warnings").
-    `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null; fi | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"`,
-    `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE} | sed "s/^/@@log /"; fi`,
+    `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
+    `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
     'exit 0',
   ].join('\n');
 }

@@ -297,7 +297,8 @@ export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Bu
     '[ "$pv_rc" -eq 0 ] && touch -t 200001010000 "$pv_pc/main.cf" "$pv_pc/master.cf"',
     'if [ "$pv_rc" -eq 0 ]; then',
     `  postconf -c "$pv_pc" ${flag} >/dev/null 2>"$pv_pc/stderr"; pv_rc=$?`,
-    `  ${renamePaths} "$pv_pc/stderr" >&2`,
+    // Most candidates are clean: only a postconf that said something needs its paths put right (one fork fewer).
+    `  [ -s "$pv_pc/stderr" ] && ${renamePaths} "$pv_pc/stderr" >&2`,
     'fi',
     'rm -rf "$pv_pc"',
     'exit "$pv_rc"',

@@ -98,6 +98,56 @@ describe.skipIf(!lab)('changes a restart proves wrong are rolled back', () => {
     expect(await banner(host.ip, 25)).toMatch(new RegExp(`^220 ${host.name.replace(/\./g, '\\.')} ESMTP`));
   }, 300_000);
 
+  it('an init script that exits 0 but leaves no master, its pid file naming another live program: "postfix is not running", rolled back', async () => {
+    const host = debian;
+    const before = await hostSha(host, '/etc/postfix/main.cf');
+    // Postfix stopped, and the pid file left naming a live process that is not the master (the host's init, pid 1):
+    // what a stale pid file looks like once its number is reused. `postfix status` says the master is down; the
+    // health check's quick test must not be fooled by the live pid.
+    await sh(
+      host,
+      `cp -p /etc/init.d/postfix /etc/init.d/postfix.pv-orig
+cat > /etc/init.d/postfix <<'EOF'
+#!/bin/sh
+postfix stop >/dev/null 2>&1
+printf '%30s\\n' 1 > /var/spool/postfix/pid/master.pid
+exit 0
+EOF`,
+    );
+    try {
+      const pb = writePlaybook(
+        dir,
+        'no-master.yaml',
+        `- hosts: all
+  tasks:
+    - name: main.cf gets a new banner
+      postconf:
+        settings:
+          smtpd_banner: "$myhostname ESMTP provision-test"
+      notify: restart postfix
+  handlers:
+    - name: restart postfix
+      service:
+        name: postfix
+        state: restarted
+`,
+      );
+      const r = await provision(state, pb, ['--limit', host.name]);
+      expect(r.code).toBe(2);
+      const got = results(r.events, host);
+      expect(got.map((e) => [e.task, e.status])).toEqual([
+        ['main.cf gets a new banner', 'changed'],
+        ['restart postfix', 'failed'],
+      ]);
+      expect(got[1]!.msg).toMatch(/^postfix failed after it was restarted: postfix is not running(; | — )/);
+      expect(got[1]!.msg).toMatch(/restored \/etc\/postfix\/main\.cf and restarted postfix: it is still unhealthy \(postfix is not running\)$/);
+      expect(await hostSha(host, '/etc/postfix/main.cf')).toBe(before);
+    } finally {
+      await sh(host, 'mv -f /etc/init.d/postfix.pv-orig /etc/init.d/postfix && rm -f /var/spool/postfix/pid/master.pid && postfix start >/dev/null 2>&1; postfix status >/dev/null 2>&1 && echo up');
+    }
+    expect((await sh(host, 'postfix status >/dev/null 2>&1 && echo up || echo down')).trim()).toBe('up');
+  }, 300_000);
+
   it('a rule that drops even the open SSH connection: rolled back in the rules file and live, SSH works again', async () => {
     const host = rhel;
     const rulesFile = '/etc/sysconfig/iptables';

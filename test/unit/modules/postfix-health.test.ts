@@ -1,5 +1,5 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -60,10 +60,10 @@ describe('postfix health check', () => {
 
   it('keeps the first and the last five logged problems for the cause', () => {
     const script = restartAndCheckScript('true', 'sysv', []);
-    const filter = /\| (awk '[^']*') \| sed "s\/\^\/@@log \/"/.exec(script)![1]!;
+    const filter = /\| (awk '[^']*')(; fi)?$/m.exec(script)![1]!;
     const lines = Array.from({ length: 12 }, (_, i) => `line ${i + 1}`).join('\n');
     expect(execFileSync('sh', ['-c', filter], { input: `${lines}\n` }).toString().trim().split('\n')).toEqual(
-      ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `line ${n}`),
+      ['1', '2', '3', '4', '5', '8', '9', '10', '11', '12'].map((n) => `@@log line ${n}`),
     );
   });
 
@@ -94,9 +94,72 @@ describe('postfix health check', () => {
     }
   });
 
+  it('Postfix 3.7 `postconf maillog_file queue_directory daemon_directory`: one run gives the log, pid and binary paths', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-health-'));
+    try {
+      const paths = /^pv_log= pv_qdir=[\s\S]*?\nPV_EOF\n/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
+      // What Postfix 3.7 prints, and what a Postfix before 3.4 prints (no maillog_file: a warning on stderr).
+      const postconf = (out: string) =>
+        execFileSync('sh', ['-c', `postconf() { printf '%s' "$PV_OUT"; echo 'postconf: warning: maillog_file: unknown parameter' >&2; }\n${paths}\necho "$pv_log|$pv_qdir|$pv_ddir"`], {
+          env: { ...process.env, PV_OUT: out },
+        })
+          .toString()
+          .trim();
+      expect(postconf('maillog_file =\nqueue_directory = /var/spool/postfix\ndaemon_directory = /usr/lib/postfix/sbin\n')).toBe('|/var/spool/postfix|/usr/lib/postfix/sbin');
+      expect(postconf('maillog_file = /var/log/postfix.log\nqueue_directory = /q\ndaemon_directory = /d\n')).toBe('/var/log/postfix.log|/q|/d');
+      expect(postconf('queue_directory = /var/spool/postfix\ndaemon_directory = /usr/libexec/postfix\n')).toBe('|/var/spool/postfix|/usr/libexec/postfix');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the master check without forks: postfix-script's pid file naming a live master; a stale or reused pid falls back to `postfix status`", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-health-'));
+    // A stand-in master: a long sleep whose executable the fake daemon_directory/master links to.
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    // Another program holding a pid the file could name after a reuse.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const sleepBin = readlinkSync(`/proc/${sleeper.pid}/exe`);
+      mkdirSync(path.join(dir, 'q/pid'), { recursive: true });
+      mkdirSync(path.join(dir, 'd'));
+      symlinkSync(sleepBin, path.join(dir, 'd/master'));
+      const master = /^pv_master\(\) \{\n[\s\S]*?\n\}$/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
+      // `postfix status` stands in as a function that says where it was asked, and answers PV_STATUS.
+      const check = (pid: string, qdir = `${dir}/q`, status = 1) => {
+        writeFileSync(path.join(dir, 'q/pid/master.pid'), pid);
+        rmSync(path.join(dir, 'asked'), { force: true });
+        const script = `postfix() { : > "$PV_ASKED"; return "$PV_STATUS"; }\npv_qdir=$1 pv_ddir=$2\n${master}\nif pv_master; then r=running; else r=down; fi; [ -e "$PV_ASKED" ] && echo asked; echo $r`;
+        return execFileSync('sh', ['-c', script, 'sh', qdir, `${dir}/d`], { env: { ...process.env, PV_STATUS: String(status), PV_ASKED: path.join(dir, 'asked') } })
+          .toString()
+          .trim()
+          .split('\n');
+      };
+      // As the master writes it: the pid right-aligned in 30 columns.
+      expect(check(`${String(sleeper.pid).padStart(30)}\n`)).toEqual(['running']);
+      expect(check(`${other.pid}\n`)).toEqual(['asked', 'down']);
+      expect(check('')).toEqual(['asked', 'down']);
+      expect(check('12a\n')).toEqual(['asked', 'down']);
+      // A value postconf printed unexpanded: only postfix status can say.
+      expect(check(`${sleeper.pid}\n`, '$queue_directory')).toEqual(['asked', 'down']);
+      // The fallback's yes stands: postfix status knows best when the quick test cannot tell.
+      expect(check(`${other.pid}\n`, `${dir}/q`, 0)).toEqual(['asked', 'running']);
+      const gone = sleeper.pid!;
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+      expect(check(`${gone}\n`)).toEqual(['asked', 'down']);
+    } finally {
+      sleeper.kill('SIGKILL');
+      other.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the check script quotes every listener and uses the init system', () => {
     const s = restartAndCheckScript('service postfix restart', 'systemd', [{ service: "x'y", host: '127.0.0.1', port: '25' }]);
     expect(s).toContain('systemctl is-active --quiet postfix');
+    expect(s).not.toContain('pv_master');
+    expect(restartAndCheckScript('service postfix restart', 'sysv', [])).toContain('pv_check() {\n  pv_master ||');
     expect(s).toContain(`'127.0.0.1 25 x'\\''y'`);
   });
 
