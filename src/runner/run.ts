@@ -153,7 +153,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
       const hosts = names.map((n) => runs.get(n)!).filter((h) => !h.failedOrUnreachable);
       hosts.forEach((h) => h.nextPlay());
       const hostDone = async (h: HostRun) => {
-        if (doneAfter.get(h.name) === i) await h.release();
+        // A failed or unreachable host takes no part in later plays either.
+        const last = doneAfter.get(h.name);
+        if (last !== undefined && (last === i || h.failedOrUnreachable)) await h.release();
       };
       const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted, hostvars, groups, check: opts.check, playbookDir: playbook.dir, hostDone });
       batches.push(...res.batches);

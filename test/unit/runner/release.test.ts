@@ -78,4 +78,36 @@ describe('when the run is done with a host', () => {
     // w1 is closed before the second play starts, once: not again when the run ends.
     expect(order).toEqual(['play w1', 'closed w1', 'play d1', 'closed d1']);
   });
+
+  it('closes a host that failed at once, though a later play names it (later plays skip it, as Ansible does)', async () => {
+    const order: string[] = [];
+    const { report } = await runLocal(
+      dir,
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - fail: { msg: broken }
+      when: inventory_hostname == 'w1'
+- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: { msg: second }
+`,
+      '[web]\nw1 ansible_connection=local\nw2 ansible_connection=local\n',
+      {
+        connectionFor: (host) =>
+          new (class extends LocalConnection {
+            override async close(): Promise<void> {
+              order.push(`closed ${host}`);
+              await super.close();
+            }
+          })(host),
+        emit: (e) => {
+          if (e.type === 'play_start') order.push(`play ${e.hosts.join(',')}`);
+        },
+      },
+    );
+    expect(report.hosts.w1!.failed).toBe(1);
+    expect(order).toEqual(['play w1,w2', 'closed w1', 'play w2', 'closed w2']);
+  });
 });
