@@ -222,7 +222,7 @@ export class HostRun {
   }
 
   /**
-   * The first exec of a locking run: kept open until the run ends, which holds the host lock (see host-start.ts);
+   * The first exec of a locking run: kept open until the run is done with the host, which holds the host lock (see host-start.ts);
    * `sessionScript` is its variant run as the first step of the host's session.
    */
   async hold(script: string, marker: string, become: BecomeSpec | undefined, sessionScript?: string): Promise<Awaited<ReturnType<Connection['hold']>>> {
