@@ -4,6 +4,7 @@
  * every run, so it reads with shell builtins where it can rather than start a process.
  */
 import type { Facts } from './types.js';
+import { ownString } from '../util/own-string.js';
 
 /** The facts script leaves the host's Postfix version (mail_version) in this shell variable, empty without Postfix. */
 export const POSTFIX_VERSION_VAR = 'pv_postfix_version';
@@ -251,11 +252,12 @@ echo ${HELD_MARKER}
 `;
 }
 
+/** `key=value` lines; values are copies (see ownString): facts live until the run ends, the output need not. */
 function kv(output: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const line of output.split('\n')) {
     const i = line.indexOf('=');
-    if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
+    if (i > 0) m.set(line.slice(0, i), ownString(line.slice(i + 1).trim()));
   }
   return m;
 }

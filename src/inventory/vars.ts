@@ -179,19 +179,34 @@ function inventoryVars(inv: Inventory, host: string): Vars {
   ]);
 }
 
+const sharedGroups = new WeakMap<Inventory, Readonly<Record<string, readonly string[]>>>();
+
+/**
+ * `groups` (every group → its hosts): one frozen object per inventory that every host's variables share. A copy
+ * per host grows with hosts × hosts (500 hosts in `all` and `mail`: 500 000 list entries).
+ */
+function groupsOf(inv: Inventory): Readonly<Record<string, readonly string[]>> {
+  let groups = sharedGroups.get(inv);
+  if (!groups) {
+    const { members } = indexOf(inv);
+    const made: Record<string, readonly string[]> = {};
+    for (const g of inv.groups.keys()) Object.defineProperty(made, g, { value: Object.freeze([...members.get(g)!]), enumerable: true });
+    groups = Object.freeze(made);
+    sharedGroups.set(inv, groups);
+  }
+  return groups;
+}
+
 /** The variables Ansible derives from the inventory itself and sets on every host. */
 function magicVars(inv: Inventory, host: string): Vars {
-  const { members } = indexOf(inv);
   const groupNames = allGroupsOf(inv, host)
     .filter((g) => g !== 'all')
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const groups: Record<string, string[]> = {};
-  for (const g of inv.groups.keys()) Object.defineProperty(groups, g, { value: [...members.get(g)!], enumerable: true });
   const magic: Vars = {
     inventory_hostname: host,
     inventory_hostname_short: host.split('.')[0],
     group_names: groupNames,
-    groups,
+    groups: groupsOf(inv),
   };
   const file = layersOf(inv)?.hostFiles.get(host);
   if (file) {

@@ -10,6 +10,7 @@ import { POSTFIX_VERSION_VAR } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import { fromBinary, referencedNames } from '../formats/main-cf.js';
 import { type MasterCfEntry, splitService } from '../formats/master-cf.js';
+import { ownString } from '../util/own-string.js';
 import { nearest } from '../util/suggest.js';
 import { compareVersions } from '../util/version.js';
 import { ModuleError, type TaskContext, type Validation } from './module.js';
@@ -102,10 +103,28 @@ function knownNames(host: string, version: string): ReadonlySet<string> | null {
   return stored;
 }
 
+/**
+ * One Set for each distinct list of names, whichever hosts gave it: 500 hosts of one Postfix version keep one
+ * list of ~1000 names, not 500. Hosts share a Set only when their lists are identical, so what one host claims
+ * still decides nothing about another's.
+ */
+const distinctLists = new Map<string, ReadonlySet<string>>();
+
+function shared(names: ReadonlySet<string>): ReadonlySet<string> {
+  const key = createHash('sha256').update([...names].sort().join('\n')).digest('hex');
+  let set = distinctLists.get(key);
+  if (!set) {
+    // Copies: a name cut from `postconf -d`'s output would keep the whole output alive (see ownString).
+    set = new Set([...names].map(ownString));
+    distinctLists.set(key, set);
+  }
+  return set;
+}
+
 function remember(host: string, version: string, names: ReadonlySet<string>): void {
   let m = knownByHost.get(host);
   if (!m) knownByHost.set(host, (m = new Map()));
-  m.set(version, names);
+  m.set(version, shared(names));
 }
 
 /** Versions whose names this controller keeps for `host`: in the process, or with a file in its store. */
@@ -151,12 +170,13 @@ export async function builtinNames(ctx: TaskContext, version: string): Promise<R
     throw new ModuleError(`cannot list Postfix's parameter names with postconf -d: ${why}`);
   }
   rememberNames(ctx.host, version, names);
-  return names;
+  return knownNames(ctx.host, version)!;
 }
 
 /** Forget names kept in the process (tests use it to start from a clean process); the store is left alone. */
 export function clearNameCache(): void {
   knownByHost.clear();
+  distinctLists.clear();
 }
 
 /**

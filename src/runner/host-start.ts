@@ -46,7 +46,7 @@ export class Renders {
 }
 
 /**
- * Facts, once per run. In a normal run the same exec takes the host's run lock and keeps it until the run ends,
+ * Facts, once per run. In a normal run the same exec takes the host's run lock and keeps it until the run is done with the host (run.ts),
  * so two runs never interleave their changes; check mode changes nothing and takes no lock. The same exec
  * brings back what the play will read on a host like this one (see first-exec.ts), and Postfix's parameter
  * names when the controller does not know the host's version yet.

@@ -75,6 +75,7 @@ export class HostRun {
   private uncountedFailure = false;
   /** ends the held facts exec, releasing the host lock */
   private releaseLock: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
   private readonly started = Date.now();
 
   constructor(
@@ -221,7 +222,7 @@ export class HostRun {
   }
 
   /**
-   * The first exec of a locking run: kept open until the run ends, which holds the host lock (see host-start.ts);
+   * The first exec of a locking run: kept open until the run is done with the host, which holds the host lock (see host-start.ts);
    * `sessionScript` is its variant run as the first step of the host's session.
    */
   async hold(script: string, marker: string, become: BecomeSpec | undefined, sessionScript?: string): Promise<Awaited<ReturnType<Connection['hold']>>> {
@@ -329,11 +330,28 @@ export class HostRun {
     if (this.stopped === 'end_host') this.status.clear();
   }
 
-  async close(): Promise<void> {
+  /** Close once: a host released after its last play is closed again when the run ends. */
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     await this.local?.close();
     this.releaseLock?.();
     this.releaseLock = null;
     await this.conn.close().catch(() => undefined);
+  }
+
+  /**
+   * The run is done with this host (run.ts decides): close its connection, which ends its session and releases
+   * the host lock, and drop what was read there and the first versions of the files it changed. Facts, registered
+   * variables and counters stay: later plays read them through hostvars, and the recap prints the counters.
+   */
+  async release(): Promise<void> {
+    await this.close();
+    this.cache.forget();
+    this.original.clear();
   }
 
   /** Used by tests and by rollback code: the cached state of a file. */

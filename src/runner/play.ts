@@ -91,6 +91,8 @@ export interface PlayOptions {
   /** true for `provision check` (`ansible_check_mode`) */
   check?: boolean;
   playbookDir?: string;
+  /** called once a host is done with the play (finished, stopped, or never connected) */
+  hostDone?: (h: HostRun) => Promise<void>;
 }
 
 export interface PlayResult {
@@ -395,7 +397,10 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       else if (!h.stopped) await h.clearPending(play);
     };
     // A host that is done with the batch can no longer be the one to run a run_once task.
-    await pool(batch, opts.forks, (h) => hostRun(h).finally(() => once.finish(h)));
+    await pool(batch, opts.forks, async (h) => {
+      await hostRun(h).finally(() => once.finish(h));
+      await opts.hostDone?.(h);
+    });
 
     const failed = batch.filter((h) => h.stopped === 'failed').map((h) => h.name);
     const unreachable = batch.filter((h) => h.stopped === 'unreachable').map((h) => h.name);

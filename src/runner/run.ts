@@ -142,6 +142,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     (h) => runs.get(h)?.facts ?? null,
   );
   const groups = ansibleGroups(inventory);
+  const doneAfter = lastPlays(playbook, perPlay);
   try {
     for (let i = 0; i < playbook.plays.length; i++) {
       const play = playbook.plays[i]!;
@@ -151,7 +152,12 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
       const names = orderHosts(perPlay[i]!, play.order);
       const hosts = names.map((n) => runs.get(n)!).filter((h) => !h.failedOrUnreachable);
       hosts.forEach((h) => h.nextPlay());
-      const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted, hostvars, groups, check: opts.check, playbookDir: playbook.dir });
+      const hostDone = async (h: HostRun) => {
+        // A failed or unreachable host takes no part in later plays either.
+        const last = doneAfter.get(h.name);
+        if (last !== undefined && (last === i || h.failedOrUnreachable)) await h.release();
+      };
+      const res = await runPlay(play, hosts, { forks: opts.forks, canary: opts.canary, emit: opts.emit, interrupted, hostvars, groups, check: opts.check, playbookDir: playbook.dir, hostDone });
       batches.push(...res.batches);
       notRun.push(...res.notRun);
       if (res.endRun) stopped = res.stopped;
@@ -189,6 +195,27 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     ...(retryFile ? { retry_file: retryFile } : {}),
   });
   return { hosts, exitCode, batches, notRun, stopped, retryFile, durationMs };
+}
+
+/**
+ * For each host, the last play it takes part in: once done with that play the run is done with the host, which
+ * releases its connection, lock and caches there and then rather than when the last host finishes (500 open
+ * connections, sessions and read caches otherwise). Hosts a task may be delegated to stay until the run ends: any
+ * host when a delegate_to is templated, else those named.
+ */
+export function lastPlays(playbook: Playbook, perPlay: string[][]): Map<string, number> {
+  const named = new Set<string>();
+  for (const play of playbook.plays) {
+    for (const task of allTasks(play)) {
+      if (task.delegateTo === undefined) continue;
+      if (isTemplated(task.delegateTo)) return new Map();
+      named.add(task.delegateTo);
+    }
+  }
+  const last = new Map<string, number>();
+  perPlay.forEach((hosts, i) => hosts.forEach((h) => last.set(h, i)));
+  for (const h of named) last.delete(h);
+  return last;
 }
 
 function loadVarsFiles(files: string[], dir: string, vars: Record<string, unknown>): Record<string, unknown> {

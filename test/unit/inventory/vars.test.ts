@@ -126,6 +126,17 @@ describe('magic variables', () => {
     expect(hostsOfGroup(fixture, 'mail')).toHaveLength(8);
   });
 
+  it('every host of the lab inventory sees one shared, read-only groups (not a copy per host: hosts × hosts at 500 hosts)', () => {
+    const a = hostVars(fixture, 'mx01.lab.test').groups as Record<string, string[]>;
+    const b = hostVars(fixture, 'legacy1.lab.test').groups as Record<string, string[]>;
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a.all)).toBe(true);
+    expect(() => a.mail!.push('intruder.lab.test')).toThrow(TypeError);
+    expect(hostVars(fixture, 'mx02.lab.test').groups).toEqual(b);
+    // another inventory has its own
+    expect(hostVars(ini('[g]\nh1\n'), 'h1').groups).toEqual({ all: ['h1'], ungrouped: [], g: ['h1'] });
+  });
+
   it('puts an ungrouped host in group_names "ungrouped"', () => {
     expect(hostVars(fixture, 'bastion.lab.test').group_names).toEqual(['ungrouped']);
   });

@@ -176,6 +176,21 @@ describe('a host answers for itself only', () => {
     expect((await builtinNames(fakeContext({ commands: {} }), '3.7.11')).has('smtpd_tls_CApth')).toBe(false);
     expect(knownNameVersions('evil.lab.test')).toEqual(['3.7.11']);
   });
+
+  it('hosts that send the same list (Debian 12 stock `postconf -d`) share one copy of it; a different list stays apart', async () => {
+    // 500 hosts of one version would otherwise keep 500 copies of ~1000 names each until the run ends.
+    const first = fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } });
+    const a = await builtinNames(first, '3.7.11');
+    rememberNames('h2', '3.7.11', parsePostconfNames(postconfD));
+    rememberNames('evil.lab.test', '3.7.11', new Set([...DEBIAN_NAMES, 'smtpd_tls_CApth']));
+    const b = await builtinNames({ ...fakeContext({ commands: {} }), host: 'h2' }, '3.7.11');
+    const evil = await builtinNames({ ...fakeContext({ commands: {} }), host: 'evil.lab.test' }, '3.7.11');
+    expect(b).toBe(a);
+    expect(a).toEqual(DEBIAN_NAMES);
+    expect(evil).not.toBe(a);
+    expect(evil.has('smtpd_tls_CApth')).toBe(true);
+    expect(a.has('smtpd_tls_CApth')).toBe(false);
+  });
 });
 
 describe('the names a host sends in the facts exec', () => {
