@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Facts } from '../facts/types.js';
 import type { Inventory } from '../inventory/types.js';
+import { TemplateError } from './template/errors.js';
 
 /** The Ansible release whose templating provision follows (the conformance suite was recorded with it). */
 export const ANSIBLE_VERSION = Object.freeze({ full: '2.14.18', major: 2, minor: 14, revision: 18, string: '2.14.18' });
@@ -141,8 +142,18 @@ export function ansibleGroups(inv: Inventory): Record<string, string[]> {
  * `hostvars`: one entry per inventory host, each read when first used: its inventory variables, and once its
  * facts are gathered, its facts under `facts` and their `ansible_*` names. A fact of a host not gathered yet is
  * therefore undefined, and the error names it.
+ *
+ * A host's registered and set_fact variables are not shared: in Ansible, `hostvars[h].x` gives h's value of x as
+ * it stands at that moment of a lockstep run, which provision, running hosts apart, cannot give exactly. For the
+ * names in `unshared` (what the playbook registers or sets anywhere), reading `hostvars[h].x` is therefore an
+ * error that says so, not the inventory's value or an undefined that `default` would quietly replace.
  */
-export function makeHostvars(hosts: Iterable<string>, varsOf: (host: string) => Record<string, unknown>, factsOf: (host: string) => Facts | null): Record<string, unknown> {
+export function makeHostvars(
+  hosts: Iterable<string>,
+  varsOf: (host: string) => Record<string, unknown>,
+  factsOf: (host: string) => Facts | null,
+  unshared: ReadonlySet<string> = new Set(),
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const h of hosts) {
     Object.defineProperty(out, h, {
@@ -150,7 +161,19 @@ export function makeHostvars(hosts: Iterable<string>, varsOf: (host: string) => 
       configurable: true,
       get: () => {
         const facts = factsOf(h);
-        return { ...varsOf(h), ...(facts ? { facts, ...ansibleFactVars(facts) } : {}) };
+        const entry: Record<string, unknown> = { ...varsOf(h), ...(facts ? { facts, ...ansibleFactVars(facts) } : {}) };
+        for (const name of unshared) {
+          // Not enumerable: the entry still prints and iterates as its inventory variables and facts.
+          Object.defineProperty(entry, name, {
+            enumerable: false,
+            get: () => {
+              throw new TemplateError(
+                `hostvars[${JSON.stringify(h)}].${name}: provision does not share a host's registered or set_fact variables through hostvars (in Ansible the value depends on the moment other hosts reach; use the variable on its own host, or pass it as an inventory variable)`,
+              );
+            },
+          });
+        }
+        return entry;
       },
     });
   }

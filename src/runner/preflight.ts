@@ -77,7 +77,7 @@ function sitesOf(task: Task): TemplateSite[] {
 }
 
 /** Names that registers and set_fact define anywhere in the playbook: a host keeps them from play to play. */
-function runNames(playbook: Playbook): Set<string> {
+export function runNames(playbook: Playbook): Set<string> {
   const out = new Set<string>();
   for (const play of playbook.plays) {
     for (const t of allTasks(play)) {

@@ -17,7 +17,7 @@ import { allTasks, type Playbook } from '../playbook/types.js';
 import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js';
 import { HostRun, type HostSettings } from './host.js';
 import { orderHosts, runPlay } from './play.js';
-import { preflight } from './preflight.js';
+import { preflight, runNames } from './preflight.js';
 import { delegateProblems, NOT_AN_INVENTORY_HOST, playHosts, readVarsFile } from './play-inputs.js';
 import { exitCodeOf } from './results.js';
 
@@ -140,6 +140,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     inventory.hosts.keys(),
     (h) => inventoryVarsOf.get(h) ?? inventoryVarsOf.set(h, runs.get(h)?.inventoryVars ?? hostVars(inventory, h)).get(h)!,
     (h) => runs.get(h)?.facts ?? null,
+    runNames(playbook),
   );
   const groups = ansibleGroups(inventory);
   const doneAfter = lastPlays(playbook, perPlay);

@@ -3,6 +3,7 @@ import type { Facts } from '../../../src/facts/types.js';
 import { defaultIpv4 } from '../../../src/facts/gather.js';
 import { parseInventoryText } from '../../../src/inventory/load.js';
 import { ansibleFactVars, ansibleGroups, makeHostvars, playVars } from '../../../src/playbook/magic-vars.js';
+import { renderString } from '../../../src/playbook/template/render.js';
 
 const base: Facts = {
   hostname: 'mx1', fqdn: 'mx1.example.org', os_family: 'Debian', distribution: 'debian', distribution_version: '12', init: 'systemd', user: 'root', uid: 0,
@@ -43,6 +44,17 @@ describe('hostvars', () => {
     expect(hv.b).toEqual({ role: 'b' });
     gathered = base;
     expect(hv.b).toMatchObject({ role: 'b', ansible_hostname: 'mx1', facts: base });
+  });
+
+  it("refuses another host's registered or set_fact variable, which Ansible gives at the moment of a lockstep run", () => {
+    // `hostvars[h].result | default(...)` must not quietly give the default where Ansible gives h's result.
+    const hv = makeHostvars(['a', 'b'], (h) => ({ role: h, result: 'from the inventory' }), () => null, new Set(['result', 'relay']));
+    for (const src of ["{{ hostvars['b'].result | default('none') }}", "{{ hostvars['b'].relay is defined }}", "{{ hostvars['a']['relay'] }}"]) {
+      expect(() => renderString(src, { hostvars: hv })).toThrow(/does not share a host's registered or set_fact variables/);
+    }
+    // Inventory variables still read, and the entry prints as before.
+    expect(renderString("{{ hostvars['b'].role }}", { hostvars: hv })).toBe('b');
+    expect(renderString("{{ hostvars['b'] | to_json }}", { hostvars: hv })).toBe('{"role": "b"}');
   });
 });
 
