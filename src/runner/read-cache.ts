@@ -48,6 +48,11 @@ export class ReadCache {
     this.files.set(state.path, state);
   }
 
+  /** Forget what was read of one path (its state is not known exactly). */
+  drop(p: string): void {
+    this.files.delete(p);
+  }
+
   /** Anything may have changed on the host: forget what was read. */
   forget(): void {
     this.files.clear();
