@@ -150,8 +150,11 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
   if (command) {
     const env = environmentScript({ ...play.environment, ...task.environment }, vars);
     const touched = touchedScript(env + command.script, command.touches!, h.cache.paths());
-    // What the command leaves is known once the host has said which paths were links: read again after it.
-    h.cache.forget();
+    // Forget what the command may change, as the host's report after it will say (links cannot appear through
+    // it); when what was read does not tell which paths are links, forget everything: read again after it.
+    const report = h.cache.predictTouched(command.touches!);
+    if (report) h.cache.forgetTouched(command.touches!, report);
+    else h.cache.forget();
     h.wb.push({
       ...queued,
       script: touched.script,
