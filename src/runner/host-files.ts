@@ -29,7 +29,7 @@ export interface ReadResult {
   links?: Map<string, PathLink>;
 }
 
-/** A path as `stat` without -L sees it: a symbolic link, a regular file with its link count, or other; absent. */
+/** A path as `stat` without -L sees it: a symbolic link, a regular file with its link count (0 for the others), other, absent. */
 export interface PathLink {
   type: 'link' | 'file' | 'other' | 'absent';
   nlink: number;
@@ -293,7 +293,8 @@ function linkLines(req: ReadRequest, lines: string[]): Map<string, PathLink> | u
     const m = /^(\d+) ([0-9a-f]+) (.*)$/.exec(line);
     if (!m || !out.has(m[3]!)) continue;
     const kind = (parseInt(m[2]!, 16) >> 12) & 0xf;
-    out.set(m[3]!, { type: kind === 0xa ? 'link' : kind === 0x8 ? 'file' : 'other', nlink: Number(m[1]) });
+    // Only a regular file's link count matters (a second name for it); a directory's changes with its subdirectories.
+    out.set(m[3]!, kind === 0x8 ? { type: 'file', nlink: Number(m[1]) } : { type: kind === 0xa ? 'link' : 'other', nlink: 0 });
   }
   return out;
 }
