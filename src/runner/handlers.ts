@@ -8,7 +8,7 @@ import type { BecomeSpec } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
 import { STATE_DIR, stateDirScript } from '../facts/gather.js';
 import type { FileChange, FileState } from '../modules/module.js';
-import { renderString } from '../playbook/template.js';
+import { evaluateCondition, renderString } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import { absentState, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
@@ -45,9 +45,10 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
   notified.clear();
+  const last = lastToRun(h, play, due);
   for (const [i, handler] of due.entries()) {
     if (h.stopped) return;
-    h.handlers.rider = final && i === due.length - 1 && canRide(handler) ? { play, task: handler } : null;
+    h.handlers.rider = final && i === last && canRide(handler) ? { play, task: handler } : null;
     try {
       if (handler.include) await runIncludeHandler(h, play, handler);
       else await h.runTask(play, handler, true);
@@ -70,6 +71,29 @@ async function runIncludeHandler(h: HostRun, play: Play, handler: Task): Promise
       }
     });
   }
+}
+
+/**
+ * The index of the last of `due` that will run: trailing handlers whose `when` is false now are left out when no
+ * handler can change a variable before them (none registers a result or sets facts, none loops), so that the
+ * record's removal rides on the last handler that runs (see pendingRider).
+ */
+function lastToRun(h: HostRun, play: Play, due: Task[]): number {
+  let last = due.length - 1;
+  if (due.some((t) => t.register || t.loop !== undefined || t.module === 'set_fact' || t.module === 'include_vars')) return last;
+  while (last > 0) {
+    const t = due[last]!;
+    if (t.when === undefined) break;
+    let runs: boolean;
+    try {
+      runs = evaluateCondition(t.when, h.vars(play, t));
+    } catch {
+      break;
+    }
+    if (runs) break;
+    last--;
+  }
+  return last;
 }
 
 /**
