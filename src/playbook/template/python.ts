@@ -312,7 +312,8 @@ const STR_METHODS: Record<string, Method> = {
   rjust: (s: string, w: number, fill = ' ') => s.padStart(w, fill),
   partition: (s: string, sep: string) => {
     const i = s.indexOf(sep);
-    return i < 0 ? [s, '', ''] : [s.slice(0, i), sep, s.slice(i + sep.length)];
+    // Python gives a tuple: it prints as one.
+    return markTuple(i < 0 ? [s, '', ''] : [s.slice(0, i), sep, s.slice(i + sep.length)]);
   },
   encode: (s: string) => s,
   decode: (s: string) => s,
