@@ -34,6 +34,9 @@ export function readVarsFile(file: string): Record<string, unknown> {
   return loc.value as Record<string, unknown>;
 }
 
+/** Why a delegation target outside the inventory is refused (after its quoted name). */
+export const NOT_AN_INVENTORY_HOST = 'is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)';
+
 /** Tasks delegated to a host written as is (not a template) that is not an inventory host. */
 export function delegateProblems(playbook: Playbook, inventory: Inventory): InputError[] {
   const out: InputError[] = [];
@@ -41,7 +44,7 @@ export function delegateProblems(playbook: Playbook, inventory: Inventory): Inpu
     for (const task of allTasks(play)) {
       const to = task.delegateTo;
       if (to === undefined || isTemplated(to) || inventory.hosts.has(to)) continue;
-      const msg = `delegate_to: "${to}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`;
+      const msg = `delegate_to: "${to}" ${NOT_AN_INVENTORY_HOST}`;
       out.push(new InputError(msg, task.positions.get('delegate_to') ?? task.pos, `task "${task.name}"`));
     }
   }

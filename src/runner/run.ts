@@ -18,11 +18,8 @@ import type { BatchEndEvent, EventSink, HostCounters } from '../report/events.js
 import { HostRun, type HostSettings } from './host.js';
 import { orderHosts, runPlay } from './play.js';
 import { preflight } from './preflight.js';
-import { delegateProblems, playHosts, readVarsFile } from './play-inputs.js';
+import { delegateProblems, NOT_AN_INVENTORY_HOST, playHosts, readVarsFile } from './play-inputs.js';
 import { exitCodeOf } from './results.js';
-
-/** Kept here too for importers of run.ts; `provision validate` imports them from play-inputs.ts, without the runner. */
-export { playHosts, readVarsFile };
 
 export interface RunOptions {
   playbook: Playbook;
@@ -79,7 +76,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   const hostFor = (name: string): HostRun => {
     const known = runs.get(name) ?? targets.get(name);
     if (known) return known;
-    if (!inventory.hosts.has(name)) throw new InputError(`"${name}" is not a host of the inventory (provision delegates only to inventory hosts, whose connection settings it knows)`);
+    if (!inventory.hosts.has(name)) throw new InputError(`"${name}" ${NOT_AN_INVENTORY_HOST}`);
     const vars = hostVars(inventory, name);
     const target = new HostRun(name, vars, opts.connectionFor(name, vars), settings);
     targets.set(name, target);

@@ -122,7 +122,9 @@ describe.skipIf(!lab)('the connection dies in the middle of a file write', () =>
 
   it(`while the script and its content arrive (${TRIALS} kills)`, async () => trials('script arriving', 4 * 1024 * 1024), 1_200_000);
 
-  it(`while the temporary file is filled (${TRIALS} kills)`, async () => trials('temporary file', 4 * 1024 * 1024), 1_200_000);
+  // base64 -d fills the temporary file from a script that has fully arrived: 4 MiB took it a few tens of ms, which
+  // the 20 ms poll of the host's process list often missed; 16 MiB keeps it running long enough to be seen.
+  it(`while the temporary file is filled (${TRIALS} kills)`, async () => trials('temporary file', 16 * 1024 * 1024), 1_200_000);
 
   it(`while the new content is validated (${TRIALS} kills)`, async () => trials('validation', 64 * 1024), 1_200_000);
 });
