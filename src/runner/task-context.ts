@@ -175,7 +175,7 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
     else h.cache.drop(f.path);
   }
   if (ahead) h.handlers.pendingWritten.add(ahead.play);
-  h.wb.push({ ...queued, script: w.script, failure: w.failure, confirm: w.confirm });
+  h.wb.push({ ...queued, script: w.script, record: ahead !== null, failure: w.failure, confirm: w.confirm });
   return true;
 }
 

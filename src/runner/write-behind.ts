@@ -30,6 +30,8 @@ export interface QueuedStep {
   /** the task it belongs to, for messages */
   task: string;
   script: string;
+  /** it writes the play's pending-handler record too (see pendingAhead) */
+  record?: boolean;
   become: BecomeSpec | undefined;
   /** the state before the task that queued it */
   checkpoint: Checkpoint;
