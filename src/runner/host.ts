@@ -32,6 +32,9 @@ import { includeRuns, resolveInclude } from './task-loops.js';
 import { runTask } from './task-run.js';
 import { type Checkpoint, flushScript, newNonce, parseFlush, QueuedTaskFailed, WriteBehind, writeBehindAllowed } from './write-behind.js';
 
+/** The name a task dropped by an interrupt is aborted under (see dropQueue). */
+const INTERRUPTED = 'interrupted';
+
 /** Run-wide settings a host needs. */
 export interface HostSettings {
   check: boolean;
@@ -55,6 +58,8 @@ export interface HostSettings {
    * throws when the name is not an inventory host
    */
   hostFor?: (name: string) => HostRun;
+  /** the operator interrupted the run (Ctrl-C): writes still queued are not sent (see write-behind.ts) */
+  interrupted?: () => boolean;
 }
 
 export class HostRun {
@@ -229,6 +234,7 @@ export class HostRun {
       return this.step(script, become, timeoutMs);
     }
     const r = await this.flush(script);
+    if (r.dropped) this.abortTask(INTERRUPTED);
     if (r.failed !== null) this.abortTask(r.failed);
     return r.carried!;
   }
@@ -247,7 +253,13 @@ export class HostRun {
   }
 
   /** Run the queued scripts (then `carried`, when they all succeed) as one step; the failed task's name, if any. */
-  private async flush(carried: string | null): Promise<{ failed: string | null; carried: ExecResult | null }> {
+  private async flush(carried: string | null): Promise<{ failed: string | null; carried: ExecResult | null; dropped: boolean }> {
+    // After a Ctrl-C nothing queued is sent: a step already on its way finishes with what it carries, but no
+    // queued write leaves the controller later (see dropQueue).
+    if (this.interrupted()) {
+      this.dropQueue();
+      return { failed: null, carried: null, dropped: true };
+    }
     const scripts = this.wb.steps.map((s) => s.script);
     const nonce = newNonce();
     let failed: string | null;
@@ -261,13 +273,34 @@ export class HostRun {
       failed = this.wb.settle({ error: e }, (c) => this.restore(c));
     }
     if (failed !== null) this.cache.forget();
-    return { failed, carried: result };
+    return { failed, carried: result, dropped: false };
   }
 
-  /** Inside a task: flush the queue on its own; when a queued script failed, this task is dropped. */
+  /** Inside a task: flush the queue on its own; when a queued script failed (or the run was interrupted), this task is dropped. */
   async flushInTask(): Promise<void> {
-    const { failed } = await this.flush(null);
+    const { failed, dropped } = await this.flush(null);
+    if (dropped) this.abortTask(INTERRUPTED);
     if (failed !== null) this.abortTask(failed);
+  }
+
+  /** The operator interrupted the run (Ctrl-C). */
+  interrupted(): boolean {
+    return this.settings.interrupted?.() ?? false;
+  }
+
+  /**
+   * Interrupted with scripts queued: none is sent. Their tasks did not complete: nothing of them is reported or
+   * counted (their notifications too are taken back), what was predicted of their writes is forgotten, and the
+   * host stops as interrupted. A task that would have carried them is dropped too, before it sent anything.
+   */
+  private dropQueue(): void {
+    const tasks = this.wb.drop((c) => this.restore(c));
+    this.cache.forget();
+    this.abort('interrupted');
+    if (tasks.length) {
+      const names = tasks.map((t) => `"${t}"`).join(', ');
+      this.settings.emit({ type: 'warning', host: this.name, msg: `interrupted: the changes of ${names} were queued and are not sent; ${tasks.length === 1 ? 'that task did' : 'those tasks did'} not complete` });
+    }
   }
 
   private abortTask(failed: string): never {
@@ -279,6 +312,7 @@ export class HostRun {
   /**
    * Flush the queue on its own, between tasks (before a task that must not start until the writes are done, a
    * block's rescue or always, the end of the host); false when a queued script failed (its task was reported).
+   * After a Ctrl-C the queue is dropped instead (see dropQueue) and the host is stopped as interrupted.
    */
   async settle(): Promise<boolean> {
     if (!this.wb.pending) return true;

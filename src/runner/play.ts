@@ -287,7 +287,8 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       }
     };
     const runOne = async (h: HostRun, task: Task, rescuable: boolean) => {
-      if (task.runOnce && !(await settled(h))) return;
+      // The flush may have taken a Ctrl-C: check again before the task starts.
+      if (task.runOnce && (!(await settled(h)) || shouldStop(h))) return;
       if (task.runOnce) {
         const ruling = (await once.runner(h, task, once.arrive(h, task)))!;
         if (ruling.runner !== h) {
@@ -322,7 +323,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           const { block, rescue, always } = task.block;
           // A failure queued before the block is not the block's to rescue, and `always` runs once the block's
           // own writes are known to be done.
-          if ((rescue.length || always.length) && !(await settled(h))) return;
+          if ((rescue.length || always.length) && (!(await settled(h)) || shouldStop(h))) return;
           await runTasks(h, block, rescuable || rescue.length > 0);
           if (rescue.length && h.stopped === 'failed' && !fatal && h.rescue()) await runTasks(h, rescue, rescuable);
           else if (!h.stopped) await goPast(h, rescue);
@@ -338,7 +339,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.include) {
           // include_role with public: true changes what every host of the play sees.
-          if (task.include.publish && !(await settled(h))) return;
+          if (task.include.publish && (!(await settled(h)) || shouldStop(h))) return;
           const runs = h.includeRuns(play, task);
           if (!runs?.length && !h.stopped) await goPast(h, task.include.tasks);
           for (const scope of runs ?? []) {

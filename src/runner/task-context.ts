@@ -139,7 +139,8 @@ function writeStep(h: HostRun, files: FileChange[], ahead: PendingAhead | null) 
  */
 export async function queueApply(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, mod: Module, plan: Extract<Plan, { changed: true }>): Promise<boolean> {
   const current = h.wb.task;
-  if (!current || (mod.apply && !mod.defaultLikeApply?.(plan))) return false;
+  // After a Ctrl-C nothing more is queued: the task in flight writes at once (or is dropped, see HostRun.dropQueue).
+  if (!current || h.interrupted() || (mod.apply && !mod.defaultLikeApply?.(plan))) return false;
   const { files, commands } = plan;
   const command = !files.length && commands.length === 1 && commands[0]!.touches?.length ? commands[0]! : null;
   if (!command && !(files.length && !commands.length)) return false;

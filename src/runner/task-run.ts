@@ -29,7 +29,14 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
   const mod = findModule(task.module)!;
   if (!handler && !tagged(play, task, h.settings)) return { status: 'skipped', ignored: false };
   const mode = writeBehindMode(task, mod, { handler, rescuable, allowed: h.writeBehindAllowed(play) });
-  if (mode === 'settle' && !(await h.settle())) return { status: 'failed', ignored: false };
+  if (mode === 'settle') {
+    if (!(await h.settle())) return { status: 'failed', ignored: false };
+    // A Ctrl-C during that flush: this task does not start (a handler goes on as handlers do after a Ctrl-C).
+    if (!handler && h.interrupted()) {
+      h.abort('interrupted');
+      return { status: 'skipped', ignored: false };
+    }
+  }
   let out: TaskOutcome;
   try {
     out = await runTaskNow(h, play, task, handler, mod, mode === 'queue');
@@ -39,7 +46,8 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
   } finally {
     h.wb.task = null;
   }
-  if (h.endAborted()) return { status: 'failed', ignored: false };
+  // Dropped: an earlier task's queued write failed, or a Ctrl-C came before the queue it had to send was sent.
+  if (h.endAborted()) return { status: h.stopped === 'aborted' ? 'skipped' : 'failed', ignored: false };
   return out;
 }
 

@@ -154,6 +154,22 @@ export class WriteBehind {
   }
 
   /**
+   * The run was interrupted (Ctrl-C) while scripts were queued and not yet sent: none of them is sent. The host is
+   * put back as it was before the first queued script's task (counters, notifications), the events held since are
+   * dropped (those tasks did not complete), and their names are returned.
+   */
+  drop(restore: (c: Checkpoint) => void): string[] {
+    const steps = this.steps.splice(0);
+    const held = this.held;
+    this.held = [];
+    const first = steps[0];
+    if (!first) return [];
+    restore(first.checkpoint);
+    held.slice(0, first.heldAt).forEach((e) => this.emit(e));
+    return [...new Set(steps.map((s) => s.task))];
+  }
+
+  /**
    * What a flush came back with: confirm each script that ran, in order; on a failure, put the host back as it
    * was before the failed script's task (counters, notifications, held events up to its start), report that
    * task failed, and drop every later one. Returns the failed task's name, or null.

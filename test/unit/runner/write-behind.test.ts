@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../../src/playbook/types.js';
+import type { RunEvent, TaskResultEvent } from '../../../src/report/events.js';
 import { flushScript, parseFlush, writeBehindMode } from '../../../src/runner/write-behind.js';
 import { runLocal } from '../../support/run.js';
 import { tempDir } from '../../support/tmp.js';
@@ -182,5 +183,48 @@ describe('write-behind on a host', () => {
       inventory,
     );
     expect(report.hosts.h1).toMatchObject({ changed: 2, steps: 3 });
+  });
+});
+
+describe('write-behind and Ctrl-C', () => {
+  it('a write queued and not yet sent when Ctrl-C comes is never sent: its task is not reported, the host stops as interrupted', async () => {
+    const sub = path.join(dir, 'interrupt');
+    mkdirSync(sub, { recursive: true });
+    const [ran, queued, later] = ['ran', 'queued', 'later'].map((f) => path.join(sub, f));
+    // Ctrl-C comes right after the copy planned its write and queued it (the first check of the interrupt once
+    // that task started is its own "may I queue?"; the next one is the following task's).
+    let armed = false;
+    let calls = 0;
+    const events: RunEvent[] = [];
+    const { report } = await runLocal(
+      dir,
+      `- hosts: all
+  tasks:
+    - name: a command that runs at once
+      command: touch ${ran}
+    - name: a write that is queued
+      copy: { dest: ${queued}, content: "never sent\\n" }
+    - name: a task after Ctrl-C
+      copy: { dest: ${later}, content: "never started\\n" }
+`,
+      inventory,
+      {
+        interrupted: () => armed && calls++ > 0,
+        emit: (e) => {
+          if (e.type === 'task_start' && e.task === 'a write that is queued') armed = true;
+          events.push(e);
+        },
+      },
+    );
+    const results = events.filter((e): e is TaskResultEvent => e.type === 'task_result');
+    expect(results.map((r) => [r.task, r.status])).toEqual([['a command that runs at once', 'changed']]);
+    expect(existsSync(ran)).toBe(true);
+    expect(existsSync(queued)).toBe(false);
+    expect(existsSync(later)).toBe(false);
+    expect(report.exitCode & 16).toBe(16);
+    expect(report.hosts.h1).toMatchObject({ changed: 1, failed: 0 });
+    const warnings = events.filter((e) => e.type === 'warning').map((e) => (e as { msg: string }).msg);
+    expect(warnings).toContain('interrupted: the changes of "a write that is queued" were queued and are not sent; that task did not complete');
+    expect(events.filter((e) => e.type === 'task_start').map((e) => (e as { task: string }).task)).toEqual(['a command that runs at once', 'a write that is queued']);
   });
 });
