@@ -90,6 +90,8 @@ export class HostRun {
   /** the host as it was right after a carried flush failed, restored when the task that carried it ends */
   private afterFailure: Checkpoint | null = null;
   private readonly allowed = new WeakMap<Play, boolean>();
+  /** how many flushes found a queued task's script failed (that task was reported failed then) */
+  queuedFailures = 0;
 
   constructor(
     readonly name: string,
@@ -272,7 +274,10 @@ export class HostRun {
     } catch (e) {
       failed = this.wb.settle({ error: e }, (c) => this.restore(c));
     }
-    if (failed !== null) this.cache.forget();
+    if (failed !== null) {
+      this.cache.forget();
+      this.queuedFailures++;
+    }
     return { failed, carried: result, dropped: false };
   }
 

@@ -257,6 +257,12 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
 
     // Queued writes (see write-behind.ts) flushed on their own; a failure there is a failure of a task before this
     // point, outside any block that could rescue it.
+    // Handlers may send the queue (see flushHandlers): a queued task that fails there is a task's failure too.
+    const handlersOf = async (h: HostRun, final = false) => {
+      const before = h.queuedFailures;
+      await h.flushHandlers(play, final);
+      if (h.queuedFailures > before && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+    };
     const settled = async (h: HostRun): Promise<boolean> => {
       if (await h.settle()) return true;
       if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
@@ -364,7 +370,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.module === 'meta') {
           const action = String(task.args.action);
-          if (action === 'flush_handlers') await h.flushHandlers(play);
+          if (action === 'flush_handlers') await handlersOf(h);
           else if (action === 'end_host') h.endHost('end_host');
           else if (action === 'end_play') endPlay = true;
           continue;
@@ -379,7 +385,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // `final`: no later section has tasks, so no task runs after this flush.
     const runSection = async (h: HostRun, tasks: Task[], last = false, final = false) => {
       await runTasks(h, tasks);
-      if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play, final);
+      if ((tasks.length > 0 || last) && !shouldStop(h)) await handlersOf(h, final);
     };
 
     const hostRun = async (h: HostRun) => {

@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Task } from '../../../src/playbook/types.js';
 import type { RunEvent, TaskResultEvent } from '../../../src/report/events.js';
+import { PENDING_DIR } from '../../../src/runner/handlers.js';
 import { flushScript, parseFlush, writeBehindMode } from '../../../src/runner/write-behind.js';
 import { runLocal } from '../../support/run.js';
 import { tempDir } from '../../support/tmp.js';
@@ -226,5 +228,50 @@ describe('write-behind and Ctrl-C', () => {
     const warnings = events.filter((e) => e.type === 'warning').map((e) => (e as { msg: string }).msg);
     expect(warnings).toContain('interrupted: the changes of "a write that is queued" were queued and are not sent; that task did not complete');
     expect(events.filter((e) => e.type === 'task_start').map((e) => (e as { task: string }).task)).toEqual(['a command that runs at once', 'a write that is queued']);
+  });
+});
+
+describe('write-behind and any_errors_fatal', () => {
+  // Ansible 2.14: with any_errors_fatal a failed task stops the rollout; a queued write that fails when the queue
+  // is sent before the handlers is that task's failure and must stop it too.
+  it.each([
+    ['notifying a handler', 'notify: h'],
+    ['notifying nothing, with a handler due from an earlier task', ''],
+  ])('a queued write that fails when sent before the handlers stops the rollout (%s)', async (_what, notify) => {
+    const sub = path.join(dir, `fatal-${notify ? 'notify' : 'plain'}`);
+    mkdirSync(sub, { recursive: true });
+    const events: RunEvent[] = [];
+    const file = `fatal-${randomBytes(4).toString('hex')}.yaml`;
+    // As root the host's handlers go on record under /var/lib (this machine): removed again below.
+    const record = `${PENDING_DIR}/${createHash('sha256').update(`${path.resolve(dir, file)}\0fatal`).digest('hex').slice(0, 16)}.json`;
+    onTestFinished(() => rmSync(record, { force: true }));
+    const { report } = await runLocal(
+      dir,
+      `- name: fatal
+  hosts: all
+  gather_facts: false
+  serial: 1
+  any_errors_fatal: true
+  tasks:
+    - name: a write that works
+      copy: { dest: "${sub}/{{ inventory_hostname }}.ok", content: "1\\n" }
+      notify: h
+    - name: a write into a directory that is not there
+      copy: { dest: "${sub}/missing/{{ inventory_hostname }}", content: "2\\n" }
+      ${notify}
+  handlers:
+    - name: h
+      command: "true"
+`,
+      '[all]\nh1 ansible_connection=local\nh2 ansible_connection=local\n',
+      { emit: (e) => events.push(e), file },
+    );
+    const results = events.filter((e): e is TaskResultEvent => e.type === 'task_result');
+    expect(results.map((r) => [r.host, r.task, r.status])).toEqual([
+      ['h1', 'a write that works', 'changed'],
+      ['h1', 'a write into a directory that is not there', 'failed'],
+    ]);
+    expect(report.stopped).toMatch(/any_errors_fatal/);
+    expect(report.notRun).toEqual(['h2']);
   });
 });
