@@ -44,11 +44,12 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
   const notified = h.handlers.notified;
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
-  // The pending-handler record guards a write until these handlers have run after it: a queued record is sent and
-  // confirmed first, so that no handler runs in the step that writes it. A run that dies there (the step goes on
-  // on the host) then leaves the record for the next run, which runs the handlers; riding with the write, the
-  // handler would run unseen and the record's removal with it.
-  if (due.length && h.wb.steps.some((s) => s.record)) {
+  // The pending-handler record guards a write until these handlers have run after it: queued writes are sent and
+  // confirmed first when a record is queued or on the host, so that no handler runs in a step with a write it
+  // guards. A run that dies there (the step goes on on the host) then leaves the record for the next run, which
+  // runs the handlers; riding with the write, the handler would run unseen and the record's removal with it.
+  const { pendingLoaded, pendingWritten } = h.handlers;
+  if (due.length && h.wb.pending && (h.wb.steps.some((s) => s.record) || pendingLoaded.has(play) || pendingWritten.has(play))) {
     await h.settle();
     // A queued write failed (its task's notifications were taken back), or a Ctrl-C dropped the queue.
     if (h.stopped) return;
