@@ -509,6 +509,9 @@ export const firewallModule: Module<FirewallArgs> = {
     return planNftables(ctx, args);
   },
 
+  // An iptables rules file without commands: written as the default apply writes it.
+  defaultLikeApply: (plan) => !extras.has(plan) && plan.commands.length === 0,
+
   async apply(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: FirewallArgs): Promise<Outcome> {
     const x = extras.get(plan);
     if (!x) {

@@ -196,6 +196,11 @@ export interface Module<Args = Record<string, unknown>> {
    */
   preflight?(ctx: TaskContext, args: Args): Promise<void>;
   plan(ctx: TaskContext, args: Args): Promise<Plan>;
+  /**
+   * True when `apply` does exactly what the default apply does for this plan (write its files, run its commands,
+   * report `{ changed: true, msg: plan.msg }`), so the runner may queue it as the default one (write-behind).
+   */
+  defaultLikeApply?(plan: Extract<Plan, { changed: true }>): boolean;
   /** default: write the plan's files, then run its commands in order */
   apply?(ctx: TaskContext, plan: Extract<Plan, { changed: true }>, args: Args): Promise<Outcome>;
 }

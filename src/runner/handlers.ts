@@ -8,7 +8,7 @@ import type { BecomeSpec } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
 import { STATE_DIR, stateDirScript } from '../facts/gather.js';
 import type { FileChange, FileState } from '../modules/module.js';
-import { renderString } from '../playbook/template.js';
+import { evaluateCondition, renderString } from '../playbook/template.js';
 import type { Play, Task } from '../playbook/types.js';
 import { absentState, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
@@ -44,10 +44,21 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
   const notified = h.handlers.notified;
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
+  // The pending-handler record guards a write until these handlers have run after it: queued writes are sent and
+  // confirmed first when a record is queued or on the host, so that no handler runs in a step with a write it
+  // guards. A run that dies there (the step goes on on the host) then leaves the record for the next run, which
+  // runs the handlers; riding with the write, the handler would run unseen and the record's removal with it.
+  const { pendingLoaded, pendingWritten } = h.handlers;
+  if (due.length && h.wb.pending && (h.wb.steps.some((s) => s.record) || pendingLoaded.has(play) || pendingWritten.has(play))) {
+    await h.settle();
+    // A queued write failed (its task's notifications were taken back), or a Ctrl-C dropped the queue.
+    if (h.stopped) return;
+  }
   notified.clear();
+  const last = lastToRun(h, play, due);
   for (const [i, handler] of due.entries()) {
     if (h.stopped) return;
-    h.handlers.rider = final && i === due.length - 1 && canRide(handler) ? { play, task: handler } : null;
+    h.handlers.rider = final && i === last && canRide(handler) ? { play, task: handler } : null;
     try {
       if (handler.include) await runIncludeHandler(h, play, handler);
       else await h.runTask(play, handler, true);
@@ -70,6 +81,29 @@ async function runIncludeHandler(h: HostRun, play: Play, handler: Task): Promise
       }
     });
   }
+}
+
+/**
+ * The index of the last of `due` that will run: trailing handlers whose `when` is false now are left out when no
+ * handler can change a variable before them (none registers a result or sets facts, none loops), so that the
+ * record's removal rides on the last handler that runs (see pendingRider).
+ */
+function lastToRun(h: HostRun, play: Play, due: Task[]): number {
+  let last = due.length - 1;
+  if (due.some((t) => t.register || t.loop !== undefined || t.module === 'set_fact' || t.module === 'include_vars')) return last;
+  while (last > 0) {
+    const t = due[last]!;
+    if (t.when === undefined) break;
+    let runs: boolean;
+    try {
+      runs = evaluateCondition(t.when, h.vars(play, t));
+    } catch {
+      break;
+    }
+    if (runs) break;
+    last--;
+  }
+  return last;
 }
 
 /**

@@ -25,6 +25,32 @@ export interface ReadRequest {
 export interface ReadResult {
   files: Map<string, FileState>;
   commands: Map<string, ExecResult>;
+  /** what each path read (and each directory on its way) is, not following a symbolic link there (lean form only) */
+  links?: Map<string, PathLink>;
+}
+
+/** A path as `stat` without -L sees it: a symbolic link, a regular file with its link count (0 for the others), other, absent. */
+export interface PathLink {
+  type: 'link' | 'file' | 'other' | 'absent';
+  nlink: number;
+}
+
+/** The paths read and every directory on their way (`/` left out), for the batched stat without -L. */
+function withParents(paths: string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    if (!p.startsWith('/')) continue;
+    const n = path.normalize(p).replace(/(.)\/+$/, '$1');
+    let d = path.dirname(n);
+    const up: string[] = [];
+    while (d !== '/' && d !== '.') {
+      up.unshift(d);
+      d = path.dirname(d);
+    }
+    up.forEach((x) => out.add(x));
+    if (n !== '/') out.add(n);
+  }
+  return [...out];
 }
 
 export function absentState(p: string): FileState {
@@ -73,6 +99,11 @@ function leanReadScript(req: ReadRequest): string {
     'printf "@@S\\n"',
     `stat -L -c "%a %u %g %U %G %n" -- ${paths.map(quote).join(' ')} 2>/dev/null`,
     'printf "@@E\\n"',
+    // The same paths and the directories on their way, not following links (for write-behind's path-limited
+    // forgetting, see touched.ts): link count and raw mode in hex.
+    'printf "@@L\\n"',
+    `stat -c "%h %f %n" -- ${withParents(paths).map(quote).join(' ')} 2>/dev/null`,
+    'printf "@@M\\n"',
     KIND_FUNCTION,
     'set --',
   ];
@@ -248,7 +279,24 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
   for (const c of req.commands) {
     if (!commands.has(c.key)) throw new Error(`no answer for "${c.key}": the read was cut short`);
   }
-  return { files, commands };
+  return { files, commands, ...(meta ? { links: linkLines(req, lines) } : {}) };
+}
+
+/** The `@@L` … `@@M` lines of the lean form: every asked path (and its directories) as stat without -L saw it. */
+function linkLines(req: ReadRequest, lines: string[]): Map<string, PathLink> | undefined {
+  const start = lines.indexOf('@@L');
+  const end = start < 0 ? -1 : lines.indexOf('@@M', start);
+  if (end < 0) return undefined;
+  const out = new Map<string, PathLink>();
+  for (const p of withParents([...req.files, ...req.stats])) out.set(p, { type: 'absent', nlink: 0 });
+  for (const line of lines.slice(start + 1, end)) {
+    const m = /^(\d+) ([0-9a-f]+) (.*)$/.exec(line);
+    if (!m || !out.has(m[3]!)) continue;
+    const kind = (parseInt(m[2]!, 16) >> 12) & 0xf;
+    // Only a regular file's link count matters (a second name for it); a directory's changes with its subdirectories.
+    out.set(m[3]!, kind === 0x8 ? { type: 'file', nlink: Number(m[1]) } : { type: kind === 0xa ? 'link' : 'other', nlink: 0 });
+  }
+  return out;
 }
 
 /** Exit codes of the write and validate scripts, so the controller can tell the user what went wrong. */

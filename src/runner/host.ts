@@ -10,6 +10,7 @@
  *   task-context.ts what a module sees of the host (reads, commands, writes)
  *   handlers.ts     notified handlers and their record on the host
  *   task-events.ts  counters, stops and the task_result event
+ *   write-behind.ts pure remote writes queued and flushed as one step before anything that needs the host
  * A host that fails stops its own tasks; the others are not affected here (play.ts decides about the rollout).
  */
 import type { BecomeSpec, Connection, ExecResult } from '../connection/connection.js';
@@ -29,6 +30,10 @@ import { taskContext } from './task-context.js';
 import { emitTaskResult, type HostStop, HostStatus, type TaskOutcome } from './task-events.js';
 import { includeRuns, resolveInclude } from './task-loops.js';
 import { runTask } from './task-run.js';
+import { type Checkpoint, flushScript, newNonce, parseFlush, QueuedTaskFailed, WriteBehind, writeBehindAllowed } from './write-behind.js';
+
+/** The name a task dropped by an interrupt is aborted under (see dropQueue). */
+const INTERRUPTED = 'interrupted';
 
 /** Run-wide settings a host needs. */
 export interface HostSettings {
@@ -53,6 +58,8 @@ export interface HostSettings {
    * throws when the name is not an inventory host
    */
   hostFor?: (name: string) => HostRun;
+  /** the operator interrupted the run (Ctrl-C): writes still queued are not sent (see write-behind.ts) */
+  interrupted?: () => boolean;
 }
 
 export class HostRun {
@@ -77,16 +84,27 @@ export class HostRun {
   private releaseLock: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private readonly started = Date.now();
+  /** queued remote writes and the events held with them (see write-behind.ts) */
+  readonly wb: WriteBehind;
+  /** the host's settings; `emit` goes through the write-behind queue's hold */
+  readonly settings: HostSettings;
+  /** the host as it was right after a carried flush failed, restored when the task that carried it ends */
+  private afterFailure: Checkpoint | null = null;
+  private readonly allowed = new WeakMap<Play, boolean>();
+  /** how many flushes found a queued task's script failed (that task was reported failed then) */
+  queuedFailures = 0;
 
   constructor(
     readonly name: string,
     /** inventory variables of the host (groups merged, host vars on top) */
     readonly inventoryVars: Record<string, unknown>,
     readonly conn: Connection,
-    readonly settings: HostSettings,
+    settings: HostSettings,
     /** a delegate's: the cache and first file versions of the host it runs on (see delegate.ts) */
     shared?: { cache: ReadCache; original: Map<string, FileChange> },
   ) {
+    this.wb = new WriteBehind(settings.emit);
+    this.settings = { ...settings, emit: (e) => this.wb.event(e) };
     this.variables = new HostVars(inventoryVars, settings);
     this.cache = shared?.cache ?? new ReadCache(name, (script, become) => this.exec(script, become));
     this.original = shared?.original ?? new Map();
@@ -207,9 +225,25 @@ export class HostRun {
 
   /**
    * Run a script on the host: every step after the first exec goes through here (reads, writes, validations,
-   * module commands, pending-handler records).
+   * module commands, pending-handler records). Queued writes go first, in the same step when they can (see
+   * write-behind.ts); when one of them fails, its task is reported failed and this throws QueuedTaskFailed.
    */
   async exec(script: string, become: BecomeSpec | undefined, timeoutMs?: number): Promise<ExecResult> {
+    if (this.wb.aborted) throw new QueuedTaskFailed(this.wb.aborted);
+    if (!this.wb.pending) return this.step(script, become, timeoutMs);
+    // A step with a timeout of its own (a guard's, a probe's) or another become runs after the queue, apart.
+    if (timeoutMs !== undefined || JSON.stringify(become ?? null) !== JSON.stringify(this.wb.become ?? null)) {
+      await this.flushInTask();
+      return this.step(script, become, timeoutMs);
+    }
+    const r = await this.flush(script);
+    if (r.dropped) this.abortTask(INTERRUPTED);
+    if (r.failed !== null) this.abortTask(r.failed);
+    return r.carried!;
+  }
+
+  /** One step on the host, as asked. */
+  private async step(script: string, become: BecomeSpec | undefined, timeoutMs?: number): Promise<ExecResult> {
     // While this run holds the host lock, each exec also holds the busy lock, so that what it started on the host
     // is waited for by the next run even if this connection dies now.
     const r = await this.conn.exec(this.releaseLock ? busyLocked(script) : script, { become, timeoutMs });
@@ -219,6 +253,106 @@ export class HostRun {
       throw new CommandError(this.name, 'sudo', r.code, '', r.stderr.toString(), `sudo refused: ${r.stderr.toString().trim().split('\n')[0]} (use --ask-become-pass)`);
     }
     return r;
+  }
+
+  /** Run the queued scripts (then `carried`, when they all succeed) as one step; the failed task's name, if any. */
+  private async flush(carried: string | null): Promise<{ failed: string | null; carried: ExecResult | null; dropped: boolean }> {
+    // After a Ctrl-C nothing queued is sent: a step already on its way finishes with what it carries, but no
+    // queued write leaves the controller later (see dropQueue).
+    if (this.interrupted()) {
+      this.dropQueue();
+      return { failed: null, carried: null, dropped: true };
+    }
+    const scripts = this.wb.steps.map((s) => s.script);
+    const nonce = newNonce();
+    let failed: string | null;
+    let result: ExecResult | null = null;
+    try {
+      const raw = await this.step(flushScript(scripts, carried, nonce), this.wb.become);
+      const outcome = parseFlush(scripts.length, raw, nonce);
+      result = outcome.carried;
+      failed = this.wb.settle(outcome, (c) => this.restore(c));
+    } catch (e) {
+      failed = this.wb.settle({ error: e }, (c) => this.restore(c));
+    }
+    if (failed !== null) {
+      this.cache.forget();
+      this.queuedFailures++;
+    }
+    return { failed, carried: result, dropped: false };
+  }
+
+  /** Inside a task: flush the queue on its own; when a queued script failed (or the run was interrupted), this task is dropped. */
+  async flushInTask(): Promise<void> {
+    const { failed, dropped } = await this.flush(null);
+    if (dropped) this.abortTask(INTERRUPTED);
+    if (failed !== null) this.abortTask(failed);
+  }
+
+  /** The operator interrupted the run (Ctrl-C). */
+  interrupted(): boolean {
+    return this.settings.interrupted?.() ?? false;
+  }
+
+  /**
+   * Interrupted with scripts queued: none is sent. Their tasks did not complete: nothing of them is reported or
+   * counted (their notifications too are taken back), what was predicted of their writes is forgotten, and the
+   * host stops as interrupted. A task that would have carried them is dropped too, before it sent anything.
+   */
+  private dropQueue(): void {
+    const tasks = this.wb.drop((c) => this.restore(c));
+    this.cache.forget();
+    this.abort('interrupted');
+    if (tasks.length) {
+      const names = tasks.map((t) => `"${t}"`).join(', ');
+      this.settings.emit({ type: 'warning', host: this.name, msg: `interrupted: the changes of ${names} were queued and are not sent; ${tasks.length === 1 ? 'that task did' : 'those tasks did'} not complete` });
+    }
+  }
+
+  private abortTask(failed: string): never {
+    this.afterFailure = this.checkpoint();
+    this.wb.aborted = failed;
+    throw new QueuedTaskFailed(failed);
+  }
+
+  /**
+   * Flush the queue on its own, between tasks (before a task that must not start until the writes are done, a
+   * block's rescue or always, the end of the host); false when a queued script failed (its task was reported).
+   * After a Ctrl-C the queue is dropped instead (see dropQueue) and the host is stopped as interrupted.
+   */
+  async settle(): Promise<boolean> {
+    if (!this.wb.pending) return true;
+    const { failed } = await this.flush(null);
+    return failed === null;
+  }
+
+  /** Whether write-behind may be used in `play` here (see writeBehindAllowed). */
+  writeBehindAllowed(play: Play): boolean {
+    let ok = this.allowed.get(play);
+    if (ok === undefined) this.allowed.set(play, (ok = writeBehindAllowed(play, this.inventoryVars, this.settings.extraVars)));
+    return ok;
+  }
+
+  /** The host's counters, notifications and stop, to put back if what follows is dropped. */
+  checkpoint(): Checkpoint {
+    return { counters: { ...this.counters }, notified: [...this.handlers.notified], stopped: this.status.stopped, stopReason: this.status.stopReason };
+  }
+
+  restore(c: Checkpoint): void {
+    Object.assign(this.counters, { ...c.counters, execs: this.counters.execs, steps: this.counters.steps });
+    this.handlers.notified.clear();
+    for (const n of c.notified) this.handlers.notified.add(n);
+    this.status.clear();
+    if (c.stopped) this.status.stop(c.stopped, c.stopReason);
+  }
+
+  /** A task that carried a failed flush has ended: nothing it did counts (see write-behind.ts). */
+  endAborted(): boolean {
+    if (!this.wb.aborted) return false;
+    if (this.afterFailure) this.restore(this.afterFailure);
+    this.afterFailure = null;
+    this.wb.aborted = null;
+    return true;
   }
 
   /**
@@ -261,9 +395,12 @@ export class HostRun {
     return taskContext(this, play, task, vars, check);
   }
 
-  /** Run one task (or handler) on this host; records counters and emits the result. */
-  runTask(play: Play, task: Task, handler = false): Promise<TaskOutcome> {
-    return runTask(this, play, task, handler);
+  /**
+   * Run one task (or handler) on this host; records counters and emits the result. `rescuable`: a failure may be
+   * rescued by an enclosing block (nothing of such a task is queued).
+   */
+  runTask(play: Play, task: Task, handler = false, rescuable = false): Promise<TaskOutcome> {
+    return runTask(this, play, task, handler, rescuable);
   }
 
   /** The host's delegate on the controller, made by `make` on first use. */

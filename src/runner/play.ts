@@ -257,6 +257,20 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       return h.stopped !== null;
     };
 
+    // Queued writes (see write-behind.ts) flushed on their own; a failure there is a failure of a task before this
+    // point, outside any block that could rescue it.
+    // Handlers may send the queue (see flushHandlers): a queued task that fails there is a task's failure too.
+    const handlersOf = async (h: HostRun, final = false) => {
+      const before = h.queuedFailures;
+      await h.flushHandlers(play, final);
+      if (h.queuedFailures > before && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+    };
+    const settled = async (h: HostRun): Promise<boolean> => {
+      if (await h.settle()) return true;
+      if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
+      return false;
+    };
+
     const once = new RunOnce(batch);
     /** Take the result of this pass of a run_once task that another host ran (`h` reached the task or went past it). */
     const adopt = async (h: HostRun, task: Task, ruling: Ruling) => {
@@ -281,6 +295,8 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       }
     };
     const runOne = async (h: HostRun, task: Task, rescuable: boolean) => {
+      // The flush may have taken a Ctrl-C: check again before the task starts.
+      if (task.runOnce && (!(await settled(h)) || shouldStop(h))) return;
       if (task.runOnce) {
         const ruling = (await once.runner(h, task, once.arrive(h, task)))!;
         if (ruling.runner !== h) {
@@ -288,7 +304,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
           return;
         }
         try {
-          const out = await h.runTask(play, task);
+          const out = await h.runTask(play, task, false, rescuable);
           const failed = out.status === 'failed' && !out.ignored;
           ruling.settle({ failed, vars: failed ? [] : sharedVars(h, task) });
           if (failed && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
@@ -298,7 +314,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         return;
       }
-      const out = await h.runTask(play, task);
+      const out = await h.runTask(play, task, false, rescuable);
       if (((out.status === 'failed' && !out.ignored) || out.status === 'unreachable') && (!rescuable || out.status === 'unreachable')) {
         if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
       }
@@ -313,18 +329,25 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.block) {
           const { block, rescue, always } = task.block;
+          // A failure queued before the block is not the block's to rescue, and `always` runs once the block's
+          // own writes are known to be done.
+          if ((rescue.length || always.length) && (!(await settled(h)) || shouldStop(h))) return;
           await runTasks(h, block, rescuable || rescue.length > 0);
           if (rescue.length && h.stopped === 'failed' && !fatal && h.rescue()) await runTasks(h, rescue, rescuable);
           else if (!h.stopped) await goPast(h, rescue);
           if (always.length && h.stopped !== 'unreachable' && !opts.interrupted()) {
+            await settled(h);
             const held = h.holdFailure();
             await runTasks(h, always, rescuable);
+            await settled(h);
             h.restoreFailure(held);
           }
           if (h.stopped === 'failed' && !rescuable && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
           continue;
         }
         if (task.include) {
+          // include_role with public: true changes what every host of the play sees.
+          if (task.include.publish && (!(await settled(h)) || shouldStop(h))) return;
           const runs = h.includeRuns(play, task);
           if (!runs?.length && !h.stopped) await goPast(h, task.include.tasks);
           for (const scope of runs ?? []) {
@@ -349,7 +372,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         }
         if (task.module === 'meta') {
           const action = String(task.args.action);
-          if (action === 'flush_handlers') await h.flushHandlers(play);
+          if (action === 'flush_handlers') await handlersOf(h);
           else if (action === 'end_host') h.endHost('end_host');
           else if (action === 'end_play') endPlay = true;
           continue;
@@ -364,7 +387,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // `final`: no later section has tasks, so no task runs after this flush.
     const runSection = async (h: HostRun, tasks: Task[], last = false, final = false) => {
       await runTasks(h, tasks);
-      if ((tasks.length > 0 || last) && !shouldStop(h)) await h.flushHandlers(play, final);
+      if ((tasks.length > 0 || last) && !shouldStop(h)) await handlersOf(h, final);
     };
 
     const hostRun = async (h: HostRun) => {
@@ -391,6 +414,7 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
       await runSection(h, play.preTasks, false, play.tasks.length === 0 && play.postTasks.length === 0);
       await runSection(h, play.tasks, false, play.postTasks.length === 0);
       await runSection(h, play.postTasks, true, true);
+      if (h.stopped !== 'unreachable') await settled(h);
       // Handlers notified on a host that then failed must not be forgotten: record them on the host for the
       // next run; once they have run, forget them there.
       if (h.stopped === 'failed' || h.stopped === 'aborted') await h.savePending(play);

@@ -8,8 +8,8 @@ import { CommandError } from '../errors.js';
 import type { FileChange, FileState, Reads } from '../modules/module.js';
 import { namesKeptFor } from '../modules/postfix-names.js';
 import type { Task } from '../playbook/types.js';
-import { fileState, parseReadOutput, readScript, type ReadRequest, type ReadResult } from './host-files.js';
-import { normalPath, parentsOf, type TouchedReport } from './touched.js';
+import { fileState, parseReadOutput, type PathLink, readScript, type ReadRequest, type ReadResult } from './host-files.js';
+import { normalPath, parentsOf, touchedChecks, type TouchedReport } from './touched.js';
 
 /** How the cache runs a script on its host (the host's one way to execute: HostRun.exec). */
 export type Exec = (script: string, become: BecomeSpec | undefined) => Promise<ExecResult>;
@@ -28,6 +28,8 @@ export class ReadCache {
    * empties. Asked again at that time: a module may need less by then (Postfix's parameter names, once known).
    */
   private readonly planned = new Map<Task, (() => Reads)[]>();
+  /** what paths are when links are not followed, as last read (see PathLink) */
+  private readonly links = new Map<string, PathLink>();
 
   constructor(
     private readonly host: string,
@@ -46,12 +48,47 @@ export class ReadCache {
   /** The state a write (or a removal) left a file in. */
   set(state: FileState): void {
     this.files.set(state.path, state);
+    // A write renames a new regular file over the path itself (a symbolic link there is replaced).
+    const k = normalPath(state.path);
+    if (this.links.has(k)) this.links.set(k, state.exists ? { type: 'file', nlink: 1 } : { type: 'absent', nlink: 0 });
+  }
+
+  /** Forget what was read of one path (its state is not known exactly). */
+  drop(p: string): void {
+    this.files.delete(p);
+    this.links.delete(normalPath(p));
   }
 
   /** Anything may have changed on the host: forget what was read. */
   forget(): void {
     this.files.clear();
     this.commands.clear();
+    this.links.clear();
+  }
+
+  /**
+   * What the host would report after a command limited to `touched` (see touched.ts), from what was read of the
+   * paths it checks: null when one of them was not read. A command of the file module creates no link, so the
+   * report after it names no more links than the paths had before.
+   */
+  predictTouched(touched: string[]): TouchedReport | null {
+    const { checked, files } = touchedChecks(touched, this.paths());
+    const mine = new Set(touchedChecks(touched, []).checked);
+    const links = new Set<string>();
+    for (const p of checked) {
+      const l = this.links.get(p);
+      // A touched path (or a directory on its way) not read: the report cannot be told. Another path not read
+      // (a path a command's output depends on) counts as a link: what was read through it is forgotten.
+      if (!l && mine.has(p)) return null;
+      if (!l || l.type === 'link') links.add(p);
+    }
+    let touchedLinked = false;
+    for (const p of files) {
+      const l = this.links.get(p);
+      if (!l) return null;
+      if (l.type === 'file' && l.nlink !== 1) touchedLinked = true;
+    }
+    return { complete: true, touchedLinked, links };
   }
 
   /** The paths the cache holds a state of, and those its commands' outputs depend on. */
@@ -83,6 +120,7 @@ export class ReadCache {
       return related || !k.startsWith('/') || viaLink(k);
     };
     for (const key of [...this.files.keys()]) if (stale(key)) this.files.delete(key);
+    for (const key of [...this.links.keys()]) if (stale(key)) this.links.delete(key);
     for (const key of [...this.commands.keys()]) {
       const deps = this.commandDeps.get(key);
       if (!deps || deps.some(stale)) this.commands.delete(key);
@@ -109,6 +147,7 @@ export class ReadCache {
       this.files.set(p, st);
     }
     for (const [k, v] of res.commands) this.commands.set(k, v);
+    for (const [k, v] of res.links ?? []) this.links.set(k, v);
   }
 
   /** The cache answers a read of `p` (with its content when `content`). */

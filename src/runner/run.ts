@@ -97,6 +97,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
     playbookFile: playbook.file,
     emit: opts.emit,
     hostFor,
+    interrupted: () => opts.interrupted?.() ?? false,
   };
   const perPlay = playbook.plays.map((play) => {
     const hosts = playHosts(inventory, play.hosts, opts.limit, playbook.dir);

@@ -4,11 +4,12 @@
  */
 import type { BecomeSpec } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
-import { type FileChange, type FileState, ModuleError, type TaskContext } from '../modules/module.js';
+import { CommandError } from '../errors.js';
+import { type FileChange, type FileState, type Module, ModuleError, type Plan, type TaskContext } from '../modules/module.js';
 import { renderDeep } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { inPendingDir, type PendingAhead, pendingAhead, pendingRider } from './handlers.js';
-import { absentState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
+import { absentState, fileState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
 import { parseTouched, touchedScript } from './touched.js';
@@ -104,16 +105,94 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
  */
 async function writeFiles(h: HostRun, files: FileChange[], become: BecomeSpec | undefined, ahead: PendingAhead | null): Promise<void> {
   if (!files.length) return;
+  const w = writeStep(h, files, ahead);
+  const r = await h.exec(w.script, become);
+  const failure = w.failure(r);
+  if (failure) throw failure;
+  if (ahead) h.handlers.pendingWritten.add(ahead.play);
+  w.confirm(r);
+}
+
+/** The script that writes `files` (and the pending-handler record `ahead`), how its failure reads, what it changed. */
+function writeStep(h: HostRun, files: FileChange[], ahead: PendingAhead | null) {
   const all = ahead ? [ahead.change, ...files] : files;
-  const script = ahead ? inPendingDir(writeScript(all)) : writeScript(all);
-  const r = await h.exec(script, become);
-  if (r.code !== 0) {
-    const detail = firstLines(r.stderr.toString());
-    throw new ModuleError(detail || fileErrorStatus.get(r.code ?? -1) || `writing ${files.map((f) => f.path).join(', ')} failed (exit ${r.code})`);
+  return {
+    all,
+    script: ahead ? inPendingDir(writeScript(all)) : writeScript(all),
+    failure: (r: { code: number | null; stderr: Buffer }): ModuleError | null => {
+      if (r.code === 0) return null;
+      const detail = firstLines(r.stderr.toString());
+      return new ModuleError(detail || fileErrorStatus.get(r.code ?? -1) || `writing ${files.map((f) => f.path).join(', ')} failed (exit ${r.code})`);
+    },
+    confirm: (r: { stdout: Buffer }) => {
+      for (const f of files) if (!h.original.has(f.path)) h.original.set(f.path, f);
+      for (const st of parseWriteOutput(all, r.stdout.toString())) h.cache.set(st);
+    },
+  };
+}
+
+/**
+ * Queue the apply of `plan` instead of running it (see write-behind.ts), when it is exactly the default apply's
+ * files-only write, or one command limited to named paths (file's chmod, chown, mkdir, touch); false otherwise.
+ * What later tasks read of the host is what the write will leave: the new content, with metadata only when it is
+ * known exactly (an existing file keeps its mode and owner); anything else is read again, after the flush.
+ */
+export async function queueApply(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, mod: Module, plan: Extract<Plan, { changed: true }>): Promise<boolean> {
+  const current = h.wb.task;
+  // After a Ctrl-C nothing more is queued: the task in flight writes at once (or is dropped, see HostRun.dropQueue).
+  if (!current || h.interrupted() || (mod.apply && !mod.defaultLikeApply?.(plan))) return false;
+  const { files, commands } = plan;
+  const command = !files.length && commands.length === 1 && commands[0]!.touches?.length ? commands[0]! : null;
+  if (!command && !(files.length && !commands.length)) return false;
+  const become = h.become(play, task);
+  // One step runs as one user: writes of another become go after the queue.
+  if (h.wb.pending && JSON.stringify(become ?? null) !== JSON.stringify(h.wb.become ?? null)) await h.flushInTask();
+  const queued = { task: current.name, become, checkpoint: current.checkpoint, heldAt: h.wb.held.length, fail: current.fail };
+  if (command) {
+    const env = environmentScript({ ...play.environment, ...task.environment }, vars);
+    const touched = touchedScript(env + command.script, command.touches!, h.cache.paths());
+    // Forget what the command may change, as the host's report after it will say (links cannot appear through
+    // it); when what was read does not tell which paths are links, forget everything: read again after it.
+    const report = h.cache.predictTouched(command.touches!);
+    if (report) h.cache.forgetTouched(command.touches!, report);
+    else h.cache.forget();
+    h.wb.push({
+      ...queued,
+      script: touched.script,
+      failure: (r) => {
+        if (r.code === 0) return null;
+        const { result } = parseTouched(r, touched.checked);
+        return new ModuleError(CommandError.describe(command.description, result.code, result.stderr.toString(), result.stdout.toString()));
+      },
+      confirm: (r) => h.cache.forgetTouched(command.touches!, parseTouched(r, touched.checked).report),
+    });
+    return true;
+  }
+  const ahead = pendingAhead(h, play, task, vars, become);
+  const w = writeStep(h, files, ahead);
+  for (const f of w.all) {
+    const next = predicted(h.cache.file(f.path), f, f === ahead?.change);
+    if (next) h.cache.set(next);
+    else h.cache.drop(f.path);
   }
   if (ahead) h.handlers.pendingWritten.add(ahead.play);
-  for (const f of files) if (!h.original.has(f.path)) h.original.set(f.path, f);
-  for (const st of parseWriteOutput(all, r.stdout.toString())) h.cache.set(st);
+  h.wb.push({ ...queued, script: w.script, record: ahead !== null, failure: w.failure, confirm: w.confirm });
+  return true;
+}
+
+/**
+ * The state the write script leaves `f` in, when it is known exactly: the content always; the mode and owner of
+ * an existing regular file it replaces (copied with --reference), or the asked mode. Not known: the owner of a new
+ * file, an owner or group given by name, set-id bits (a chown may clear them). The pending-handler record
+ * (`record`) is only ever read for its content.
+ */
+function predicted(old: FileState | undefined, f: FileChange, record: boolean): FileState | null {
+  if (record) return fileState(f.path, 'file', f.after, { mode: f.mode ?? 0o600, owner: null, group: null, uid: null, gid: null });
+  if (!old?.exists || old.kind !== 'file' || f.owner !== undefined || f.group !== undefined) return null;
+  if (old.mode === null || old.uid === null || old.gid === null || old.owner === null || old.group === null) return null;
+  const mode = f.mode ?? old.mode;
+  if ((mode | old.mode) & ~0o777) return null;
+  return fileState(f.path, 'file', f.after, { mode, owner: old.owner, group: old.group, uid: old.uid, gid: old.gid });
 }
 
 /** `export` lines for a task's `environment:` (templated), put before the commands it runs. */

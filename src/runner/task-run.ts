@@ -15,13 +15,44 @@ import type { FileDiff, TaskStatus } from '../report/events.js';
 import { delegateTarget, runDelegatedTo } from './delegate.js';
 import { HostRun } from './host.js';
 import { tagged } from './tags.js';
+import { queueApply } from './task-context.js';
 import { emitTaskResult, type ReportResult, type TaskOutcome } from './task-events.js';
 import { failedItem, type ItemResult, itemVars, loopOf, renderArgs, retried, sleep } from './task-loops.js';
+import { QueuedTaskFailed, writeBehindMode } from './write-behind.js';
 
-/** Run one task (or handler) on this host; records counters and emits the result. */
-export async function runTask(h: HostRun, play: Play, task: Task, handler: boolean): Promise<TaskOutcome> {
-  const t0 = Date.now();
+/**
+ * Run one task (or handler) on this host; records counters and emits the result. With writes queued (see
+ * write-behind.ts): a task that must not start before they are done flushes them first; any other starts at once
+ * and, when a queued write of an earlier task fails meanwhile, is dropped (never reported).
+ */
+export async function runTask(h: HostRun, play: Play, task: Task, handler: boolean, rescuable = false): Promise<TaskOutcome> {
   const mod = findModule(task.module)!;
+  if (!handler && !tagged(play, task, h.settings)) return { status: 'skipped', ignored: false };
+  const mode = writeBehindMode(task, mod, { handler, rescuable, allowed: h.writeBehindAllowed(play) });
+  if (mode === 'settle') {
+    if (!(await h.settle())) return { status: 'failed', ignored: false };
+    // A Ctrl-C during that flush: this task does not start (a handler goes on as handlers do after a Ctrl-C).
+    if (!handler && h.interrupted()) {
+      h.abort('interrupted');
+      return { status: 'skipped', ignored: false };
+    }
+  }
+  let out: TaskOutcome;
+  try {
+    out = await runTaskNow(h, play, task, handler, mod, mode === 'queue');
+  } catch (e) {
+    if (!(e instanceof QueuedTaskFailed)) throw e;
+    out = { status: 'failed', ignored: false };
+  } finally {
+    h.wb.task = null;
+  }
+  // Dropped: an earlier task's queued write failed, or a Ctrl-C came before the queue it had to send was sent.
+  if (h.endAborted()) return { status: h.stopped === 'aborted' ? 'skipped' : 'failed', ignored: false };
+  return out;
+}
+
+async function runTaskNow(h: HostRun, play: Play, task: Task, handler: boolean, mod: Module, queue: boolean): Promise<TaskOutcome> {
+  const t0 = Date.now();
   // A name with a template (`Alias for {{ entry.user }}` in an included file) is shown rendered, as Ansible does.
   const shownName = task.named && isTemplated(task.name) ? renderName(task.name, h.vars(play, task)) : task.name;
   const report: ReportResult = (status, msg, extra = {}) =>
@@ -39,7 +70,6 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
       duration_ms: Date.now() - t0,
       at: formatPos(task.pos),
     });
-  if (!handler && !tagged(play, task, h.settings)) return { status: 'skipped', ignored: false };
   if (task.local && !mod.controllerOnly) return runDelegated(h, play, task, handler);
   if (task.delegateTo !== undefined && !mod.controllerOnly) {
     let to: string | null;
@@ -51,6 +81,7 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
     // A template may name the controller too.
     if (to !== null) return isLocalName(to) ? runDelegated(h, play, { ...task, delegateTo: undefined, local: true }, handler) : runDelegatedTo(h, play, task, handler, to, report);
   }
+  h.wb.task = queue ? { name: shownName, checkpoint: h.checkpoint(), fail: (e) => h.status.failTask(task, e, report) } : null;
   h.settings.emit({ type: 'task_start', host: h.name, task: shownName, handler });
 
   const check = task.checkMode ?? h.settings.check;
@@ -79,7 +110,7 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
     }
     let r: ItemResult;
     try {
-      r = await retried(h, task, vars, () => runItem(h, play, task, mod, vars, check));
+      r = await retried(h, task, vars, () => runItem(h, play, task, mod, vars, check, queue));
     } catch (e) {
       if (e instanceof UnreachableError) return h.status.failTask(task, e, report);
       r = failedItem(e, task);
@@ -149,7 +180,7 @@ async function runDelegated(h: HostRun, play: Play, task: Task, handler: boolean
 }
 
 /** One pass of a task (one loop item): when → render → plan → (apply) → changed_when/failed_when. */
-async function runItem(h: HostRun, play: Play, task: Task, mod: Module, vars: Record<string, unknown>, check: boolean): Promise<ItemResult> {
+async function runItem(h: HostRun, play: Play, task: Task, mod: Module, vars: Record<string, unknown>, check: boolean, queue: boolean): Promise<ItemResult> {
   if (task.when !== undefined && !evaluateCondition(task.when, vars)) {
     return { status: 'skipped', msg: 'condition false', data: { changed: false, skipped: true, skip_reason: 'Conditional result was False' }, diffs: [] };
   }
@@ -174,6 +205,9 @@ async function runItem(h: HostRun, play: Play, task: Task, mod: Module, vars: Re
     }
     h.cache.pretendWritten(plan.files, h.facts?.user ?? null);
     outcome = { changed: true, msg: plan.msg, data: plan.data };
+  } else if (queue && (await queueApply(h, play, task, vars, mod, plan))) {
+    // Written later, with the next step (see write-behind.ts); on success the outcome is the default apply's.
+    outcome = { changed: true, msg: plan.msg };
   } else {
     outcome = mod.apply ? await mod.apply(ctx, plan, args as never) : await defaultApply(ctx, plan);
     if (outcome.vars) h.variables.setRegistered(outcome.vars);

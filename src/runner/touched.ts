@@ -47,15 +47,7 @@ export interface TouchedReport {
  * `checked` is the list the trailer's indices refer to.
  */
 export function touchedScript(script: string, touched: string[], cached: string[]): { script: string; checked: string[] } {
-  const checked: string[] = [];
-  const add = (p: string) => {
-    if (p.startsWith('/') && p !== '/' && !checked.includes(p)) checked.push(p);
-  };
-  for (const p of [...touched, ...cached].map(normalPath)) {
-    parentsOf(p).forEach(add);
-    add(p);
-  }
-  const files = touched.map(normalPath).filter((p) => p.startsWith('/'));
+  const { checked, files } = touchedChecks(touched, cached);
   const lines = [
     `(\n${script}\n)`,
     'pv_rc=$?',
@@ -70,6 +62,19 @@ export function touchedScript(script: string, touched: string[], cached: string[
     'exit $pv_rc',
   ];
   return { script: lines.join('\n'), checked };
+}
+
+/** The paths the trailer checks for symbolic links, and the touched paths whose link count it checks. */
+export function touchedChecks(touched: string[], cached: string[]): { checked: string[]; files: string[] } {
+  const checked: string[] = [];
+  const add = (p: string) => {
+    if (p.startsWith('/') && p !== '/' && !checked.includes(p)) checked.push(p);
+  };
+  for (const p of [...touched, ...cached].map(normalPath)) {
+    parentsOf(p).forEach(add);
+    add(p);
+  }
+  return { checked, files: touched.map(normalPath).filter((p) => p.startsWith('/')) };
 }
 
 /** The trailer's report, and the result as the command itself gave it (the trailer's line taken off stdout). */

@@ -149,7 +149,8 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
     const play = 'rider ok';
     const { report } = await runLocal(dir, playbook(play, 'true'), LOCALHOST, { file: name, forks: 1 });
     expect(report.exitCode).toBe(0);
-    // facts, the write with the record, the two handlers (the second also removes the record)
+    // facts; the write with the record (queued, and sent on its own before the handlers: no handler runs in the
+    // step that writes the record); the two handlers (the second also removes the record)
     expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, steps: 4 });
     expect(existsSync(recordOf(name, play))).toBe(false);
   });
@@ -166,5 +167,39 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
     } finally {
       rmSync(record, { force: true });
     }
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('no handler runs in a step with a write its record guards', () => {
+  it('a write queued after the record was written (the record already names the handler) is sent before the handler', async () => {
+    const name = `guarded-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'guarded';
+    const { report } = await runLocal(
+      dir,
+      `- name: ${play}
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: first write, with the record
+      copy: { dest: ${dir}/guarded-1.txt, content: "1" }
+      notify: h
+    - name: a command that sends the queue
+      command: "true"
+    - name: second write, the record names h already
+      copy: { dest: ${dir}/guarded-2.txt, content: "2" }
+      notify: h
+  handlers:
+    - name: h
+      command: "true"
+`,
+      LOCALHOST,
+      { file: name, forks: 1 },
+    );
+    expect(report.exitCode).toBe(0);
+    // facts; the first write (with the record) carried by the command; a read again after the command; the second
+    // write on its own; the handler (which also removes the record). Riding with the second write, the handler
+    // would run, unseen by a run that died in that step, and take the record with it (4 steps).
+    expect(report.hosts.localhost).toMatchObject({ changed: 4, failed: 0, steps: 5 });
+    expect(existsSync(recordOf(name, play))).toBe(false);
   });
 });
