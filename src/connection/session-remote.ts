@@ -23,17 +23,40 @@ sleep), killed as a whole when the step ends first. A persistent step is dot-sou
  * a broken pipe. Variables of the loop start with `_pv_`; persistent steps leave them alone.
  */
 
+/**
+ * The shell variable each step's script starts by setting (a line the loop writes before the script): a prefix, in
+ * the session's private directory, for the step's own scratch files (`"$pv_scratch"out`), so that a step needs no
+ * `mktemp -d` and `rm` of its own. Steps are one at a time, so one prefix serves them all; what they leave there is
+ * overwritten by the next and removed with the directory. A script run on a channel of its own has no such line
+ * and makes a directory of its own (see scratchDirScript).
+ */
+export const SCRATCH_VAR = 'pv_scratch';
+
+/**
+ * Shell: sets `pv_d` to a directory for the script's scratch files that it removes itself, or to nothing when the
+ * session's scratch prefix is there, and `pv_p` to the prefix of those files either way. The session's prefix is
+ * trusted only when its directory is the shell's own and no symbolic link (a login environment cannot plant one).
+ */
+export function scratchDirScript(): string {
+  return [
+    `pv_d=; pv_p=\${${SCRATCH_VAR}:-}`,
+    'if [ -z "$pv_p" ] || [ -L "${pv_p%/*}" ] || [ ! -d "${pv_p%/*}" ] || [ ! -O "${pv_p%/*}" ]; then',
+    `  pv_d=$(mktemp -d) || exit 70; pv_p="$pv_d/"`,
+    'fi',
+  ].join('\n');
+}
+
 /** The bootstrap sent on the stdin of `sh -s`: a `{ … }` group, so the shell has read all of it before it runs. */
 export function sessionProgram(nonce: string): string {
   if (!/^[0-9a-f]{8,64}$/.test(nonce)) throw new Error('a session nonce is lowercase hex');
   return String.raw`{
 _pv_n=${nonce}
-_pv_d=$(mktemp -d 2>/dev/null) || _pv_d=
+_pv_d=$(umask 077; mktemp -d 2>/dev/null) || _pv_d=
 if [ -z "$_pv_d" ] || [ -L "$_pv_d" ] || [ ! -d "$_pv_d" ] || [ ! -O "$_pv_d" ]; then
   printf '%s fail cannot-make-a-private-directory\n' "$_pv_n"
   exit 1
 fi
-chmod 700 "$_pv_d" || exit 1
+case $_pv_d in *[!A-Za-z0-9/._-]*) _pv_sx= ;; *) _pv_sx="${SCRATCH_VAR}=$_pv_d/x-" ;; esac
 trap 'rm -rf "$_pv_d"' EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -49,7 +72,7 @@ printf '%s ready\n' "$_pv_n"
 while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
   [ "$_pv_a" = "$_pv_n" ] || exit 2
   case $_pv_id$_pv_len$_pv_to in *[!0-9]*|'') exit 2 ;; esac
-  head -c "$_pv_len" > "$_pv_d/s" || exit 2
+  { [ -z "$_pv_sx" ] || printf '%s\n' "$_pv_sx"; head -c "$_pv_len"; } > "$_pv_d/s" || exit 2
   IFS= read -r _pv_a || exit 2
   [ "$_pv_a" = "$_pv_n end" ] || exit 2
   : > "$_pv_d/t"

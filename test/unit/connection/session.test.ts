@@ -15,7 +15,7 @@ import {
   sessionLaunch,
   type SessionLaunch,
 } from '../../../src/connection/session.js';
-import { sessionProgram } from '../../../src/connection/session-remote.js';
+import { SCRATCH_VAR, sessionProgram } from '../../../src/connection/session-remote.js';
 import { tempDir } from '../../support/tmp.js';
 
 const dir = tempDir('provision-session-');
@@ -86,6 +86,26 @@ describe.each(shells)('a session on %s', (shell) => {
     expect(d).not.toBe(await privateDir((await open(shell)).session));
     await session.close();
     expect(existsSync(d)).toBe(false);
+  });
+
+  it('makes its directory private whatever the login\'s umask, without a chmod', async () => {
+    const child = spawn(shell, ['-c', 'umask 0277; exec sh -s'], { stdio: 'pipe' });
+    const entry: { child: ChildProcess; session?: RemoteSession } = { child };
+    started.push(entry);
+    entry.session = await RemoteSession.start(childTransport(child), sessionLaunch(), { timeoutMs: 20_000 });
+    const st = statSync(await privateDir(entry.session));
+    expect(st.mode & 0o777).toBe(0o700);
+    expect((await entry.session.run('echo ok')).stdout.toString()).toBe('ok\n');
+  });
+
+  it('gives every step, persistent or not, a scratch prefix in its private directory', async () => {
+    const { session } = await open(shell);
+    const d = await privateDir(session);
+    for (const persistent of [false, true]) {
+      const r = await session.run(`printf '%s' "$${SCRATCH_VAR}"; echo data > "\${${SCRATCH_VAR}}f"`, { persistent });
+      expect(r.stdout.toString()).toBe(`${d}/x-`);
+      expect(readFileSync(`${d}/x-f`, 'utf8')).toBe('data\n');
+    }
   });
 
   it('gives steps no stdin and none of the descriptors a persistent step holds', async () => {
