@@ -108,6 +108,24 @@ describe.each(shells)('a session on %s', (shell) => {
     }
   });
 
+  it('runs a step without a timeout in the loop\'s session; one with a timeout, or any when detached, in its own', async () => {
+    // the step's session id, then its parent's (the loop's): fields 4 after the command name in /proc/PID/stat
+    const sids = 'read -r a </proc/$$/stat; set -- ${a##*) }; s=$4; read -r a </proc/$PPID/stat; set -- ${a##*) }; echo "$s $4"';
+    const same = (out: Buffer) => {
+      const [a, b] = out.toString().trim().split(' ');
+      return a === b;
+    };
+    const { session } = await open(shell);
+    expect(same((await session.run(sids)).stdout)).toBe(true);
+    expect(same((await session.run(sids, { timeoutMs: 20_000 })).stdout)).toBe(false);
+    const launch = sessionLaunch();
+    const text = launch.bootstrap.toString();
+    expect(text).toContain(sessionProgram(launch.nonce));
+    const detached = { ...launch, bootstrap: Buffer.from(text.replace(sessionProgram(launch.nonce), sessionProgram(launch.nonce, { detach: true }))) };
+    const d = await open(shell, detached);
+    expect(same((await d.session.run(sids)).stdout)).toBe(false);
+  });
+
   it('gives steps no stdin and none of the descriptors a persistent step holds', async () => {
     const { session } = await open(shell);
     const lock = path.join(dir, `lock-${randomBytes(4).toString('hex')}`);
@@ -303,6 +321,10 @@ exit 1
     expect(a.stdout.toString()).toContain('sudo -S -p');
     expect(a.stdout.toString()).not.toContain(password);
     expect([b.code, b.stderr.toString()]).toEqual([0, 'two\n']);
+    // under sudo every step has a session of its own (a terminal sudo made must not hang it up)
+    const sids = 'read -r a </proc/$$/stat; set -- ${a##*) }; s=$4; read -r a </proc/$PPID/stat; set -- ${a##*) }; echo "$s $4"';
+    const [mine, loops] = (await session.run(sids)).stdout.toString().trim().split(' ');
+    expect(mine).not.toBe(loops);
   });
 
   it('refuses to start with a wrong password and says what sudo said', async () => {
