@@ -376,9 +376,13 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
   // From the first rename on, nothing may stop the script: a connection lost now (SIGPIPE on the next output,
   // SIGHUP) must not leave some files renamed and others not. So signals are ignored and nothing is printed
   // until every file is in place.
+  // The session's scratch directory can vanish now (a loop hung up ends and removes it while this script, in a
+  // session of its own, goes on): a rename whose error file cannot be opened did not run, so it runs once more
+  // without one, and a real failure fails both.
   lines.push("trap '' HUP INT TERM PIPE");
   files.forEach((f, i) => {
-    lines.push(`mv -f -T -- "$pv_t${i}" ${quote(f.path)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
+    const mv = `mv -f -T -- "$pv_t${i}" ${quote(f.path)}`;
+    lines.push(`{ ${mv} 2>"$pv_ve" || ${mv} 2>/dev/null; } || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
   });
   lines.push(`sync ${[...new Set(files.map((f) => path.dirname(f.path)))].map(quote).join(' ')} 2>/dev/null`);
   if (files.some((f) => f.path.includes('\n'))) {

@@ -158,6 +158,20 @@ describe('scratch files on a session', () => {
     expect([statSync(f.path).uid, statSync(f.path).gid, statSync(f.path).mode & 0o7777]).toEqual([65534, 65534, 0o2750]);
   });
 
+  it('renames every file even when the session\'s scratch directory is removed under it (the loop hung up)', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const a = change(d);
+    const bPath = path.join(d, 'master.cf');
+    writeFileSync(bPath, 'old\n');
+    // the last validation stands for the loop ending: the scratch directory is gone before the renames
+    const b = { path: bPath, before: Buffer.from('old\n'), after: Buffer.from('new\n'), beforeSha: sha('old\n'), validate: [{ script: `rm -rf '${scratch}'`, description: 'hangs up' }] };
+    const r = runCounted(writeScript([a, b]), scratch);
+    expect(r.code, r.stderr).toBe(0);
+    expect([readFileSync(a.path, 'utf8'), readFileSync(bPath, 'utf8')]).toEqual(['a = 2\n', 'new\n']);
+    expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
+  });
+
   it('a write on a channel of its own makes its scratch directory and removes it', () => {
     const d = tmp();
     const f = change(d);
