@@ -17,8 +17,9 @@
  * with its output in files. A step with a timeout runs in a session of its own when setsid exists, under a
  * watchdog that kills its process group when the timeout passes while the loop goes on; the watchdog is a process
  * group of its own (a shell and its sleep), killed as a whole when the step ends first. A step without one runs
- * with neither (one process fewer), except under sudo (see sessionProgram's `detach`). A persistent step is dot-sourced through `command`, so a
- * syntax error in it fails the step and not the loop, and it must not `exit` (that would end the session).
+ * with neither (one process fewer), except under sudo (see sessionProgram's `detach`). A persistent step is
+ * dot-sourced through `command`, so a syntax error in it fails the step and not the loop, and it must not `exit`
+ * (that would end the session).
  * Steps do not inherit the descriptors 3 to 9 that persistent steps may hold (a lock must not outlive the session
  * in a daemon that a step started). The directory is removed when the loop ends: end of input, HUP, TERM, INT or
  * a broken pipe. Variables of the loop start with `_pv_`; persistent steps leave them alone.
@@ -36,12 +37,13 @@ export const SCRATCH_VAR = 'pv_scratch';
 /**
  * Shell: sets `pv_d` to a directory for the script's scratch files that it removes itself, or to nothing when the
  * session's scratch prefix is there, and `pv_p` to the prefix of those files either way. The session's prefix is
- * trusted only when its directory is the shell's own and no symbolic link (a login environment cannot plant one).
+ * trusted only when its directory is the shell's own, no symbolic link and not sticky (as a shared /tmp is), so a
+ * login environment that sets the variable cannot point a script's scratch files into a directory others write.
  */
 export function scratchDirScript(): string {
   return [
     `pv_d=; pv_p=\${${SCRATCH_VAR}:-}`,
-    'if [ -z "$pv_p" ] || [ -L "${pv_p%/*}" ] || [ ! -d "${pv_p%/*}" ] || [ ! -O "${pv_p%/*}" ]; then',
+    'if [ -z "$pv_p" ] || [ -L "${pv_p%/*}" ] || [ ! -d "${pv_p%/*}" ] || [ ! -O "${pv_p%/*}" ] || [ -k "${pv_p%/*}" ]; then',
     `  pv_d=$(mktemp -d) || exit 70; pv_p="$pv_d/"`,
     'fi',
   ].join('\n');

@@ -192,6 +192,16 @@ describe('scratch files on a session', () => {
     expect(r.calls).toContain('rm');
   });
 
+  it('a session prefix in a sticky directory (a shared /tmp) is not trusted', () => {
+    const d = tmp();
+    const sticky = mkdtempSync(path.join(d, 'sticky'));
+    chmodSync(sticky, 0o1777);
+    const r = runCounted(writeScript([change(d)]), sticky);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(sticky)).toEqual([]);
+    expect(r.calls).toContain('rm');
+  });
+
   it('a failed validation still removes the temporary file beside the target, and greps a stderr that has text', () => {
     const d = tmp();
     const scratch = mkdtempSync(path.join(d, 's'));
