@@ -14,32 +14,65 @@
  * directory; the trailer line proves the whole script arrived, so a script cut short in transit never runs.
  * Lengths make whatever a step prints (frame-like text, NULs, any bytes) harmless. A step is `sh -s` reading the
  * saved script (the controller wraps it in a `{ …; } </dev/null` group, as a script on a channel of its own is),
- * with its output in files, in its own process group when setsid exists, under a watchdog that kills the
- * group when its timeout passes while the loop goes on; the watchdog is a process group of its own (a shell and its
-sleep), killed as a whole when the step ends first. A persistent step is dot-sourced through `command`, so a
- * syntax error in it fails the step and not the loop, and it must not `exit` (that would end the session).
+ * with its output in files. A step with a timeout runs in a session of its own when setsid exists, under a
+ * watchdog that kills its process group when the timeout passes while the loop goes on; the watchdog is a process
+ * group of its own (a shell and its sleep), killed as a whole when the step ends first. A step without one runs
+ * with neither (one process fewer), except under sudo (see sessionProgram's `detach`). A persistent step is
+ * dot-sourced through `command`, so a syntax error in it fails the step and not the loop, and it must not `exit`
+ * (that would end the session).
  * Steps do not inherit the descriptors 3 to 9 that persistent steps may hold (a lock must not outlive the session
  * in a daemon that a step started). The directory is removed when the loop ends: end of input, HUP, TERM, INT or
  * a broken pipe. Variables of the loop start with `_pv_`; persistent steps leave them alone.
  */
 
-/** The bootstrap sent on the stdin of `sh -s`: a `{ … }` group, so the shell has read all of it before it runs. */
-export function sessionProgram(nonce: string): string {
+/**
+ * The shell variable each step's script starts by setting (a line the loop writes before the script): a prefix, in
+ * the session's private directory, for the step's own scratch files (`"$pv_scratch"out`), so that a step needs no
+ * `mktemp -d` and `rm` of its own. Steps are one at a time, so one prefix serves them all; what they leave there is
+ * overwritten by the next and removed with the directory. A script run on a channel of its own has no such line
+ * and makes a directory of its own (see scratchDirScript).
+ */
+export const SCRATCH_VAR = 'pv_scratch';
+
+/**
+ * Shell: sets `pv_d` to a directory for the script's scratch files that it removes itself, or to nothing when the
+ * session's scratch prefix is there, and `pv_p` to the prefix of those files either way. The session's prefix is
+ * trusted only when its directory is the shell's own, no symbolic link and not sticky (as a shared /tmp is), so a
+ * login environment that sets the variable cannot point a script's scratch files into a directory others write.
+ */
+export function scratchDirScript(): string {
+  return [
+    `pv_d=; pv_p=\${${SCRATCH_VAR}:-}`,
+    'if [ -z "$pv_p" ] || [ -L "${pv_p%/*}" ] || [ ! -d "${pv_p%/*}" ] || [ ! -O "${pv_p%/*}" ] || [ -k "${pv_p%/*}" ]; then',
+    `  pv_d=$(mktemp -d) || exit 70; pv_p="$pv_d/"`,
+    'fi',
+  ].join('\n');
+}
+
+/**
+ * The bootstrap sent on the stdin of `sh -s`: a `{ … }` group, so the shell has read all of it before it runs.
+ * `detach`: every step gets its own session (setsid), not only a step with a watchdog. Under sudo it must: sudo
+ * may run the loop on a terminal of its own (use_pty), whose hangup on a lost connection reaches the loop's process
+ * group, and a step must run to its end as it does on a channel of its own. A login session has no terminal, so
+ * nothing signals the loop's group, and a step without a timeout saves the setsid process.
+ */
+export function sessionProgram(nonce: string, opts: { detach?: boolean } = {}): string {
   if (!/^[0-9a-f]{8,64}$/.test(nonce)) throw new Error('a session nonce is lowercase hex');
   return String.raw`{
 _pv_n=${nonce}
-_pv_d=$(mktemp -d 2>/dev/null) || _pv_d=
+_pv_d=$(umask 077; mktemp -d 2>/dev/null) || _pv_d=
 if [ -z "$_pv_d" ] || [ -L "$_pv_d" ] || [ ! -d "$_pv_d" ] || [ ! -O "$_pv_d" ]; then
   printf '%s fail cannot-make-a-private-directory\n' "$_pv_n"
   exit 1
 fi
-chmod 700 "$_pv_d" || exit 1
+case $_pv_d in *[!A-Za-z0-9/._-]*) _pv_sx= ;; *) _pv_sx="${SCRATCH_VAR}=$_pv_d/x-" ;; esac
 trap 'rm -rf "$_pv_d"' EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
 if command -v setsid >/dev/null 2>&1; then _pv_g=setsid; else _pv_g=; fi
+_pv_ga=${opts.detach ? '$_pv_g' : ''}
 if [ -r /proc/uptime ]; then
   _pv_clock() { IFS='. ' read -r _pv_i _pv_f _pv_v </proc/uptime; _pv_t=$(( (_pv_i * 100 + 1$_pv_f - 100) * 10 )); }
 else
@@ -49,7 +82,7 @@ printf '%s ready\n' "$_pv_n"
 while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
   [ "$_pv_a" = "$_pv_n" ] || exit 2
   case $_pv_id$_pv_len$_pv_to in *[!0-9]*|'') exit 2 ;; esac
-  head -c "$_pv_len" > "$_pv_d/s" || exit 2
+  { [ -z "$_pv_sx" ] || printf '%s\n' "$_pv_sx"; head -c "$_pv_len"; } > "$_pv_d/s" || exit 2
   IFS= read -r _pv_a || exit 2
   [ "$_pv_a" = "$_pv_n end" ] || exit 2
   : > "$_pv_d/t"
@@ -59,7 +92,8 @@ while IFS=' ' read -r _pv_a _pv_id _pv_k _pv_len _pv_to; do
       command . "$_pv_d/s" </dev/null >"$_pv_d/o" 2>"$_pv_d/e"
       _pv_rc=$? ;;
     s)
-      $_pv_g sh -s <"$_pv_d/s" >"$_pv_d/o" 2>"$_pv_d/e" 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
+      if [ "$_pv_to" -gt 0 ]; then _pv_sg=$_pv_g; else _pv_sg=$_pv_ga; fi
+      $_pv_sg sh -s <"$_pv_d/s" >"$_pv_d/o" 2>"$_pv_d/e" 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- &
       _pv_p=$!
       _pv_w=
       if [ "$_pv_to" -gt 0 ]; then

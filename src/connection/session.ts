@@ -110,7 +110,7 @@ const HEADER_MAX = 256;
 /** The command and bootstrap that start a session, as `become` asks (see prepareExec for sudo). */
 export function sessionLaunch(become?: BecomeSpec): SessionLaunch {
   const nonce = randomBytes(16).toString('hex');
-  const { command, stdin, sudo } = prepareExec(sessionProgram(nonce), become ? { become } : {}, true);
+  const { command, stdin, sudo } = prepareExec(sessionProgram(nonce, { detach: !!become }), become ? { become } : {}, true);
   return { command, nonce, bootstrap: stdin, sudo };
 }
 

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { posix as path } from 'node:path';
+import { scratchDirScript } from '../connection/session-remote.js';
 import { heredocTo, quote } from '../connection/shell-quote.js';
 import type { ExecResult } from '../connection/connection.js';
 import type { FileChange, FileState, Validation } from '../modules/module.js';
@@ -113,9 +114,9 @@ function leanReadScript(req: ReadRequest): string {
     lines.push(`pv_kind ${p}; pv_kf${i}=$pv_k; if [ "$pv_k" = f ] && [ -r ${p} ]; then pv_kf${i}=r; set -- "$@" ${p}; fi`);
   });
   if (req.commands.length) {
-    lines.push('pv_d=$(mktemp -d) || exit 70');
+    lines.push(scratchDirScript());
     req.commands.forEach((c, i) => {
-      lines.push(`(\n${c.script}\n) >"$pv_d/o${i}" 2>"$pv_d/e${i}"; pv_rc${i}=$?`, `set -- "$@" "$pv_d/o${i}" "$pv_d/e${i}"`);
+      lines.push(`(\n${c.script}\n) >"\${pv_p}o${i}" 2>"\${pv_p}e${i}"; pv_rc${i}=$?`, `set -- "$@" "\${pv_p}o${i}" "\${pv_p}e${i}"`);
     });
   }
   lines.push(
@@ -148,11 +149,11 @@ function leanReadScript(req: ReadRequest): string {
   req.commands.forEach((_, i) => {
     lines.push(
       `if [ "$pv_trc" = 0 ]; then printf "@@C c${i} %s t\\n\\n" "$pv_rc${i}"; else`,
-      `  printf "@@C c${i} %s\\n" "$pv_rc${i}"; base64 -w0 "$pv_d/o${i}"; printf "\\n"; if [ -s "$pv_d/e${i}" ]; then base64 -w0 "$pv_d/e${i}"; fi; printf "\\n"`,
+      `  printf "@@C c${i} %s\\n" "$pv_rc${i}"; base64 -w0 "\${pv_p}o${i}"; printf "\\n"; if [ -s "\${pv_p}e${i}" ]; then base64 -w0 "\${pv_p}e${i}"; fi; printf "\\n"`,
       'fi',
     );
   });
-  if (req.commands.length) lines.push('rm -rf "$pv_d"');
+  if (req.commands.length) lines.push(REMOVE_OWN_SCRATCH);
   return lines.join('\n');
 }
 
@@ -178,15 +179,15 @@ function perFileReadScript(req: ReadRequest): string {
   req.files.forEach((f, i) => lines.push(`pv_file f${i} ${quote(f)} 1`));
   req.stats.forEach((f, i) => lines.push(`pv_file s${i} ${quote(f)} 0`));
   if (req.commands.length) {
-    lines.push('pv_d=$(mktemp -d) || exit 70');
+    lines.push(scratchDirScript());
     req.commands.forEach((c, i) => {
       lines.push(
-        `(\n${c.script}\n) >"$pv_d/o" 2>"$pv_d/e"; pv_rc=$?`,
+        `(\n${c.script}\n) >"\${pv_p}o" 2>"\${pv_p}e"; pv_rc=$?`,
         // stderr is usually empty: base64 only runs for what there is
-        `printf "@@C c${i} %s\\n" "$pv_rc"; base64 -w0 "$pv_d/o"; printf "\\n"; if [ -s "$pv_d/e" ]; then base64 -w0 "$pv_d/e"; fi; printf "\\n"`,
+        `printf "@@C c${i} %s\\n" "$pv_rc"; base64 -w0 "\${pv_p}o"; printf "\\n"; if [ -s "\${pv_p}e" ]; then base64 -w0 "\${pv_p}e"; fi; printf "\\n"`,
       );
     });
-    lines.push('rm -rf "$pv_d"');
+    lines.push(REMOVE_OWN_SCRATCH);
   }
   return lines.join('\n');
 }
@@ -316,7 +317,8 @@ function validationLines(vs: Validation[], target: string): string[] {
     lines.push(
       `TARGET=${quote(target)}; export CANDIDATE TARGET`,
       `( ${v.script}\n) >"$pv_vo" 2>"$pv_ve"; pv_rc=$?`,
-      `if [ "$pv_rc" -ne 0 ]${pattern ? ` || grep -Eq ${pattern} "$pv_ve"` : ''}; then`,
+      // grep only when there is something to look at: an empty file has no line to match
+      `if [ "$pv_rc" -ne 0 ]${pattern ? ` || { [ -s "$pv_ve" ] && grep -Eq ${pattern} "$pv_ve"; }` : ''}; then`,
       `  printf 'validation failed (%s): ' ${quote(v.description)} >&2; cat "$pv_ve" "$pv_vo" >&2; exit ${WriteStatus.invalid}`,
       'fi',
     );
@@ -324,19 +326,22 @@ function validationLines(vs: Validation[], target: string): string[] {
   return lines;
 }
 
+/** Shell: removes the scratch directory scratchDirScript made, if it made one. */
+const REMOVE_OWN_SCRATCH = '[ -z "$pv_d" ] || rm -rf -- "$pv_d"';
+
 /**
- * Check mode: put each candidate in a temporary directory under /tmp (nothing is created beside the target) and
- * run its validations.
+ * Check mode: put each candidate in a private scratch directory (the session's, or one under /tmp; nothing is
+ * created beside the target) and run its validations.
  */
 export function validateScript(files: FileChange[]): string {
   const lines = [
-    'pv_d=$(mktemp -d) || exit 70',
-    'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
-    'trap \'rm -rf "$pv_d"\' EXIT HUP INT TERM',
+    scratchDirScript(),
+    'pv_vo="${pv_p}.out"; pv_ve="${pv_p}.err"',
+    `trap ${quote(REMOVE_OWN_SCRATCH)} EXIT HUP INT TERM`,
   ];
   files.forEach((f, i) => {
     if (!f.validate?.length) return;
-    lines.push(`CANDIDATE="$pv_d/c${i}-"${quote(path.basename(f.path))}`);
+    lines.push(`CANDIDATE="\${pv_p}c${i}-"${quote(path.basename(f.path))}`);
     lines.push(heredocTo('"$CANDIDATE"', f.after, `|| exit ${WriteStatus.io}`));
     lines.push(...validationLines(f.validate, f.path));
   });
@@ -348,19 +353,25 @@ export function validateScript(files: FileChange[]): string {
  * file's (or the asked) mode and owner, and passes its validations; then, only if every file is still what was
  * read when planning, each is flushed to disk and renamed over its target. A failure at any point removes every
  * temporary file and leaves every target as it was.
- * Prints `@@W <i> <mode> <uid> <gid> <user> <group>` per file written.
+ * Prints, after the renames, `@@M <mode> <uid> <gid> <user> <group> <path>` per file written (one `stat` for all of
+ * them), or `@@W <i> <mode> <uid> <gid> <user> <group>` per file when a path holds a newline.
  */
 export function writeScript(files: FileChange[], opts: { backupSuffix?: string } = {}): string {
   const temps = files.map((_, i) => `"\${pv_t${i}:-}"`).join(' ');
   const lines = [
-    'pv_d=$(mktemp -d) || exit 70',
-    'pv_vo="$pv_d/.out"; pv_ve="$pv_d/.err"',
-    `trap 'rm -rf "$pv_d" ${temps} "\${pv_bk:-}"' EXIT`,
+    scratchDirScript(),
+    'pv_vo="${pv_p}.out"; pv_ve="${pv_p}.err"',
+    // On the way out, remove what is left of the temporary files (none once they are renamed: then no `rm` runs).
+    `pv_clean() { set --; for pv_f in ${temps} "\${pv_bk:-}"; do if [ -n "$pv_f" ] && { [ -e "$pv_f" ] || [ -L "$pv_f" ]; }; then set -- "$@" "$pv_f"; fi; done; [ -z "$pv_d" ] || set -- "$@" "$pv_d"; [ $# -eq 0 ] || rm -rf -- "$@"; }`,
+    'trap pv_clean EXIT',
     'trap \'exit 130\' HUP INT TERM PIPE',
     // pv_fail CODE MESSAGE: say why (with the first line the failing command printed, if any: base64 on a full
     // disk says "write error: No space left on device", then "write error" again as it closes) and stop
     'pv_fail() { if [ -s "$pv_ve" ]; then printf "%s: %s\\n" "$2" "$(head -n 1 "$pv_ve")" >&2; else printf "%s\\n" "$2" >&2; fi; exit "$1"; }',
     ': > "$pv_ve"',
+    // pv_own TARGET TEMP: TEMP gets TARGET's owner and group; no chown when both are already the shell's own (the
+    // usual root-owned file written as root), which the shell's test tells without a process.
+    'pv_own() { if [ -O "$1" ] && [ -G "$1" ] && [ -O "$2" ] && [ -G "$2" ]; then return 0; fi; chown --reference="$1" -- "$2"; }',
   ];
   files.forEach((f, i) => {
     const p = quote(f.path);
@@ -372,11 +383,12 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
       heredocTo(`"$pv_t${i}"`, f.after, `2>"$pv_ve" || ${io(`cannot write ${f.path}`)}`),
       `[ "$(wc -c < "$pv_t${i}")" -eq ${f.after.length} ] || ${io(`cannot write ${f.path}: short write`)}`,
     );
-    // An explicit mode is set right after, so only the owner is copied then (one process fewer on the host).
+    // An explicit mode is set right after, so only the owner is copied then (one process fewer on the host). The
+    // owner goes first: a chown clears set-user-ID and set-group-ID bits, which the copied mode then keeps.
     if (f.mode === undefined) {
-      lines.push(`if [ -e ${p} ]; then chmod --reference=${p} -- "$pv_t${i}" && chown --reference=${p} -- "$pv_t${i}"; else chmod 0644 -- "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`);
+      lines.push(`if [ -e ${p} ]; then pv_own ${p} "$pv_t${i}" && chmod --reference=${p} -- "$pv_t${i}"; else chmod 0644 -- "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`);
     } else {
-      lines.push(`if [ -e ${p} ]; then chown --reference=${p} -- "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`);
+      lines.push(`if [ -e ${p} ]; then pv_own ${p} "$pv_t${i}"; fi 2>"$pv_ve" || ${io(`cannot set the mode and owner of ${f.path}`)}`);
     }
     if (f.mode !== undefined) lines.push(`chmod ${f.mode.toString(8).padStart(4, '0')} -- "$pv_t${i}" 2>"$pv_ve" || ${io(`cannot chmod ${f.path}`)}`);
     if (f.owner || f.group) {
@@ -395,7 +407,7 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
       `[ "$pv_cur" = ${expected} ] || pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`,
     );
   });
-  files.forEach((f, i) => {
+  files.forEach((f) => {
     if (f.backup && f.before !== null) {
         // The copy goes to a new file mktemp makes beside the target, then is renamed to the backup's name: whatever
       // another user put at that predictable name (a symbolic link, say) is replaced, never written through.
@@ -406,17 +418,26 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
         'pv_bk=',
       );
     }
-    lines.push(`sync "$pv_t${i}" 2>/dev/null`);
   });
+  // One `sync` flushes every temporary file (it fsyncs each file named).
+  lines.push(`sync ${files.map((_, i) => `"$pv_t${i}"`).join(' ')} 2>/dev/null`);
   // From the first rename on, nothing may stop the script: a connection lost now (SIGPIPE on the next output,
   // SIGHUP) must not leave some files renamed and others not. So signals are ignored and nothing is printed
   // until every file is in place.
+  // The session's scratch directory can vanish now (a loop hung up ends and removes it while this script, in a
+  // session of its own, goes on): a rename whose error file cannot be opened did not run, so it runs once more
+  // without one, and a real failure fails both.
   lines.push("trap '' HUP INT TERM PIPE");
   files.forEach((f, i) => {
-    lines.push(`mv -f -T -- "$pv_t${i}" ${quote(f.path)} 2>"$pv_ve" || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
+    const mv = `mv -f -T -- "$pv_t${i}" ${quote(f.path)}`;
+    lines.push(`{ ${mv} 2>"$pv_ve" || ${mv} 2>/dev/null; } || pv_fail ${WriteStatus.io} ${quote(`cannot rename the new ${f.path} into place`)}`);
   });
-  for (const dir of new Set(files.map((f) => path.dirname(f.path)))) lines.push(`sync ${quote(dir)} 2>/dev/null`);
-  files.forEach((f, i) => lines.push(`printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${quote(f.path)}`));
+  lines.push(`sync ${[...new Set(files.map((f) => path.dirname(f.path)))].map(quote).join(' ')} 2>/dev/null`);
+  if (files.some((f) => f.path.includes('\n'))) {
+    files.forEach((f, i) => lines.push(`printf "@@W ${i} "; stat -c "%a %u %g %U %G" -- ${quote(f.path)}`));
+  } else {
+    lines.push(`stat -c "@@M %a %u %g %U %G %n" -- ${files.map((f) => quote(f.path)).join(' ')}`);
+  }
   return lines.join('\n');
 }
 
@@ -426,15 +447,32 @@ export function backupSuffix(now = new Date()): string {
   return `${iso.slice(0, 10)}@${iso.slice(11, 19)}`;
 }
 
-/** New metadata for written files, from `@@W` lines. */
+/**
+ * New metadata for written files, from `@@M` (or `@@W`) lines. A file written whose metadata did not come back
+ * (it was gone again when stat looked) gets its content and unknown metadata, never the metadata read before.
+ */
 export function parseWriteOutput(files: FileChange[], stdout: string): FileState[] {
-  const states: FileState[] = [];
+  const meta = new Map<number, string[]>();
+  const byPath = new Map(files.map((f, i) => [f.path, i]));
   for (const line of stdout.split('\n')) {
-    if (!line.startsWith('@@W ')) continue;
-    const [, id, mode, uid, gid, owner, group] = line.split(' ');
-    const f = files[Number(id)];
-    if (!f) continue;
-    states.push(fileState(f.path, 'file', f.after, { mode: parseInt(mode ?? '644', 8), owner: owner ?? null, group: group ?? null, uid: Number(uid), gid: Number(gid) }));
+    if (line.startsWith('@@W ')) {
+      const [, id, ...rest] = line.split(' ');
+      if (files[Number(id)]) meta.set(Number(id), rest);
+    } else if (line.startsWith('@@M ')) {
+      const fields = line.split(' ');
+      const i = byPath.get(fields.slice(6).join(' '));
+      if (i !== undefined) meta.set(i, fields.slice(1, 6));
+    }
   }
-  return states;
+  return files.map((f, i) => {
+    const m = meta.get(i);
+    const [mode, uid, gid, owner, group] = m && m.length >= 5 && /^[0-7]+$/.test(m[0]!) ? m : [];
+    return fileState(f.path, 'file', f.after, {
+      mode: mode === undefined ? null : parseInt(mode, 8),
+      owner: owner ?? null,
+      group: group ?? null,
+      uid: uid === undefined ? null : Number(uid),
+      gid: gid === undefined ? null : Number(gid),
+    });
+  });
 }

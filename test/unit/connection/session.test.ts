@@ -15,7 +15,7 @@ import {
   sessionLaunch,
   type SessionLaunch,
 } from '../../../src/connection/session.js';
-import { sessionProgram } from '../../../src/connection/session-remote.js';
+import { SCRATCH_VAR, sessionProgram } from '../../../src/connection/session-remote.js';
 import { tempDir } from '../../support/tmp.js';
 
 const dir = tempDir('provision-session-');
@@ -86,6 +86,44 @@ describe.each(shells)('a session on %s', (shell) => {
     expect(d).not.toBe(await privateDir((await open(shell)).session));
     await session.close();
     expect(existsSync(d)).toBe(false);
+  });
+
+  it('makes its directory private whatever the login\'s umask, without a chmod', async () => {
+    const child = spawn(shell, ['-c', 'umask 0277; exec sh -s'], { stdio: 'pipe' });
+    const entry: { child: ChildProcess; session?: RemoteSession } = { child };
+    started.push(entry);
+    entry.session = await RemoteSession.start(childTransport(child), sessionLaunch(), { timeoutMs: 20_000 });
+    const st = statSync(await privateDir(entry.session));
+    expect(st.mode & 0o777).toBe(0o700);
+    expect((await entry.session.run('echo ok')).stdout.toString()).toBe('ok\n');
+  });
+
+  it('gives every step, persistent or not, a scratch prefix in its private directory', async () => {
+    const { session } = await open(shell);
+    const d = await privateDir(session);
+    for (const persistent of [false, true]) {
+      const r = await session.run(`printf '%s' "$${SCRATCH_VAR}"; echo data > "\${${SCRATCH_VAR}}f"`, { persistent });
+      expect(r.stdout.toString()).toBe(`${d}/x-`);
+      expect(readFileSync(`${d}/x-f`, 'utf8')).toBe('data\n');
+    }
+  });
+
+  it('runs a step without a timeout in the loop\'s session; one with a timeout, or any when detached, in its own', async () => {
+    // the step's session id, then its parent's (the loop's): fields 4 after the command name in /proc/PID/stat
+    const sids = 'read -r a </proc/$$/stat; set -- ${a##*) }; s=$4; read -r a </proc/$PPID/stat; set -- ${a##*) }; echo "$s $4"';
+    const same = (out: Buffer) => {
+      const [a, b] = out.toString().trim().split(' ');
+      return a === b;
+    };
+    const { session } = await open(shell);
+    expect(same((await session.run(sids)).stdout)).toBe(true);
+    expect(same((await session.run(sids, { timeoutMs: 20_000 })).stdout)).toBe(false);
+    const launch = sessionLaunch();
+    const text = launch.bootstrap.toString();
+    expect(text).toContain(sessionProgram(launch.nonce));
+    const detached = { ...launch, bootstrap: Buffer.from(text.replace(sessionProgram(launch.nonce), sessionProgram(launch.nonce, { detach: true }))) };
+    const d = await open(shell, detached);
+    expect(same((await d.session.run(sids)).stdout)).toBe(false);
   });
 
   it('gives steps no stdin and none of the descriptors a persistent step holds', async () => {
@@ -283,6 +321,10 @@ exit 1
     expect(a.stdout.toString()).toContain('sudo -S -p');
     expect(a.stdout.toString()).not.toContain(password);
     expect([b.code, b.stderr.toString()]).toEqual([0, 'two\n']);
+    // under sudo every step has a session of its own (a terminal sudo made must not hang it up)
+    const sids = 'read -r a </proc/$$/stat; set -- ${a##*) }; s=$4; read -r a </proc/$PPID/stat; set -- ${a##*) }; echo "$s $4"';
+    const [mine, loops] = (await session.run(sids)).stdout.toString().trim().split(' ');
+    expect(mine).not.toBe(loops);
   });
 
   it('refuses to start with a wrong password and says what sudo said', async () => {

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WriteStatus, writeScript } from '../../../src/runner/host-files.js';
+import { SCRATCH_VAR } from '../../../src/connection/session-remote.js';
+import { parseReadOutput, parseWriteOutput, readScript, validateScript, WriteStatus, writeScript } from '../../../src/runner/host-files.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const dirs: string[] = [];
@@ -30,7 +31,7 @@ describe('the write script', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(f, 'utf8')).toBe('new\n');
     expect(statSync(f).mode & 0o7777).toBe(0o640);
-    expect(r.stdout).toMatch(/^@@W 0 640 /m);
+    expect(parseWriteOutput([{ path: f, before: null, after: Buffer.from('new\n'), beforeSha: null }], r.stdout)[0]).toMatchObject({ mode: 0o640, content: Buffer.from('new\n') });
   });
 
   it('without a mode the old file\'s mode is kept, and a new file gets 0644', () => {
@@ -56,5 +57,178 @@ describe('the write script', () => {
     expect(r.code).toBe(WriteStatus.conflict);
     expect(r.stderr).toContain('changed on the host since it was read');
     expect(readFileSync(f, 'utf8')).toBe('changed by someone else\n');
+  });
+
+  it('reports the metadata of every file written with one stat, matched by path (names with spaces too)', () => {
+    const d = tmp();
+    const files = ['a b.cf', 'c.cf'].map((n, i) => {
+      const p = path.join(d, n);
+      writeFileSync(p, 'old\n', { mode: 0o600 });
+      return { path: p, before: Buffer.from('old\n'), after: Buffer.from(`new ${i}\n`), beforeSha: sha('old\n'), mode: i ? 0o640 : undefined };
+    });
+    const r = run(writeScript(files));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/^@@M /gm)).toHaveLength(2);
+    const states = parseWriteOutput(files, r.stdout);
+    expect(states.map((s) => [s.path, s.mode, s.uid, s.content?.toString()])).toEqual([
+      [files[0]!.path, 0o600, process.getuid!(), 'new 0\n'],
+      [files[1]!.path, 0o640, process.getuid!(), 'new 1\n'],
+    ]);
+  });
+
+  it('a path holding a newline gets its metadata from a stat of its own', () => {
+    const d = tmp();
+    const p = path.join(d, 'odd\nname.cf');
+    const files = [{ path: p, before: null, after: Buffer.from('x\n'), beforeSha: null }];
+    const r = run(writeScript(files));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^@@W 0 644 /m);
+    expect(parseWriteOutput(files, r.stdout)[0]).toMatchObject({ path: p, mode: 0o644 });
+  });
+
+  it('a file whose metadata did not come back gets unknown metadata, not the old', () => {
+    const files = [{ path: '/etc/x.cf', before: null, after: Buffer.from('x\n'), beforeSha: null }];
+    expect(parseWriteOutput(files, '')[0]).toMatchObject({ path: '/etc/x.cf', exists: true, mode: null, uid: null, content: Buffer.from('x\n') });
+  });
+});
+
+/**
+ * The commands a script starts, counted by wrappers ahead of the real ones on PATH, with the session's scratch
+ * prefix set as the session loop sets it (a line before the script) or not (a channel of its own).
+ */
+function runCounted(script: string, scratch: string | null): { code: number | null; stdout: string; stderr: string; calls: string[] } {
+  const d = tmp();
+  const bin = path.join(d, 'bin');
+  const log = path.join(d, 'calls');
+  mkdirSync(bin);
+  for (const cmd of ['mktemp', 'rm', 'grep', 'sync', 'stat', 'chmod', 'chown']) {
+    const real = spawnSync('sh', ['-c', `command -v ${cmd}`]).stdout.toString().trim();
+    writeFileSync(path.join(bin, cmd), `#!/bin/sh\necho ${cmd} >> '${log}'\nexec ${real} "$@"\n`);
+    chmodSync(path.join(bin, cmd), 0o755);
+  }
+  const prefix = scratch === null ? '' : `${SCRATCH_VAR}=${scratch}/x-\n`;
+  const r = spawnSync('/bin/sh', ['-s'], { input: prefix + script, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  let calls: string[] = [];
+  try {
+    calls = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  } catch {
+    calls = [];
+  }
+  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), calls };
+}
+
+describe('scratch files on a session', () => {
+  const change = (d: string) => {
+    const p = path.join(d, 'main.cf');
+    writeFileSync(p, 'a = 1\n');
+    return { path: p, before: Buffer.from('a = 1\n'), after: Buffer.from('a = 2\n'), beforeSha: sha('a = 1\n'), validate: [{ script: 'cat "$CANDIDATE" >/dev/null', description: 'reads', failOnStderr: 'warning:' }] };
+  };
+
+  it('a write in a session makes no directory and removes nothing once renamed; grep and sync run only as needed', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const f = change(d);
+    const r = runCounted(writeScript([f]), scratch);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(f.path, 'utf8')).toBe('a = 2\n');
+    // mktemp for the temporary file beside the target; no `mktemp -d`, no `rm`, no grep of an empty stderr
+    expect(r.calls.filter((c) => c === 'mktemp')).toHaveLength(1);
+    expect(r.calls).not.toContain('rm');
+    expect(r.calls).not.toContain('grep');
+    expect(r.calls.filter((c) => c === 'sync')).toHaveLength(2);
+    expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
+  });
+
+  it('the owner is copied only when it is not already the shell\'s own; a set-group-ID mode survives the copy', () => {
+    const d = tmp();
+    const f = change(d);
+    chmodSync(f.path, 0o2640);
+    const mine = runCounted(writeScript([f]), null);
+    expect(mine.code, mine.stderr).toBe(0);
+    expect(mine.calls).not.toContain('chown');
+    expect(statSync(f.path).mode & 0o7777).toBe(0o2640);
+    if (process.getuid!() !== 0) return;
+    // As root: a file of another owner (nobody's uid) gets a chown, and keeps that owner
+    writeFileSync(f.path, 'a = 1\n');
+    spawnSync('chown', ['65534:65534', f.path]);
+    chmodSync(f.path, 0o2750);
+    const theirs = runCounted(writeScript([f]), null);
+    expect(theirs.code, theirs.stderr).toBe(0);
+    expect(theirs.calls).toContain('chown');
+    expect([statSync(f.path).uid, statSync(f.path).gid, statSync(f.path).mode & 0o7777]).toEqual([65534, 65534, 0o2750]);
+  });
+
+  it('renames every file even when the session\'s scratch directory is removed under it (the loop hung up)', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const a = change(d);
+    const bPath = path.join(d, 'master.cf');
+    writeFileSync(bPath, 'old\n');
+    // the last validation stands for the loop ending: the scratch directory is gone before the renames
+    const b = { path: bPath, before: Buffer.from('old\n'), after: Buffer.from('new\n'), beforeSha: sha('old\n'), validate: [{ script: `rm -rf '${scratch}'`, description: 'hangs up' }] };
+    const r = runCounted(writeScript([a, b]), scratch);
+    expect(r.code, r.stderr).toBe(0);
+    expect([readFileSync(a.path, 'utf8'), readFileSync(bPath, 'utf8')]).toEqual(['a = 2\n', 'new\n']);
+    expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
+  });
+
+  it('a write on a channel of its own makes its scratch directory and removes it', () => {
+    const d = tmp();
+    const f = change(d);
+    const r = runCounted(writeScript([f]), null);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.calls.filter((c) => c === 'mktemp')).toHaveLength(2);
+    expect(r.calls).toContain('rm');
+  });
+
+  it('a session prefix that is not the shell\'s own private directory is not trusted (a symbolic link)', () => {
+    const d = tmp();
+    const real = mkdtempSync(path.join(d, 'real'));
+    const link = path.join(d, 'link');
+    spawnSync('ln', ['-s', real, link]);
+    const r = runCounted(writeScript([change(d)]), link);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(real)).toEqual([]);
+    expect(r.calls).toContain('rm');
+  });
+
+  it('a session prefix in a sticky directory (a shared /tmp) is not trusted', () => {
+    const d = tmp();
+    const sticky = mkdtempSync(path.join(d, 'sticky'));
+    chmodSync(sticky, 0o1777);
+    const r = runCounted(writeScript([change(d)]), sticky);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(sticky)).toEqual([]);
+    expect(r.calls).toContain('rm');
+  });
+
+  it('a failed validation still removes the temporary file beside the target, and greps a stderr that has text', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const f = { ...change(d), validate: [{ script: 'echo "warning: bad" >&2', description: 'warns', failOnStderr: 'warning:' }] };
+    const r = runCounted(writeScript([f]), scratch);
+    expect(r.code).toBe(WriteStatus.invalid);
+    expect(r.stderr).toContain('warning: bad');
+    expect(r.calls).toContain('grep');
+    expect(r.calls).toContain('rm');
+    expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
+    expect(readFileSync(f.path, 'utf8')).toBe('a = 1\n');
+  });
+
+  it('check mode\'s validation and a read with commands use the session\'s scratch prefix', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const v = runCounted(validateScript([change(d)]), scratch);
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.calls).not.toContain('mktemp');
+    expect(v.calls).not.toContain('rm');
+    const req = { files: [path.join(d, 'main.cf')], stats: [], commands: [{ key: 'echo', script: 'printf "out"; printf "err" >&2; exit 3' }] };
+    const r = runCounted(readScript(req), scratch);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.calls).not.toContain('mktemp');
+    expect(r.calls).not.toContain('rm');
+    const out = parseReadOutput(req, r.stdout);
+    expect(out.commands.get('echo')).toMatchObject({ code: 3, stdout: Buffer.from('out'), stderr: Buffer.from('err') });
+    expect(out.files.get(req.files[0]!)?.content?.toString()).toBe('a = 1\n');
   });
 });

@@ -108,10 +108,11 @@ describe('the commit of a write', () => {
     ]);
     const lines = script.split('\n');
     const trap = lines.indexOf("trap '' HUP INT TERM PIPE");
-    const renames = lines.flatMap((l, i) => (l.startsWith('mv -f ') ? [i] : []));
-    const prints = lines.flatMap((l, i) => (l.startsWith('printf "@@W ') ? [i] : []));
+    const renames = lines.flatMap((l, i) => (l.startsWith('{ mv -f ') ? [i] : []));
+    const prints = lines.flatMap((l, i) => (/@@[MW] /.test(l) ? [i] : []));
     expect(trap).toBeGreaterThan(0);
     expect(renames).toHaveLength(2);
+    expect(prints).toHaveLength(1);
     expect(renames.every((i) => i > trap)).toBe(true);
     expect(prints.every((i) => i > renames.at(-1)!)).toBe(true);
     expect(lines.slice(trap, renames.at(-1)).some((l) => /printf|echo|cat /.test(l))).toBe(false);
