@@ -93,12 +93,21 @@ function undefinedVariable(name: string, known: ReadonlySet<string>, pos: Source
   return new InputError(`undefined variable "${name}": nothing in this run defines it (${defined})${didYouMean(name, known)}`, pos, label);
 }
 
+/** `hostvars[h].name` where the playbook registers or sets `name`: provision does not share those (see makeHostvars). */
+function unsharedRead(name: string, pos: SourcePos, label: string): InputError {
+  return new InputError(
+    `hostvars[…].${name}: "${name}" is registered or set with set_fact in this playbook, and provision does not share such variables through hostvars (Ansible gives another host's value as it stands at that moment of its lockstep run, which provision, running hosts apart, cannot give exactly); use it on its own host, or make it an inventory variable`,
+    pos,
+    label,
+  );
+}
+
 function placeIn(file: string, p: TemplatePlace): SourcePos {
   return { file, line: p.line, col: p.col };
 }
 
 /** Problems with one task; `known` is null when names are not checked. */
-function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: string, label: string, vaulted?: ReadonlyMap<string, VaultedValue>): InputError[] {
+function checkTask(task: Task, known: ReadonlySet<string> | null, unshared: ReadonlySet<string>, playbookDir: string, label: string, vaulted?: ReadonlyMap<string, VaultedValue>): InputError[] {
   const errors: InputError[] = [];
   const sites = sitesOf(task);
   const analysed = sites.map((s) => ({ site: s, refs: templateRefs(s.text, s.expression) }));
@@ -120,6 +129,7 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
   for (const { site, refs } of analysed) {
     if (!refs) continue;
     for (const p of refs.problems) errors.push(new InputError(p.message, site.pos, label));
+    for (const key of refs.hostvarsKeys.keys()) if (unshared.has(key)) errors.push(unsharedRead(key, site.pos, label));
     for (const name of refs.names.keys()) {
       undefinedName(name, site.pos);
       const v = vaulted?.get(name);
@@ -143,12 +153,12 @@ function checkTask(task: Task, known: ReadonlySet<string> | null, playbookDir: s
       }
       throw e;
     }
-    if (mod === 'template') errors.push(...checkTemplateFile(file, taskKnown, guarded, label));
+    if (mod === 'template') errors.push(...checkTemplateFile(file, taskKnown, guarded, unshared, label));
   }
   return errors;
 }
 
-function checkTemplateFile(file: string, known: ReadonlySet<string> | null, guarded: ReadonlySet<string>, label: string): InputError[] {
+function checkTemplateFile(file: string, known: ReadonlySet<string> | null, guarded: ReadonlySet<string>, unshared: ReadonlySet<string>, label: string): InputError[] {
   const shown = path.relative(process.cwd(), file) || file;
   const text = readFileSync(file, 'utf8');
   const shape = templateShapeProblem(text);
@@ -156,6 +166,7 @@ function checkTemplateFile(file: string, known: ReadonlySet<string> | null, guar
   const refs = templateRefs(text);
   if (!refs) return [];
   const errors = refs.problems.map((p) => new InputError(p.message, placeIn(shown, p.place), label));
+  for (const [key, place] of refs.hostvarsKeys) if (unshared.has(key)) errors.push(unsharedRead(key, placeIn(shown, place), label));
   for (const [name, place] of refs.names) {
     if (!known || known.has(name) || guarded.has(name) || refs.guarded.has(name) || name.startsWith('ansible_')) continue;
     errors.push(undefinedVariable(name, known, placeIn(shown, place), label));
@@ -178,7 +189,7 @@ export function preflight(playbook: Playbook, scope: PreflightScope): InputError
         ? new Set([...scope.names, ...RUNNER_NAMES, ...INVENTORY_NAMES, ...registered, ...Object.keys(play.vars), ...Object.keys(play.roleDefaults), ...Object.keys(play.roleVars)])
         : null;
     for (const task of allTasks(play)) {
-      errors.push(...checkTask(task, known, playbook.dir, `task "${task.name}"`, scope.vaulted));
+      errors.push(...checkTask(task, known, registered, playbook.dir, `task "${task.name}"`, scope.vaulted));
       if (errors.length >= 50) return errors.slice(0, 50);
     }
   }

@@ -21,6 +21,8 @@ export interface TemplateRefs {
   guarded: Set<string>;
   /** what it must not do at all: reach JavaScript internals, or load other templates */
   problems: { message: string; place: TemplatePlace }[];
+  /** names read from another host's variables, `hostvars[h].x` or `hostvars[h]['x']`, with where each is first read */
+  hostvarsKeys: Map<string, TemplatePlace>;
 }
 
 /** Names every template can use without anyone defining them. */
@@ -68,7 +70,8 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
   } catch {
     return null;
   }
-  const refs: TemplateRefs = { names: new Map(), guarded: new Set(), problems: [] };
+  const refs: TemplateRefs = { names: new Map(), guarded: new Set(), problems: [], hostvarsKeys: new Map() };
+  const hostvarsReads: { key: string; at: AstNode }[] = [];
   const bound = new Set<string>();
   const skip = new Set<AstNode>();
   const uses: AstNode[] = [];
@@ -101,6 +104,12 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
         if (key.typename === 'FunCall' && (key.name as AstNode).value === '__slice' && (key.args as AstNode).children?.length === 1) key = (key.args as AstNode).children![0]!;
         if (key.typename === 'Literal' && typeof key.value === 'string' && FORBIDDEN.has(key.value)) {
           refs.problems.push({ message: `access to "${key.value}" is not allowed in templates`, place: place(key) });
+        }
+        // `hostvars[h].x`: a literal key read from an entry of hostvars.
+        const entry = n.target as AstNode | undefined;
+        const from = entry?.typename === 'LookupVal' ? (entry.target as AstNode | undefined) : undefined;
+        if (from?.typename === 'Symbol' && from.value === 'hostvars' && key.typename === 'Literal' && typeof key.value === 'string') {
+          hostvarsReads.push({ key: key.value, at: key });
         }
         break;
       }
@@ -172,5 +181,7 @@ export function templateRefs(source: string, expression = false): TemplateRefs |
     if (bound.has(name) || BUILTIN_NAMES.has(name) || refs.names.has(name)) continue;
     refs.names.set(name, place(u));
   }
+  // A template that binds `hostvars` itself (set, for, macro) reads its own value, not Ansible's.
+  if (!bound.has('hostvars')) for (const r of hostvarsReads) if (!refs.hostvarsKeys.has(r.key)) refs.hostvarsKeys.set(r.key, place(r.at));
   return refs;
 }

@@ -260,6 +260,23 @@ shared=group
     await expect(run).rejects.toThrow(/play\d+\.yaml:4:21: task "debug": undefined variable "nope": nothing in this run defines it/);
   });
 
+  it("another host's registered variable read through hostvars is refused before any task runs (Ansible gives it at a moment of its lockstep run)", async () => {
+    // A real role's shape: the first host registers a value, the others read it with a default as a fallback.
+    const run = runLocal(
+      dir,
+      `- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo token
+      register: relay
+    - debug: { msg: "{{ hostvars['h1']['relay'].stdout | default('none') }}" }
+    - debug: { msg: "{{ hostvars['h1'].role_name_here | default('inventory var: fine') }}" }
+`,
+      hosts(['h1', 'h2']),
+    );
+    await expect(run).rejects.toThrow(/play\d+\.yaml:6:21: task "debug": hostvars\[…\]\.relay: "relay" is registered or set with set_fact in this playbook/);
+  });
+
   it('no_log hides messages and diffs', async () => {
     const f = path.join(dir, 'secret.txt');
     const { results } = await runLocal(
