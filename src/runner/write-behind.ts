@@ -208,22 +208,32 @@ const HOLDABLE = new Set(['assert', 'debug', 'set_fact', 'fail']);
 /** A lookup (run on the controller while a template renders: `pipe` runs a command, `password` writes a file). */
 const LOOKUP = /\b(lookup|query|q)\s*\(/;
 
-/**
- * Whether write-behind may be used in `play` on a host with these variables: not when a template anywhere may
- * call a lookup (its effects on the controller would come before writes that are not yet done), nor when
- * include_vars may bring variables whose templates are not known before the run.
- */
-export function writeBehindAllowed(play: Play, ...vars: Record<string, unknown>[]): boolean {
+/** What a play's own text allows (see writeBehindAllowed): the same for every host, so worked out once per play. */
+const playAllows = new WeakMap<Play, boolean>();
+
+function textAllows(values: unknown[]): boolean {
   try {
-    const text = JSON.stringify([play.vars, play.roleDefaults, play.roleVars, play.preTasks, play.tasks, play.postTasks, play.handlers, ...vars], (k, v: unknown) =>
-      k === 'pos' ? undefined : v,
-    );
+    const text = JSON.stringify(values, (k, v: unknown) => (k === 'pos' ? undefined : v));
     // A task delegated to another inventory host plans on that host's cache and writes there: neither may run
     // ahead of, or behind, that host's own queued writes, so a play that delegates queues nothing.
     return !LOOKUP.test(text) && !/"module":"include_vars"/.test(text) && !/"delegateTo":/.test(text);
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether write-behind may be used in `play` on a host with these variables: not when a template anywhere may
+ * call a lookup (its effects on the controller would come before writes that are not yet done), nor when
+ * include_vars may bring variables whose templates are not known before the run.
+ */
+export function writeBehindAllowed(play: Play, ...vars: Record<string, unknown>[]): boolean {
+  let ok = playAllows.get(play);
+  if (ok === undefined) {
+    ok = textAllows([play.vars, play.roleDefaults, play.roleVars, play.preTasks, play.tasks, play.postTasks, play.handlers]);
+    playAllows.set(play, ok);
+  }
+  return ok && textAllows(vars);
 }
 
 /**
