@@ -68,6 +68,27 @@ const CLIENT_HELLO = [
   .join('');
 
 /**
+ * Bash, run as `bash -c PROBE provision HOST PORT SERVICE TLS…` (four words a listener, TLS `tls` or `-`): checks
+ * each listener in turn, printing `@@at SERVICE (HOST:PORT)` before it, and at the first that fails a line saying
+ * why, with exit status 1. A reply that does not come within 2 s is a connection that stays open: healthy.
+ */
+const LISTENER_PROBE = String.raw`export LC_ALL=C
+while [ $# -ge 4 ]; do
+  echo "@@at $3 ($1:$2)"
+  exec 3<>"/dev/tcp/$1/$2" || { echo "$3 ($1:$2) refuses connections"; exit 1; }
+  if [ "$4" = tls ]; then
+    printf "${CLIENT_HELLO}" >&3
+    read -r -n 1 -t 2 pv_b <&3; pv_s=$?
+    if [ $pv_s -le 128 ]; then case $pv_b in "$(printf "\026")"|"$(printf "\025")") ;; *) echo "$3 ($1:$2) closed the connection without a greeting"; exit 1 ;; esac; fi
+  else
+    IFS= read -r -t 2 pv_l <&3; pv_s=$?
+    if [ $pv_s -le 128 ]; then case $pv_s$pv_l in 0220*) ;; *) echo "$3 ($1:$2) closed the connection without a greeting${"$"}{pv_l:+: $pv_l}"; exit 1 ;; esac; fi
+  fi
+  shift 4
+done
+exit 0`;
+
+/**
  * Shell: one postconf run, before the action, for the log file Postfix writes to and where its master keeps its
  * pid file and binary (the files this run wrote are already in place, so these are the values the restarted
  * Postfix uses). Values are taken as written; one that names another parameter (`$...`) leaves the master check
@@ -135,23 +156,36 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     'pv_ef=$(mktemp 2>/dev/null) || pv_ef=/dev/null',
     `(\n${action}\n) >/dev/null 2>"$pv_ef"; pv_rc=$?`,
     'pv_err=; [ -s "$pv_ef" ] && pv_err=$(head -c 2000 "$pv_ef"); [ "$pv_ef" = /dev/null ] || rm -f -- "$pv_ef"',
-    // One listener: connect from the host; a greeting, a TLS record in reply to a ClientHello, or a connection that
-    // stays open is healthy, one closed at once is not.
-    'pv_listener() {',
-    '  pv_port=$2',
-    '  case $pv_port in *[!0-9]*) pv_port=$(getent services "$pv_port/tcp" 2>/dev/null | awk \'{ split($2, a, "/"); print a[1]; exit }\') ;; esac',
-    '  [ -n "$pv_port" ] || { echo "cannot resolve the port of $3"; return 1; }',
+    // Every listener, in one bash (it has /dev/tcp): connect from the host; a greeting, a TLS record in reply to a
+    // ClientHello, or a connection that stays open is healthy, one closed at once is not. `--norc` and an empty
+    // BASH_ENV: a bash started under sshd reads root's ~/.bashrc unless told not to, which on a host whose
+    // .bashrc initialises pyenv or conda costs as much as a login, and could print into the answer.
+    'pv_listeners() {',
+    '  pv_a= pv_n=0',
+    '  for pv_t in "$@"; do',
+    '    set -- $pv_t',
+    '    pv_port=$2',
+    '    case $pv_port in *[!0-9]*) pv_port=$(getent services "$pv_port/tcp" 2>/dev/null | awk \'{ split($2, a, "/"); print a[1]; exit }\') ;; esac',
+    '    [ -n "$pv_port" ] || { echo "cannot resolve the port of $3"; return 1; }',
+    '    pv_a="$pv_a $1 $pv_port $3 ${4:--}"; pv_n=$((pv_n + 1))',
+    '  done',
+    '  [ "$pv_n" -gt 0 ] || return 0',
     '  if command -v bash >/dev/null 2>&1; then',
-    `    pv_r=$(timeout 5 bash -c 'export LC_ALL=C; exec 3<>"/dev/tcp/$1/$2" || exit 2; if [ "$3" = tls ]; then printf "${CLIENT_HELLO}" >&3; read -r -n 1 -t 2 pv_b <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; case $pv_b in "$(printf "\\026")"|"$(printf "\\025")") exit 0 ;; esac; exit 3; fi; IFS= read -r -t 2 pv_l <&3; pv_s=$?; [ $pv_s -gt 128 ] && exit 0; [ $pv_s -eq 0 ] && case $pv_l in 220*) exit 0 ;; esac; printf %s "$pv_l"; exit 3' provision "$1" "$pv_port" "$4" 2>/dev/null)`,
-    '    case $? in',
-    '      0) return 0 ;;',
-    '      2) echo "$3 ($1:$pv_port) refuses connections" ;;',
-    '      *) echo "$3 ($1:$pv_port) closed the connection without a greeting${pv_r:+: $pv_r}" ;;',
+    `    pv_r=$(BASH_ENV= timeout $((pv_n * 5)) bash --norc -c '${LISTENER_PROBE}' provision $pv_a 2>/dev/null) && return 0`,
+    '    pv_l=$(printf "%s\\n" "$pv_r" | tail -n 1)',
+    '    case $pv_l in',
+    '      "@@at "*) echo "${pv_l#@@at } did not answer within 5 s" ;;',
+    '      "") echo "the listeners could not be checked" ;;',
+    '      *) echo "$pv_l" ;;',
     '    esac',
     '    return 1',
     '  fi',
-    '  ss -Hltn 2>/dev/null | awk \'{ print $4 }\' | grep -q ":$pv_port\\$" && return 0',
-    '  echo "nothing listens on $3 ($pv_port)"; return 1',
+    '  pv_ss=$(ss -Hltn 2>/dev/null | awk \'{ print $4 }\')',
+    '  set -- $pv_a',
+    '  while [ $# -ge 4 ]; do',
+    '    printf "%s\\n" "$pv_ss" | grep -q ":$2\\$" || { echo "nothing listens on $3 ($2)"; return 1; }',
+    '    shift 4',
+    '  done',
     '}',
     'pv_check() {',
     `  ${running} || { echo "postfix is not running"; return 1; }`,

@@ -77,19 +77,45 @@ describe('postfix health check', () => {
     const port = (srv: net.Server) => new Promise<number>((resolve) => srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port)));
     try {
       const [good, bad, drops] = [await port(tlsServer), await port(closing), await port(dropsHandshake)];
-      const listener = /^pv_listener\(\) \{\n[\s\S]*?\n\}$/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
+      const listener = /^pv_listeners\(\) \{\n[\s\S]*?\n\}$/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
       const probe = (p: number) =>
-        promisify(execFile)('sh', ['-c', `${listener}\npv_listener 127.0.0.1 ${p} smtps tls`]).then(
+        promisify(execFile)('sh', ['-c', `${listener}\npv_listeners '127.0.0.1 ${p} smtps tls'`]).then(
           (r) => ({ code: 0, out: r.stdout.trim() }),
           (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout.trim() }),
         );
       expect(await probe(good)).toEqual({ code: 0, out: '' });
       expect(await probe(bad)).toEqual({ code: 1, out: `smtps (127.0.0.1:${bad}) closed the connection without a greeting` });
       expect(await probe(drops)).toEqual({ code: 1, out: `smtps (127.0.0.1:${drops}) closed the connection without a greeting` });
+      // All listeners in one bash: the first that fails is named, after the ones before it passed.
+      const both = await promisify(execFile)('sh', ['-c', `${listener}\npv_listeners '127.0.0.1 ${good} smtps tls' '127.0.0.1 ${bad} submission'`]).then(
+        () => ({ code: 0, out: '' }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout.trim() }),
+      );
+      expect(both).toEqual({ code: 1, out: `submission (127.0.0.1:${bad}) closed the connection without a greeting` });
     } finally {
       tlsServer.close();
       closing.close();
       dropsHandshake.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the listener probe's bash does not read ~/.bashrc as bash under sshd would (a costly login: pyenv's or conda's init, as in the lab's costly shape)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-health-'));
+    const greeter = net.createServer((s) => s.end('220 mx.test ESMTP\r\n'));
+    try {
+      const marker = path.join(dir, 'read');
+      writeFileSync(path.join(dir, '.bashrc'), `echo bashrc > ${marker}\necho "from bashrc"\n`);
+      writeFileSync(path.join(dir, 'env.sh'), `echo env > ${marker}\n`);
+      const port = await new Promise<number>((resolve) => greeter.listen(0, '127.0.0.1', () => resolve((greeter.address() as net.AddressInfo).port)));
+      const listener = /^pv_listeners\(\) \{\n[\s\S]*?\n\}$/m.exec(restartAndCheckScript('true', 'sysv', []))![0];
+      // Without --norc, bash -c under these variables reads $HOME/.bashrc (bash's SSH_SOURCE_BASHRC, Debian's build).
+      const env = { ...process.env, HOME: dir, SSH_CLIENT: '198.19.0.1 40000 22', SHLVL: '0', BASH_ENV: path.join(dir, 'env.sh') };
+      const r = await promisify(execFile)('sh', ['-c', `${listener}\npv_listeners '127.0.0.1 ${port} smtp'`], { env });
+      expect(r.stdout).toBe('');
+      expect(() => readFileSync(marker)).toThrow();
+    } finally {
+      greeter.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
