@@ -98,15 +98,33 @@ export async function loadKnownHosts(files: readonly string[]): Promise<KnownHos
   return all;
 }
 
+/**
+ * A host field's patterns, split and compiled, by field. Every host of a run checks every line of known_hosts,
+ * twice per handshake; the lines are the same for all of them. Bounded, as globMatcher's own cache is.
+ */
+const fieldPatterns = new Map<string, { negated: boolean; test: (name: string) => boolean }[]>();
+const FIELDS_MAX = 4096;
+
+function patternsOf(hosts: string): { negated: boolean; test: (name: string) => boolean }[] {
+  let patterns = fieldPatterns.get(hosts);
+  if (!patterns) {
+    patterns = hosts.split(',').map((raw) => {
+      const negated = raw.startsWith('!');
+      return { negated, test: globMatcher((negated ? raw.slice(1) : raw).toLowerCase(), { sets: false }) };
+    });
+    if (fieldPatterns.size >= FIELDS_MAX) fieldPatterns.clear();
+    fieldPatterns.set(hosts, patterns);
+  }
+  return patterns;
+}
+
 /** Whether a known_hosts host field names `host` on `port`. */
 export function entryMatches(hosts: string, host: string, port: number): boolean {
   const name = hostField(host, port);
   if (hosts.startsWith('|1|')) return hashedMatches(hosts, name);
   let matched = false;
-  for (const raw of hosts.split(',')) {
-    const negated = raw.startsWith('!');
-    const pattern = (negated ? raw.slice(1) : raw).toLowerCase();
-    if (!globMatcher(pattern, { sets: false })(name)) continue;
+  for (const { negated, test } of patternsOf(hosts)) {
+    if (!test(name)) continue;
     // A negated pattern that matches vetoes the whole line, whatever else matched.
     if (negated) return false;
     matched = true;

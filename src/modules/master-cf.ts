@@ -19,7 +19,7 @@ import {
   entryAt,
   formatOption,
   optionLines,
-  parseMasterCf,
+  parsedMasterCf,
   printMasterCf,
   removeEntry,
   removeOption,
@@ -349,7 +349,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
   },
   async preflight(ctx, args) {
     const { main, master } = await readPostfixFiles(ctx, args.config_dir, 'master.cf', false);
-    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main, parseMasterCf(contentOf(master)).entries);
+    await checkOptionNames(ctx, args, wantedOptions(args, postfixVersion(ctx.facts)), main, parsedMasterCf(contentOf(master)).entries);
   },
   async plan(ctx, args) {
     const bad = masterCfModule.check!(args);
@@ -357,7 +357,7 @@ export const masterCfModule: Module<MasterCfArgs> = {
     const { path, main, master } = await readPostfixFiles(ctx, args.config_dir, 'master.cf', true);
     const version = postfixVersion(ctx.facts);
     const before = contentOf(master);
-    const doc = parseMasterCf(before);
+    const doc = parsedMasterCf(before);
     const service = toBinary(args.service);
     const asked = `${args.service}/${args.type}`;
     const active = doc.entries.filter((e) => !e.commented);
@@ -390,7 +390,8 @@ export const masterCfModule: Module<MasterCfArgs> = {
     }
 
     const options = wantedOptions(args, version);
-    await checkOptionNames(ctx, args, options, main, active);
+    // Every entry, not only the active ones: checkNames picks those itself, and the parse's own list is shared.
+    await checkOptionNames(ctx, args, options, main, doc.entries);
 
     // An active entry first, else a commented template; either keeps its own name for the listener.
     const target = best(active, service, args.type) ?? best(doc.entries.filter((e) => e.commented), service, args.type);

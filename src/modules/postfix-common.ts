@@ -5,7 +5,7 @@
  */
 import type { Facts } from '../facts/types.js';
 import { parseMainCf } from '../formats/main-cf.js';
-import { type MasterCfEntry, parseMasterCf } from '../formats/master-cf.js';
+import { type MasterCfEntry, parsedMasterCf } from '../formats/master-cf.js';
 import { type FileState, ModuleError, type Reads, type TaskContext } from './module.js';
 import { checkNames, configDir, knownConfigDir, pendingNameReads } from './postfix-names.js';
 
@@ -62,6 +62,6 @@ export async function checkAskedNames(
   known: { texts: string[]; master: FileState | MasterCfEntry[]; allowUnknown?: string[] },
 ): Promise<void> {
   if (!names.length) return;
-  const master = Array.isArray(known.master) ? known.master : parseMasterCf(contentOf(known.master)).entries;
+  const master = Array.isArray(known.master) ? known.master : parsedMasterCf(contentOf(known.master)).entries;
   await checkNames(ctx, where, names, { texts: known.texts, master, allowUnknown: known.allowUnknown });
 }

@@ -108,16 +108,29 @@ function knownNames(host: string, version: string): ReadonlySet<string> | null {
  * list of ~1000 names, not 500. Hosts share a Set only when their lists are identical, so what one host claims
  * still decides nothing about another's.
  */
-const distinctLists = new Map<string, ReadonlySet<string>>();
+const distinctLists = new Map<number, ReadonlySet<string>[]>();
+/** The shared Set of a Set already looked up (a host's names are remembered again when read from its store). */
+let sharedOf = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
 
+/**
+ * Lists are told apart by their size, then name by name: two Sets of one size are equal when one holds every name
+ * of the other. With the few distinct lists of a fleet this is one lookup per name, not a sort and a hash per host.
+ */
 function shared(names: ReadonlySet<string>): ReadonlySet<string> {
-  const key = createHash('sha256').update([...names].sort().join('\n')).digest('hex');
-  let set = distinctLists.get(key);
+  const known = sharedOf.get(names);
+  if (known) return known;
+  let lists = distinctLists.get(names.size);
+  if (!lists) distinctLists.set(names.size, (lists = []));
+  let set = lists.find((l) => {
+    for (const n of names) if (!l.has(n)) return false;
+    return true;
+  });
   if (!set) {
     // Copies: a name cut from `postconf -d`'s output would keep the whole output alive (see ownString).
     set = new Set([...names].map(ownString));
-    distinctLists.set(key, set);
+    lists.push(set);
   }
+  sharedOf.set(names, set);
   return set;
 }
 
@@ -135,7 +148,7 @@ export function knownNameVersions(host: string): string[] {
 /** Keep the names `host` gave for `version`, for the process and, with a store, for later runs. */
 export function rememberNames(host: string, version: string, names: ReadonlySet<string>): void {
   remember(host, version, names);
-  storeOf(host)?.save(version, names);
+  storeOf(host)?.save(version, knownByHost.get(host)!.get(version)!);
 }
 
 /** Whether a read of `postconfDefaultsCommand` is needless on `host`: its names for that version are kept. */
@@ -151,9 +164,16 @@ export function pendingNameReads(version: string | null): { key: string; script:
 /** Parameter names from `postconf -d` output (`name = value` per line). */
 export function parsePostconfNames(stdout: string): Set<string> {
   const names = new Set<string>();
-  for (const line of stdout.split('\n')) {
-    const m = /^([A-Za-z0-9_]+) =/.exec(line);
+  // Line by line without cutting the text into lines: the name and " =" are matched where each line starts (a
+  // name holds no line break, so a match never runs into the next line).
+  const re = /([A-Za-z0-9_]+) =/y;
+  for (let start = 0; start <= stdout.length; ) {
+    re.lastIndex = start;
+    const m = re.exec(stdout);
     if (m) names.add(m[1]!);
+    const nl = stdout.indexOf('\n', start);
+    if (nl < 0) break;
+    start = nl + 1;
   }
   return names;
 }
@@ -177,6 +197,7 @@ export async function builtinNames(ctx: TaskContext, version: string): Promise<R
 export function clearNameCache(): void {
   knownByHost.clear();
   distinctLists.clear();
+  sharedOf = new WeakMap();
 }
 
 /**
@@ -214,6 +235,7 @@ export function parseHostNames(output: string): { version: string; names: Set<st
   return names.size ? { version: m[2]!, names } : null;
 }
 
+
 /**
  * Suffixes of per-transport parameters (`<transport>_destination_concurrency_limit`, …): Postfix defines them for
  * each master.cf service, so they are known exactly when the service exists.
@@ -243,6 +265,8 @@ export interface NameContext {
   builtin: ReadonlySet<string>;
   /** texts (latin1) whose `$name` references make a name known: main.cf and master.cf */
   texts: string[];
+  /** names already found referenced in other such texts */
+  referenced?: readonly string[];
   /** master.cf service names (without a host: prefix) */
   services: string[];
   allowUnknown: string[];
@@ -250,7 +274,7 @@ export interface NameContext {
 
 /** The names in `names` that Postfix would not use, each with the nearest known name when one is close. */
 export function unknownNames(names: string[], ctx: NameContext): { name: string; suggestion?: string }[] {
-  const referenced = new Set(ctx.texts.flatMap((t) => referencedNames(t)));
+  const referenced = new Set([...(ctx.referenced ?? []), ...ctx.texts.flatMap((t) => referencedNames(t))]);
   const allowed = new Set(ctx.allowUnknown);
   const isTransportName = (n: string) =>
     TRANSPORT_SUFFIXES.some((s) => n.endsWith(s) && ctx.services.includes(n.slice(0, -s.length)));
@@ -276,14 +300,34 @@ export async function checkNames(
   known: { texts: string[]; master: MasterCfEntry[]; allowUnknown?: string[] },
 ): Promise<void> {
   if (!names.length) return;
-  const active = known.master.filter((e) => !e.commented);
+  const master = masterNames(known.master);
   const unknown = unknownNames(names, {
     builtin: await builtinNames(ctx, postfixVersion(ctx.facts)),
-    texts: [...known.texts, ...active.flatMap((e) => e.tokens.map((t) => t.text))],
-    services: active.map((e) => splitService(e.service).port),
+    texts: known.texts,
+    referenced: master.referenced,
+    services: master.services,
     allowUnknown: known.allowUnknown ?? [],
   });
   if (unknown.length) throw unknownNamesError(where, unknown);
+}
+
+/**
+ * What a list of master.cf entries gives a name check, by list: a frozen list (a shared parse, see parsedMasterCf)
+ * cannot change, so hosts with the same master.cf work it out once between them.
+ */
+const masterNamesOf = new WeakMap<readonly MasterCfEntry[], { referenced: string[]; services: string[] }>();
+
+/** The names an active entry's words refer to, and the active services (ports) of `master`. */
+function masterNames(master: readonly MasterCfEntry[]): { referenced: string[]; services: string[] } {
+  const hit = masterNamesOf.get(master);
+  if (hit) return hit;
+  const active = master.filter((e) => !e.commented);
+  const out = {
+    referenced: [...new Set(active.flatMap((e) => e.tokens.flatMap((t) => referencedNames(t.text))))],
+    services: active.map((e) => splitService(e.service).port),
+  };
+  if (Object.isFrozen(master)) masterNamesOf.set(master, out);
+  return out;
 }
 
 /** The error for unknown names: each with its suggestion, and how to allow a name on purpose. */

@@ -40,8 +40,24 @@ export function globToRegExp(glob: string, opts: GlobOptions): RegExp {
   return new RegExp(`^(?:${src})$`, 's');
 }
 
-/** A test for names matching a wildcard pattern (compiled once). */
+/**
+ * Patterns compiled so far, by option and pattern. known_hosts is matched line by line for every host, twice per
+ * handshake: without this, a run compiles the same regular expression once per line per host. The expressions have
+ * no `g` or `y` flag, so `test` keeps no state between calls and one can serve every caller. Bounded, so a process
+ * that matches many distinct patterns does not keep them all.
+ */
+const compiled = new Map<string, RegExp>();
+const COMPILED_MAX = 4096;
+
+/** A test for names matching a wildcard pattern (compiled once per distinct pattern). */
 export function globMatcher(glob: string, opts: GlobOptions): (name: string) => boolean {
-  const re = globToRegExp(glob, opts);
-  return (name) => re.test(name);
+  const key = `${opts.sets ? 's' : 'l'}${glob}`;
+  let re = compiled.get(key);
+  if (!re) {
+    re = globToRegExp(glob, opts);
+    if (compiled.size >= COMPILED_MAX) compiled.clear();
+    compiled.set(key, re);
+  }
+  const test = re;
+  return (name) => test.test(name);
 }

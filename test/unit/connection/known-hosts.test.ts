@@ -167,3 +167,21 @@ describe('hashed lines for HashKnownHosts', () => {
     expect(parseKnownHosts(line, 'f')).toHaveLength(1);
   });
 });
+
+describe('a host field is split and compiled once, and answers for every host', () => {
+  // entryMatches keeps each field's patterns; the answers must be those of a field read afresh for each host
+  // (OpenSSH's match_hostname: a matching negated pattern vetoes the line).
+  it('one field asked about many hosts, in turn, gives each its own answer', () => {
+    const field = '*.lab.test,!h2.lab.test,[198.19.1.*]:2222,MX1.Example.ORG';
+    const ask = () => [
+      entryMatches(field, 'h1.lab.test', 22),
+      entryMatches(field, 'h2.lab.test', 22),
+      entryMatches(field, '198.19.1.9', 2222),
+      entryMatches(field, '198.19.1.9', 22),
+      entryMatches(field, 'mx1.example.org', 22),
+    ];
+    const want = [true, false, true, false, true];
+    expect(ask()).toEqual(want);
+    expect(ask()).toEqual(want);
+  });
+});

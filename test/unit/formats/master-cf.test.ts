@@ -8,6 +8,7 @@ import {
   formatOption,
   optionLines,
   parseMasterCf,
+  parsedMasterCf,
   printMasterCf,
   removeEntry,
   removeOption,
@@ -294,5 +295,42 @@ describe('edits', () => {
   it('formats a value with spaces as a brace group', () => {
     expect(formatOption('a', 'b')).toBe('a=b');
     expect(formatOption('smtpd_banner', '$myhostname ESMTP')).toBe('{ smtpd_banner = $myhostname ESMTP }');
+  });
+});
+
+describe('parsedMasterCf: one parse per distinct content, shared by its readers', () => {
+  // The runner reads master.cf up to three times per host (postconf's name check, master_cf's preflight and plan),
+  // and the hosts of a fleet hold a few distinct files (here Debian 12's and CentOS 6's stock ones).
+  it('gives the same document as parseMasterCf, once per content', () => {
+    const a = parsedMasterCf(debian);
+    expect(a).toEqual(parseMasterCf(debian));
+    expect(parsedMasterCf(Buffer.from(debian))).toBe(a);
+    const c = parsedMasterCf(centos);
+    expect(c).not.toBe(a);
+    expect(c).toEqual(parseMasterCf(centos));
+    expect(parsedMasterCf(crlf(debian))).toEqual(parseMasterCf(crlf(debian)));
+  });
+
+  it('no reader can change what another is handed: the document is frozen to its tokens', () => {
+    const d = parsedMasterCf(debian);
+    const e = d.entries.find((x) => x.options.length > 0)!;
+    expect(() => d.entries.push(e)).toThrow(TypeError);
+    expect(() => (e.options[0]!.tokens[0]!.text = 'x')).toThrow(TypeError);
+    expect(() => ((d.lines[0] as { text: string }).text = 'x')).toThrow(TypeError);
+    expect(parsedMasterCf(debian)).toEqual(parseMasterCf(debian));
+  });
+
+  it('the edits work on a shared document as on any other and leave it as it was', () => {
+    const shared = parsedMasterCf(debian);
+    const own = parseMasterCf(debian);
+    const at = lineOf(own, 'submissions', true);
+    expect(text(uncommentEntry(shared, at))).toBe(text(uncommentEntry(own, at)));
+    const smtp = lineOf(own, 'smtp');
+    expect(text(setField(shared, smtp, 'maxproc', '10'))).toBe(text(setField(own, smtp, 'maxproc', '10')));
+    expect(text(addOption(shared, smtp, 'syslog_name=x'))).toBe(text(addOption(own, smtp, 'syslog_name=x')));
+    expect(text(removeEntry(shared, smtp))).toBe(text(removeEntry(own, smtp)));
+    const n = { service: 'x', type: 'unix', private: '-', unpriv: 'n', chroot: 'n', wakeup: '-', maxproc: '-', command: 'pipe', options: [], words: ['argv=/bin/true'] };
+    expect(text(appendEntry(shared, n))).toBe(text(appendEntry(own, n)));
+    expect(shared).toEqual(parseMasterCf(debian));
   });
 });

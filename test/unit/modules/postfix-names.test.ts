@@ -193,6 +193,41 @@ describe('a host answers for itself only', () => {
   });
 });
 
+describe('lists of one size are told apart name by name', () => {
+  it('a list of the same size as Debian 12\'s with one name changed is not shared with it', async () => {
+    // shared() compares lists of equal size name by name; a hostile host may send a list of exactly that size.
+    const a = await builtinNames(fakeContext({ commands: { 'postconf-d:3.7.11': postconfD } }), '3.7.11');
+    const swapped = new Set([...DEBIAN_NAMES].slice(1));
+    swapped.add('smtpd_tls_CApth');
+    expect(swapped.size).toBe(DEBIAN_NAMES.size);
+    rememberNames('evil.lab.test', '3.7.11', swapped);
+    rememberNames('h2', '3.7.11', new Set([...DEBIAN_NAMES].reverse()));
+    const evil = await builtinNames({ ...fakeContext({ commands: {} }), host: 'evil.lab.test' }, '3.7.11');
+    const h2 = await builtinNames({ ...fakeContext({ commands: {} }), host: 'h2' }, '3.7.11');
+    expect(evil).not.toBe(a);
+    expect(evil.has('smtpd_tls_CApth')).toBe(true);
+    expect(a.has('smtpd_tls_CApth')).toBe(false);
+    expect(h2).toBe(a);
+  });
+});
+
+describe('parsePostconfNames', () => {
+  /** The reading it replaced: each line cut out, and a name and " =" at its start. */
+  const byLines = (s: string) => new Set(s.split('\n').flatMap((l) => /^([A-Za-z0-9_]+) =/.exec(l)?.[1] ?? []));
+
+  it.each([
+    ['Debian 12 `postconf -d`', postconfD],
+    ['CRLF line ends', 'a_name = 1\r\nb_name = 2\r\n'],
+    ['a carriage return inside a line', 'x \rc_name = 1\nd_name = 2'],
+    ['no line end at the end', 'a_name = 1\nb_name ='],
+    ['blank, indented and nameless lines', '\n\n  a_name = 1\nb-name = 2\n= 3\nc_name=4\nd_name =\n\n'],
+    ['a value that looks like a line', 'a_name = x b_name = y\nc_name = $d_name = 1'],
+    ['nothing', ''],
+  ])('reads the names at the start of each line (%s)', (_, text) => {
+    expect(parsePostconfNames(text)).toEqual(byLines(text));
+  });
+});
+
 describe('the names a host sends in the facts exec', () => {
   /** Run hostNamesScript with the facts script's version variable set as a host with `version` would have it. */
   function runHost(version: string, known: string[], fake: ReturnType<typeof fakePostconf>): string {

@@ -58,3 +58,23 @@ describe('inventory patterns as Python fnmatch matches them (sets)', () => {
     expect(globMatcher(pattern, { sets: true })(name)).toBe(want);
   });
 });
+
+describe('compiled patterns are kept per pattern and per kind', () => {
+  // globMatcher keeps what it compiled: `[ab]` is a set for an inventory pattern and literal in known_hosts, and
+  // the one compiled first must not answer for the other.
+  it('the same text as a set and as a literal pattern, in either order', () => {
+    expect(globMatcher('web[12]', { sets: true })('web1')).toBe(true);
+    expect(globMatcher('web[12]', { sets: false })('web1')).toBe(false);
+    expect(globMatcher('web[12]', { sets: false })('web[12]')).toBe(true);
+    expect(globMatcher('web[12]', { sets: true })('web[12]')).toBe(false);
+  });
+
+  it('a matcher asked for again answers the same, whatever was matched in between', () => {
+    const a = globMatcher('mx?.example.org', { sets: false });
+    expect(a('mx1.example.org')).toBe(true);
+    const b = globMatcher('mx?.example.org', { sets: false });
+    expect(b('mx10.example.org')).toBe(false);
+    expect(a('mx2.example.org')).toBe(true);
+    expect(b('mx3.example.org')).toBe(true);
+  });
+});

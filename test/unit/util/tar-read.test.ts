@@ -56,6 +56,20 @@ describe('readTar on an archive recorded from GNU tar 1.34', () => {
     expect(readTar(Buffer.alloc(0))).toEqual([]);
   });
 
+  it('counts every header byte but the checksum field itself (POSIX ustar: the field summed as eight spaces)', () => {
+    for (const at of [0, 147, 156, 511]) {
+      const damaged = Buffer.from(gnu);
+      damaged[at] = damaged[at]! ^ 1;
+      expect(() => readTar(damaged)).toThrow(/checksum/);
+    }
+    // The field's own spelling is free: a checksum written with six digits, a NUL and a space, or with eight
+    // digits and no terminator, is the same number.
+    const respelled = Buffer.from(gnu);
+    const sum = parseInt(respelled.subarray(148, 156).toString('latin1').replace(/[\0 ]/g, ''), 8);
+    respelled.write(sum.toString(8).padStart(7, '0') + ' ', 148, 'latin1');
+    expect(readTar(respelled)).toEqual(entries);
+  });
+
   it('refuses a hard link to a member that is not in the archive', () => {
     // the archive from the hard link on: its target came before
     const fromLink = gnu.subarray(entriesStart(gnu, 4));
