@@ -199,10 +199,13 @@ function actionOutput(stdout: string, token: string): string {
 export const LOCKOUT_MESSAGE =
   'firewall change would lock out SSH; previous rules restored (whole tables as saved before the restart: rules other tools added since are gone)';
 
-/** Run a guard's script; null when the connection was lost (the rules may be blocking it). */
-export async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number): Promise<ExecResult | null> {
+/**
+ * Run a guard's script; null when the connection was lost (the rules may be blocking it). `thenRead`: see
+ * TaskContext.run.
+ */
+export async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number, thenRead?: (r: ExecResult) => boolean): Promise<ExecResult | null> {
   try {
-    return await ctx.run(script, { timeoutMs });
+    return await ctx.run(script, thenRead ? { timeoutMs, thenRead } : { timeoutMs });
   } catch (e) {
     if (e instanceof UnreachableError) return null;
     throw e;
@@ -273,7 +276,10 @@ export async function proveOrRollBack(
 
   let rolledBack: string | undefined;
   if (reason === null) {
-    const settled = await runOrNull(ctx, o.cancel, 120_000);
+    // What the rest of the play reads comes back with the cancel (the change may have changed anything, so it is
+    // read after it), kept only once the rollback is cancelled: a rollback leaves the host to be read again.
+    const cancelled = (r: ExecResult) => parseMarkers(r.stdout.toString(), o.token).has('cancelled');
+    const settled = await runOrNull(ctx, o.cancel, 120_000, cancelled);
     if (!settled) throw new UnreachableError(ctx.host, o.lost);
     const stdout = settled.stdout.toString();
     const markers = parseMarkers(stdout, o.token);

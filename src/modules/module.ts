@@ -136,9 +136,12 @@ export interface TaskContext {
    * run a script on the host (counts as an exec); become as the task asks. `touches`: the only paths it can
    * change (see RemoteCommand.touches); without it, everything read of the host is forgotten. `last`: this is the
    * task's last step and the task succeeds if and only if it exits 0 (the module decides nothing afterwards), so
-   * the runner may put on the same step what must happen only once the task has succeeded.
+   * the runner may put on the same step what must happen only once the task has succeeded. `thenRead`: after the
+   * script, in the same step, read what the rest of the play will read (as the next read would after a command
+   * that may have changed anything); kept only when `thenRead` accepts the script's own result, so that a script
+   * that ended in a state the module will act on again (a rollback) leaves nothing read before it settled.
    */
-  run(script: string, opts?: { timeoutMs?: number; touches?: string[]; last?: boolean }): Promise<ExecResult>;
+  run(script: string, opts?: { timeoutMs?: number; touches?: string[]; last?: boolean; thenRead?: (r: ExecResult) => boolean }): Promise<ExecResult>;
   /** run validations of the given files on candidates in temporary files on the host (check mode and plan) */
   validate(files: FileChange[]): Promise<void>;
   /** write files atomically (temp file in the same directory, mode/owner kept, fsync, rename, hash re-checked) */

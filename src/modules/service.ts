@@ -8,7 +8,7 @@ import { CommandError } from '../errors.js';
 import type { Facts } from '../facts/types.js';
 import { DEFAULT_ROLLBACK_TIMEOUT, guardedAction } from './firewall-guard.js';
 import { rulesFilesOf } from './firewall-verify.js';
-import { ModuleError, type Module, type Outcome, type Plan, type TaskContext } from './module.js';
+import { ModuleError, type Module, type Outcome, type Plan, type Reads, type TaskContext } from './module.js';
 import type { ArgsOf } from './module.js';
 import { restartPostfixChecked } from './postfix-health.js';
 
@@ -180,6 +180,13 @@ export const serviceModule: Module<ServiceArgs> = {
   schema: serviceSchema,
 
   check: checkArgs,
+
+  // A health-checked restart reads master.cf for its listeners: declared, so that it comes with the read before
+  // it (after a guarded firewall change, the cancel step's; see proveOrRollBack) rather than in a step of its own.
+  reads(args: ServiceArgs, facts: Facts): Reads {
+    if (!args.state || ACTIONS[args.state] === 'stop' || guarded(args) || !healthChecked(args)) return {};
+    return { files: [`${facts.postfix_config_dir ?? '/etc/postfix'}/master.cf`] };
+  },
 
   async plan(ctx: TaskContext, args: ServiceArgs): Promise<Plan> {
     const problem = checkArgs(args);

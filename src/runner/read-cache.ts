@@ -184,6 +184,19 @@ export class ReadCache {
    * cache, and the tasks after it then cost one exec between them, not one per file.
    */
   async refill(want: ReadRequest, order: Task[], also: Reads, become: BecomeSpec | undefined): Promise<void> {
+    const req = this.ahead(want, order, also);
+    const more = size(req) > size(want);
+    try {
+      await this.read(req, become);
+    } catch (e) {
+      // A later task's file may be unreadable (that task will say so): this task still gets what it asked for.
+      if (!more) throw e;
+      await this.read(want, become);
+    }
+  }
+
+  /** `want`, with what `order` was known to read and `also`, less what the cache holds (see refill). */
+  ahead(want: ReadRequest, order: Task[], also: Reads): ReadRequest {
     const req: ReadRequest = { files: [...want.files], stats: [...want.stats], commands: [...want.commands] };
     for (const t of order) {
       for (const again of this.planned.get(t) ?? []) {
@@ -199,14 +212,7 @@ export class ReadCache {
     this.addMissing(req, also);
     // A path asked for with its content needs no separate stat (a stat's answer would replace the content).
     req.stats = req.stats.filter((p) => !req.files.includes(p));
-    const more = size(req) > size(want);
-    try {
-      await this.read(req, become);
-    } catch (e) {
-      // A later task's file may be unreadable (that task will say so): this task still gets what it asked for.
-      if (!more) throw e;
-      await this.read(want, become);
-    }
+    return req;
   }
 
   /** Check mode: later tasks see the content earlier tasks would have written. */

@@ -2,16 +2,18 @@
  * What a module sees of its host while one task runs (TaskContext): reads answered by the cache, commands and
  * writes run through the host's one exec, validation, warnings.
  */
-import type { BecomeSpec } from '../connection/connection.js';
+import { randomBytes } from 'node:crypto';
+import type { BecomeSpec, ExecResult } from '../connection/connection.js';
 import { quote } from '../connection/shell-quote.js';
 import { CommandError } from '../errors.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Plan, type TaskContext } from '../modules/module.js';
 import { renderDeep } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
 import { inPendingDir, type PendingAhead, pendingAhead, pendingRider } from './handlers.js';
-import { absentState, fileState, parseWriteOutput, type ReadRequest, validateScript, WriteStatus, writeScript } from './host-files.js';
+import { absentState, fileState, parseReadOutput, parseWriteOutput, type ReadRequest, readScript, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
+import { emptyRequest } from './read-cache.js';
 import { parseTouched, touchedScript } from './touched.js';
 
 const fileErrorStatus = new Map<number, string>([
@@ -23,12 +25,20 @@ const fileErrorStatus = new Map<number, string>([
 export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, check: boolean): TaskContext {
   const become = h.become(play, task);
   const env = environmentScript({ ...play.environment, ...task.environment }, vars);
-  const refill = (want: ReadRequest) => {
+  /**
+   * The tasks from this one on (`after`: those after it), and what a read brings along with theirs (see
+   * ReadCache.refill).
+   */
+  const readsAhead = (after = false) => {
     const order = allTasks(play);
     const at = order.indexOf(task);
     // The pending-handler record too, so that a later write that notifies handlers can carry it (see pendingAhead).
     const also = !h.settings.check && play.handlers.length > 0 ? { files: [h.pendingPath(play)] } : {};
-    return h.cache.refill(want, at < 0 ? [] : order.slice(at), also, become);
+    return { order: at < 0 ? [] : order.slice(after ? at + 1 : at), also };
+  };
+  const refill = (want: ReadRequest) => {
+    const { order, also } = readsAhead();
+    return h.cache.refill(want, order, also, become);
   };
   const readOne = async (p: string, content: boolean): Promise<FileState> => {
     if (h.cache.holds(p, content)) return h.cache.file(p)!;
@@ -64,6 +74,21 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
         h.handlers.riddenOff.add(play);
         return { ...r, stdout: out.subarray(0, out.length - mark.length) };
       }
+      if (opts?.thenRead) {
+        // Anything may have changed on the host: what the tasks after this one read is read at the end of the
+        // step (this task's own reads are done; it reads again, in a step of its own, only if it needs more).
+        h.cache.forget();
+        const { order, also } = readsAhead(true);
+        const req = h.cache.ahead(emptyRequest(), order, also);
+        if (req.files.length + req.stats.length + req.commands.length > 0) {
+          const then = thenReadScript(env + script, readScript(req));
+          const raw = await h.exec(then.script, become, opts.timeoutMs);
+          h.cache.forget();
+          const { result, read } = then.parse(raw);
+          if (read !== null && opts.thenRead(result)) h.cache.keep(parseReadOutput(req, read));
+          return result;
+        }
+      }
       if (!opts?.touches?.length) {
         const r = await h.exec(env + script, become, opts?.timeoutMs);
         // Anything may have changed on the host: forget what was read.
@@ -96,6 +121,30 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
     // A module's warning can quote the task's arguments: a no_log task's say only that there was one.
     warn: (msg) => h.settings.emit({ type: 'warning', host: h.name, msg: task.noLog ? `a warning of task "${task.name}" hidden (no_log)` : msg }),
     changedFiles: () => h.original,
+  };
+}
+
+/**
+ * `script`, then in the same step (whatever its exit status) `read`, a read script, with its output after a marker
+ * line and its exit status after another: each holds a random word chosen once both scripts were fixed, so nothing
+ * the script prints can forge them. `parse` gives back the script's own result, as if it had run alone, and the
+ * read's output (null when the read failed or did not finish).
+ */
+export function thenReadScript(script: string, read: string): { script: string; parse(r: ExecResult): { result: ExecResult; read: string | null } } {
+  const mark = `@@PV-THEN-READ-${randomBytes(8).toString('hex')}`;
+  return {
+    script: `(\n${script}\n)\npv_rc=$?\nprintf '\\n%s\\n' ${mark}\n(\n${read}\n) 2>/dev/null\nprintf '\\n%s %s\\n' ${mark} "$?"\nexit $pv_rc`,
+    parse: (r) => {
+      const out = r.stdout;
+      const head = Buffer.from(`\n${mark}\n`);
+      const at = out.indexOf(head);
+      if (at < 0) return { result: r, read: null };
+      const result = { ...r, stdout: out.subarray(0, at) };
+      const rest = out.subarray(at + head.length);
+      const tail = rest.lastIndexOf(Buffer.from(`\n${mark} `));
+      if (tail < 0 || rest.subarray(tail + mark.length + 2).toString().trim() !== '0') return { result, read: null };
+      return { result, read: rest.subarray(0, tail).toString() };
+    },
   };
 }
 

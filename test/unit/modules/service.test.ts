@@ -157,12 +157,15 @@ function firewallHost(opts: {
 }) {
   const ctx: FakeContext = fakeContext({ facts: opts.facts ?? debianFacts });
   const scripts: string[] = [];
+  /** what each run asked to read after its script (see TaskContext.run) */
+  const thenReads: (((r: ExecResult) => boolean) | undefined)[] = [];
   const probes = [...(opts.probes ?? ['ok'])];
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const reply = (stdout: string, code = 0, stderr = ''): ExecResult => ({ stdout: Buffer.from(stdout), stderr: Buffer.from(stderr), code });
-  ctx.run = async (script: string) => {
+  ctx.run = async (script: string, runOpts?: { thenRead?: (r: ExecResult) => boolean }) => {
     ctx.calls.push({ op: 'run', arg: script });
     scripts.push(script);
+    thenReads.push(runOpts?.thenRead);
     const token = /firewall-([0-9a-f]+)/.exec(script)![1]!;
     const m = (line: string) => `@@${token} ${line}\n`;
     if (script.includes('nohup sh -c')) {
@@ -187,7 +190,7 @@ function firewallHost(opts: {
     ctx.calls.push({ op: 'probeNewConnection', arg: String(timeoutMs) });
     if (probes.shift() === 'fail') throw new UnreachableError('h1', 'connect ETIMEDOUT 198.19.1.1:22');
   };
-  return { ctx, scripts };
+  return { ctx, scripts, thenReads };
 }
 
 async function guardedRestart(host: ReturnType<typeof firewallHost>, args: ServiceArgs = { name: 'netfilter-persistent', state: 'restarted' }) {
@@ -216,6 +219,22 @@ describe('service apply for a firewall', () => {
     expect(settle).toContain('/etc/iptables/rules.v6');
     // The probe must finish before the rollback job would fire.
     expect(Number(host.ctx.calls[1]!.arg)).toBeLessThanOrEqual(20_000);
+  });
+
+  it('the cancel step brings back what the rest of the play reads, kept only when it cancelled the rollback', async () => {
+    // Issue 18: on the SMTPS first run the Postfix restart after a guarded change read master.cf in a step of its
+    // own; it comes with the cancel now, read after the change as before.
+    const host = firewallHost({ files: { 4: v4, 6: v6 } });
+    await guardedRestart(host);
+    const [arm, cancel] = host.thenReads;
+    expect(arm).toBeUndefined();
+    expect(cancel).toBeTypeOf('function');
+    const token = /firewall-([0-9a-f]+)/.exec(host.scripts[1]!)![1]!;
+    const reply = (stdout: string): ExecResult => ({ stdout: Buffer.from(stdout), stderr: Buffer.alloc(0), code: 0 });
+    expect(cancel!(reply(`@@${token} cancelled\n`))).toBe(true);
+    // The rollback fired first: the host is read again after it settled, in a step of its own.
+    expect(cancel!(reply(`@@${token} rolledback 0\n`))).toBe(false);
+    expect(cancel!(reply('@@0123456789abcdef cancelled\n'))).toBe(false);
   });
 
   it('fails when the live rules do not match the file although the restart exited 0', async () => {
@@ -311,6 +330,19 @@ describe('service apply for a firewall', () => {
     ['ferm', 'Debian', []],
   ] as const)('%s on %s loads %j', (name, flavour, files) => {
     expect(rulesFilesOf(name, flavour === 'RHEL' ? rhelFacts : debianFacts).map((f) => f.path)).toEqual(files);
+  });
+
+  it('declares the master.cf a health-checked Postfix restart reads, so that it comes with an earlier read', () => {
+    const reads = serviceModule.reads!;
+    const facts = { ...debianFacts, postfix_config_dir: '/etc/postfix' };
+    expect(reads({ name: 'postfix', state: 'restarted' }, facts)).toEqual({ files: ['/etc/postfix/master.cf'] });
+    expect(reads({ name: 'postfix', state: 'reloaded' }, { ...facts, postfix_config_dir: '/usr/local/etc/postfix' })).toEqual({ files: ['/usr/local/etc/postfix/master.cf'] });
+    // Nothing for what is not health-checked: a stop, health_check: false, another service, a guarded firewall.
+    expect(reads({ name: 'postfix', state: 'stopped' }, facts)).toEqual({});
+    expect(reads({ name: 'postfix', state: 'restarted', health_check: false }, facts)).toEqual({});
+    expect(reads({ name: 'postfix', enabled: true }, facts)).toEqual({});
+    expect(reads({ name: 'nginx', state: 'restarted' }, facts)).toEqual({});
+    expect(reads({ name: 'iptables', state: 'restarted', health_check: true }, facts)).toEqual({});
   });
 
   it('has a schema that names and describes every argument', () => {
