@@ -73,6 +73,7 @@ const CLIENT_HELLO = [
  * why, with exit status 1. A reply that does not come within 2 s is a connection that stays open: healthy.
  */
 const LISTENER_PROBE = String.raw`export LC_ALL=C
+trap "" PIPE
 while [ $# -ge 4 ]; do
   echo "@@at $3 ($1:$2)"
   exec 3<>"/dev/tcp/$1/$2" || { echo "$3 ($1:$2) refuses connections"; exit 1; }
@@ -172,9 +173,12 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     '  [ "$pv_n" -gt 0 ] || return 0',
     '  if command -v bash >/dev/null 2>&1; then',
     `    pv_r=$(BASH_ENV= timeout $((pv_n * 5)) bash --norc -c '${LISTENER_PROBE}' provision $pv_a 2>/dev/null) && return 0`,
+    '    pv_s=$?',
     '    pv_l=$(printf "%s\\n" "$pv_r" | tail -n 1)',
+    // A last line `@@at …` is the listener the probe was at when it ended without a word: killed by the timeout
+    // (status 124), or by anything else, such as the connection closing under it.
     '    case $pv_l in',
-    '      "@@at "*) echo "${pv_l#@@at } did not answer within 5 s" ;;',
+    '      "@@at "*) if [ "$pv_s" -eq 124 ]; then echo "${pv_l#@@at } did not answer within 5 s"; else echo "${pv_l#@@at } closed the connection without a greeting"; fi ;;',
     '      "") echo "the listeners could not be checked" ;;',
     '      *) echo "$pv_l" ;;',
     '    esac',
@@ -189,15 +193,13 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     '}',
     'pv_check() {',
     `  ${running} || { echo "postfix is not running"; return 1; }`,
-    `  for pv_t in ${targets}; do`,
-    '    set -- $pv_t',
-    '    pv_listener "$1" "$2" "$3" "${4:-}" || return 1',
-    '  done',
+    `  pv_listeners ${targets}`,
     '}',
-    'if [ "$pv_rc" -ne 0 ]; then pv_why="the restart exited $pv_rc${pv_err:+: $pv_err}"; else',
-    `  pv_i=0; while :; do pv_why=$(pv_check) && break; pv_i=$((pv_i + 1)); [ "$pv_i" -ge ${HEALTH_WAIT_SEC} ] && break; sleep 1; done`,
+    'pv_ok=; if [ "$pv_rc" -ne 0 ]; then pv_why="the restart exited $pv_rc${pv_err:+: $pv_err}"; else',
+    // Healthy is a check that succeeded, not one that said nothing: a check that fails without a word still fails.
+    `  pv_i=0; while :; do pv_why=$(pv_check) && { pv_ok=1; break; }; pv_i=$((pv_i + 1)); [ "$pv_i" -ge ${HEALTH_WAIT_SEC} ] && break; sleep 1; done`,
     'fi',
-    'if [ -z "$pv_why" ]; then echo "@@health ok"; else printf "@@health fail %s\\n" "$(printf %s "$pv_why" | tr "\\n" " ")"; fi',
+    'if [ -n "$pv_ok" ]; then echo "@@health ok"; else printf "@@health fail %s\\n" "$(printf %s "${pv_why:-the health check failed without saying why}" | tr "\\n" " ")"; fi',
     // What Postfix logged since: its fatal/panic/error/warning lines name the cause. The first lines are kept as
     // well as the last: each retry of the check can log the same follow-up warning, pushing out the one that
     // names the cause (a key that does not match its certificate is logged once, before "see earlier warnings").

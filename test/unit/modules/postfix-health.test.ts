@@ -181,6 +181,16 @@ describe('postfix health check', () => {
     }
   });
 
+  it('a check that fails without a word is a failure, not a pass', () => {
+    const script = restartAndCheckScript('true', 'sysv', []);
+    const decide = /^pv_ok=; if \[ "\$pv_rc"[\s\S]*?\n(if \[ -n "\$pv_ok" \].*)$/m.exec(script)![0];
+    const run = (check: string) =>
+      execFileSync('sh', ['-c', `sleep() { :; }\npv_rc=0\npv_check() { ${check}; }\n${decide}`]).toString().trim();
+    expect(run('return 1')).toBe('@@health fail the health check failed without saying why');
+    expect(run('echo "postfix is not running"; return 1')).toBe('@@health fail postfix is not running');
+    expect(run('return 0')).toBe('@@health ok');
+  });
+
   it('the check script quotes every listener and uses the init system', () => {
     const s = restartAndCheckScript('service postfix restart', 'systemd', [{ service: "x'y", host: '127.0.0.1', port: '25' }]);
     expect(s).toContain('systemctl is-active --quiet postfix');
