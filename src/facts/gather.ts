@@ -228,24 +228,36 @@ function lockScript(timeoutS: number, holder: string, after: string, dir: string
   // failure closes what was opened: the shell lives on, and so would the descriptors.
   const open = stop === 'exit' ? 'exec' : 'command exec';
   const close = stop === 'exit' ? '' : 'exec 8<&- 9<&-; ';
+  // The holder line says since when the run holds the lock. When both locks are free at once (nearly always), that
+  // is when the controller made this script, so the controller's clock gives the time and the host starts no
+  // `date`; a run that had to wait for either lock takes the host's time once it holds them.
+  const sent = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   return String.raw`
 ${stateDirScript(dir, stop)}
 pv_lock="$pv_sd/lock"
 (umask 077; { [ -f "$pv_lock" ] || : >> "$pv_lock"; } && { [ -f "$pv_lock.busy" ] || : >> "$pv_lock.busy"; }) || ${stop} ${STATE_DIR_REFUSED}
 if command -v flock >/dev/null 2>&1; then
+  pv_since=${sent}
   ${open} 9<"$pv_lock" || ${stop} ${STATE_DIR_REFUSED}
-  if ! flock -w ${wait} 9; then
-    echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
-    ${close}${stop} ${LOCK_BUSY}
+  if ! flock -n 9; then
+    pv_since=
+    if ! flock -w ${wait} 9; then
+      echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
+      ${close}${stop} ${LOCK_BUSY}
+    fi
   fi
   ${open} 8<"$pv_lock.busy" || { ${close}${stop} ${STATE_DIR_REFUSED}; }
-  if ! flock -w ${wait} 8; then
-    echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
-    ${close}${stop} ${LOCK_BUSY}
+  if ! flock -n 8; then
+    pv_since=
+    if ! flock -w ${wait} 8; then
+      echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
+      ${close}${stop} ${LOCK_BUSY}
+    fi
   fi
   exec 8<&-
+  [ -n "$pv_since" ] || pv_since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   { printf '%s since %s
-' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"; } 2>/dev/null
+' ${holder} "$pv_since" > "$pv_lock"; } 2>/dev/null
 fi
 ( ${factsScript(after)} ) </dev/null
 echo ${HELD_MARKER}

@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { quote } from '../../../src/connection/shell-quote.js';
 import {
   FACTS_END_MARKER,
@@ -110,6 +110,27 @@ describe('the state directory and the lock in it (a local user must not reach ei
     expect(mode(path.join(d, 'lock'))).toBe('600');
     expect(mode(path.join(d, 'lock.busy'))).toBe('600');
     expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(/^provision run of site\.yaml by op@ctl pid 1 since \d{4}-/);
+  });
+
+  // Issue 18 (host CPU per host): a lock taken at once is held since the controller sent the script, so the holder
+  // line takes the controller's time and the host starts no `date`; a run that waited takes the host's own time.
+  it('dates the holder line with the time the controller made the script when both locks were free at once', async () => {
+    vi.useFakeTimers({ now: new Date('2001-02-03T04:05:06.789Z'), toFake: ['Date'] });
+    const d = stateDir();
+    let script: string;
+    try {
+      script = lockedFactsScript(5, quote('provision run'), '', quote(d));
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(sh(script).status).toBe(0);
+    expect(readFileSync(path.join(d, 'lock'), 'utf8')).toBe('provision run since 2001-02-03T04:05:06Z\n');
+    // The busy lock held for a moment by a dead run's command: the run waits, and the time is the host's.
+    const busy = spawn('flock', ['-s', path.join(d, 'lock.busy'), 'sleep', '1'], { stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sh(script).status).toBe(0);
+    busy.kill();
+    expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(new RegExp(`^provision run since ${new Date().getUTCFullYear()}-`));
   });
 
   it('refuses a state directory that is a symbolic link, and writes nothing through it', () => {
