@@ -54,6 +54,28 @@ describe('factsScript', () => {
     expect(parseFacts(facts).postfix_version).toBeNull();
   });
 
+  // Issue 18 (host CPU per host): the first exec ran `pidof firewalld` twice on a host without systemd, once for
+  // the facts and once in firewall.ts's guard of the zone listing that the reads carry along.
+  it.each([
+    ['running', '4242 4243', 0],
+    ['not running', '', 1],
+  ])('answers `pidof firewalld` after the facts from the facts\' own run when firewalld is %s', (_, pids, rc) => {
+    if (existsSync('/run/systemd/system') || existsSync('/var/run/firewalld.pid')) return; // the facts ask systemd, or need no pidof
+    const bin = path.join(scratch, `pidof-${rc}`);
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'firewalld'), '#!/bin/sh\n', { mode: 0o755 });
+    const log = path.join(bin, 'log');
+    const pidof = `#!/bin/sh\necho "$*" >> ${quote(log)}\nif [ "$*" = firewalld ]; then [ -z ${quote(pids)} ] || echo ${quote(pids)}; exit ${rc}; fi\nexit 1\n`;
+    writeFileSync(path.join(bin, 'pidof'), pidof, { mode: 0o755 });
+    const after = 'pidof firewalld; echo "rc=$?"; ( pidof firewalld >/dev/null 2>&1 ); echo "sub=$?"; pidof -s firewalld; echo "s=$?"; pidof sshd; echo "other=$?"';
+    const r = sh(factsScript(after), `${bin}:${fake.path}`);
+    const { facts, after: out } = splitFactsOutput(r.stdout);
+    expect(parseFacts(facts).firewall === 'firewalld').toBe(rc === 0);
+    expect(out).toBe(`${pids ? `${pids}\n` : ''}rc=${rc}\nsub=${rc}\ns=1\nother=1\n`);
+    // Once for the facts; `pidof -s firewalld` and `pidof sshd` are not the facts' question and go to the command.
+    expect(readFileSync(log, 'utf8')).toBe('firewalld\n-s firewalld\nsshd\n');
+  });
+
   it('exits 0 whatever the commands after the facts return', () => {
     const r = sh(factsScript('false'));
     expect(r.status).toBe(0);
