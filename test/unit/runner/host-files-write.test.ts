@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SCRATCH_VAR } from '../../../src/connection/session-remote.js';
+import { postconfValidation } from '../../../src/modules/postfix-names.js';
 import { parseReadOutput, parseWriteOutput, readScript, validateScript, WriteStatus, writeScript } from '../../../src/runner/host-files.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -96,7 +97,7 @@ describe('the write script', () => {
  * The commands a script starts, counted by wrappers ahead of the real ones on PATH, with the session's scratch
  * prefix set as the session loop sets it (a line before the script) or not (a channel of its own).
  */
-function runCounted(script: string, scratch: string | null): { code: number | null; stdout: string; stderr: string; calls: string[] } {
+function runCounted(script: string, scratch: string | null, first = ''): { code: number | null; stdout: string; stderr: string; calls: string[] } {
   const d = tmp();
   const bin = path.join(d, 'bin');
   const log = path.join(d, 'calls');
@@ -107,7 +108,7 @@ function runCounted(script: string, scratch: string | null): { code: number | nu
     chmodSync(path.join(bin, cmd), 0o755);
   }
   const prefix = scratch === null ? '' : `${SCRATCH_VAR}=${scratch}/x-\n`;
-  const r = spawnSync('/bin/sh', ['-s'], { input: prefix + script, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  const r = spawnSync('/bin/sh', ['-s'], { input: prefix + script, env: { ...process.env, PATH: `${first}${bin}:${process.env.PATH}` } });
   let calls: string[] = [];
   try {
     calls = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
@@ -213,6 +214,33 @@ describe('scratch files on a session', () => {
     expect(r.calls).toContain('rm');
     expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
     expect(readFileSync(f.path, 'utf8')).toBe('a = 1\n');
+  });
+
+  // Issue 18 (host CPU per host): postconf's validation made and removed a directory of its own (mktemp -d, rm -rf)
+  // for every candidate; under the session's scratch prefix one directory serves every validation of the session.
+  it('postconf\'s validations share one directory under the session\'s scratch prefix: no mktemp, no rm, each sees its own files', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const fake = path.join(d, 'fake');
+    mkdirSync(fake);
+    // A postconf that warns about an unused parameter `bad` in main.cf, naming the file as Postfix does.
+    writeFileSync(path.join(fake, 'postconf'), '#!/bin/sh\n[ "$1" = -c ] || exit 2\n[ -f "$2/master.cf" ] || exit 3\nif grep -q "^bad" "$2/main.cf"; then echo "postconf: warning: $2/main.cf: unused parameter: bad=1" >&2; fi\n', { mode: 0o755 });
+    const master = Buffer.from('smtp inet n - y - - smtpd\n');
+    const main = (after: string) => ({ ...change(d), after: Buffer.from(after), validate: [postconfValidation('main.cf', master, '-n')] });
+    const good = runCounted(validateScript([main('a = 2\n')]), scratch, `${fake}:`);
+    expect(good.code, good.stderr).toBe(0);
+    const bad = runCounted(validateScript([main('bad = 1\n')]), scratch, `${fake}:`);
+    expect(bad.code).toBe(WriteStatus.invalid);
+    expect(bad.stderr).toContain(`validation failed (postconf -n): postconf: warning: ${d}/main.cf: unused parameter: bad=1`);
+    const again = runCounted(validateScript([main('a = 3\n')]), scratch, `${fake}:`);
+    expect(again.code, again.stderr).toBe(0);
+    for (const r of [good, bad, again]) expect(r.calls.filter((c) => c === 'mktemp' || c === 'rm')).toEqual([]);
+    expect(readdirSync(scratch)).toContain('x-postconf');
+    // Without a session the script's own scratch directory holds it, and goes with it.
+    const alone = runCounted(validateScript([main('bad = 1\n')]), null, `${fake}:`);
+    expect(alone.code).toBe(WriteStatus.invalid);
+    expect(alone.calls.filter((c) => c === 'mktemp')).toHaveLength(1);
+    expect(alone.stderr).toContain(`postconf: warning: ${d}/main.cf: unused parameter`);
   });
 
   it('check mode\'s validation and a read with commands use the session\'s scratch prefix', () => {
