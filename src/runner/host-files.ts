@@ -428,15 +428,36 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
       lines.push(`CANDIDATE="$pv_t${i}"`, ...validationLines(f.validate, f.path));
     }
   });
-  files.forEach((f, i) => {
+  const recheck = files.map((f) => {
     const p = quote(f.path);
     const expected = f.beforeSha ?? 'absent';
-    lines.push(
+    return [
       // sha256sum prints `<hash>  -`: the shell cuts the hash out, not a `cut` process.
       `if [ -e ${p} ]; then pv_cur=$(sha256sum < ${p}); pv_cur=\${pv_cur%% *}; else pv_cur=absent; fi`,
       `[ "$pv_cur" = ${expected} ] || pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`,
-    );
+    ].join('\n');
   });
+  const present = files.filter((f) => f.beforeSha);
+  if (present.length < 2) {
+    lines.push(...recheck);
+  } else {
+    // Several files that existed when read: one sha256sum for all of them. It prints a line per file in the order
+    // named (a name with a backslash or newline is escaped, its line starting with `\`), and fails when any of them
+    // is gone or unreadable. Only when it succeeded and every hash is the one read is the check done; otherwise the
+    // file-by-file check above decides, and names the file that changed.
+    lines.push(
+      "pv_nl='\n'",
+      `pv_ok=; pv_sums=$(sha256sum -- ${present.map((f) => quote(f.path)).join(' ')} 2>/dev/null) && pv_ok=1`,
+      ...present.map((f) => `pv_l=\${pv_sums%%"$pv_nl"*}; pv_sums=\${pv_sums#*"$pv_nl"}; pv_l=\${pv_l#\\\\}; [ "\${pv_l%% *}" = ${f.beforeSha} ] || pv_ok=`),
+      'if [ -z "$pv_ok" ]; then',
+      ...recheck,
+      'fi',
+    );
+    // A file that was absent when read must still be absent (no hash needed to tell).
+    files.forEach((f) => {
+      if (!f.beforeSha) lines.push(`[ -e ${quote(f.path)} ] && pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`);
+    });
+  }
   files.forEach((f) => {
     if (f.backup && f.before !== null) {
         // The copy goes to a new file mktemp makes beside the target, then is renamed to the backup's name: whatever

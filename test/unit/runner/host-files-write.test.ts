@@ -102,7 +102,7 @@ function runCounted(script: string, scratch: string | null, first = ''): { code:
   const bin = path.join(d, 'bin');
   const log = path.join(d, 'calls');
   mkdirSync(bin);
-  for (const cmd of ['mktemp', 'rm', 'grep', 'sync', 'stat', 'chmod', 'chown']) {
+  for (const cmd of ['mktemp', 'rm', 'grep', 'sync', 'stat', 'chmod', 'chown', 'sha256sum']) {
     const real = spawnSync('sh', ['-c', `command -v ${cmd}`]).stdout.toString().trim();
     writeFileSync(path.join(bin, cmd), `#!/bin/sh\necho ${cmd} >> '${log}'\nexec ${real} "$@"\n`);
     chmodSync(path.join(bin, cmd), 0o755);
@@ -214,6 +214,36 @@ describe('scratch files on a session', () => {
     expect(r.calls).toContain('rm');
     expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
     expect(readFileSync(f.path, 'utf8')).toBe('a = 1\n');
+  });
+
+  // Issue 18 (host CPU per host): the hash re-check ran one sha256sum per file; a write of several files that were
+  // there when read (the iptables module's rules files and its pending record) now runs one for all of them.
+  it('re-checks the hashes of several files with one sha256sum, and still names the one that changed', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const names = ['rules.v4', 'back\\slash', 'new\nline', 'fresh'];
+    const changes = names.map((n, i) => {
+      const p = path.join(d, n);
+      if (n !== 'fresh') writeFileSync(p, `old ${i}\n`);
+      return { path: p, before: n === 'fresh' ? null : Buffer.from(`old ${i}\n`), after: Buffer.from(`new ${i}\n`), beforeSha: n === 'fresh' ? null : sha(`old ${i}\n`) };
+    });
+    const ok = runCounted(writeScript(changes), scratch);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.calls.filter((c) => c === 'sha256sum')).toHaveLength(1);
+    names.forEach((n, i) => expect(readFileSync(path.join(d, n), 'utf8')).toBe(`new ${i}\n`));
+    const again = names.map((n, i) => ({ ...changes[i]!, before: Buffer.from(`new ${i}\n`), after: Buffer.from(`newer ${i}\n`), beforeSha: sha(`new ${i}\n`) }));
+    writeFileSync(path.join(d, names[2]!), 'changed behind our back\n');
+    const conflict = runCounted(writeScript(again), scratch);
+    expect(conflict.code).toBe(WriteStatus.conflict);
+    expect(conflict.stderr).toBe(`${path.join(d, names[2]!)} changed on the host since it was read; not written\n`);
+    expect(readFileSync(path.join(d, names[0]!), 'utf8')).toBe('new 0\n');
+    // A file that was absent when read and is there now is a conflict without any hash.
+    const appeared = { path: path.join(d, 'appeared'), before: null, after: Buffer.from('x\n'), beforeSha: null };
+    writeFileSync(appeared.path, 'planted\n');
+    const both = runCounted(writeScript([again[0]!, again[1]!, appeared]), scratch);
+    expect(both.code).toBe(WriteStatus.conflict);
+    expect(both.stderr).toBe(`${appeared.path} changed on the host since it was read; not written\n`);
+    expect(readFileSync(appeared.path, 'utf8')).toBe('planted\n');
   });
 
   // Issue 18 (host CPU per host): postconf's validation made and removed a directory of its own (mktemp -d, rm -rf)
