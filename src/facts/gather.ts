@@ -61,7 +61,7 @@ ${DEFAULT_ROUTE}
 pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
-pv_fwd=
+pv_fwd=; pv_fwpids=; pv_fwrc=
 ${POSTFIX_VERSION_VAR}=
 if command -v postconf >/dev/null 2>&1; then
   { read -r ${POSTFIX_VERSION_VAR}; read -r pv_d; } <<PV_POSTCONF
@@ -81,7 +81,7 @@ command -v nft >/dev/null 2>&1 && echo nft=1
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl is-active --quiet firewalld 2>/dev/null && echo firewalld_active=1 && pv_fwd=1
   systemctl is-active --quiet nftables 2>/dev/null && echo nftables_active=1
-elif [ -e /var/run/firewalld.pid ] || { ${FIREWALLD_INSTALLED} && pidof firewalld >/dev/null 2>&1; }; then echo firewalld_active=1; pv_fwd=1
+elif [ -e /var/run/firewalld.pid ] || { ${FIREWALLD_INSTALLED} && { pv_fwpids=$(pidof firewalld 2>/dev/null); pv_fwrc=$?; [ "$pv_fwrc" = 0 ]; }; }; then echo firewalld_active=1; pv_fwd=1
 fi
 [ -r /etc/ufw/ufw.conf ] && grep -qi '^ENABLED=yes' /etc/ufw/ufw.conf && echo ufw_enabled=1
 [ -e /etc/nftables.conf ] && echo nftables_conf=1
@@ -110,8 +110,21 @@ export const FACTS_END_MARKER = '@@PROVISION_FACTS_END';
  * whatever `after` does: the facts are out, and the caller judges the rest by what it printed.
  */
 export function factsScript(after = ''): string {
-  return after ? `${FACTS_BODY}echo ${FACTS_END_MARKER}\n${after}\nexit 0\n` : FACTS_SCRIPT;
+  return after ? `${FACTS_BODY}echo ${FACTS_END_MARKER}\n${PIDOF_FIREWALLD_ONCE}\n${after}\nexit 0\n` : FACTS_SCRIPT;
 }
+
+/**
+ * Shell run between the facts and what follows them: when the facts ran `pidof firewalld` (a host without systemd
+ * where firewalld is installed), a shell function of that name answers `pidof firewalld` in what follows with
+ * that run's output and status, so a read that asks again in the same exec (firewall.ts's guard of
+ * `firewall-cmd --list-all`) does not scan every process of the host a second time. A function is found before
+ * the command of that name; any other `pidof` goes to the command. The variables are the facts script's own,
+ * set there whatever the environment held.
+ */
+const PIDOF_FIREWALLD_ONCE = String.raw`if [ -n "$pv_fwrc" ]; then
+  pidof() { if [ "$#" = 1 ] && [ "$1" = firewalld ]; then [ -z "$pv_fwpids" ] || printf '%s
+' "$pv_fwpids"; return "$pv_fwrc"; fi; command pidof "$@"; }
+fi`;
 
 /** A line of its own in `text`, from `from` on: the index where it starts, or -1. */
 export function lineAt(text: string, line: string, from = 0): number {
@@ -228,24 +241,36 @@ function lockScript(timeoutS: number, holder: string, after: string, dir: string
   // failure closes what was opened: the shell lives on, and so would the descriptors.
   const open = stop === 'exit' ? 'exec' : 'command exec';
   const close = stop === 'exit' ? '' : 'exec 8<&- 9<&-; ';
+  // The holder line says since when the run holds the lock. When both locks are free at once (nearly always), that
+  // is when the controller made this script, so the controller's clock gives the time and the host starts no
+  // `date`; a run that had to wait for either lock takes the host's time once it holds them.
+  const sent = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   return String.raw`
 ${stateDirScript(dir, stop)}
 pv_lock="$pv_sd/lock"
 (umask 077; { [ -f "$pv_lock" ] || : >> "$pv_lock"; } && { [ -f "$pv_lock.busy" ] || : >> "$pv_lock.busy"; }) || ${stop} ${STATE_DIR_REFUSED}
 if command -v flock >/dev/null 2>&1; then
+  pv_since=${sent}
   ${open} 9<"$pv_lock" || ${stop} ${STATE_DIR_REFUSED}
-  if ! flock -w ${wait} 9; then
-    echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
-    ${close}${stop} ${LOCK_BUSY}
+  if ! flock -n 9; then
+    pv_since=
+    if ! flock -w ${wait} 9; then
+      echo "another provision run has held $pv_lock for over ${wait}s: $(head -c 300 "$pv_lock" 2>/dev/null)" >&2
+      ${close}${stop} ${LOCK_BUSY}
+    fi
   fi
   ${open} 8<"$pv_lock.busy" || { ${close}${stop} ${STATE_DIR_REFUSED}; }
-  if ! flock -w ${wait} 8; then
-    echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
-    ${close}${stop} ${LOCK_BUSY}
+  if ! flock -n 8; then
+    pv_since=
+    if ! flock -w ${wait} 8; then
+      echo "commands of an earlier provision run (whose connection was lost) are still running after ${wait}s" >&2
+      ${close}${stop} ${LOCK_BUSY}
+    fi
   fi
   exec 8<&-
+  [ -n "$pv_since" ] || pv_since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   { printf '%s since %s
-' ${holder} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$pv_lock"; } 2>/dev/null
+' ${holder} "$pv_since" > "$pv_lock"; } 2>/dev/null
 fi
 ( ${factsScript(after)} ) </dev/null
 echo ${HELD_MARKER}

@@ -344,6 +344,11 @@ export function unknownNamesError(where: string, unknown: { name: string; sugges
  * A validation that puts the candidate in a fresh directory beside `other` (the other of main.cf and master.cf,
  * as this play has it so far) and runs `postconf -c DIR <flag>`. postconf exits 0 after "unused parameter" and
  * "overriding earlier entry" warnings, so any `warning:` on stderr fails the change as well.
+ * The directory is `postconf` under the private scratch prefix that the write and validate scripts set (pv_p, see
+ * scratchDirScript): in a session it lives as long as the session and serves each validation in turn (both files
+ * and the error file are written anew each time), so a validation starts no mktemp and no rm; without a session
+ * the prefix is in the script's own directory, which the script removes. A script without the prefix (none today)
+ * makes and removes a directory of its own, as before.
  */
 export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Buffer, flag: '-n' | '-M'): Validation {
   const otherName = candidate === 'main.cf' ? 'master.cf' : 'main.cf';
@@ -354,7 +359,12 @@ export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Bu
   const script = [
     '(',
     SBIN_PATH,
-    'pv_pc=$(mktemp -d) || exit 1',
+    'if [ -n "${pv_p:-}" ]; then',
+    '  pv_pc="${pv_p}postconf"; pv_rm=',
+    '  { [ -d "$pv_pc" ] && [ ! -L "$pv_pc" ]; } || mkdir -m 0700 -- "$pv_pc" || exit 1',
+    'else',
+    '  pv_pc=$(mktemp -d) || exit 1; pv_rm=1',
+    'fi',
     `cp "$CANDIDATE" "$pv_pc/${candidate}" && ${heredocTo(`"$pv_pc/${otherName}"`, other)}pv_rc=$?`,
     // Postfix rereads a main.cf modified within the last second or two until it "cools down" (about 2 s per
     // postconf); these copies are scratch files, so an old time stamp costs nothing and saves that wait.
@@ -364,7 +374,7 @@ export function postconfValidation(candidate: 'main.cf' | 'master.cf', other: Bu
     // Most candidates are clean: only a postconf that said something needs its paths put right (one fork fewer).
     `  [ -s "$pv_pc/stderr" ] && ${renamePaths} "$pv_pc/stderr" >&2`,
     'fi',
-    'rm -rf "$pv_pc"',
+    '[ -z "$pv_rm" ] || rm -rf "$pv_pc"',
     'exit "$pv_rc"',
     ')',
   ].join('\n');

@@ -83,9 +83,11 @@ const KIND_FUNCTION = 'pv_kind() { if [ ! -e "$1" ]; then pv_k=-; elif [ -f "$1"
 
 /**
  * Every process counts on a host (a read runs on every host of every run), so this form starts a fixed few
- * whatever the number of paths: one `stat` for the metadata of all paths, then one `tar | base64` for the content
- * of every readable file and the output of every command, and mktemp and rm for the commands' output files.
- *   @@S, then `<mode> <uid> <gid> <user> <group> <path>` per existing path, then @@E
+ * whatever the number of paths: one `stat` for the metadata of all paths (a second only when some are symbolic
+ * links), then one `tar | base64` for the content of every readable file and the output of every command.
+ *   @@S, then `<mode> <uid> <gid> <user> <group> <path>` per existing path that is a symbolic link, then @@E
+ *   @@L, then `<links> <raw mode> <mode> <uid> <gid> <user> <group> <path>` per existing path and directory on
+ *        the way, not following a symbolic link at the end, then @@M
  *   @@T, then the archive in base64 on one line, then `@@R <tar's exit status>`
  *   @@F <i> <kind>   then an empty line; kind t is a file whose content is the archive's next member, - an
  *                    absent path, `! <reason>` an unreadable file, f/d/o a file, directory or other without content
@@ -96,18 +98,21 @@ const KIND_FUNCTION = 'pv_kind() { if [ ! -e "$1" ]; then pv_k=-; elif [ -f "$1"
  */
 function leanReadScript(req: ReadRequest): string {
   const paths = [...new Set([...req.files, ...req.stats])];
-  const lines: string[] = [
+  // One stat without -L for the paths and the directories on their way (for write-behind's path-limited
+  // forgetting, see touched.ts: link count and raw mode in hex), which also gives the metadata of every path that
+  // is not a symbolic link: for those, stat -L sees the same inode. The paths as given are listed too (one with a
+  // trailing slash or `//` is not the normalised name of withParents). Only the paths that are symbolic links get
+  // a stat -L of their own (see statsOfLean), so a read where none is starts one stat, not two.
+  const unlinked = [...new Set([...withParents(paths), ...paths])];
+  const lines: string[] = ['set --', ...paths.map((p) => `[ -L ${quote(p)} ] && set -- "$@" ${quote(p)}`)];
+  lines.push(
     'printf "@@S\\n"',
-    `stat -L -c "%a %u %g %U %G %n" -- ${paths.map(quote).join(' ')} 2>/dev/null`,
+    '[ $# -gt 0 ] && stat -L -c "%a %u %g %U %G %n" -- "$@" 2>/dev/null',
     'printf "@@E\\n"',
-    // The same paths and the directories on their way, not following links (for write-behind's path-limited
-    // forgetting, see touched.ts): link count and raw mode in hex.
     'printf "@@L\\n"',
-    `stat -c "%h %f %n" -- ${withParents(paths).map(quote).join(' ')} 2>/dev/null`,
-    'printf "@@M\\n"',
-    KIND_FUNCTION,
-    'set --',
-  ];
+  );
+  if (unlinked.length) lines.push(`stat -c "%h %f %a %u %g %U %G %n" -- ${unlinked.map(quote).join(' ')} 2>/dev/null`);
+  lines.push('printf "@@M\\n"', KIND_FUNCTION, 'set --');
   // $pv_kf<i> is the kind of file i, or r when its content goes in the archive (a readable file); "$@" lists them.
   req.files.forEach((f, i) => {
     const p = quote(f);
@@ -202,6 +207,31 @@ function statLines(lines: string[]): Map<string, string[]> {
   return out;
 }
 
+/**
+ * The metadata of every path the lean form read, by path: the `@@S` lines (stat -L of the paths that were symbolic
+ * links) first, then, for a path with no such line, its `@@L` line when that line is not a symbolic link's (stat
+ * without -L of anything else sees what stat -L sees). A path that became a link between the script's `-L` test
+ * and the stat has neither, so it has no metadata, as a path that appeared after the stat.
+ */
+function statsOfLean(lines: string[], start: number, end: number): Map<string, string[]> {
+  const meta = statLines(lines.slice(start + 1, end));
+  const from = lines.indexOf('@@L', end);
+  const to = from < 0 ? -1 : lines.indexOf('@@M', from);
+  if (to < 0) return meta;
+  for (const line of lines.slice(from + 1, to)) {
+    const m = LINK_LINE.exec(line);
+    if (!m || meta.has(m[8]!) || fileType(m[2]!) === 0xa) continue;
+    meta.set(m[8]!, [m[3]!, m[4]!, m[5]!, m[6]!, m[7]!]);
+  }
+  return meta;
+}
+
+/** A line of the lean form's stat without -L: `<links> <raw mode, hex> <mode> <uid> <gid> <user> <group> <path>`. */
+const LINK_LINE = /^(\d+) ([0-9a-f]+) ([0-7]+) (\d+) (\d+) (\S+) (\S+) (.*)$/;
+
+/** The file type bits (S_IFMT >> 12) of a raw mode in hex, as stat's %f prints it. */
+const fileType = (rawHex: string): number => (parseInt(rawHex, 16) >> 12) & 0xf;
+
 /** The members of the archive between `@@T` and `@@R 0` (null when there is none, or tar failed and the fallback follows). */
 function archiveMembers(lines: string[]): TarEntry[] | null {
   const at = lines.indexOf('@@T');
@@ -220,7 +250,7 @@ export function parseReadOutput(req: ReadRequest, stdout: string, opts: { skipUn
   const lines = stdout.split('\n');
   const start = lines.indexOf('@@S');
   const end = start < 0 ? -1 : lines.indexOf('@@E', start);
-  const meta = end < 0 ? null : statLines(lines.slice(start + 1, end));
+  const meta = end < 0 ? null : statsOfLean(lines, start, end);
   const members = archiveMembers(lines);
   let member = 0;
   /** The archive's next member, which must be a regular file (or a hard link to one, when two paths are one file). */
@@ -291,11 +321,11 @@ function linkLines(req: ReadRequest, lines: string[]): Map<string, PathLink> | u
   const out = new Map<string, PathLink>();
   for (const p of withParents([...req.files, ...req.stats])) out.set(p, { type: 'absent', nlink: 0 });
   for (const line of lines.slice(start + 1, end)) {
-    const m = /^(\d+) ([0-9a-f]+) (.*)$/.exec(line);
-    if (!m || !out.has(m[3]!)) continue;
-    const kind = (parseInt(m[2]!, 16) >> 12) & 0xf;
+    const m = LINK_LINE.exec(line);
+    if (!m || !out.has(m[8]!)) continue;
+    const kind = fileType(m[2]!);
     // Only a regular file's link count matters (a second name for it); a directory's changes with its subdirectories.
-    out.set(m[3]!, kind === 0x8 ? { type: 'file', nlink: Number(m[1]) } : { type: kind === 0xa ? 'link' : 'other', nlink: 0 });
+    out.set(m[8]!, kind === 0x8 ? { type: 'file', nlink: Number(m[1]) } : { type: kind === 0xa ? 'link' : 'other', nlink: 0 });
   }
   return out;
 }
@@ -398,15 +428,36 @@ export function writeScript(files: FileChange[], opts: { backupSuffix?: string }
       lines.push(`CANDIDATE="$pv_t${i}"`, ...validationLines(f.validate, f.path));
     }
   });
-  files.forEach((f, i) => {
+  const recheck = files.map((f) => {
     const p = quote(f.path);
     const expected = f.beforeSha ?? 'absent';
-    lines.push(
+    return [
       // sha256sum prints `<hash>  -`: the shell cuts the hash out, not a `cut` process.
       `if [ -e ${p} ]; then pv_cur=$(sha256sum < ${p}); pv_cur=\${pv_cur%% *}; else pv_cur=absent; fi`,
       `[ "$pv_cur" = ${expected} ] || pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`,
-    );
+    ].join('\n');
   });
+  const present = files.filter((f) => f.beforeSha);
+  if (present.length < 2) {
+    lines.push(...recheck);
+  } else {
+    // Several files that existed when read: one sha256sum for all of them. It prints a line per file in the order
+    // named (a name with a backslash or newline is escaped, its line starting with `\`), and fails when any of them
+    // is gone or unreadable. Only when it succeeded and every hash is the one read is the check done; otherwise the
+    // file-by-file check above decides, and names the file that changed.
+    lines.push(
+      "pv_nl='\n'",
+      `pv_ok=; pv_sums=$(sha256sum -- ${present.map((f) => quote(f.path)).join(' ')} 2>/dev/null) && pv_ok=1`,
+      ...present.map((f) => `pv_l=\${pv_sums%%"$pv_nl"*}; pv_sums=\${pv_sums#*"$pv_nl"}; pv_l=\${pv_l#\\\\}; [ "\${pv_l%% *}" = ${f.beforeSha} ] || pv_ok=`),
+      'if [ -z "$pv_ok" ]; then',
+      ...recheck,
+      'fi',
+    );
+    // A file that was absent when read must still be absent (no hash needed to tell).
+    files.forEach((f) => {
+      if (!f.beforeSha) lines.push(`[ -e ${quote(f.path)} ] && pv_fail ${WriteStatus.conflict} ${quote(`${f.path} changed on the host since it was read; not written`)}`);
+    });
+  }
   files.forEach((f) => {
     if (f.backup && f.before !== null) {
         // The copy goes to a new file mktemp makes beside the target, then is renamed to the backup's name: whatever

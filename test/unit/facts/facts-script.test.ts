@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { quote } from '../../../src/connection/shell-quote.js';
 import {
   FACTS_END_MARKER,
@@ -52,6 +52,28 @@ describe('factsScript', () => {
     const { facts, after } = splitFactsOutput(r.stdout);
     expect(after).toBe('[]\n');
     expect(parseFacts(facts).postfix_version).toBeNull();
+  });
+
+  // Issue 18 (host CPU per host): the first exec ran `pidof firewalld` twice on a host without systemd, once for
+  // the facts and once in firewall.ts's guard of the zone listing that the reads carry along.
+  it.each([
+    ['running', '4242 4243', 0],
+    ['not running', '', 1],
+  ])('answers `pidof firewalld` after the facts from the facts\' own run when firewalld is %s', (_, pids, rc) => {
+    if (existsSync('/run/systemd/system') || existsSync('/var/run/firewalld.pid')) return; // the facts ask systemd, or need no pidof
+    const bin = path.join(scratch, `pidof-${rc}`);
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'firewalld'), '#!/bin/sh\n', { mode: 0o755 });
+    const log = path.join(bin, 'log');
+    const pidof = `#!/bin/sh\necho "$*" >> ${quote(log)}\nif [ "$*" = firewalld ]; then [ -z ${quote(pids)} ] || echo ${quote(pids)}; exit ${rc}; fi\nexit 1\n`;
+    writeFileSync(path.join(bin, 'pidof'), pidof, { mode: 0o755 });
+    const after = 'pidof firewalld; echo "rc=$?"; ( pidof firewalld >/dev/null 2>&1 ); echo "sub=$?"; pidof -s firewalld; echo "s=$?"; pidof sshd; echo "other=$?"';
+    const r = sh(factsScript(after), `${bin}:${fake.path}`);
+    const { facts, after: out } = splitFactsOutput(r.stdout);
+    expect(parseFacts(facts).firewall === 'firewalld').toBe(rc === 0);
+    expect(out).toBe(`${pids ? `${pids}\n` : ''}rc=${rc}\nsub=${rc}\ns=1\nother=1\n`);
+    // Once for the facts; `pidof -s firewalld` and `pidof sshd` are not the facts' question and go to the command.
+    expect(readFileSync(log, 'utf8')).toBe('firewalld\n-s firewalld\nsshd\n');
   });
 
   it('exits 0 whatever the commands after the facts return', () => {
@@ -110,6 +132,27 @@ describe('the state directory and the lock in it (a local user must not reach ei
     expect(mode(path.join(d, 'lock'))).toBe('600');
     expect(mode(path.join(d, 'lock.busy'))).toBe('600');
     expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(/^provision run of site\.yaml by op@ctl pid 1 since \d{4}-/);
+  });
+
+  // Issue 18 (host CPU per host): a lock taken at once is held since the controller sent the script, so the holder
+  // line takes the controller's time and the host starts no `date`; a run that waited takes the host's own time.
+  it('dates the holder line with the time the controller made the script when both locks were free at once', async () => {
+    vi.useFakeTimers({ now: new Date('2001-02-03T04:05:06.789Z'), toFake: ['Date'] });
+    const d = stateDir();
+    let script: string;
+    try {
+      script = lockedFactsScript(5, quote('provision run'), '', quote(d));
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(sh(script).status).toBe(0);
+    expect(readFileSync(path.join(d, 'lock'), 'utf8')).toBe('provision run since 2001-02-03T04:05:06Z\n');
+    // The busy lock held for a moment by a dead run's command: the run waits, and the time is the host's.
+    const busy = spawn('flock', ['-s', path.join(d, 'lock.busy'), 'sleep', '1'], { stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sh(script).status).toBe(0);
+    busy.kill();
+    expect(readFileSync(path.join(d, 'lock'), 'utf8')).toMatch(new RegExp(`^provision run since ${new Date().getUTCFullYear()}-`));
   });
 
   it('refuses a state directory that is a symbolic link, and writes nothing through it', () => {

@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseReadOutput, readScript, type ReadRequest } from '../../../src/runner/host-files.js';
+import { quote } from '../../../src/connection/shell-quote.js';
 import { tempDir } from '../../support/tmp.js';
 
 const dir = tempDir();
@@ -101,6 +102,32 @@ describe('reading files and commands on a host in one exec', () => {
     const out = execFileSync('/bin/sh', ['-c', readScript(req)], { encoding: 'utf8', env: { PATH: bin } });
     expect(out).not.toMatch(/^@@R 0$/m);
     expectAnswers(parseReadOutput(req, out));
+  });
+
+  // Issue 18 (host CPU per host): the stat without -L that the lean form runs for touched.ts gives the metadata of
+  // every path that is not a symbolic link, so stat -L runs only for those that are.
+  it('starts one stat when no path is a symbolic link, a second only for the links, with the same answers', () => {
+    const logged = (name: string) => {
+      const bin = binWith(name, `#!/bin/sh\nexec ${execFileSync('/bin/sh', ['-c', 'command -v tar'], { encoding: 'utf8' }).trim()} "$@"\n`);
+      const real = execFileSync('/bin/sh', ['-c', 'command -v stat'], { encoding: 'utf8' }).trim();
+      execFileSync('rm', [path.join(bin, 'stat')]);
+      writeFileSync(path.join(bin, 'stat'), `#!/bin/sh\necho "$*" >> ${quote(path.join(bin, 'log'))}\nexec ${real} "$@"\n`, { mode: 0o755 });
+      return { env: { PATH: bin }, calls: () => execFileSync('cat', [path.join(bin, 'log')], { encoding: 'utf8' }).trim().split('\n') };
+    };
+    const plainOnly: ReadRequest = { files: [plain, binary, hard, sub, fifo, missing, `${sub}/`], stats: [spaced], commands: [] };
+    const a = logged('bin-stat-plain');
+    const r = parseReadOutput(plainOnly, execFileSync('/bin/sh', ['-c', readScript(plainOnly)], { encoding: 'utf8', env: a.env }));
+    expect(a.calls()).toHaveLength(1);
+    expect(r.files.get(plain)).toMatchObject({ kind: 'file', mode: 0o640, owner: me, uid });
+    expect(r.files.get(`${sub}/`)).toMatchObject({ kind: 'directory', mode: 0o750, owner: me });
+    expect(r.files.get(spaced)).toMatchObject({ kind: 'file', mode: 0o600, owner: me });
+    expect(r.links?.get(plain)).toEqual({ type: 'file', nlink: 2 });
+    const b = logged('bin-stat-links');
+    const r2 = parseReadOutput(req, execFileSync('/bin/sh', ['-c', readScript(req)], { encoding: 'utf8', env: b.env }));
+    expect(b.calls()).toHaveLength(2);
+    expect(b.calls().find((c) => c.startsWith('-L '))).toBe(`-L -c %a %u %g %U %G %n -- ${link} ${dangling}`);
+    expectAnswers(r2);
+    expect(r2.links?.get(link)).toEqual({ type: 'link', nlink: 0 });
   });
 
   it('takes an archive with fewer members than asked for as a read cut short', () => {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SCRATCH_VAR } from '../../../src/connection/session-remote.js';
+import { postconfValidation } from '../../../src/modules/postfix-names.js';
 import { parseReadOutput, parseWriteOutput, readScript, validateScript, WriteStatus, writeScript } from '../../../src/runner/host-files.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -96,18 +97,18 @@ describe('the write script', () => {
  * The commands a script starts, counted by wrappers ahead of the real ones on PATH, with the session's scratch
  * prefix set as the session loop sets it (a line before the script) or not (a channel of its own).
  */
-function runCounted(script: string, scratch: string | null): { code: number | null; stdout: string; stderr: string; calls: string[] } {
+function runCounted(script: string, scratch: string | null, first = ''): { code: number | null; stdout: string; stderr: string; calls: string[] } {
   const d = tmp();
   const bin = path.join(d, 'bin');
   const log = path.join(d, 'calls');
   mkdirSync(bin);
-  for (const cmd of ['mktemp', 'rm', 'grep', 'sync', 'stat', 'chmod', 'chown']) {
+  for (const cmd of ['mktemp', 'rm', 'grep', 'sync', 'stat', 'chmod', 'chown', 'sha256sum']) {
     const real = spawnSync('sh', ['-c', `command -v ${cmd}`]).stdout.toString().trim();
     writeFileSync(path.join(bin, cmd), `#!/bin/sh\necho ${cmd} >> '${log}'\nexec ${real} "$@"\n`);
     chmodSync(path.join(bin, cmd), 0o755);
   }
   const prefix = scratch === null ? '' : `${SCRATCH_VAR}=${scratch}/x-\n`;
-  const r = spawnSync('/bin/sh', ['-s'], { input: prefix + script, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  const r = spawnSync('/bin/sh', ['-s'], { input: prefix + script, env: { ...process.env, PATH: `${first}${bin}:${process.env.PATH}` } });
   let calls: string[] = [];
   try {
     calls = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
@@ -213,6 +214,63 @@ describe('scratch files on a session', () => {
     expect(r.calls).toContain('rm');
     expect(readdirSync(d).filter((n) => n.includes('provision-'))).toEqual([]);
     expect(readFileSync(f.path, 'utf8')).toBe('a = 1\n');
+  });
+
+  // Issue 18 (host CPU per host): the hash re-check ran one sha256sum per file; a write of several files that were
+  // there when read (the iptables module's rules files and its pending record) now runs one for all of them.
+  it('re-checks the hashes of several files with one sha256sum, and still names the one that changed', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const names = ['rules.v4', 'back\\slash', 'new\nline', 'fresh'];
+    const changes = names.map((n, i) => {
+      const p = path.join(d, n);
+      if (n !== 'fresh') writeFileSync(p, `old ${i}\n`);
+      return { path: p, before: n === 'fresh' ? null : Buffer.from(`old ${i}\n`), after: Buffer.from(`new ${i}\n`), beforeSha: n === 'fresh' ? null : sha(`old ${i}\n`) };
+    });
+    const ok = runCounted(writeScript(changes), scratch);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.calls.filter((c) => c === 'sha256sum')).toHaveLength(1);
+    names.forEach((n, i) => expect(readFileSync(path.join(d, n), 'utf8')).toBe(`new ${i}\n`));
+    const again = names.map((n, i) => ({ ...changes[i]!, before: Buffer.from(`new ${i}\n`), after: Buffer.from(`newer ${i}\n`), beforeSha: sha(`new ${i}\n`) }));
+    writeFileSync(path.join(d, names[2]!), 'changed behind our back\n');
+    const conflict = runCounted(writeScript(again), scratch);
+    expect(conflict.code).toBe(WriteStatus.conflict);
+    expect(conflict.stderr).toBe(`${path.join(d, names[2]!)} changed on the host since it was read; not written\n`);
+    expect(readFileSync(path.join(d, names[0]!), 'utf8')).toBe('new 0\n');
+    // A file that was absent when read and is there now is a conflict without any hash.
+    const appeared = { path: path.join(d, 'appeared'), before: null, after: Buffer.from('x\n'), beforeSha: null };
+    writeFileSync(appeared.path, 'planted\n');
+    const both = runCounted(writeScript([again[0]!, again[1]!, appeared]), scratch);
+    expect(both.code).toBe(WriteStatus.conflict);
+    expect(both.stderr).toBe(`${appeared.path} changed on the host since it was read; not written\n`);
+    expect(readFileSync(appeared.path, 'utf8')).toBe('planted\n');
+  });
+
+  // Issue 18 (host CPU per host): postconf's validation made and removed a directory of its own (mktemp -d, rm -rf)
+  // for every candidate; under the session's scratch prefix one directory serves every validation of the session.
+  it('postconf\'s validations share one directory under the session\'s scratch prefix: no mktemp, no rm, each sees its own files', () => {
+    const d = tmp();
+    const scratch = mkdtempSync(path.join(d, 's'));
+    const fake = path.join(d, 'fake');
+    mkdirSync(fake);
+    // A postconf that warns about an unused parameter `bad` in main.cf, naming the file as Postfix does.
+    writeFileSync(path.join(fake, 'postconf'), '#!/bin/sh\n[ "$1" = -c ] || exit 2\n[ -f "$2/master.cf" ] || exit 3\nif grep -q "^bad" "$2/main.cf"; then echo "postconf: warning: $2/main.cf: unused parameter: bad=1" >&2; fi\n', { mode: 0o755 });
+    const master = Buffer.from('smtp inet n - y - - smtpd\n');
+    const main = (after: string) => ({ ...change(d), after: Buffer.from(after), validate: [postconfValidation('main.cf', master, '-n')] });
+    const good = runCounted(validateScript([main('a = 2\n')]), scratch, `${fake}:`);
+    expect(good.code, good.stderr).toBe(0);
+    const bad = runCounted(validateScript([main('bad = 1\n')]), scratch, `${fake}:`);
+    expect(bad.code).toBe(WriteStatus.invalid);
+    expect(bad.stderr).toContain(`validation failed (postconf -n): postconf: warning: ${d}/main.cf: unused parameter: bad=1`);
+    const again = runCounted(validateScript([main('a = 3\n')]), scratch, `${fake}:`);
+    expect(again.code, again.stderr).toBe(0);
+    for (const r of [good, bad, again]) expect(r.calls.filter((c) => c === 'mktemp' || c === 'rm')).toEqual([]);
+    expect(readdirSync(scratch)).toContain('x-postconf');
+    // Without a session the script's own scratch directory holds it, and goes with it.
+    const alone = runCounted(validateScript([main('bad = 1\n')]), null, `${fake}:`);
+    expect(alone.code).toBe(WriteStatus.invalid);
+    expect(alone.calls.filter((c) => c === 'mktemp')).toHaveLength(1);
+    expect(alone.stderr).toContain(`postconf: warning: ${d}/main.cf: unused parameter`);
   });
 
   it('check mode\'s validation and a read with commands use the session\'s scratch prefix', () => {
