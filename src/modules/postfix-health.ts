@@ -7,7 +7,7 @@
  * from the mail log.
  */
 import { quote } from '../connection/shell-quote.js';
-import { parseMasterCf } from '../formats/master-cf.js';
+import { parsedMasterCf } from '../formats/master-cf.js';
 import type { Facts } from '../facts/types.js';
 import { sha256 } from '../runner/host-files.js';
 import { listenerPort, splitService } from './master-cf.js';
@@ -30,7 +30,7 @@ export interface Listener {
 /** Active inet services of a master.cf, as addresses to connect to from the host itself. */
 export function inetListeners(masterCf: Buffer): Listener[] {
   const out: Listener[] = [];
-  for (const e of parseMasterCf(masterCf).entries) {
+  for (const e of parsedMasterCf(masterCf).entries) {
     if (e.commented || e.type !== 'inet') continue;
     const { host, port } = splitService(e.service);
     const bare = host.replace(/^\[|\]$/g, '');
