@@ -155,11 +155,13 @@ export function deepFreeze<T>(v: T): T {
 /**
  * Documents parsed by `parsedMainCf`, by the SHA-256 of the content, least recently used first. A run reads the
  * same main.cf several times per host (the values names may be referenced in, for postconf's and master_cf's name
- * checks, master_cf's reference check, postconf's plan), and the hosts of a fleet mostly hold one of a few files:
- * each distinct content is parsed once, not once per reader.
+ * checks, master_cf's reference check, postconf's plan): each distinct content is parsed once, not once per
+ * reader. Unlike master.cf, main.cf mostly differs from host to host (myhostname, mydestination), so the cache
+ * holds one document for each of many hosts at work at once (50 by default), with room to spare: with fewer
+ * places than hosts in flight, every host's first read would push out another's document before its next read.
  */
 const parsedByContent = new Map<string, MainCfDocument>();
-const PARSED_MAX = 32;
+const PARSED_MAX = 256;
 
 /**
  * `parseMainCf`, shared by every reader of the same content. The document is frozen, to the last line, so no

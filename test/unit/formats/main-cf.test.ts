@@ -265,6 +265,16 @@ describe('parsedMainCf: one parse per distinct content, shared by its readers', 
     expect(parsedMainCf(Buffer.alloc(0))).toEqual(parseMainCf(Buffer.alloc(0)));
   });
 
+  it('keeps one document per host for a fleet at work at once, each with its own myhostname', () => {
+    // The lab's hosts (test/lab) hold Debian's installed main.cf with their own names; with the default 50 forks
+    // (and more) every host's first read comes before any host's second one.
+    const base = installed.toString('latin1');
+    const fleet = Array.from({ length: 120 }, (_, i) => Buffer.from(`${base}myhostname = h${i + 1}.lab.test\n`, 'latin1'));
+    const first = fleet.map((b) => parsedMainCf(b));
+    expect(fleet.map((b) => parsedMainCf(Buffer.from(b)))).toEqual(first);
+    fleet.forEach((b, i) => expect(parsedMainCf(b)).toBe(first[i]));
+  });
+
   it('no reader can change what another is handed: the document is frozen to its lines', () => {
     const d = parsedMainCf(installed);
     expect(() => d.entries.push(d.entries[0]!)).toThrow(TypeError);
