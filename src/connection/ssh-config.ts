@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
+import SSHConfig, { LineType, type Directive, type Match, type Section } from 'ssh-config';
 import { InputError, displayPath, type SourcePos } from '../errors.js';
 
 /** How strictly a server's host key is checked against known_hosts. */
@@ -69,9 +69,10 @@ export function loadSshConfig(file: string): SshConfigFile {
   const config = parseWithPositions(text, shown);
   const directives = locate(config, shown);
   for (const d of directives) check(d);
+  const blocks = plainHostBlocks(config);
   return {
     file,
-    lookup: (host, user) => toHostConfig(config, host, user, directives),
+    lookup: (host, user) => toHostConfig(computeSettings(config, blocks, host, user), host, directives),
     where(param, value) {
       const p = param.toLowerCase();
       return directives.find((d) => d.param === p && (value === undefined || d.value === value))?.pos;
@@ -228,11 +229,79 @@ export function parseProxyJump(value: string): JumpSpec[] {
   });
 }
 
-function toHostConfig(config: SSHConfig, host: string, user: string | undefined, directives: Located[]): SshHostConfig {
+/**
+ * The `Host` blocks whose patterns are all plain words (no `*`, `?` or `!`), by word. A file with one block per
+ * host makes the library compile thirteen RegExps per pattern of every block for every host it looks up;
+ * a plain block can only match a name equal to one of its words, so a lookup hands the library only the plain
+ * blocks that list the name (with every other line, in file order) and it computes the same settings.
+ */
+export interface PlainHostBlocks {
+  /** indices of the plain blocks among the file's top-level lines */
+  plain: Set<number>;
+  /** word → indices of the plain blocks that list it */
+  byWord: Map<string, number[]>;
+}
+
+/**
+ * The library's pattern list of a Host line: a single value is split at commas, the words of a longer one are
+ * taken as they are (so `Host a,b c` has the pattern `a,b`, which only a name with a comma matches).
+ */
+function hostPatterns(value: Directive['value']): string[] {
+  return typeof value === 'string' ? value.split(',') : value.map((v) => v.val);
+}
+
+/**
+ * Index the plain Host blocks, or null when a lookup must see every block: the library matches Host lines
+ * against a name that changes while it computes when the file has `Match final` (a second pass with the
+ * HostName) or CanonicalizeHostName/CanonicalDomains (the name with a domain appended), and a block left out
+ * for the name asked might match the new one.
+ */
+export function plainHostBlocks(config: SSHConfig): PlainHostBlocks | null {
+  const plain = new Set<number>();
+  const byWord = new Map<string, number[]>();
+  for (let i = 0; i < config.length; i++) {
+    const line = config[i]!;
+    if (line.type !== LineType.DIRECTIVE) continue;
+    const body = 'config' in line ? (line as Section).config : [];
+    for (const d of [line, ...body]) if (d.type === LineType.DIRECTIVE && /^canonical(izehostname|domains)$/i.test(d.param.trim())) return null;
+    if ('criteria' in line && Object.keys((line as Match).criteria).some((k) => k.toLowerCase() === 'final')) return null;
+    // The same test the library uses to tell a Host line.
+    if (!/^host$/i.test(line.param)) continue;
+    const patterns = hostPatterns(line.value);
+    if (patterns.some((p) => /[*?!]/.test(p))) continue;
+    plain.add(i);
+    for (const word of new Set(patterns)) {
+      const list = byWord.get(word);
+      if (list) list.push(i);
+      else byWord.set(word, [i]);
+    }
+  }
+  return { plain, byWord };
+}
+
+/**
+ * The lines a lookup of `name` (as the library is asked it) needs: every line but the plain Host blocks that do
+ * not list the name. The library compares a pattern without `*` and `?` as an anchored RegExp with every other
+ * special character escaped and no flags, which is equality with the name as asked, letter case included.
+ */
+export function candidateLines(config: SSHConfig, blocks: PlainHostBlocks | null, name: string): SSHConfig {
+  if (!blocks || blocks.plain.size === 0) return config;
+  const hits = blocks.byWord.get(name) ?? [];
+  const view = new SSHConfig();
+  for (let i = 0; i < config.length; i++) if (!blocks.plain.has(i) || hits.includes(i)) view.push(config[i]!);
+  return view;
+}
+
+/** What the library computes for `host` (and `user`, when known), the raw settings `toHostConfig` reads. */
+export function computeSettings(config: SSHConfig, blocks: PlainHostBlocks | null, host: string, user: string | undefined): Record<string, string | string[]> {
   // ssh_config matches host names case-insensitively; patterns are written in lower case by convention.
-  const query = user === undefined ? { Host: host.toLowerCase() } : { Host: host.toLowerCase(), User: user };
+  const name = host.toLowerCase();
+  const query = user === undefined ? { Host: name } : { Host: name, User: user };
   // `Match exec` is refused when loading, so nothing here runs a command.
-  const raw = config.compute(query, { ignoreCase: true, matchExec: false });
+  return candidateLines(config, blocks, name).compute(query, { ignoreCase: true, matchExec: false });
+}
+
+function toHostConfig(raw: Record<string, string | string[]>, host: string, directives: Located[]): SshHostConfig {
   const one = (key: string): string | undefined => {
     const v = raw[key];
     if (v === undefined) return undefined;

@@ -8,6 +8,7 @@
  * is a comment, a blank line is ignored, a line that starts with whitespace continues the logical line before
  * it, and comments and blank lines between a line and its continuation do not end the logical line.
  */
+import { createHash } from 'node:crypto';
 
 /** How a physical line ends: '' only for a last line without a newline. */
 export type Eol = '\n' | '\r\n' | '';
@@ -140,6 +141,44 @@ function build(lines: Line[], eol?: '\n' | '\r\n'): MainCfDocument {
 
 export function parseMainCf(bytes: Buffer): MainCfDocument {
   return build(splitLines(bytes));
+}
+
+/** Freeze an object and everything it holds, so a document shared between readers cannot be changed by one. */
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+/**
+ * Documents parsed by `parsedMainCf`, by the SHA-256 of the content, least recently used first. A run reads the
+ * same main.cf several times per host (the values names may be referenced in, for postconf's and master_cf's name
+ * checks, master_cf's reference check, postconf's plan): each distinct content is parsed once, not once per
+ * reader. Unlike master.cf, main.cf mostly differs from host to host (myhostname, mydestination), so the cache
+ * holds one document for each of many hosts at work at once (50 by default), with room to spare: with fewer
+ * places than hosts in flight, every host's first read would push out another's document before its next read.
+ */
+const parsedByContent = new Map<string, MainCfDocument>();
+const PARSED_MAX = 256;
+
+/**
+ * `parseMainCf`, shared by every reader of the same content. The document is frozen, to the last line, so no
+ * reader can change what another is handed; the edits below never change a document in place (each builds a new
+ * one from a copy of the lines), so they work on it as on any other.
+ */
+export function parsedMainCf(bytes: Buffer): MainCfDocument {
+  const key = createHash('sha256').update(bytes).digest('base64');
+  let doc = parsedByContent.get(key);
+  if (doc) {
+    parsedByContent.delete(key);
+  } else {
+    doc = deepFreeze(parseMainCf(bytes));
+    if (parsedByContent.size >= PARSED_MAX) parsedByContent.delete(parsedByContent.keys().next().value!);
+  }
+  parsedByContent.set(key, doc);
+  return doc;
 }
 
 export function printMainCf(doc: MainCfDocument): Buffer {

@@ -6,7 +6,7 @@
  * `#  -o name=value` lines below it) so that a template can be uncommented in place.
  */
 import { createHash } from 'node:crypto';
-import { type Line, dominantEol, joinLines, lineKind, logicalLines, splitLines } from './main-cf.js';
+import { type Line, deepFreeze, dominantEol, joinLines, lineKind, logicalLines, splitLines } from './main-cf.js';
 
 export const SERVICE_TYPES = ['inet', 'unix', 'unix-dgram', 'fifo', 'pass'] as const;
 
@@ -231,14 +231,6 @@ export function parseMasterCf(bytes: Buffer): MasterCfDocument {
  */
 const parsedByContent = new Map<string, MasterCfDocument>();
 const PARSED_MAX = 32;
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
 
 /**
  * `parseMasterCf`, shared by every reader of the same content. The document is frozen, to the last token, so no

@@ -5,7 +5,7 @@
  * `smtps`, `submissions` and `465` are one listener (as are the other names of Postfix's known_tcp_ports), so asking
  * for one of them never adds a second listener on 465.
  */
-import { foldValue, fromBinary, parseMainCf, referencedNames, toBinary } from '../formats/main-cf.js';
+import { foldValue, fromBinary, parsedMainCf, referencedNames, toBinary } from '../formats/main-cf.js';
 import {
   FIELD_NAMES,
   type FieldName,
@@ -256,7 +256,7 @@ async function checkOptionNames(ctx: TaskContext, args: MasterCfArgs, options: [
  * define it.
  */
 async function checkReferences(ctx: TaskContext, shown: string, options: [string, string][], entry: MasterCfEntry, main: FileState): Promise<void> {
-  const defined = new Set([...parseMainCf(contentOf(main)).entries.map((e) => e.name), ...entry.options.map((o) => o.name)]);
+  const defined = new Set([...parsedMainCf(contentOf(main)).entries.map((e) => e.name), ...entry.options.map((o) => o.name)]);
   const open = options.flatMap(([name, value]) => referencedNames(value).filter((r) => !defined.has(r)).map((r): [string, string] => [name, r]));
   if (!open.length) return;
   const builtin = await builtinNames(ctx, postfixVersion(ctx.facts));

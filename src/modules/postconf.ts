@@ -7,7 +7,7 @@ import {
   fromBinary,
   getParameter,
   type MainCfDocument,
-  parseMainCf,
+  parsedMainCf,
   printMainCf,
   removeParameter,
   setParameter,
@@ -99,7 +99,7 @@ export const postconfModule: Module<PostconfArgs> = {
 
     const wanted = Object.entries(args.settings ?? {}).map(([n, v]) => [n, toBinary(renderValue(v))] as const);
     const absent = args.absent ?? [];
-    const oldDoc = parseMainCf(before);
+    const oldDoc = parsedMainCf(before);
     let doc = oldDoc;
     const done: string[] = [];
     const alreadySet: string[] = [];

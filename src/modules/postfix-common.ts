@@ -4,7 +4,7 @@
  * refuses unknown names before any task runs.
  */
 import type { Facts } from '../facts/types.js';
-import { parseMainCf } from '../formats/main-cf.js';
+import { parsedMainCf } from '../formats/main-cf.js';
 import { type MasterCfEntry, parsedMasterCf } from '../formats/master-cf.js';
 import { type FileState, ModuleError, type Reads, type TaskContext } from './module.js';
 import { checkNames, configDir, knownConfigDir, pendingNameReads } from './postfix-names.js';
@@ -49,7 +49,7 @@ export async function readPostfixFiles(ctx: TaskContext, configDirArg: string | 
 export const contentOf = (f: FileState): Buffer => f.content ?? Buffer.alloc(0);
 
 /** The values main.cf sets (text a name may be referenced in). */
-export const mainValues = (main: FileState): string[] => parseMainCf(contentOf(main)).entries.map((e) => e.value);
+export const mainValues = (main: FileState): string[] => parsedMainCf(contentOf(main)).entries.map((e) => e.value);
 
 /**
  * Unknown names fail the task (in check mode too), before anything is validated or written: `names` are checked

@@ -3,7 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors.js';
-import { defaultSshConfigPath, loadSshConfig, parseProxyJump } from '../../../src/connection/ssh-config.js';
+import SSHConfig from 'ssh-config';
+import {
+  candidateLines,
+  computeSettings,
+  defaultSshConfigPath,
+  loadSshConfig,
+  parseProxyJump,
+  plainHostBlocks,
+} from '../../../src/connection/ssh-config.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'provision-sshcfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,6 +114,96 @@ describe('lookup', () => {
     const c = loadSshConfig(configFile('Host a\n  ProxyCommand nc %h %p\n'));
     expect(c.lookup('b')).toEqual({ identityFiles: [] });
     expect(() => c.lookup('a')).toThrow(/config-\d+:2:3: ProxyCommand \(for a\) is not supported; use ProxyJump/);
+  });
+});
+
+describe('lookup hands the library only the Host blocks that can match', () => {
+  // The lab's ssh_config (test/lab: one `Host hN hN.lab.test <address>` block per host) with, around it, the
+  // pattern forms of ssh_config(5) PATTERNS and the library's own reading of them: wildcards, negations, comma
+  // lists (split only when the value is one word), quoted words, regex characters in plain words, capitals (the
+  // library compares a pattern as written with the lower-cased name), a word listed by two blocks, Match blocks.
+  const perHost = Array.from({ length: 60 }, (_, k) => {
+    const i = k + 1;
+    return `Host h${i} h${i}.lab.test 198.19.104.${i}\n  HostName 198.19.104.${i}\n  User root\n  IdentityFile /lab/key${i % 3}\n  ConnectTimeout ${i}\n`;
+  }).join('\n');
+  const TEXT = `# top-level settings apply to every host
+ServerAliveCountMax 5
+Host h7 extra7
+  Port 2207
+  IdentityFile /lab/extra7
+${perHost}
+Host a,b
+  Port 2001
+Host c,d e
+  Port 2002
+Host "x y" z
+  User quoted
+Host h(1)+.x a|b h$ [h]
+  User regexchars
+Host Web1
+  User capital
+Host *.lab.test !h3.lab.test
+  ServerAliveInterval 15
+Host h1?
+  User glob
+Host !h5 198.19.104.*
+  Port 2222
+Host !nomatch
+  User negated
+Match host 198.19.104.4*
+  User matched
+Match user deploy
+  ConnectionAttempts 3
+Match originalhost h2*
+  HashKnownHosts yes
+Match all
+  IdentityFile /lab/default
+Host *
+  User nobody
+  StrictHostKeyChecking accept-new
+`;
+  const config = SSHConfig.parse(TEXT);
+  const blocks = plainHostBlocks(config);
+  const names = [
+    ...Array.from({ length: 62 }, (_, k) => [`h${k + 1}`, `h${k + 1}.lab.test`, `198.19.104.${k + 1}`]).flat(),
+    'H7', 'H1.LAB.TEST', 'extra7', 'a', 'b', 'a,b', 'c', 'd', 'c,d', 'e', 'x y', 'x', 'z', 'h(1)+.x', 'h1+.x', 'a|b',
+    'h$', 'h', '[h]', 'Web1', 'web1', 'nomatch', '!nomatch', 'elsewhere.example', '',
+  ];
+  // What the library computes over the whole file: the resolution before plain blocks were left out.
+  const whole = (host: string, user?: string) =>
+    config.compute(user === undefined ? { Host: host.toLowerCase() } : { Host: host.toLowerCase(), User: user }, { ignoreCase: true, matchExec: false });
+
+  it('gives every host, with and without a user, the same settings as the library over the whole file', () => {
+    expect(blocks).not.toBeNull();
+    for (const host of names) {
+      for (const user of [undefined, 'deploy', 'alice']) expect(computeSettings(config, blocks, host, user), `${host} ${user}`).toEqual(whole(host, user));
+    }
+    const file = loadSshConfig(configFile(TEXT));
+    expect(file.lookup('h7')).toMatchObject({ hostName: '198.19.104.7', port: 2207, identityFiles: ['/lab/extra7', '/lab/key1', '/lab/default'] });
+    expect(file.lookup('h5.lab.test', 'deploy')).toMatchObject({ user: 'deploy', connectionAttempts: 3, serverAliveIntervalS: 15 });
+  });
+
+  it('leaves out the plain blocks that do not list the name, and only those', () => {
+    const hostLines = (c: SSHConfig) => c.filter((l) => 'config' in l).map((l) => (l as { value: string | { val: string }[] }).value).map((v) => (typeof v === 'string' ? v : v.map((x) => x.val).join(' ')));
+    const kept = hostLines(candidateLines(config, blocks, 'h7'));
+    expect(kept).toEqual(['h7 extra7', 'h7 h7.lab.test 198.19.104.7', '*.lab.test !h3.lab.test', 'h1?', '!h5 198.19.104.*', '!nomatch',
+      'host 198.19.104.4*', 'user deploy', 'originalhost h2*', 'all', '*']);
+    expect(hostLines(candidateLines(config, blocks, 'a'))).toContain('a,b');
+    expect(hostLines(candidateLines(config, blocks, 'c,d'))).toContain('c,d e');
+    expect(hostLines(candidateLines(config, blocks, 'c'))).not.toContain('c,d e');
+    expect(hostLines(candidateLines(config, blocks, 'web1'))).not.toContain('Web1');
+    // Every other line (comments, top-level settings) stays, in file order.
+    expect(candidateLines(config, blocks, 'nothing').filter((l) => !('config' in l))).toEqual(config.filter((l) => !('config' in l)));
+  });
+
+  it('hands over every block when the name can change during the lookup (Match final, canonicalisation)', () => {
+    // In the final pass the library matches Host lines against the HostName: h1's block sends it to h2's.
+    const final = SSHConfig.parse('Host h1\n  HostName h2\nHost h2\n  Port 2200\nMatch final all\n  User last\n');
+    expect(plainHostBlocks(final)).toBeNull();
+    expect(computeSettings(final, plainHostBlocks(final), 'h1', undefined)).toEqual(final.compute({ Host: 'h1' }, { ignoreCase: true, matchExec: false }));
+    expect(computeSettings(final, plainHostBlocks(final), 'h1', undefined)).toMatchObject({ port: '2200' });
+    expect(plainHostBlocks(SSHConfig.parse('Host h1\n  CanonicalizeHostName no\n'))).toBeNull();
+    expect(plainHostBlocks(SSHConfig.parse('CanonicalDomains lab.test\nHost h1\n  Port 1\n'))).toBeNull();
   });
 });
 

@@ -4,6 +4,7 @@ import {
   foldValue,
   getParameter,
   parseMainCf,
+  parsedMainCf,
   printMainCf,
   referencedNames,
   removeParameter,
@@ -243,5 +244,62 @@ describe('removeParameter', () => {
 describe('referencedNames', () => {
   it('finds $name, ${name}, ${name?x} and $(name)', () => {
     expect(referencedNames('$mua_client_restrictions, ${a}, ${b?yes}, $(c) $$ 5')).toEqual(['mua_client_restrictions', 'a', 'b', 'c']);
+  });
+});
+
+describe('parsedMainCf: one parse per distinct content, shared by its readers', () => {
+  // The runner reads main.cf several times per host (the name checks of postconf and master_cf, master_cf's
+  // reference check, postconf's plan), and the hosts of a fleet hold a few distinct files (here Debian 12's
+  // installed main.cf and the package's main.cf.dist).
+  const installed = fixture('debian-12-main.cf');
+  const dist = fixture('debian-12-main.cf.dist');
+
+  it('gives the same document as parseMainCf, once per content', () => {
+    const a = parsedMainCf(installed);
+    expect(a).toEqual(parseMainCf(installed));
+    expect(parsedMainCf(Buffer.from(installed))).toBe(a);
+    const d = parsedMainCf(dist);
+    expect(d).not.toBe(a);
+    expect(d).toEqual(parseMainCf(dist));
+    expect(parsedMainCf(crlf(installed))).toEqual(parseMainCf(crlf(installed)));
+    expect(parsedMainCf(Buffer.alloc(0))).toEqual(parseMainCf(Buffer.alloc(0)));
+  });
+
+  it('keeps one document per host for a fleet at work at once, each with its own myhostname', () => {
+    // The lab's hosts (test/lab) hold Debian's installed main.cf with their own names; with the default 50 forks
+    // (and more) every host's first read comes before any host's second one.
+    const base = installed.toString('latin1');
+    const fleet = Array.from({ length: 120 }, (_, i) => Buffer.from(`${base}myhostname = h${i + 1}.lab.test\n`, 'latin1'));
+    const first = fleet.map((b) => parsedMainCf(b));
+    expect(fleet.map((b) => parsedMainCf(Buffer.from(b)))).toEqual(first);
+    fleet.forEach((b, i) => expect(parsedMainCf(b)).toBe(first[i]));
+  });
+
+  it('no reader can change what another is handed: the document is frozen to its lines', () => {
+    const d = parsedMainCf(installed);
+    expect(() => d.entries.push(d.entries[0]!)).toThrow(TypeError);
+    expect(() => (d.entries[0]!.value = 'x')).toThrow(TypeError);
+    expect(() => d.entries[0]!.lines.push(99)).toThrow(TypeError);
+    expect(() => ((d.lines[0] as { text: string }).text = 'x')).toThrow(TypeError);
+    expect(() => d.lines.splice(0, 1)).toThrow(TypeError);
+    expect(parsedMainCf(installed)).toEqual(parseMainCf(installed));
+  });
+
+  it('the edits work on a shared document as on any other and leave it as it was', () => {
+    const shared = parsedMainCf(dist);
+    const own = parseMainCf(dist);
+    const edits: [string, (d: ReturnType<typeof parseMainCf>) => ReturnType<typeof parseMainCf>][] = [
+      ['add after a commented example', (d) => setParameter(d, 'home_mailbox', 'Maildir/').doc],
+      ['add at the end', (d) => setParameter(d, 'smtpd_tls_security_level', 'may').doc],
+      ['replace', (d) => setParameter(d, 'command_directory', '/usr/local/sbin').doc],
+      ['remove', (d) => removeParameter(d, 'command_directory').doc],
+      ['several in a row', (d) => removeParameter(setParameter(setParameter(d, 'a', '1').doc, 'a', '2\n3').doc, 'command_directory').doc],
+    ];
+    for (const [, edit] of edits) expect(text(printMainCf(edit(shared)))).toBe(text(printMainCf(edit(own))));
+    // A name set twice: the earlier occurrence is commented out, on a document that starts shared.
+    const twice = parsedMainCf(Buffer.from('a = 1\nb = 2\na = 3\n', 'latin1'));
+    expect(text(printMainCf(setParameter(twice, 'a', '4').doc))).toBe(text(printMainCf(setParameter(doc('a = 1\nb = 2\na = 3\n'), 'a', '4').doc)));
+    expect(shared).toEqual(parseMainCf(dist));
+    expect(twice).toEqual(doc('a = 1\nb = 2\na = 3\n'));
   });
 });
