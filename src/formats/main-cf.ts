@@ -153,33 +153,36 @@ export function deepFreeze<T>(v: T): T {
 }
 
 /**
- * Documents parsed by `parsedMainCf`, by the SHA-256 of the content, least recently used first. A run reads the
- * same main.cf several times per host (the values names may be referenced in, for postconf's and master_cf's name
- * checks, master_cf's reference check, postconf's plan): each distinct content is parsed once, not once per
- * reader. Unlike master.cf, main.cf mostly differs from host to host (myhostname, mydestination), so the cache
- * holds one document for each of many hosts at work at once (50 by default), with room to spare: with fewer
- * places than hosts in flight, every host's first read would push out another's document before its next read.
+ * `parse`, shared by every reader of the same content: documents are kept by the SHA-256 of the content, least
+ * recently used first, at most `max` of them. Each is frozen, to the last token, so no reader can change what
+ * another is handed; the edits of main.cf and master.cf never change a document in place (each builds a new one
+ * from a copy of the lines), so they work on a shared one as on any other.
  */
-const parsedByContent = new Map<string, MainCfDocument>();
-const PARSED_MAX = 256;
+export function sharedParser<T>(parse: (bytes: Buffer) => T, max: number): (bytes: Buffer) => T {
+  const byContent = new Map<string, T>();
+  return (bytes) => {
+    const key = createHash('sha256').update(bytes).digest('base64');
+    let doc = byContent.get(key);
+    if (doc !== undefined) {
+      byContent.delete(key);
+    } else {
+      doc = deepFreeze(parse(bytes));
+      if (byContent.size >= max) byContent.delete(byContent.keys().next().value!);
+    }
+    byContent.set(key, doc);
+    return doc;
+  };
+}
 
 /**
- * `parseMainCf`, shared by every reader of the same content. The document is frozen, to the last line, so no
- * reader can change what another is handed; the edits below never change a document in place (each builds a new
- * one from a copy of the lines), so they work on it as on any other.
+ * `parseMainCf`, parsed once per distinct content (see sharedParser). A run reads the same main.cf several times
+ * per host (the values names may be referenced in, for postconf's and master_cf's name checks, master_cf's
+ * reference check, postconf's plan). Unlike master.cf, main.cf mostly differs from host to host (myhostname,
+ * mydestination), so the cache holds one document for each of many hosts at work at once (50 by default), with
+ * room to spare: with fewer places than hosts in flight, every host's first read would push out another's
+ * document before its next read.
  */
-export function parsedMainCf(bytes: Buffer): MainCfDocument {
-  const key = createHash('sha256').update(bytes).digest('base64');
-  let doc = parsedByContent.get(key);
-  if (doc) {
-    parsedByContent.delete(key);
-  } else {
-    doc = deepFreeze(parseMainCf(bytes));
-    if (parsedByContent.size >= PARSED_MAX) parsedByContent.delete(parsedByContent.keys().next().value!);
-  }
-  parsedByContent.set(key, doc);
-  return doc;
-}
+export const parsedMainCf: (bytes: Buffer) => MainCfDocument = sharedParser(parseMainCf, 256);
 
 export function printMainCf(doc: MainCfDocument): Buffer {
   return joinLines(doc.lines);

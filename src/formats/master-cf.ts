@@ -5,8 +5,7 @@
  * Besides active entries, commented-out entries are recognised (`#smtps inet n - n - - smtpd` and the
  * `#  -o name=value` lines below it) so that a template can be uncommented in place.
  */
-import { createHash } from 'node:crypto';
-import { type Line, deepFreeze, dominantEol, joinLines, lineKind, logicalLines, splitLines } from './main-cf.js';
+import { type Line, dominantEol, joinLines, lineKind, logicalLines, sharedParser, splitLines } from './main-cf.js';
 
 export const SERVICE_TYPES = ['inet', 'unix', 'unix-dgram', 'fifo', 'pass'] as const;
 
@@ -225,30 +224,11 @@ export function parseMasterCf(bytes: Buffer): MasterCfDocument {
 }
 
 /**
- * Documents parsed by `parsedMasterCf`, by the SHA-256 of the content, least recently used first. A run reads the
- * same master.cf up to three times per host (postconf's name check, master_cf's preflight and its plan), and the
- * hosts of a fleet mostly hold one of a few files: each distinct content is parsed once, not once per reader.
+ * `parseMasterCf`, parsed once per distinct content (see sharedParser). A run reads the same master.cf up to three
+ * times per host (postconf's name check, master_cf's preflight and its plan), and the hosts of a fleet mostly hold
+ * one of a few files.
  */
-const parsedByContent = new Map<string, MasterCfDocument>();
-const PARSED_MAX = 32;
-
-/**
- * `parseMasterCf`, shared by every reader of the same content. The document is frozen, to the last token, so no
- * reader can change what another is handed; the edits above never change a document in place (each builds a new
- * one from a copy of the lines), so they work on it as on any other.
- */
-export function parsedMasterCf(bytes: Buffer): MasterCfDocument {
-  const key = createHash('sha256').update(bytes).digest('base64');
-  let doc = parsedByContent.get(key);
-  if (doc) {
-    parsedByContent.delete(key);
-  } else {
-    doc = deepFreeze(parseMasterCf(bytes));
-    if (parsedByContent.size >= PARSED_MAX) parsedByContent.delete(parsedByContent.keys().next().value!);
-  }
-  parsedByContent.set(key, doc);
-  return doc;
-}
+export const parsedMasterCf: (bytes: Buffer) => MasterCfDocument = sharedParser(parseMasterCf, 32);
 
 export function printMasterCf(doc: MasterCfDocument): Buffer {
   return joinLines(doc.lines);
