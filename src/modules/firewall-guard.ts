@@ -91,7 +91,7 @@ function basePath(o: GuardOptions): string {
  * running and `@@TOKEN done RC` after the action. Exits 90 without running the action when the rules cannot be
  * saved.
  */
-export function armScript(o: GuardOptions & { timeoutSec: number; action: string }): string {
+export function armScript(o: GuardOptions & { timeoutSec: number; action: string; /** compare with the live rules once the action succeeded */ verify?: VerifyFile[] }): string {
   const dir = quote(o.dir ?? ROLLBACK_DIR);
   const b = quote(basePath(o));
   return [
@@ -112,8 +112,30 @@ export function armScript(o: GuardOptions & { timeoutSec: number; action: string
     'echo $! > "$pv_b.pid"',
     `printf '@@%s armed\\n' ${quote(o.token)}`,
     `(\n${o.action}\n)`,
-    `printf '\\n@@%s done %s\\n' ${quote(o.token)} "$?"`,
+    'pv_arc=$?',
+    `printf '\\n@@%s done %s\\n' ${quote(o.token)} "$pv_arc"`,
+    // The live rules and the rules files, read right after the action: the controller compares them before it
+    // cancels, so that the cancel is the change's last step (see guardedAction).
+    ...(o.verify?.length ? ['if [ "$pv_arc" -eq 0 ]; then', ...verifyLines(o.token, o.verify, true), '  rm -f "$pv_b.live" "$pv_b.norm"', 'fi'] : []),
   ].join('\n');
+}
+
+/** Print the live rules, each rules file and the file as a throwaway namespace loads it, as `@@TOKEN` markers. */
+function verifyLines(token: string, verify: VerifyFile[], normalise: boolean): string[] {
+  const t = quote(token);
+  const lines = [NORMALISE_FN];
+  for (const v of verify) {
+    const save = v.family === 6 ? 'ip6tables-save' : 'iptables-save';
+    const f = quote(v.path);
+    lines.push(
+      `  if ${save} > "$pv_b.live" 2>&1; then pv_s=ok; else pv_s=failed; fi`,
+      `  printf '@@%s live${v.family} %s ' ${t} "$pv_s"; base64 -w0 < "$pv_b.live"; echo`,
+      `  if [ -r ${f} ]; then printf '@@%s file${v.family} ok ' ${t}; base64 -w0 < ${f}; echo; else printf '@@%s file${v.family} missing\\n' ${t}; fi`,
+      // The file as the kernel loads it, read back by the same iptables-save: compared like with like.
+      ...(normalise ? [`  if [ -r ${f} ]; then ${normaliseMarker(token, `norm${v.family}`, v.family, f, '"$pv_b.norm"')}; fi`] : []),
+    );
+  }
+  return lines;
 }
 
 /**
@@ -125,7 +147,15 @@ export function armScript(o: GuardOptions & { timeoutSec: number; action: string
  * Prints `@@TOKEN cancelled` or `@@TOKEN rolledback RC`, and removes the guard's files.
  */
 export function settleScript(
-  o: GuardOptions & { mode: 'cancel' | 'wait' | 'restore'; waitSec?: number; verify?: VerifyFile[]; /** load the files into a throwaway namespace (default true) */ normalise?: boolean },
+  o: GuardOptions & {
+    mode: 'cancel' | 'wait' | 'restore';
+    waitSec?: number;
+    verify?: VerifyFile[];
+    /** load the files into a throwaway namespace (default true) */
+    normalise?: boolean;
+    /** exit 0 only when cancelled (by default the script exits 0 whatever it found) */
+    exitCancelled?: boolean;
+  },
 ): string {
   const t = quote(o.token);
   const lines = [
@@ -152,22 +182,10 @@ export function settleScript(
     'fi',
     `printf '@@%s %s\\n' ${t} "$pv_state"`,
   );
-  if (o.verify?.length) {
-    lines.push('if [ "$pv_state" = cancelled ]; then', NORMALISE_FN);
-    for (const v of o.verify) {
-      const save = v.family === 6 ? 'ip6tables-save' : 'iptables-save';
-      const f = quote(v.path);
-      lines.push(
-        `  if ${save} > "$pv_b.live" 2>&1; then pv_s=ok; else pv_s=failed; fi`,
-        `  printf '@@%s live${v.family} %s ' ${t} "$pv_s"; base64 -w0 < "$pv_b.live"; echo`,
-        `  if [ -r ${f} ]; then printf '@@%s file${v.family} ok ' ${t}; base64 -w0 < ${f}; echo; else printf '@@%s file${v.family} missing\\n' ${t}; fi`,
-        // The file as the kernel loads it, read back by the same iptables-save: compared like with like.
-        ...(o.normalise === false ? [] : [`  if [ -r ${f} ]; then ${normaliseMarker(o.token, `norm${v.family}`, v.family, f, '"$pv_b.norm"')}; fi`]),
-      );
-    }
-    lines.push('fi');
-  }
+  if (o.verify?.length) lines.push('if [ "$pv_state" = cancelled ]; then', ...verifyLines(o.token, o.verify, o.normalise !== false), 'fi');
   lines.push('rm -f "$pv_b.v4" "$pv_b.v6" "$pv_b.pid" "$pv_b.armed" "$pv_b.fired" "$pv_b.done" "$pv_b.done.tmp" "$pv_b.live" "$pv_b.norm"');
+  // Exit 0 only when cancelled: what must happen only after the change succeeded can follow in the same step.
+  if (o.exitCancelled) lines.push('[ "$pv_state" = cancelled ]');
   return lines.join('\n');
 }
 
@@ -203,9 +221,9 @@ export const LOCKOUT_MESSAGE =
  * Run a guard's script; null when the connection was lost (the rules may be blocking it). `thenRead`: see
  * TaskContext.run.
  */
-export async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number, thenRead?: (r: ExecResult) => boolean): Promise<ExecResult | null> {
+export async function runOrNull(ctx: TaskContext, script: string, timeoutMs: number, thenRead?: (r: ExecResult) => boolean, last = false): Promise<ExecResult | null> {
   try {
-    return await ctx.run(script, thenRead ? { timeoutMs, thenRead } : { timeoutMs });
+    return await ctx.run(script, { timeoutMs, ...(thenRead ? { thenRead } : {}), ...(last ? { last } : {}) });
   } catch (e) {
     if (e instanceof UnreachableError) return null;
     throw e;
@@ -257,6 +275,8 @@ export async function proveOrRollBack(
     returned: boolean;
     what: string;
     cancel: string;
+    /** the cancel exits 0 exactly when it cancelled, and then the change has succeeded: the task's last step */
+    cancelIsLast?: boolean;
     wait: (waitSec: number) => string;
     /** the message when the connection is lost while cancelling */
     lost: string;
@@ -279,7 +299,7 @@ export async function proveOrRollBack(
     // What the rest of the play reads comes back with the cancel (the change may have changed anything, so it is
     // read after it), kept only once the rollback is cancelled: a rollback leaves the host to be read again.
     const cancelled = (r: ExecResult) => parseMarkers(r.stdout.toString(), o.token).has('cancelled');
-    const settled = await runOrNull(ctx, o.cancel, 120_000, cancelled);
+    const settled = await runOrNull(ctx, o.cancel, 120_000, cancelled, o.cancelIsLast);
     if (!settled) throw new UnreachableError(ctx.host, o.lost);
     const stdout = settled.stdout.toString();
     const markers = parseMarkers(stdout, o.token);
@@ -325,7 +345,7 @@ export async function guardedAction(ctx: TaskContext, s: GuardedService): Promis
   const started = Date.now();
 
   // While new rules block this connection its output waits in TCP buffers, so the bound is past the rollback.
-  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: s.script }), (timeoutSec + 60) * 1000);
+  const armed = await runOrNull(ctx, armScript({ ...g, timeoutSec, action: s.script, verify: files }), (timeoutSec + 60) * 1000);
   const out = armed ? parseMarkers(armed.stdout.toString(), g.token) : new Map<string, string>();
   if (armed && !out.has('armed')) {
     throw new CommandError(ctx.host, `save the live rules before ${what}`, armed.code, armed.stdout.toString(), armed.stderr.toString());
@@ -342,19 +362,24 @@ export async function guardedAction(ctx: TaskContext, s: GuardedService): Promis
     throw new CommandError(ctx.host, what, Number(rc), stdout, armed.stderr.toString(), message);
   }
 
+  // The live rules as the action left them, compared with the files before the cancel: when they match, the cancel
+  // decides the change (it succeeded if and only if it cancelled) and is the task's last step. Without that
+  // reading (the action's end was not reported), the cancel reads them again and the comparison follows it.
+  const early = armed && rc === '0' ? verifyOutput(out, files) : null;
   const proof = await proveOrRollBack(ctx, {
     token: g.token,
     timeoutSec,
     started,
     returned: armed !== null,
     what,
-    cancel: settleScript({ ...g, mode: 'cancel', verify: files }),
+    cancel: early ? settleScript({ ...g, mode: 'cancel', exitCancelled: !early.mismatch }) : settleScript({ ...g, mode: 'cancel', verify: files }),
+    cancelIsLast: early !== null && !early.mismatch,
     wait: (waitSec) => settleScript({ ...g, mode: 'wait', waitSec }),
     lost: `connection lost while cancelling the firewall rollback after ${what}`,
     lockedOut: `firewall change locked out SSH after ${what} and the host is still unreachable after the rollback`,
   });
   if (proof.cancelled) {
-    const { mismatch, warnings } = verifyOutput(proof.markers, files);
+    const { mismatch, warnings } = early ?? verifyOutput(proof.markers, files);
     if (mismatch) throw new ModuleError(`${s.name} ${s.past}, but ${mismatch}`, { rollback: 'cancelled' });
     for (const w of warnings) ctx.warn(w);
     const matched = files.length && !warnings.length ? `; the live rules match ${files.map((f) => f.path).join(' and ')}` : '';

@@ -205,7 +205,9 @@ export function restartAndCheckScript(action: string, init: Facts['init'], liste
     // names the cause (a key that does not match its certificate is logged once, before "see earlier warnings").
     `if [ -n "$pv_log" ] && [ -f "$pv_log" ]; then tail -c +$((pv_off + 1)) "$pv_log" 2>/dev/null | grep -E "postfix.*(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
     `if [ -z "$pv_log" ] && command -v journalctl >/dev/null 2>&1; then journalctl -q -u postfix --since "@$pv_since" -o cat 2>/dev/null | grep -E "(fatal|panic|error|warning):" | ${FIRST_AND_LAST_FIVE}; fi`,
-    'exit 0',
+    // The exit status is the verdict too (0: healthy), so that what must happen only after a successful restart
+    // can follow in the same step (see TaskContext.run's `last`).
+    '[ -n "$pv_ok" ]',
   ].join('\n');
 }
 
@@ -253,7 +255,8 @@ export async function restartPostfixChecked(ctx: TaskContext, action: string, ve
     return master.content ? inetListeners(master.content) : [];
   };
   const wanted = await listeners();
-  const first = await ctx.run(restartAndCheckScript(action, ctx.facts.init, wanted));
+  // The task's last step when it is healthy, and decided on the host: it exits 0 exactly when it prints healthy.
+  const first = await ctx.run(restartAndCheckScript(action, ctx.facts.init, wanted), { last: true });
   const health = parseHealth(first.stdout.toString());
   if (health.ok) {
     const n = wanted.length;

@@ -25,10 +25,8 @@ export class HandlerState {
   readonly pendingLoaded = new Set<Play>();
   /** plays whose pending-handler record this run wrote together with a task's files */
   readonly pendingWritten = new Set<Play>();
-  /** the last handler of a play's last flush, whose last step may remove the record (see pendingRider) */
+  /** the last handler of a flush, whose last step may remove the record (see pendingRider) */
   rider: { play: Play; task: Task } | null = null;
-  /** plays whose pending-handler record a handler's last step removed */
-  readonly riddenOff = new Set<Play>();
 
   /** A task that changed something notifies its handlers (names templated with the task's variables). */
   notify(task: Task, vars: Record<string, unknown>): void {
@@ -37,10 +35,10 @@ export class HandlerState {
 }
 
 /**
- * Run the handlers notified so far, in the order they are defined. `final`: no task of the play runs after them,
- * so the last one's last step may also remove the play's pending-handler record (see pendingRider).
+ * Run the handlers notified so far, in the order they are defined; the last one's last step may also remove the
+ * play's pending-handler record (see pendingRider).
  */
-export async function flushHandlers(h: HostRun, play: Play, final = false): Promise<void> {
+export async function flushHandlers(h: HostRun, play: Play): Promise<void> {
   const notified = h.handlers.notified;
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
@@ -58,7 +56,7 @@ export async function flushHandlers(h: HostRun, play: Play, final = false): Prom
   const last = lastToRun(h, play, due);
   for (const [i, handler] of due.entries()) {
     if (h.stopped) return;
-    h.handlers.rider = final && i === last && canRide(handler) ? { play, task: handler } : null;
+    h.handlers.rider = i === last && canRide(handler) ? { play, task: handler } : null;
     try {
       if (handler.include) await runIncludeHandler(h, play, handler);
       else await h.runTask(play, handler, true);
@@ -116,8 +114,10 @@ function canRide(t: Task): boolean {
 
 /**
  * The removal of the play's pending-handler record, to append to the last step of `task` when that is the last
- * handler of the play's last flush and the record would be removed after it (see clearPending): run on the host
- * only if the step exited 0, which for such a step means that the handler, and so every handler, succeeded.
+ * handler of a flush: run on the host only if the step exited 0, which for such a step means that the handler,
+ * and so every handler of the flush, succeeded. Once every notified handler has run nothing is pending, whether
+ * tasks follow or not: a later write that notifies handlers again carries a new record (see pendingAhead), which
+ * `recordRiddenOff` makes possible by telling the read cache the record is gone.
  */
 export function pendingRider(h: HostRun, play: Play, task: Task, become: BecomeSpec | undefined): { script: string; mark: string } | null {
   const r = h.handlers.rider;
@@ -127,6 +127,13 @@ export function pendingRider(h: HostRun, play: Play, task: Task, become: BecomeS
   // The line the step prints once the record is removed (unguessable, so the command's own output cannot fake it).
   const mark = `@@PV-RECORD-REMOVED-${randomBytes(8).toString('hex')}`;
   return { script: `rm -f ${quote(h.pendingPath(play))} && printf '\\n%s\\n' ${mark}`, mark };
+}
+
+/** A handler's last step removed the play's record (see pendingRider): nothing of it is left to remove. */
+export function recordRiddenOff(h: HostRun, play: Play): void {
+  h.handlers.pendingLoaded.delete(play);
+  h.handlers.pendingWritten.delete(play);
+  h.cache.set(absentState(h.pendingPath(play)));
 }
 
 /** Handlers that were notified but never ran (the host failed first). */
@@ -183,16 +190,11 @@ export async function savePending(h: HostRun, play: Play): Promise<void> {
 
 /** The pending handlers (of an earlier run, or written ahead by this one) have now run: forget them on the host. */
 export async function clearPending(h: HostRun, play: Play): Promise<void> {
-  const { pendingLoaded, pendingWritten, riddenOff } = h.handlers;
+  const { pendingLoaded, pendingWritten } = h.handlers;
   if (h.settings.check || (!pendingLoaded.has(play) && !pendingWritten.has(play))) return;
   pendingLoaded.delete(play);
   pendingWritten.delete(play);
   const p = h.pendingPath(play);
-  // The last handler's step removed it already.
-  if (riddenOff.delete(play)) {
-    h.cache.set(absentState(p));
-    return;
-  }
   const r = await h.exec(`rm -f ${quote(p)}`, h.become(play)).catch(() => null);
   if (r?.code === 0) h.cache.set(absentState(p));
 }

@@ -409,9 +409,9 @@ export class HostRun {
     return this.local;
   }
 
-  /** Run the handlers notified so far, in the order they are defined (`final`: no task runs after them). */
-  flushHandlers(play: Play, final = false): Promise<void> {
-    return flushHandlers(this, play, final);
+  /** Run the handlers notified so far, in the order they are defined. */
+  flushHandlers(play: Play): Promise<void> {
+    return flushHandlers(this, play);
   }
 
   /** Handlers that were notified but never ran (the host failed first). */

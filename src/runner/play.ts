@@ -260,9 +260,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // Queued writes (see write-behind.ts) flushed on their own; a failure there is a failure of a task before this
     // point, outside any block that could rescue it.
     // Handlers may send the queue (see flushHandlers): a queued task that fails there is a task's failure too.
-    const handlersOf = async (h: HostRun, final = false) => {
+    const handlersOf = async (h: HostRun) => {
       const before = h.queuedFailures;
-      await h.flushHandlers(play, final);
+      await h.flushHandlers(play);
       if (h.queuedFailures > before && play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
     };
     const settled = async (h: HostRun): Promise<boolean> => {
@@ -384,10 +384,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
     // Handlers run at the end of each section that has tasks, and at the end of the play: an empty pre_tasks
     // section is no flush point, so handlers an earlier run left pending join this run's notifications of the
     // same handlers instead of running once before the tasks and once after.
-    // `final`: no later section has tasks, so no task runs after this flush.
-    const runSection = async (h: HostRun, tasks: Task[], last = false, final = false) => {
+    const runSection = async (h: HostRun, tasks: Task[], last = false) => {
       await runTasks(h, tasks);
-      if ((tasks.length > 0 || last) && !shouldStop(h)) await handlersOf(h, final);
+      if ((tasks.length > 0 || last) && !shouldStop(h)) await handlersOf(h);
     };
 
     const hostRun = async (h: HostRun) => {
@@ -411,9 +410,9 @@ export async function runPlay(play: Play, hosts: HostRun[], opts: PlayOptions): 
         if (play.anyErrorsFatal) fatal = `any_errors_fatal: ${h.name} failed`;
         return;
       }
-      await runSection(h, play.preTasks, false, play.tasks.length === 0 && play.postTasks.length === 0);
-      await runSection(h, play.tasks, false, play.postTasks.length === 0);
-      await runSection(h, play.postTasks, true, true);
+      await runSection(h, play.preTasks);
+      await runSection(h, play.tasks);
+      await runSection(h, play.postTasks, true);
       if (h.stopped !== 'unreachable') await settled(h);
       // Handlers notified on a host that then failed must not be forgotten: record them on the host for the
       // next run; once they have run, forget them there.

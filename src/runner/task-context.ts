@@ -9,7 +9,7 @@ import { CommandError } from '../errors.js';
 import { type FileChange, type FileState, type Module, ModuleError, type Plan, type TaskContext } from '../modules/module.js';
 import { renderDeep } from '../playbook/template.js';
 import { allTasks, type Play, type Task } from '../playbook/types.js';
-import { inPendingDir, type PendingAhead, pendingAhead, pendingRider } from './handlers.js';
+import { inPendingDir, type PendingAhead, pendingAhead, pendingRider, recordRiddenOff } from './handlers.js';
 import { absentState, fileState, parseReadOutput, parseWriteOutput, type ReadRequest, readScript, validateScript, WriteStatus, writeScript } from './host-files.js';
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
@@ -64,14 +64,22 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
     },
     run: async (script, opts) => {
       const rider = opts?.last && !opts.touches?.length ? pendingRider(h, play, task, become) : null;
-      if (rider) {
-        // The pending-handler record's removal rides on this handler's last step, run only if the step succeeds.
-        const r = await h.exec(`(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`, become, opts?.timeoutMs);
+      if (rider && opts) {
+        // The pending-handler record's removal rides on this handler's last step, run only if the step succeeds;
+        // what the tasks after it read (`thenRead`) is read after that.
+        const ridden = `(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`;
         h.cache.forget();
+        const { order, also } = readsAhead(true);
+        const req = opts.thenRead ? h.cache.ahead(emptyRequest(), order, also) : emptyRequest();
+        const then = req.files.length + req.stats.length + req.commands.length > 0 ? thenReadScript(ridden, readScript(req)) : null;
+        const raw = await h.exec(then ? then.script : ridden, become, opts.timeoutMs);
+        h.cache.forget();
+        const { result: r, read } = then ? then.parse(raw) : { result: raw, read: null };
         const mark = Buffer.from(`\n${rider.mark}\n`);
         const out = r.stdout;
+        if (read !== null && opts.thenRead?.(r)) h.cache.keep(parseReadOutput(req, read));
         if (r.code !== 0 || out.length < mark.length || !out.subarray(out.length - mark.length).equals(mark)) return r;
-        h.handlers.riddenOff.add(play);
+        recordRiddenOff(h, play);
         return { ...r, stdout: out.subarray(0, out.length - mark.length) };
       }
       if (opts?.thenRead) {

@@ -149,7 +149,7 @@ describe('service apply without a firewall', () => {
  */
 function firewallHost(opts: {
   facts?: typeof debianFacts;
-  restart?: { rc: number; stdout?: string; stderr?: string } | 'hang' | 'no-snapshot';
+  restart?: { rc: number; stdout?: string; stderr?: string } | 'hang' | 'no-snapshot' | 'unreported';
   probes?: ('ok' | 'fail')[];
   cancel?: 'cancelled' | 'fired';
   live?: { 4?: string; 6?: string };
@@ -159,38 +159,44 @@ function firewallHost(opts: {
   const scripts: string[] = [];
   /** what each run asked to read after its script (see TaskContext.run) */
   const thenReads: (((r: ExecResult) => boolean) | undefined)[] = [];
+  /** whether each run was marked as the task's last step (see TaskContext.run) */
+  const lasts: boolean[] = [];
   const probes = [...(opts.probes ?? ['ok'])];
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const reply = (stdout: string, code = 0, stderr = ''): ExecResult => ({ stdout: Buffer.from(stdout), stderr: Buffer.from(stderr), code });
-  ctx.run = async (script: string, runOpts?: { thenRead?: (r: ExecResult) => boolean }) => {
+  ctx.run = async (script: string, runOpts?: { thenRead?: (r: ExecResult) => boolean; last?: boolean }) => {
     ctx.calls.push({ op: 'run', arg: script });
     scripts.push(script);
     thenReads.push(runOpts?.thenRead);
+    lasts.push(runOpts?.last === true);
     const token = /firewall-([0-9a-f]+)/.exec(script)![1]!;
     const m = (line: string) => `@@${token} ${line}\n`;
-    if (script.includes('nohup sh -c')) {
-      const r = opts.restart ?? { rc: 0 };
-      if (r === 'hang') throw new UnreachableError('h1', 'command timed out after 90000 ms');
-      if (r === 'no-snapshot') return reply('', 90, 'cannot save the live IPv4 ruleset\n');
-      return reply(`${m('armed')}${r.stdout ?? ''}\n${m(`done ${r.rc}`)}`, 0, r.stderr ?? '');
-    }
-    if (script.includes('pv_state=cancelled') && opts.cancel !== 'fired') {
-      let out = m('cancelled');
+    // The live rules and the files, as the script prints them when it asks for them.
+    const verify = () => {
+      let out = '';
       for (const fam of [4, 6] as const) {
         if (!script.includes(`live${fam}`)) continue;
         const file = opts.files?.[fam];
         out += m(`live${fam} ok ${b64(opts.live?.[fam] ?? file ?? '')}`);
         out += file === null || file === undefined ? m(`file${fam} missing`) : m(`file${fam} ok ${b64(file)}`);
       }
-      return reply(out);
+      return out;
+    };
+    if (script.includes('nohup sh -c')) {
+      const r = opts.restart ?? { rc: 0 };
+      if (r === 'hang') throw new UnreachableError('h1', 'command timed out after 90000 ms');
+      if (r === 'no-snapshot') return reply('', 90, 'cannot save the live IPv4 ruleset\n');
+      if (r === 'unreported') return reply(`${m('armed')}`, 0);
+      return reply(`${m('armed')}${r.stdout ?? ''}\n${m(`done ${r.rc}`)}${r.rc === 0 ? verify() : ''}`, 0, r.stderr ?? '');
     }
+    if (script.includes('pv_state=cancelled') && opts.cancel !== 'fired') return reply(m('cancelled') + verify());
     return reply(m('rolledback 0'));
   };
   ctx.probeNewConnection = async (timeoutMs: number) => {
     ctx.calls.push({ op: 'probeNewConnection', arg: String(timeoutMs) });
     if (probes.shift() === 'fail') throw new UnreachableError('h1', 'connect ETIMEDOUT 198.19.1.1:22');
   };
-  return { ctx, scripts, thenReads };
+  return { ctx, scripts, thenReads, lasts };
 }
 
 async function guardedRestart(host: ReturnType<typeof firewallHost>, args: ServiceArgs = { name: 'netfilter-persistent', state: 'restarted' }) {
@@ -202,7 +208,7 @@ describe('service apply for a firewall', () => {
   const v4 = fixture('debian12.iptables-save');
   const v6 = fixture('debian12.ip6tables-save');
 
-  it('arms a rollback, restarts, proves a new connection, cancels and checks the live rules: two execs', async () => {
+  it('arms a rollback, restarts, checks the live rules, proves a new connection and cancels: two execs', async () => {
     const host = firewallHost({ files: { 4: v4, 6: v6 } });
     const outcome = await guardedRestart(host);
     expect(outcome).toEqual({
@@ -216,7 +222,13 @@ describe('service apply for a firewall', () => {
     expect(arm).toContain(serviceScript('sysv', 'netfilter-persistent', 'restart'));
     expect(arm).toMatch(/pv_b=\/var\/lib\/provision\/firewall-[0-9a-f]{16}\n/);
     expect(settle).toContain('if rm "$pv_b.armed" 2>/dev/null; then pv_kill; pv_state=cancelled; fi');
-    expect(settle).toContain('/etc/iptables/rules.v6');
+    // The live rules are read with the restart and compared before the cancel, which then decides the change: it
+    // exits 0 only when it cancelled, and is the task's last step (the pending-handler record may ride on it).
+    expect(arm).toContain('/etc/iptables/rules.v6');
+    expect(arm).toContain('if [ "$pv_arc" -eq 0 ]; then');
+    expect(settle).not.toContain('/etc/iptables/rules.v6');
+    expect(settle.endsWith('\n[ "$pv_state" = cancelled ]')).toBe(true);
+    expect(host.lasts).toEqual([false, true]);
     // The probe must finish before the rollback job would fire.
     expect(Number(host.ctx.calls[1]!.arg)).toBeLessThanOrEqual(20_000);
   });
@@ -244,13 +256,27 @@ describe('service apply for a firewall', () => {
     expect((error as Error).message).toBe(
       'netfilter-persistent restarted, but the live IPv6 ruleset does not match /etc/iptables/rules.v6: filter INPUT rule 1: the file has "-A INPUT -i lo -j ACCEPT" (line 6), the live ruleset has no such rule',
     );
+    // The new rules still let us in, so the rollback is cancelled; but that cancel does not decide the task, so
+    // nothing that waits for the change's success may ride on it.
+    expect(host.ctx.calls.map((c) => c.op)).toEqual(['run', 'probeNewConnection', 'run']);
+    expect(host.lasts).toEqual([false, false]);
+    expect(host.scripts[1]!.endsWith('\n[ "$pv_state" = cancelled ]')).toBe(false);
+  });
+
+  it('reads and compares the live rules after the cancel when the restart did not report its end', async () => {
+    const host = firewallHost({ restart: 'unreported', files: { 4: v4, 6: v6 }, live: { 6: '' } });
+    const error = await guardedRestart(host).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/^netfilter-persistent restarted, but the live IPv6 ruleset does not match \/etc\/iptables\/rules.v6/);
+    expect(host.scripts[1]).toContain('/etc/iptables/rules.v6');
+    expect(host.lasts).toEqual([false, false]);
   });
 
   it('compares only the files the service loads', async () => {
     const host = firewallHost({ facts: rhelFacts, files: { 4: fixture('rhel6-sysconfig-iptables') }, live: { 4: fixture('rhel6-loaded.iptables-save') } });
     const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
     expect(outcome.msg).toBe('iptables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables');
-    expect(host.scripts[1]).not.toContain('live6');
+    expect(host.scripts[0]).toContain('live4');
+    expect(host.scripts[0]).not.toContain('live6');
   });
 
   it('restarts ip6tables with iptables under one guard when this run changed /etc/sysconfig/ip6tables, and checks both files', async () => {
@@ -260,7 +286,7 @@ describe('service apply for a firewall', () => {
     const outcome = await guardedRestart(host, { name: 'iptables', state: 'restarted' });
     expect(outcome.msg).toBe('iptables and ip6tables restarted; a new SSH connection works; the live rules match /etc/sysconfig/iptables and /etc/sysconfig/ip6tables');
     expect(host.scripts[0]).toContain(`{\n${serviceScript('sysv', 'iptables', 'restart')}\n} && {\n${serviceScript('sysv', 'ip6tables', 'restart')}\n}`);
-    expect(host.scripts[1]).toContain('live6');
+    expect(host.scripts[0]).toContain('live6');
   });
 
   it('lets the rollback run when no new connection can be opened, and fails once the host is back', async () => {
@@ -483,6 +509,40 @@ describe.skipIf(!canNetns)('rollback job in a network namespace', () => {
     await sleep(3_000);
     expect(await matches(DROP_ALL)).toBe(true);
     expect(groupGone(pid)).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('reads the live rules right after a successful restart, and a decisive cancel exits 0 only when it cancelled', async () => {
+    expect((await inNs(`iptables-restore < ${join(work, 'previous.rules')}`)).code).toBe(0);
+    const rules = join(work, 'drop-all.rules');
+    const r = await inNs(armScript({ token: 'early', dir, timeoutSec: 20, action: `iptables-restore < ${rules}`, verify: [{ family: 4, path: rules }] }));
+    const m = parseMarkers(r.stdout, 'early');
+    expect(m.get('done')).toBe('0');
+    expect(m.get('file4')).toBe(`ok ${Buffer.from(DROP_ALL).toString('base64')}`);
+    expect(parseNormalised(m.get('norm4'))?.status).toBe('ok');
+    expect(verifyOutput(m, [{ family: 4, path: rules }])).toEqual({ mismatch: null, warnings: [] });
+    // Only the snapshot and the job's files stay for the settle: the readings are gone.
+    expect(readdirSync(dir).filter((f) => /\.(live|norm)$/.test(f))).toEqual([]);
+    expect(existsSync(join(dir, 'firewall-early.armed'))).toBe(true);
+    const settled = await inNs(settleScript({ token: 'early', dir, mode: 'cancel', exitCancelled: true }));
+    expect(parseMarkers(settled.stdout, 'early').has('cancelled')).toBe(true);
+    expect(settled.code).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+
+    // A failed restart prints no reading; a cancel that comes after the job fired exits non-zero.
+    const failed = await inNs(armScript({ token: 'late', dir, timeoutSec: 1, action: 'exit 3', verify: [{ family: 4, path: rules }] }));
+    const lm = parseMarkers(failed.stdout, 'late');
+    expect(lm.get('done')).toBe('3');
+    expect(lm.has('live4')).toBe(false);
+    let fired = false;
+    for (let i = 0; i < 40 && !fired; i++) {
+      await sleep(250);
+      fired = existsSync(join(dir, 'firewall-late.done'));
+    }
+    expect(fired).toBe(true);
+    const late = await inNs(settleScript({ token: 'late', dir, mode: 'cancel', exitCancelled: true }));
+    expect(parseMarkers(late.stdout, 'late').get('rolledback')).toBe('0');
+    expect(late.code).not.toBe(0);
     expect(readdirSync(dir)).toEqual([]);
   }, 30_000);
 

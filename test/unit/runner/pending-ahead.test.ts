@@ -171,6 +171,79 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
   });
 });
 
+describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handler of a flush that tasks follow', () => {
+  // The shape of playbooks/smtps.yaml: handlers flush at the end of the tasks, and post_tasks follow them.
+  it('goes with that handler\'s step: the post_tasks see no record, and no step of its own is spent on it', async () => {
+    const name = `rider-post-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'rider before post_tasks';
+    const record = recordOf(name, play);
+    const { report, events } = await runLocal(
+      dir,
+      `- name: ${play}
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: change
+      copy: { dest: ${dir}/rider-post.txt, content: "x" }
+      notify: h
+  handlers:
+    - name: h
+      command: "true"
+  post_tasks:
+    - name: look for the record
+      stat: { path: ${record} }
+      register: between
+    - name: say whether it is there
+      debug: { msg: "record {{ 'present' if between.stat.exists else 'absent' }}" }
+`,
+      LOCALHOST,
+      { file: name, forks: 1 },
+    );
+    expect(report.exitCode).toBe(0);
+    const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say whether it is there');
+    expect(said?.msg).toBe('record absent');
+    // facts; the write with the record; the handler (which also removes the record); the stat is answered by what
+    // the handler's step left known, and no removal follows the post_tasks
+    expect(report.hosts.localhost).toMatchObject({ changed: 2, failed: 0, steps: 3 });
+    expect(existsSync(record)).toBe(false);
+  });
+
+  it('a write in the post_tasks that notifies again carries a new record, which goes once its handlers ran', async () => {
+    const name = `rider-again-${randomBytes(4).toString('hex')}.yaml`;
+    const play = 'record again';
+    const record = recordOf(name, play);
+    const { report, events } = await runLocal(
+      dir,
+      `- name: ${play}
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: first change
+      copy: { dest: ${dir}/rider-again-1.txt, content: "1" }
+      notify: h
+  handlers:
+    - name: h
+      command: "true"
+    - name: look at the record
+      command: cat ${record}
+      register: seen
+    - name: say what it names
+      debug: { msg: "{{ (seen.stdout | from_json).handlers | join(',') }}" }
+  post_tasks:
+    - name: second change
+      copy: { dest: ${dir}/rider-again-2.txt, content: "2" }
+      notify: [look at the record, say what it names]
+`,
+      LOCALHOST,
+      { file: name, forks: 1 },
+    );
+    expect(report.exitCode).toBe(0);
+    const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what it names');
+    expect(said?.msg).toBe('look at the record,say what it names');
+    expect(existsSync(record)).toBe(false);
+  });
+});
+
 describe.skipIf(process.getuid?.() !== 0)('no handler runs in a step with a write its record guards', () => {
   it('a write queued after the record was written (the record already names the handler) is sent before the handler', async () => {
     const name = `guarded-${randomBytes(4).toString('hex')}.yaml`;
