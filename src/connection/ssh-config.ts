@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import SSHConfig, { LineType, type Directive, type Match, type Section } from 'ssh-config';
+import SSHConfig, { LineType, type Match, type Section } from 'ssh-config';
 import { InputError, displayPath, type SourcePos } from '../errors.js';
 import { resolveSettings, wordsOf, type RawSettings } from './ssh-config-match.js';
 
@@ -119,10 +119,6 @@ function describeParseError(e: Error): string {
   return e.message.replace(/^Unexpected line break at .*$/, 'unterminated quote or trailing backslash');
 }
 
-function valuesOf(value: Directive['value']): string[] {
-  return typeof value === 'string' ? [value] : value.map((v) => v.val);
-}
-
 /** Directives with their 1-based positions, in file order (a section's own line, then its body). */
 function locate(config: SSHConfig, shown: string): Located[] {
   const out: Located[] = [];
@@ -132,7 +128,7 @@ function locate(config: SSHConfig, shown: string): Located[] {
     for (const node of nodes) {
       line += newlines(node.before);
       if (node.type === LineType.DIRECTIVE) {
-        const values = valuesOf(node.value);
+        const values = wordsOf(node.value);
         const col = node.before.length - node.before.lastIndexOf('\n');
         // A keyword alone on its line swallows the line break (and the next line) into itself.
         const param = node.param.trim();
