@@ -1,12 +1,14 @@
 /**
- * OpenSSH client configuration (ssh_config(5)) read with the `ssh-config` package. Values are checked when the
- * file is loaded, so a typo fails the run before any connection with the file and line of the mistake.
+ * OpenSSH client configuration (ssh_config(5)) parsed with the `ssh-config` package and matched as OpenSSH
+ * matches it (ssh-config-match.ts). Values are checked when the file is loaded, so a typo fails the run before any
+ * connection with the file and line of the mistake.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import SSHConfig, { LineType, type Directive, type Match, type Section } from 'ssh-config';
+import SSHConfig, { LineType, type Match, type Section } from 'ssh-config';
 import { InputError, displayPath, type SourcePos } from '../errors.js';
+import { resolveSettings, wordsOf, type RawSettings } from './ssh-config-match.js';
 
 /** How strictly a server's host key is checked against known_hosts. */
 export type HostKeyChecking = 'yes' | 'accept-new' | 'no';
@@ -117,10 +119,6 @@ function describeParseError(e: Error): string {
   return e.message.replace(/^Unexpected line break at .*$/, 'unterminated quote or trailing backslash');
 }
 
-function valuesOf(value: Directive['value']): string[] {
-  return typeof value === 'string' ? [value] : value.map((v) => v.val);
-}
-
 /** Directives with their 1-based positions, in file order (a section's own line, then its body). */
 function locate(config: SSHConfig, shown: string): Located[] {
   const out: Located[] = [];
@@ -130,7 +128,7 @@ function locate(config: SSHConfig, shown: string): Located[] {
     for (const node of nodes) {
       line += newlines(node.before);
       if (node.type === LineType.DIRECTIVE) {
-        const values = valuesOf(node.value);
+        const values = wordsOf(node.value);
         const col = node.before.length - node.before.lastIndexOf('\n');
         // A keyword alone on its line swallows the line break (and the next line) into itself.
         const param = node.param.trim();
@@ -169,13 +167,20 @@ function check(d: Located): void {
   switch (d.param) {
     case 'include':
       fail(d, 'Include is not supported: put the settings in this file or pass --ssh-config with a file without Include');
-    case 'match':
+    case 'match': {
       for (const key of d.criteria ?? []) {
         if (!MATCH_CRITERIA.has(key.toLowerCase())) {
           fail(d, `Match ${key} is not supported (supported: ${[...MATCH_CRITERIA].join(', ')})`);
         }
       }
+      // OpenSSH refuses `all` with anything after it or more than one criterion before it (readconf.c).
+      for (let i = 0, before = 0; i < d.values.length; i++, before++) {
+        const key = d.values[i]!.toLowerCase();
+        if (key === 'all' && (before > 1 || i < d.values.length - 1)) fail(d, `Match all cannot be combined with other criteria: ${d.value}`);
+        if (key !== 'all' && key !== 'final' && key !== 'canonical') i++;
+      }
       return;
+    }
     case 'port':
       parsePort(d.value, () => fail(d, `Port "${d.value}" is not a port number (1-65535)`));
       return;
@@ -230,10 +235,11 @@ export function parseProxyJump(value: string): JumpSpec[] {
 }
 
 /**
- * The `Host` blocks whose patterns are all plain words (no `*`, `?` or `!`), by word. A file with one block per
- * host makes the library compile thirteen RegExps per pattern of every block for every host it looks up;
- * a plain block can only match a name equal to one of its words, so a lookup hands the library only the plain
- * blocks that list the name (with every other line, in file order) and it computes the same settings.
+ * The `Host` blocks whose patterns are all plain words (no `*`, `?` or `!`), by word, letter case included. A file
+ * with one block per host would have every block's patterns compared for every host looked up; a plain block
+ * can only match a name equal to one of its words (OpenSSH compares Host patterns with the name as asked,
+ * case-sensitively), so a lookup reads only the plain blocks that list the name (with every other line, in file
+ * order) and computes the same settings.
  */
 export interface PlainHostBlocks {
   /** indices of the plain blocks among the file's top-level lines */
@@ -243,18 +249,9 @@ export interface PlainHostBlocks {
 }
 
 /**
- * The library's pattern list of a Host line: a single value is split at commas, the words of a longer one are
- * taken as they are (so `Host a,b c` has the pattern `a,b`, which only a name with a comma matches).
- */
-function hostPatterns(value: Directive['value']): string[] {
-  return typeof value === 'string' ? value.split(',') : value.map((v) => v.val);
-}
-
-/**
- * Index the plain Host blocks, or null when a lookup must see every block: the library matches Host lines
- * against a name that changes while it computes when the file has `Match final` (a second pass with the
- * HostName) or CanonicalizeHostName/CanonicalDomains (the name with a domain appended), and a block left out
- * for the name asked might match the new one.
+ * Index the plain Host blocks, or null when a lookup must see every block: Host lines are matched a second time,
+ * against the HostName, when the file has `Match final` or CanonicalizeHostName (CanonicalDomains is taken the
+ * same way), and a block left out for the name asked might match that one.
  */
 export function plainHostBlocks(config: SSHConfig): PlainHostBlocks | null {
   const plain = new Set<number>();
@@ -267,7 +264,8 @@ export function plainHostBlocks(config: SSHConfig): PlainHostBlocks | null {
     if ('criteria' in line && Object.keys((line as Match).criteria).some((k) => k.toLowerCase() === 'final')) return null;
     // The same test the library uses to tell a Host line.
     if (!/^host$/i.test(line.param)) continue;
-    const patterns = hostPatterns(line.value);
+    // Each word is one pattern: OpenSSH does not split a Host word at commas.
+    const patterns = wordsOf(line.value);
     if (patterns.some((p) => /[*?!]/.test(p))) continue;
     plain.add(i);
     for (const word of new Set(patterns)) {
@@ -280,9 +278,8 @@ export function plainHostBlocks(config: SSHConfig): PlainHostBlocks | null {
 }
 
 /**
- * The lines a lookup of `name` (as the library is asked it) needs: every line but the plain Host blocks that do
- * not list the name. The library compares a pattern without `*` and `?` as an anchored RegExp with every other
- * special character escaped and no flags, which is equality with the name as asked, letter case included.
+ * The lines a lookup of `name` (as asked) needs: every line but the plain Host blocks that do not list the name.
+ * A pattern without `*` and `?` matches only a name equal to it byte for byte, letter case included.
  */
 export function candidateLines(config: SSHConfig, blocks: PlainHostBlocks | null, name: string): SSHConfig {
   if (!blocks || blocks.plain.size === 0) return config;
@@ -292,16 +289,13 @@ export function candidateLines(config: SSHConfig, blocks: PlainHostBlocks | null
   return view;
 }
 
-/** What the library computes for `host` (and `user`, when known), the raw settings `toHostConfig` reads. */
-export function computeSettings(config: SSHConfig, blocks: PlainHostBlocks | null, host: string, user: string | undefined): Record<string, string | string[]> {
-  // ssh_config matches host names case-insensitively; patterns are written in lower case by convention.
-  const name = host.toLowerCase();
-  const query = user === undefined ? { Host: name } : { Host: name, User: user };
+/** The raw settings `toHostConfig` reads for `host` (as asked, letter case kept) and `user`, when known. */
+export function computeSettings(config: SSHConfig, blocks: PlainHostBlocks | null, host: string, user: string | undefined): RawSettings {
   // `Match exec` is refused when loading, so nothing here runs a command.
-  return candidateLines(config, blocks, name).compute(query, { ignoreCase: true, matchExec: false });
+  return resolveSettings(candidateLines(config, blocks, host), host, user);
 }
 
-function toHostConfig(raw: Record<string, string | string[]>, host: string, directives: Located[]): SshHostConfig {
+function toHostConfig(raw: RawSettings, host: string, directives: Located[]): SshHostConfig {
   const one = (key: string): string | undefined => {
     const v = raw[key];
     if (v === undefined) return undefined;

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import type { HostKeyChecking, JumpSpec, SshConfigFile, SshHostConfig } from './ssh-config.js';
+import { connectName } from './ssh-config-match.js';
 
 /** Connection options from the command line. */
 export interface SshCliOptions {
@@ -80,7 +81,8 @@ export function resolveSshTarget(
   const cfg = config?.lookup(inventoryHostname, explicitUser) ?? { identityFiles: [] };
 
   const varHost = v('ansible_host', 'ansible_ssh_host');
-  const hostname = varHost !== undefined ? str('ansible_host', varHost) : expandHostName(cfg.hostName, inventoryHostname);
+  // Without ansible_host, the name ssh would connect to: the HostName (or the name), lower-cased unless an address.
+  const hostname = varHost !== undefined ? str('ansible_host', varHost) : connectName(cfg.hostName, inventoryHostname);
   // Names, IPv4 and IPv6 addresses (with a %zone) only: anything else is a mistake, never something to resolve.
   if (!/^[A-Za-z0-9._:%-]+$/.test(hostname)) {
     throw new InputError(`${varHost !== undefined ? 'ansible_host' : 'the host name'} ${JSON.stringify(hostname)} is not a host name or address`, undefined, where);
@@ -178,7 +180,7 @@ function resolveJumps(
     throw new InputError(`ProxyJump chain is longer than ${MAX_JUMPS} hops: ${chain.join(' -> ')}`, config?.where('proxyjump'));
   }
   const cfg = config?.lookup(hop.host, hop.user) ?? { identityFiles: [] };
-  const hostname = expandHostName(cfg.hostName, hop.host);
+  const hostname = connectName(cfg.hostName, hop.host);
   const port = hop.port ?? cfg.port ?? 22;
   const user = hop.user ?? cfg.user ?? localUser();
   const strict = opts.hostKeyChecking ?? cfg.strictHostKeyChecking ?? 'yes';
@@ -195,12 +197,6 @@ function localUser(): string {
   } catch {
     return process.env.USER ?? process.env.LOGNAME ?? 'root';
   }
-}
-
-/** HostName accepts `%h` (the name as typed) and `%%`. */
-function expandHostName(value: string | undefined, host: string): string {
-  if (value === undefined) return host;
-  return value.replace(/%([%h])/g, (_, c: string) => (c === '%' ? '%' : host));
 }
 
 /** `~` and the ssh_config tokens OpenSSH allows in file names. */

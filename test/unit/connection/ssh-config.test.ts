@@ -79,9 +79,10 @@ describe('lookup', () => {
     });
   });
 
-  it('honours negated patterns and matches host names case-insensitively', () => {
+  it('honours negated patterns and matches Host patterns case-sensitively (OpenSSH 9.2 ssh -G)', () => {
     expect(cfg.lookup('h3.lab.test').connectTimeoutS).toBeUndefined();
-    expect(cfg.lookup('H1.LAB.TEST').hostName).toBe('198.19.1.1');
+    // `ssh -G H1.LAB.TEST` with this file prints `hostname h1.lab.test`: the block for h1.lab.test does not apply.
+    expect(cfg.lookup('H1.LAB.TEST').hostName).toBeUndefined();
   });
 
   it('lets a user given on the command line win over User', () => {
@@ -117,11 +118,11 @@ describe('lookup', () => {
   });
 });
 
-describe('lookup hands the library only the Host blocks that can match', () => {
+describe('lookup reads only the Host blocks that can match', () => {
   // The lab's ssh_config (test/lab: one `Host hN hN.lab.test <address>` block per host) with, around it, the
-  // pattern forms of ssh_config(5) PATTERNS and the library's own reading of them: wildcards, negations, comma
-  // lists (split only when the value is one word), quoted words, regex characters in plain words, capitals (the
-  // library compares a pattern as written with the lower-cased name), a word listed by two blocks, Match blocks.
+  // pattern forms of ssh_config(5) PATTERNS: wildcards, negations, commas (ordinary characters in a Host word),
+  // quoted words, regex characters in plain words, capitals (Host compares case-sensitively), a word listed by two
+  // blocks, Match blocks.
   const perHost = Array.from({ length: 60 }, (_, k) => {
     const i = k + 1;
     return `Host h${i} h${i}.lab.test 198.19.104.${i}\n  HostName 198.19.104.${i}\n  User root\n  IdentityFile /lab/key${i % 3}\n  ConnectTimeout ${i}\n`;
@@ -167,13 +168,12 @@ Host *
   const names = [
     ...Array.from({ length: 62 }, (_, k) => [`h${k + 1}`, `h${k + 1}.lab.test`, `198.19.104.${k + 1}`]).flat(),
     'H7', 'H1.LAB.TEST', 'extra7', 'a', 'b', 'a,b', 'c', 'd', 'c,d', 'e', 'x y', 'x', 'z', 'h(1)+.x', 'h1+.x', 'a|b',
-    'h$', 'h', '[h]', 'Web1', 'web1', 'nomatch', '!nomatch', 'elsewhere.example', '',
+    'h$', 'h', '[h]', 'Web1', 'web1', 'WEB1', 'nomatch', '!nomatch', 'elsewhere.example', '',
   ];
-  // What the library computes over the whole file: the resolution before plain blocks were left out.
-  const whole = (host: string, user?: string) =>
-    config.compute(user === undefined ? { Host: host.toLowerCase() } : { Host: host.toLowerCase(), User: user }, { ignoreCase: true, matchExec: false });
+  // The settings computed over the whole file, with no block left out.
+  const whole = (host: string, user?: string) => computeSettings(config, null, host, user);
 
-  it('gives every host, with and without a user, the same settings as the library over the whole file', () => {
+  it('gives every host, with and without a user, the same settings as a lookup over the whole file', () => {
     expect(blocks).not.toBeNull();
     for (const host of names) {
       for (const user of [undefined, 'deploy', 'alice']) expect(computeSettings(config, blocks, host, user), `${host} ${user}`).toEqual(whole(host, user));
@@ -188,19 +188,21 @@ Host *
     const kept = hostLines(candidateLines(config, blocks, 'h7'));
     expect(kept).toEqual(['h7 extra7', 'h7 h7.lab.test 198.19.104.7', '*.lab.test !h3.lab.test', 'h1?', '!h5 198.19.104.*', '!nomatch',
       'host 198.19.104.4*', 'user deploy', 'originalhost h2*', 'all', '*']);
-    expect(hostLines(candidateLines(config, blocks, 'a'))).toContain('a,b');
+    // A Host word is one pattern, commas included (readconf.c matches each word with match_pattern).
+    expect(hostLines(candidateLines(config, blocks, 'a'))).not.toContain('a,b');
+    expect(hostLines(candidateLines(config, blocks, 'a,b'))).toContain('a,b');
     expect(hostLines(candidateLines(config, blocks, 'c,d'))).toContain('c,d e');
     expect(hostLines(candidateLines(config, blocks, 'c'))).not.toContain('c,d e');
     expect(hostLines(candidateLines(config, blocks, 'web1'))).not.toContain('Web1');
+    expect(hostLines(candidateLines(config, blocks, 'Web1'))).toContain('Web1');
     // Every other line (comments, top-level settings) stays, in file order.
     expect(candidateLines(config, blocks, 'nothing').filter((l) => !('config' in l))).toEqual(config.filter((l) => !('config' in l)));
   });
 
-  it('hands over every block when the name can change during the lookup (Match final, canonicalisation)', () => {
-    // In the final pass the library matches Host lines against the HostName: h1's block sends it to h2's.
+  it('reads every block when the name can change during the lookup (Match final, canonicalisation)', () => {
+    // In the final pass Host lines are matched against the HostName: h1's block sends it to h2's.
     const final = SSHConfig.parse('Host h1\n  HostName h2\nHost h2\n  Port 2200\nMatch final all\n  User last\n');
     expect(plainHostBlocks(final)).toBeNull();
-    expect(computeSettings(final, plainHostBlocks(final), 'h1', undefined)).toEqual(final.compute({ Host: 'h1' }, { ignoreCase: true, matchExec: false }));
     expect(computeSettings(final, plainHostBlocks(final), 'h1', undefined)).toMatchObject({ port: '2200' });
     expect(plainHostBlocks(SSHConfig.parse('Host h1\n  CanonicalizeHostName no\n'))).toBeNull();
     expect(plainHostBlocks(SSHConfig.parse('CanonicalDomains lab.test\nHost h1\n  Port 1\n'))).toBeNull();
@@ -218,6 +220,9 @@ describe('errors carry file and line', () => {
     ['Host a\n  ProxyJump a@b@c\n', 2, 'ProxyJump "a@b@c" is not [user@]host[:port]'],
     ['Include ~/.ssh/conf.d/*\n', 1, 'Include is not supported'],
     ['# c\nMatch exec "true"\n  User x\n', 2, 'Match exec is not supported'],
+    // OpenSSH 9.2 ssh -G: "'all' cannot be combined with other Match attributes" (readconf.c match_cfg_line).
+    ['Match all host x\n  User x\n', 1, 'Match all cannot be combined with other criteria'],
+    ['Host a\nMatch host a final all\n  User x\n', 2, 'Match all cannot be combined with other criteria'],
     ['Host a\n  IdentityFile "/unterminated\n', 2, 'cannot parse "IdentityFile "/unterminated": unterminated quote'],
     ['Host a\nHost\n', 2, 'Host has no value'],
     ['Host a\n  Port\n  User x\n  Port nope\n', 2, 'Port has no value'],
