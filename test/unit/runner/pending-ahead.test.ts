@@ -173,16 +173,18 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
 
 describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handler of a flush that tasks follow', () => {
   // The shape of playbooks/smtps.yaml: handlers flush at the end of the tasks, and post_tasks follow them.
-  it('goes with that handler\'s step: the post_tasks see no record, and no step of its own is spent on it', async () => {
-    const name = `rider-post-${randomBytes(4).toString('hex')}.yaml`;
-    const play = 'rider before post_tasks';
+  /** Run a play named `play` from a playbook file of its own; `body` gets the path of the play's record. */
+  async function runPlay(play: string, body: (record: string) => string) {
+    const name = `rider-${randomBytes(4).toString('hex')}.yaml`;
     const record = recordOf(name, play);
-    const { report, events } = await runLocal(
-      dir,
-      `- name: ${play}
-  hosts: all
-  gather_facts: true
-  tasks:
+    const result = await runLocal(dir, `- name: ${play}\n  hosts: all\n  gather_facts: true\n${body(record)}`, LOCALHOST, { file: name, forks: 1 });
+    return { ...result, record };
+  }
+
+  it('goes with that handler\'s step: the post_tasks see no record, and no step of its own is spent on it', async () => {
+    const { report, events, record } = await runPlay(
+      'rider before post_tasks',
+      (record) => `  tasks:
     - name: change
       copy: { dest: ${dir}/rider-post.txt, content: "x" }
       notify: h
@@ -196,8 +198,6 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
     - name: say whether it is there
       debug: { msg: "record {{ 'present' if between.stat.exists else 'absent' }}" }
 `,
-      LOCALHOST,
-      { file: name, forks: 1 },
     );
     expect(report.exitCode).toBe(0);
     const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say whether it is there');
@@ -209,15 +209,9 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
   });
 
   it('a write in the post_tasks that notifies again carries a new record, which goes once its handlers ran', async () => {
-    const name = `rider-again-${randomBytes(4).toString('hex')}.yaml`;
-    const play = 'record again';
-    const record = recordOf(name, play);
-    const { report, events } = await runLocal(
-      dir,
-      `- name: ${play}
-  hosts: all
-  gather_facts: true
-  tasks:
+    const { report, events, record } = await runPlay(
+      'record again',
+      (record) => `  tasks:
     - name: first change
       copy: { dest: ${dir}/rider-again-1.txt, content: "1" }
       notify: h
@@ -234,8 +228,6 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
       copy: { dest: ${dir}/rider-again-2.txt, content: "2" }
       notify: [look at the record, say what it names]
 `,
-      LOCALHOST,
-      { file: name, forks: 1 },
     );
     expect(report.exitCode).toBe(0);
     const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what it names');
