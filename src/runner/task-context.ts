@@ -45,6 +45,23 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
     await refill({ files: content ? [p] : [], stats: content ? [] : [p], commands: [] });
     return h.cache.file(p) ?? absentState(p);
   };
+  /**
+   * Run `full`, after which anything may have changed on the host: what was read is forgotten, and with `thenRead`
+   * what the tasks after this one read is read at the end of the same step (this task's own reads are done; it
+   * reads again, in a step of its own, only if it needs more), kept only when `thenRead` accepts the result.
+   */
+  const runThenRead = async (full: string, opts: { timeoutMs?: number; thenRead?: (r: ExecResult) => boolean }): Promise<ExecResult> => {
+    h.cache.forget();
+    const { order, also } = readsAhead(true);
+    const req = opts.thenRead ? h.cache.ahead(emptyRequest(), order, also) : emptyRequest();
+    const then = req.files.length + req.stats.length + req.commands.length > 0 ? thenReadScript(full, readScript(req)) : null;
+    const raw = await h.exec(then ? then.script : full, become, opts.timeoutMs);
+    h.cache.forget();
+    if (!then) return raw;
+    const { result, read } = then.parse(raw);
+    if (read !== null && opts.thenRead?.(result)) h.cache.keep(parseReadOutput(req, read));
+    return result;
+  };
   return {
     host: h.name,
     facts: h.facts!,
@@ -67,36 +84,14 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
       if (rider && opts) {
         // The pending-handler record's removal rides on this handler's last step, run only if the step succeeds;
         // what the tasks after it read (`thenRead`) is read after that.
-        const ridden = `(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`;
-        h.cache.forget();
-        const { order, also } = readsAhead(true);
-        const req = opts.thenRead ? h.cache.ahead(emptyRequest(), order, also) : emptyRequest();
-        const then = req.files.length + req.stats.length + req.commands.length > 0 ? thenReadScript(ridden, readScript(req)) : null;
-        const raw = await h.exec(then ? then.script : ridden, become, opts.timeoutMs);
-        h.cache.forget();
-        const { result: r, read } = then ? then.parse(raw) : { result: raw, read: null };
+        const r = await runThenRead(`(\n${env}${script}\n)\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then ${rider.script}; fi\nexit $pv_rc`, opts);
         const mark = Buffer.from(`\n${rider.mark}\n`);
         const out = r.stdout;
-        if (read !== null && opts.thenRead?.(r)) h.cache.keep(parseReadOutput(req, read));
         if (r.code !== 0 || out.length < mark.length || !out.subarray(out.length - mark.length).equals(mark)) return r;
         recordRiddenOff(h, play);
         return { ...r, stdout: out.subarray(0, out.length - mark.length) };
       }
-      if (opts?.thenRead) {
-        // Anything may have changed on the host: what the tasks after this one read is read at the end of the
-        // step (this task's own reads are done; it reads again, in a step of its own, only if it needs more).
-        h.cache.forget();
-        const { order, also } = readsAhead(true);
-        const req = h.cache.ahead(emptyRequest(), order, also);
-        if (req.files.length + req.stats.length + req.commands.length > 0) {
-          const then = thenReadScript(env + script, readScript(req));
-          const raw = await h.exec(then.script, become, opts.timeoutMs);
-          h.cache.forget();
-          const { result, read } = then.parse(raw);
-          if (read !== null && opts.thenRead(result)) h.cache.keep(parseReadOutput(req, read));
-          return result;
-        }
-      }
+      if (opts?.thenRead) return runThenRead(env + script, opts);
       if (!opts?.touches?.length) {
         const r = await h.exec(env + script, become, opts?.timeoutMs);
         // Anything may have changed on the host: forget what was read.
