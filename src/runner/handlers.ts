@@ -42,20 +42,21 @@ export async function flushHandlers(h: HostRun, play: Play): Promise<void> {
   const notified = h.handlers.notified;
   if (h.stopped || notified.size === 0) return;
   const due = notifiedHandlers(play, notified);
-  // The pending-handler record guards a write until these handlers have run after it: queued writes are sent and
-  // confirmed first when a record is queued or on the host, so that no handler runs in a step with a write it
-  // guards. A run that dies there (the step goes on on the host) then leaves the record for the next run, which
-  // runs the handlers; riding with the write, the handler would run unseen and the record's removal with it.
-  const { pendingLoaded, pendingWritten } = h.handlers;
-  if (due.length && h.wb.pending && (h.wb.steps.some((s) => s.record) || pendingLoaded.has(play) || pendingWritten.has(play))) {
-    await h.settle();
-    // A queued write failed (its task's notifications were taken back), or a Ctrl-C dropped the queue.
-    if (h.stopped) return;
-  }
   notified.clear();
   const last = lastToRun(h, play, due);
   for (const [i, handler] of due.entries()) {
     if (h.stopped) return;
+    // The pending-handler record guards a write until these handlers have run after it, and the last handler's
+    // step removes it (see pendingRider): so queued writes are sent before that handler starts whenever a record is
+    // queued or on the host, and no step carries both a write the record guards and the record's removal. A run
+    // that dies in a step where an earlier handler carried the writes (the step goes on on the host) leaves the
+    // record for the next run, which runs the handlers again; riding with the removal, the writes and every
+    // handler would be done unseen, with nothing left on record.
+    if (i === last && guardsQueue(h, play)) {
+      await h.settle();
+      // A queued write failed (its task's notifications were taken back), or a Ctrl-C dropped the queue.
+      if (h.stopped) return;
+    }
     h.handlers.rider = i === last && canRide(handler) ? { play, task: handler } : null;
     try {
       if (handler.include) await runIncludeHandler(h, play, handler);
@@ -102,6 +103,12 @@ function lastToRun(h: HostRun, play: Play, due: Task[]): number {
     last--;
   }
   return last;
+}
+
+/** Queued writes that the play's pending-handler record guards: the record is queued with them or is on the host. */
+function guardsQueue(h: HostRun, play: Play): boolean {
+  const { pendingLoaded, pendingWritten } = h.handlers;
+  return h.wb.pending && (h.wb.steps.some((s) => s.record) || pendingLoaded.has(play) || pendingWritten.has(play));
 }
 
 /**

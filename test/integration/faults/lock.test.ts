@@ -103,4 +103,47 @@ describe.skipIf(!lab)('two runs against the same host', () => {
     expect((await sh(host, 'cat /root/faults/lock/handled')).trim()).toBe(sha(content));
     expect(await leftovers(host, '/root/faults/lock')).toEqual([]);
   });
+
+  it('a dead run whose first handler carried the write leaves the record: the rerun runs both handlers, then removes it', async () => {
+    await sh(host, 'mkdir -p /root/faults/lock && printf "old\\n" > /root/faults/lock/carried && rm -f /root/faults/lock/handled');
+    const pb = writePlaybook(
+      dir,
+      'carried.yaml',
+      `- hosts: all
+  tasks:
+    - name: write the file
+      copy:
+        dest: /root/faults/lock/carried
+        content: "new\\n"
+      notify: [first, second]
+  handlers:
+    - name: first
+      shell: "sleep 3.7 && echo first >> /root/faults/lock/handled"
+    - name: second
+      shell: "echo second >> /root/faults/lock/handled"
+`,
+    );
+
+    let finished = false;
+    const dead = provision(state, pb, ['--limit', host.name]).finally(() => (finished = true));
+    // The write and its record went in the first handler's step: kill the connection while that handler sleeps.
+    const sleeping = await poll(async () => ((await processes(host)).some((p) => p.args === 'sleep 3.7') ? true : finished ? false : null), 120_000, 20);
+    expect(sleeping).toBe(true);
+    expect((await killSessions(host)).length).toBeGreaterThan(0);
+    expect((await dead).code & 4).toBe(4);
+
+    // The step went on on the host: the file is new and the first handler ran, unseen; the second never ran, and
+    // the record (whose removal only the second handler's step carries) names both.
+    const again = await provision(state, pb, ['--limit', host.name]);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await sh(host, 'cat /root/faults/lock/carried')).trim()).toBe('new');
+    expect(results(again.events, host).map((e) => [e.task, e.status])).toEqual([
+      ['write the file', 'ok'],
+      ['first', 'changed'],
+      ['second', 'changed'],
+    ]);
+    expect((await sh(host, 'cat /root/faults/lock/handled')).split('\n').filter(Boolean)).toEqual(['first', 'first', 'second']);
+    expect((await sh(host, 'ls -A /var/lib/provision/pending 2>/dev/null; true')).trim()).toBe('');
+    expect(await leftovers(host, '/root/faults/lock')).toEqual([]);
+  });
 });

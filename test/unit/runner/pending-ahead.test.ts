@@ -150,9 +150,9 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
     const play = 'rider ok';
     const { report } = await runLocal(dir, playbook(play, 'true'), LOCALHOST, { file: name, forks: 1 });
     expect(report.exitCode).toBe(0);
-    // facts; the write with the record (queued, and sent on its own before the handlers: no handler runs in the
-    // step that writes the record); the two handlers (the second also removes the record)
-    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, steps: 4 });
+    // facts; the write with the record, queued and carried by the first handler's step; the second handler, whose
+    // step also removes the record
+    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, steps: 3 });
     expect(existsSync(recordOf(name, play))).toBe(false);
   });
 
@@ -267,5 +267,88 @@ describe.skipIf(process.getuid?.() !== 0)('no handler runs in a step with a writ
     // would run, unseen by a run that died in that step, and take the record with it (4 steps).
     expect(report.hosts.localhost).toMatchObject({ changed: 4, failed: 0, steps: 5 });
     expect(existsSync(recordOf(name, play))).toBe(false);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('no step carries both a write the record guards and the record\'s removal', () => {
+  async function runPlay(play: string, body: (record: string) => string) {
+    const name = `carry-${randomBytes(4).toString('hex')}.yaml`;
+    const record = recordOf(name, play);
+    const result = await runLocal(dir, `- name: ${play}\n  hosts: all\n  gather_facts: true\n${body(record)}`, LOCALHOST, { file: name, forks: 1 });
+    return { ...result, record };
+  }
+
+  it('the first of two handlers carries the write, and sees the record written ahead of it in that step', async () => {
+    const { report, events, record } = await runPlay(
+      'first handler carries',
+      (record) => `  tasks:
+    - name: change
+      copy: { dest: ${dir}/carry-first.txt, content: "x" }
+      notify: [look, last]
+  handlers:
+    - name: look
+      command: cat ${record}
+      register: seen
+    - name: last
+      command: "true"
+  post_tasks:
+    - name: say what the record named
+      debug: { msg: "{{ (seen.stdout | from_json).handlers | join(',') }}" }
+`,
+    );
+    expect(report.exitCode).toBe(0);
+    // facts; the write and the record with the first handler; the last handler with the record's removal
+    expect(report.hosts.localhost).toMatchObject({ changed: 3, failed: 0, steps: 3 });
+    const said = events.find((e): e is TaskResultEvent => e.type === 'task_result' && e.task === 'say what the record named');
+    expect(said?.msg).toBe('look,last');
+    expect(existsSync(record)).toBe(false);
+  });
+
+  it('when the first handler does not run, the write goes on its own before the last one, which removes the record', async () => {
+    const { report, record } = await runPlay(
+      'last handler does not carry',
+      () => `  tasks:
+    - name: change
+      copy: { dest: ${dir}/carry-last.txt, content: "x" }
+      notify: [skipped, last]
+  handlers:
+    - name: skipped
+      command: "false"
+      when: false
+    - name: last
+      command: "true"
+`,
+    );
+    expect(report.exitCode).toBe(0);
+    // facts; the write with the record, on its own; the last handler with the record's removal (carried by it,
+    // the write would be 2 steps)
+    expect(report.hosts.localhost).toMatchObject({ changed: 2, failed: 0, steps: 3 });
+    expect(existsSync(record)).toBe(false);
+  });
+
+  it('a failed write carried by the first handler: that handler and the last never run, and the write\'s task fails', async () => {
+    const { report, events, record } = await runPlay(
+      'carried write fails',
+      () => `  tasks:
+    - name: change
+      copy: { dest: ${dir}/carry-refused.txt, content: "x", validate: "test ! -e %s" }
+      notify: [first, last]
+  handlers:
+    - name: first
+      command: "true"
+    - name: last
+      command: "true"
+`,
+    );
+    try {
+      expect(report.hosts.localhost).toMatchObject({ failed: 1, changed: 0 });
+      const got = events.filter((e): e is TaskResultEvent => e.type === 'task_result').map((e) => [e.task, e.status]);
+      // Refused on the host, in the step the first handler carried (the validation runs with the write).
+      expect(got).toEqual([['change', 'failed']]);
+      expect(report.hosts.localhost).toMatchObject({ steps: 2 });
+      expect(existsSync(`${dir}/carry-refused.txt`)).toBe(false);
+    } finally {
+      rmSync(record, { force: true });
+    }
   });
 });
