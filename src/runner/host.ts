@@ -273,7 +273,9 @@ export class HostRun {
       result = outcome.carried;
       failed = this.wb.settle(outcome, (c) => this.restore(c));
     } catch (e) {
-      failed = this.wb.settle({ error: e }, (c) => this.restore(c));
+      // The step did not come back: which of its scripts ran on the host is unknown, and the message says so.
+      const unknown = e instanceof UnreachableError ? new UnreachableError(e.host, `${e.message}, in the step that carried this task's queued changes: whether they were made on the host is unknown`) : e;
+      failed = this.wb.settle({ error: unknown }, (c) => this.restore(c));
     }
     if (failed !== null) {
       this.cache.forget();
