@@ -83,10 +83,15 @@ function zoneOf(args: FirewallArgs, facts: Facts): string {
  * The zone's runtime configuration. Guarded so that it costs nothing on a host without a running firewalld: the
  * first exec asks for it on every host whose firewall it cannot know yet (see `reads`).
  */
+/** Where firewalld keeps its pid file (/var/run links here on every distribution that ships firewalld). */
+const FIREWALLD_PID = '/run/firewalld.pid';
+
 const listAllCommand = (zone: string): ReadCommand => ({
   key: `firewalld:list-all:${zone}`,
-  // The running daemon's state, and whether its pid file is there.
-  dependsOn: ['/var/run/firewalld.pid'],
+  // The running daemon's state, and whether its pid file is there. Declared by its own path, /run (read with the
+  // zone files, see firewalldReads): through the /var/run link every write of a queued task would have to forget
+  // it, and the firewall task would read it again in a step of its own.
+  dependsOn: [FIREWALLD_PID],
   script: `if [ -e /var/run/firewalld.pid ] || pidof firewalld >/dev/null 2>&1; then firewall-cmd --zone=${quote(zone)} --list-all; else echo 'firewalld is not running' >&2; exit 3; fi`,
 });
 
@@ -96,7 +101,7 @@ const DEFAULT_ZONE = 'public';
 /** What plan reads on a firewalld host, for the zone given or found. */
 function firewalldReads(args: FirewallArgs, zone: string): Reads {
   const p = zonePaths(zone);
-  return { files: [p.etc, p.lib], ...(args.service ? { stats: servicePaths(args.service) } : {}), commands: [listAllCommand(zone)] };
+  return { files: [p.etc, p.lib], stats: [FIREWALLD_PID, ...(args.service ? servicePaths(args.service) : [])], commands: [listAllCommand(zone)] };
 }
 
 function checkArgs(args: FirewallArgs): string | null {
@@ -391,7 +396,8 @@ async function guardedApply(ctx: TaskContext, plan: Extract<Plan, { changed: tru
   const what = plan.msg;
   // nftables.conf is ours to write (validated, atomically); firewalld and ufw write their own files.
   const ours = x.backend === 'nftables' ? plan.files : [];
-  if (ours.length) await ctx.writeFiles(ours);
+  // Queued when it can be: the arm step below carries it, and arms only once the file is in place.
+  if (ours.length) await ctx.writeFiles(ours, { behind: true });
   const putBack = async () => {
     if (!ours.length) return;
     const now = await ctx.readFile(NFT_CONF);

@@ -144,8 +144,12 @@ export interface TaskContext {
   run(script: string, opts?: { timeoutMs?: number; touches?: string[]; last?: boolean; thenRead?: (r: ExecResult) => boolean }): Promise<ExecResult>;
   /** run validations of the given files on candidates in temporary files on the host (check mode and plan) */
   validate(files: FileChange[]): Promise<void>;
-  /** write files atomically (temp file in the same directory, mode/owner kept, fsync, rename, hash re-checked) */
-  writeFiles(files: FileChange[]): Promise<void>;
+  /**
+   * write files atomically (temp file in the same directory, mode/owner kept, fsync, rename, hash re-checked).
+   * `behind`: the write may be queued (see write-behind.ts) and go in the task's next step, in front of it: that
+   * step then runs only if the write succeeded, and a failed write fails the task with its own error.
+   */
+  writeFiles(files: FileChange[], opts?: { behind?: boolean }): Promise<void>;
   /** a new, separate connection to the host works right now */
   probeNewConnection(timeoutMs: number): Promise<void>;
   /** record something the recap should mention for this host (e.g. drift between file and live rules) */

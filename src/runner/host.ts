@@ -231,12 +231,14 @@ export class HostRun {
   async exec(script: string, become: BecomeSpec | undefined, timeoutMs?: number): Promise<ExecResult> {
     if (this.wb.aborted) throw new QueuedTaskFailed(this.wb.aborted);
     if (!this.wb.pending) return this.step(script, become, timeoutMs);
-    // A step with a timeout of its own (a guard's, a probe's) or another become runs after the queue, apart.
-    if (timeoutMs !== undefined || JSON.stringify(become ?? null) !== JSON.stringify(this.wb.become ?? null)) {
+    // A step of another become runs after the queue, apart (one step runs as one user).
+    if (JSON.stringify(become ?? null) !== JSON.stringify(this.wb.become ?? null)) {
       await this.flushInTask();
       return this.step(script, become, timeoutMs);
     }
-    const r = await this.flush(script);
+    // A step with a timeout of its own (a firewall guard's arm) carries the queue too: the queued scripts run
+    // before it starts (the guard's rollback timer starts after them) and count in its time.
+    const r = await this.flush(script, timeoutMs);
     if (r.dropped) this.abortTask(INTERRUPTED);
     if (r.failed !== null) this.abortTask(r.failed);
     return r.carried!;
@@ -256,7 +258,7 @@ export class HostRun {
   }
 
   /** Run the queued scripts (then `carried`, when they all succeed) as one step; the failed task's name, if any. */
-  private async flush(carried: string | null): Promise<{ failed: string | null; carried: ExecResult | null; dropped: boolean }> {
+  private async flush(carried: string | null, timeoutMs?: number): Promise<{ failed: string | null; carried: ExecResult | null; dropped: boolean }> {
     // After a Ctrl-C nothing queued is sent: a step already on its way finishes with what it carries, but no
     // queued write leaves the controller later (see dropQueue).
     if (this.interrupted()) {
@@ -268,14 +270,20 @@ export class HostRun {
     let failed: string | null;
     let result: ExecResult | null = null;
     try {
-      const raw = await this.step(flushScript(scripts, carried, nonce), this.wb.become);
+      const raw = await this.step(flushScript(scripts, carried, nonce), this.wb.become, timeoutMs);
       const outcome = parseFlush(scripts.length, raw, nonce);
       result = outcome.carried;
       failed = this.wb.settle(outcome, (c) => this.restore(c));
     } catch (e) {
       // The step did not come back: which of its scripts ran on the host is unknown, and the message says so.
       const unknown = e instanceof UnreachableError ? new UnreachableError(e.host, `${e.message}, in the step that carried this task's queued changes: whether they were made on the host is unknown`) : e;
+      const carrier = carried !== null ? this.wb.running : null;
       failed = this.wb.settle({ error: unknown }, (c) => this.restore(c));
+      // The task whose step it was ends unreported (see abortTask): say that it began and did not complete. A
+      // firewall change it guarded and armed there is undone on the host when its rollback timer runs out.
+      if (carrier !== null && carrier !== failed) {
+        this.settings.emit({ type: 'warning', host: this.name, msg: `"${carrier}" began in the step that was lost and did not complete (a firewall change it guarded is rolled back on the host when its timer runs out)` });
+      }
     }
     if (failed !== null) {
       this.cache.forget();

@@ -14,6 +14,7 @@ import { absentState, fileState, parseReadOutput, parseWriteOutput, type ReadReq
 import type { HostRun } from './host.js';
 import { firstLines } from './task-error.js';
 import { emptyRequest } from './read-cache.js';
+import type { QueuedStep } from './write-behind.js';
 import { parseTouched, touchedScript } from './touched.js';
 
 const fileErrorStatus = new Map<number, string>([
@@ -119,7 +120,10 @@ export function taskContext(h: HostRun, play: Play, task: Task, vars: Record<str
       const r = await h.exec(validateScript(todo), become);
       if (r.code !== 0) throw new ModuleError(firstLines(r.stderr.toString()) || `validation failed (exit ${r.code})`);
     },
-    writeFiles: (files) => writeFiles(h, files, become, pendingAhead(h, play, task, vars, become)),
+    writeFiles: async (files, opts) => {
+      if (opts?.behind && files.length && (await queueWrite(h, play, task, vars, files))) return;
+      await writeFiles(h, files, become, pendingAhead(h, play, task, vars, become));
+    },
     probeNewConnection: (ms) => h.conn.probeNew(ms),
     // A module's warning can quote the task's arguments: a no_log task's say only that there was one.
     warn: (msg) => h.settings.emit({ type: 'warning', host: h.name, msg: task.noLog ? `a warning of task "${task.name}" hidden (no_log)` : msg }),
@@ -220,7 +224,34 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
     });
     return true;
   }
-  const ahead = pendingAhead(h, play, task, vars, become);
+  pushWrite(h, play, task, vars, files, queued);
+  return true;
+}
+
+/**
+ * Queue the write of `files` for the running task, which goes on: its next step carries the write (see
+ * TaskContext.writeFiles' `behind`). False when the task cannot queue (it was not started as one that may, or a
+ * Ctrl-C came): the write is then made at once.
+ */
+async function queueWrite(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, files: FileChange[]): Promise<boolean> {
+  const current = h.wb.task;
+  if (!current || h.interrupted()) return false;
+  const become = h.become(play, task);
+  if (h.wb.pending && JSON.stringify(become ?? null) !== JSON.stringify(h.wb.become ?? null)) await h.flushInTask();
+  pushWrite(h, play, task, vars, files, { task: current.name, become, checkpoint: current.checkpoint, heldAt: h.wb.held.length, fail: current.fail });
+  return true;
+}
+
+/** Queue a write step of `files` (with the pending-handler record ahead of them, when one is due) and predict what it leaves. */
+function pushWrite(
+  h: HostRun,
+  play: Play,
+  task: Task,
+  vars: Record<string, unknown>,
+  files: FileChange[],
+  queued: Pick<QueuedStep, 'task' | 'become' | 'checkpoint' | 'heldAt' | 'fail'>,
+): void {
+  const ahead = pendingAhead(h, play, task, vars, queued.become);
   const w = writeStep(h, files, ahead);
   for (const f of w.all) {
     const next = predicted(h.cache.file(f.path), f, f === ahead?.change);
@@ -229,7 +260,6 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
   }
   if (ahead) h.handlers.pendingWritten.add(ahead.play);
   h.wb.push({ ...queued, script: w.script, record: ahead !== null, failure: w.failure, confirm: w.confirm });
-  return true;
 }
 
 /**

@@ -45,6 +45,7 @@ export async function runTask(h: HostRun, play: Play, task: Task, handler: boole
     out = { status: 'failed', ignored: false };
   } finally {
     h.wb.task = null;
+    h.wb.running = null;
   }
   // Dropped: an earlier task's queued write failed, or a Ctrl-C came before the queue it had to send was sent.
   if (h.endAborted()) return { status: h.stopped === 'aborted' ? 'skipped' : 'failed', ignored: false };
@@ -82,6 +83,7 @@ async function runTaskNow(h: HostRun, play: Play, task: Task, handler: boolean, 
     if (to !== null) return isLocalName(to) ? runDelegated(h, play, { ...task, delegateTo: undefined, local: true }, handler) : runDelegatedTo(h, play, task, handler, to, report);
   }
   h.wb.task = queue ? { name: shownName, checkpoint: h.checkpoint(), fail: (e) => h.status.failTask(task, e, report) } : null;
+  h.wb.running = shownName;
   h.settings.emit({ type: 'task_start', host: h.name, task: shownName, handler });
 
   const check = task.checkMode ?? h.settings.check;

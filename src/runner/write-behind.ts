@@ -130,6 +130,8 @@ export class WriteBehind {
   aborted: string | null = null;
   /** the running task, when it may queue its apply: its state before it began and how it reports a failure */
   task: { name: string; checkpoint: Checkpoint; fail(e: unknown): void } | null = null;
+  /** the name of the task that is running, as shown (a step that carries the queue is its step) */
+  running: string | null = null;
 
   constructor(private readonly emit: (e: Event) => void) {}
 

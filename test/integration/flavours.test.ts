@@ -52,13 +52,13 @@ const FIREWALL_FILES: Record<Flavour, string[]> = {
 };
 
 /**
- * Steps of the SMTPS first run. iptables hosts: facts; the queued writes with the pending-handler record, carried
- * by the Postfix restart and its health check; the guarded firewall restart, which reads the live rules after it;
- * the guard's cancel, which removes the record. firewalld, ufw and nftables hosts: facts; the queued writes (on
- * their own: the guarded change's timed step carries nothing); the guarded change; its cancel, with the read after
- * it; the Postfix restart, which removes the record.
+ * Steps of the SMTPS first run, 4 on every flavour. iptables hosts: facts; the queued writes with the
+ * pending-handler record, carried by the Postfix restart and its health check; the guarded firewall restart, which
+ * reads the live rules after it; the guard's cancel, which removes the record. firewalld, ufw and nftables hosts:
+ * facts; the queued writes (nftables.conf among them), carried by the guarded change's arm step; its cancel, with
+ * the read after it; the Postfix restart, which removes the record.
  */
-const FIRST_RUN_STEPS: Record<Flavour, number> = { rhel: 4, debian: 4, debian11: 4, rhel9: 5, ubuntu2204: 5, ubuntu2404: 5 };
+const FIRST_RUN_STEPS: Record<Flavour, number> = { rhel: 4, debian: 4, debian11: 4, rhel9: 4, ubuntu2204: 4, ubuntu2404: 4 };
 
 /** How each flavour's firewall task words its change (check and run alike). */
 const FIREWALL_CHANGE: Record<Flavour, RegExp> = {
@@ -195,6 +195,9 @@ describe.skipIf(!lab)('the SMTPS playbook on one host of every flavour', () => {
       'lockout.yaml': [
         '- hosts: rhel9:ubuntu2204:ubuntu2404',
         '  tasks:',
+        // A write queued before it: the guarded change's arm step carries it, and the lockout leaves it made.
+        '    - name: a file written before',
+        '      copy: { dest: /root/before-lockout.txt, content: "written\\n" }',
         '    - name: close ssh',
         '      firewall: { port: 22, protocol: tcp, service: ssh, state: absent, rollback_timeout: 10 }',
         '',
@@ -205,6 +208,8 @@ describe.skipIf(!lab)('the SMTPS playbook on one host of every flavour', () => {
     const r = await runCli(['run', play, ...labArgs(fleet), '--json']);
     expect(r.code, story(r)).toBe(2);
     for (const h of guarded) {
+      expect(results(r, h.name).find((x) => x.task === 'a file written before')?.status, `${h.name}\n${story(r)}`).toBe('changed');
+      expect(await sh(h, 'cat /root/before-lockout.txt; rm -f /root/before-lockout.txt'), h.name).toBe('written\n');
       const e = results(r, h.name).find((x) => x.task === 'close ssh');
       expect(e?.status, `${h.name}\n${story(r)}`).toBe('failed');
       expect(e?.msg, h.name).toContain(LOCKOUT_MESSAGE);
