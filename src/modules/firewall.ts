@@ -79,13 +79,13 @@ function zoneOf(args: FirewallArgs, facts: Facts): string {
   return zone;
 }
 
+/** Where firewalld keeps its pid file (/var/run links here on every distribution that ships firewalld). */
+const FIREWALLD_PID = '/run/firewalld.pid';
+
 /**
  * The zone's runtime configuration. Guarded so that it costs nothing on a host without a running firewalld: the
  * first exec asks for it on every host whose firewall it cannot know yet (see `reads`).
  */
-/** Where firewalld keeps its pid file (/var/run links here on every distribution that ships firewalld). */
-const FIREWALLD_PID = '/run/firewalld.pid';
-
 const listAllCommand = (zone: string): ReadCommand => ({
   key: `firewalld:list-all:${zone}`,
   // The running daemon's state, and whether its pid file is there. Declared by its own path, /run (read with the

@@ -279,10 +279,11 @@ export class HostRun {
       const unknown = e instanceof UnreachableError ? new UnreachableError(e.host, `${e.message}, in the step that carried this task's queued changes: whether they were made on the host is unknown`) : e;
       const carrier = carried !== null ? this.wb.running : null;
       failed = this.wb.settle({ error: unknown }, (c) => this.restore(c));
-      // The task whose step it was ends unreported (see abortTask): say that it began and did not complete. A
-      // firewall change it guarded and armed there is undone on the host when its rollback timer runs out.
+      // The task whose step it was ends unreported (see abortTask): say that it began and did not complete. A step
+      // with a timeout of its own is a firewall guard's arm: a change armed there is undone on the host by its timer.
       if (carrier !== null && carrier !== failed) {
-        this.settings.emit({ type: 'warning', host: this.name, msg: `"${carrier}" began in the step that was lost and did not complete (a firewall change it guarded is rolled back on the host when its timer runs out)` });
+        const guard = timeoutMs !== undefined ? ' (a firewall change it armed there is rolled back on the host when its timer runs out)' : '';
+        this.settings.emit({ type: 'warning', host: this.name, msg: `"${carrier}" began in the step that was lost and did not complete${guard}` });
       }
     }
     if (failed !== null) {

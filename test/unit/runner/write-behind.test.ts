@@ -7,6 +7,9 @@ import type { Task } from '../../../src/playbook/types.js';
 import type { RunEvent, TaskResultEvent } from '../../../src/report/events.js';
 import { PENDING_DIR } from '../../../src/runner/handlers.js';
 import { flushScript, parseFlush, writeBehindMode } from '../../../src/runner/write-behind.js';
+import type { ExecOptions, ExecResult } from '../../../src/connection/connection.js';
+import { LocalConnection } from '../../../src/connection/local.js';
+import { UnreachableError } from '../../../src/errors.js';
 import { runLocal } from '../../support/run.js';
 import { tempDir } from '../../support/tmp.js';
 
@@ -273,5 +276,50 @@ describe('write-behind and any_errors_fatal', () => {
     ]);
     expect(report.stopped).toMatch(/any_errors_fatal/);
     expect(report.notRun).toEqual(['h2']);
+  });
+});
+
+describe('write-behind and a step that does not come back', () => {
+  /** A local connection that runs every step, but reports the connection lost after a step that holds `word`. */
+  class LosesAfter extends LocalConnection {
+    constructor(
+      host: string,
+      private readonly word: string,
+    ) {
+      super(host);
+    }
+    override async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+      const r = await super.exec(script, opts);
+      if (script.includes(this.word)) throw new UnreachableError(this.host, 'connection lost (test)');
+      return r;
+    }
+  }
+
+  it('the first queued task is unreachable with an unknown outcome, and the task whose step it was did not complete', async () => {
+    const target = path.join(dir, 'lost-step.txt');
+    const ran = path.join(dir, 'lost-step-ran');
+    rmSync(ran, { force: true });
+    const { report, results, events } = await runLocal(
+      dir,
+      `- hosts: all
+  tasks:
+    - name: queued write
+      copy: { dest: ${target}, content: "new\\n" }
+    - name: the carrier
+      command: touch ${ran}
+    - name: never reached
+      debug: { msg: after }
+`,
+      inventory,
+      { connectionFor: (host) => new LosesAfter(host, `touch ${ran}`) },
+    );
+    expect(results.map((r) => [r.task, r.status])).toEqual([['queued write', 'unreachable']]);
+    expect(results[0]!.msg).toBe(`connection lost (test), in the step that carried this task's queued changes: whether they were made on the host is unknown`);
+    const said = events.filter((e): e is Extract<RunEvent, { type: 'warning' }> => e.type === 'warning').map((e) => e.msg);
+    expect(said).toContain('"the carrier" began in the step that was lost and did not complete');
+    expect(report.hosts.h1).toMatchObject({ unreachable: 1, changed: 0 });
+    // The step did run here: the write and the command are both done, as on a host whose connection died.
+    expect(readFileSync(target, 'utf8')).toBe('new\n');
+    expect(existsSync(ran)).toBe(true);
   });
 });
