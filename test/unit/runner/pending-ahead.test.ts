@@ -19,6 +19,14 @@ const LOCALHOST = 'localhost ansible_connection=local\n';
 /** Where a play's pending handlers are recorded (named after the playbook file's absolute path and the play's name). */
 const recordOf = (file: string, play: string) => `${PENDING_DIR}/${createHash('sha256').update(`${path.resolve(dir, file)}\0${play}`).digest('hex').slice(0, 16)}.json`;
 
+/** Run a play named `play` from a playbook file of its own; `body` gets the path of the play's record. */
+async function runPlay(play: string, body: (record: string) => string) {
+  const name = `play-${randomBytes(4).toString('hex')}.yaml`;
+  const record = recordOf(name, play);
+  const result = await runLocal(dir, `- name: ${play}\n  hosts: all\n  gather_facts: true\n${body(record)}`, LOCALHOST, { file: name, forks: 1 });
+  return { ...result, record };
+}
+
 // The record lives under /var/lib and is written as root only.
 describe.skipIf(process.getuid?.() !== 0)('handlers on record ahead of the write', () => {
   it('the record names the handlers while they run, and is gone once they ran', async () => {
@@ -173,13 +181,6 @@ describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handle
 
 describe.skipIf(process.getuid?.() !== 0)('the record removed by the last handler of a flush that tasks follow', () => {
   // The shape of playbooks/smtps.yaml: handlers flush at the end of the tasks, and post_tasks follow them.
-  /** Run a play named `play` from a playbook file of its own; `body` gets the path of the play's record. */
-  async function runPlay(play: string, body: (record: string) => string) {
-    const name = `rider-${randomBytes(4).toString('hex')}.yaml`;
-    const record = recordOf(name, play);
-    const result = await runLocal(dir, `- name: ${play}\n  hosts: all\n  gather_facts: true\n${body(record)}`, LOCALHOST, { file: name, forks: 1 });
-    return { ...result, record };
-  }
 
   it('goes with that handler\'s step: the post_tasks see no record, and no step of its own is spent on it', async () => {
     const { report, events, record } = await runPlay(
@@ -271,13 +272,6 @@ describe.skipIf(process.getuid?.() !== 0)('no handler runs in a step with a writ
 });
 
 describe.skipIf(process.getuid?.() !== 0)('no step carries both a write the record guards and the record\'s removal', () => {
-  async function runPlay(play: string, body: (record: string) => string) {
-    const name = `carry-${randomBytes(4).toString('hex')}.yaml`;
-    const record = recordOf(name, play);
-    const result = await runLocal(dir, `- name: ${play}\n  hosts: all\n  gather_facts: true\n${body(record)}`, LOCALHOST, { file: name, forks: 1 });
-    return { ...result, record };
-  }
-
   it('the first of two handlers carries the write, and sees the record written ahead of it in that step', async () => {
     const { report, events, record } = await runPlay(
       'first handler carries',
