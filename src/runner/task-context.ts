@@ -200,10 +200,7 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
   const { files, commands } = plan;
   const command = !files.length && commands.length === 1 && commands[0]!.touches?.length ? commands[0]! : null;
   if (!command && !(files.length && !commands.length)) return false;
-  const become = h.become(play, task);
-  // One step runs as one user: writes of another become go after the queue.
-  if (h.wb.pending && JSON.stringify(become ?? null) !== JSON.stringify(h.wb.become ?? null)) await h.flushInTask();
-  const queued = { task: current.name, become, checkpoint: current.checkpoint, heldAt: h.wb.held.length, fail: current.fail };
+  const queued = await queueEntry(h, play, task, current);
   if (command) {
     const env = environmentScript({ ...play.environment, ...task.environment }, vars);
     const touched = touchedScript(env + command.script, command.touches!, h.cache.paths());
@@ -236,10 +233,18 @@ export async function queueApply(h: HostRun, play: Play, task: Task, vars: Recor
 async function queueWrite(h: HostRun, play: Play, task: Task, vars: Record<string, unknown>, files: FileChange[]): Promise<boolean> {
   const current = h.wb.task;
   if (!current || h.interrupted()) return false;
-  const become = h.become(play, task);
-  if (h.wb.pending && JSON.stringify(become ?? null) !== JSON.stringify(h.wb.become ?? null)) await h.flushInTask();
-  pushWrite(h, play, task, vars, files, { task: current.name, become, checkpoint: current.checkpoint, heldAt: h.wb.held.length, fail: current.fail });
+  pushWrite(h, play, task, vars, files, await queueEntry(h, play, task, current));
   return true;
+}
+
+type QueueEntry = Pick<QueuedStep, 'task' | 'become' | 'checkpoint' | 'heldAt' | 'fail'>;
+
+/** What a script the running task queues is entered with; queued scripts of another become are sent first. */
+async function queueEntry(h: HostRun, play: Play, task: Task, current: NonNullable<HostRun['wb']['task']>): Promise<QueueEntry> {
+  const become = h.become(play, task);
+  // One step runs as one user: writes of another become go after the queue.
+  if (h.wb.pending && JSON.stringify(become ?? null) !== JSON.stringify(h.wb.become ?? null)) await h.flushInTask();
+  return { task: current.name, become, checkpoint: current.checkpoint, heldAt: h.wb.held.length, fail: current.fail };
 }
 
 /** Queue a write step of `files` (with the pending-handler record ahead of them, when one is due) and predict what it leaves. */
@@ -249,7 +254,7 @@ function pushWrite(
   task: Task,
   vars: Record<string, unknown>,
   files: FileChange[],
-  queued: Pick<QueuedStep, 'task' | 'become' | 'checkpoint' | 'heldAt' | 'fail'>,
+  queued: QueueEntry,
 ): void {
   const ahead = pendingAhead(h, play, task, vars, queued.become);
   const w = writeStep(h, files, ahead);
