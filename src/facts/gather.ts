@@ -8,6 +8,10 @@ import { ownString } from '../util/own-string.js';
 
 /** The facts script leaves the host's Postfix version (mail_version) in this shell variable, empty without Postfix. */
 export const POSTFIX_VERSION_VAR = 'pv_postfix_version';
+/** With `listPostfix` (see factsScript), `postconf -C builtin,service` is left in this variable, else it is empty. */
+export const POSTFIX_LISTING_VAR = 'pv_postfix_listing';
+/** The facts line that says the version and config directory are in that listing, sent after the facts. */
+export const POSTFIX_LISTED_FACT = 'postfix_listed';
 
 /**
  * Shell: the effective uid of the shell in $pv_uid, as `id -u` prints it, read from the shell's own
@@ -41,8 +45,32 @@ const DEFAULT_ROUTE = [
   'fi',
 ].join('\n');
 
-/** The facts script without its final `exit`, so that more shell can run after it in the same shell. */
-const FACTS_BODY = String.raw`
+/** Shell: the host's Postfix version and config directory, as `postconf -h` prints them. */
+const POSTFIX_BY_NAME = String.raw`{ read -r ${POSTFIX_VERSION_VAR}; read -r pv_d; } <<PV_POSTCONF
+$(postconf -h mail_version config_directory 2>/dev/null)
+PV_POSTCONF
+printf 'postfix_version=%s\npostfix_config_dir=%s\n' "$${POSTFIX_VERSION_VAR}" "$pv_d"`;
+
+/**
+ * Shell: `postconf -C builtin,service`, kept in $POSTFIX_LISTING_VAR for what runs after the facts, with a line
+ * `postfix_listed=1` in place of the version and config directory, which the controller takes from the listing
+ * (see postfix-names.ts). One postconf run gives what otherwise takes two (`postconf -h mail_version
+ * config_directory`, then `postconf -d` for the names): the listing holds the parameters `postconf -d` lists
+ * (built-in and service-defined names; postconf registers both whether or not -d is given, and -C leaves out the
+ * user-defined ones only a main.cf without -d adds), with their values as main.cf sets them, as -h prints them.
+ * When any of that fails (a Postfix before 2.9 has no -C; no base64 to send the listing), the facts ask
+ * `postconf -h` as usual.
+ */
+const POSTFIX_LISTED = String.raw`if command -v base64 >/dev/null 2>&1 && pv_pl=$(postconf -C builtin,service 2>/dev/null) &&
+  case "$pv_nl$pv_pl" in *"$pv_nl"mail_version' = '*) ;; *) false ;; esac &&
+  case "$pv_nl$pv_pl" in *"$pv_nl"config_directory' = '*) ;; *) false ;; esac; then
+  ${POSTFIX_LISTING_VAR}=$pv_pl; echo ${POSTFIX_LISTED_FACT}=1
+else
+${POSTFIX_BY_NAME}
+fi`;
+
+/** The facts script without its final `exit`; `listPostfix`: the facts list Postfix's parameters (POSTFIX_LISTED). */
+const factsBody = (listPostfix: boolean) => String.raw`
 pv_nl='
 '
 pv_osr=/etc/os-release; [ -r "$pv_osr" ] || pv_osr=/usr/lib/os-release
@@ -62,12 +90,9 @@ pv_c=; read -r pv_c 2>/dev/null </proc/1/comm
 printf 'pid1=%s\n' "$pv_c"
 [ -d /run/systemd/system ] && echo systemd_running=1
 pv_fwd=; pv_fwpids=; pv_fwrc=
-${POSTFIX_VERSION_VAR}=
+${POSTFIX_VERSION_VAR}=; ${POSTFIX_LISTING_VAR}=
 if command -v postconf >/dev/null 2>&1; then
-  { read -r ${POSTFIX_VERSION_VAR}; read -r pv_d; } <<PV_POSTCONF
-$(postconf -h mail_version config_directory 2>/dev/null)
-PV_POSTCONF
-  printf 'postfix_version=%s\npostfix_config_dir=%s\n' "$${POSTFIX_VERSION_VAR}" "$pv_d"
+${listPostfix ? POSTFIX_LISTED : POSTFIX_BY_NAME}
 fi
 command -v iptables >/dev/null 2>&1 && printf 'iptables_version=%s\n' "$(iptables -V 2>/dev/null)"
 command -v nft >/dev/null 2>&1 && echo nft=1
@@ -99,6 +124,8 @@ if [ -n "$pv_fwd" ]; then
 fi
 `;
 
+const FACTS_BODY = factsBody(false);
+
 export const FACTS_SCRIPT = `${FACTS_BODY}exit 0\n`;
 
 /** Printed after the facts when more output follows them in the same exec (see factsScript). */
@@ -109,8 +136,17 @@ export const FACTS_END_MARKER = '@@PROVISION_FACTS_END';
  * sees $POSTFIX_VERSION_VAR), so one exec can bring back what the run needs besides the facts. The script exits 0
  * whatever `after` does: the facts are out, and the caller judges the rest by what it printed.
  */
-export function factsScript(after = ''): string {
-  return after ? `${FACTS_BODY}echo ${FACTS_END_MARKER}\n${PIDOF_FIREWALLD_ONCE}\n${after}\nexit 0\n` : FACTS_SCRIPT;
+export function factsScript(after = '', opts: FactsOptions = {}): string {
+  if (!after) return FACTS_SCRIPT;
+  return `${factsBody(opts.listPostfix === true)}echo ${FACTS_END_MARKER}\n${PIDOF_FIREWALLD_ONCE}\n${after}\nexit 0\n`;
+}
+
+export interface FactsOptions {
+  /**
+   * Leave `postconf -C builtin,service` in $POSTFIX_LISTING_VAR for `after` to send, in place of the version and
+   * config directory (see POSTFIX_LISTED): for a controller that does not know the host's parameter names yet.
+   */
+  listPostfix?: boolean;
 }
 
 /**
@@ -220,8 +256,8 @@ const BUSY_WAIT_S = 60;
  * holder's line is shown to the operator only after the controller made it display-safe. This form is for a
  * channel of its own (hosts that cannot run sessions); see sessionLockedFactsScript for the usual one.
  */
-export function lockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
-  return `${lockScript(timeoutS, holder, after, dir, 'exit')}cat >/dev/null\n`;
+export function lockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string, opts: FactsOptions = {}): string {
+  return `${lockScript(timeoutS, holder, after, dir, 'exit', opts)}cat >/dev/null\n`;
 }
 
 /**
@@ -231,11 +267,11 @@ export function lockedFactsScript(timeoutS: number, holder: string, after = '', 
  * would end the session): it `return`s LOCK_BUSY or STATE_DIR_REFUSED with the same meaning, after closing the
  * descriptors it opened. It leaves the shell's umask and the loop's own variables as they were.
  */
-export function sessionLockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string): string {
-  return lockScript(timeoutS, holder, after, dir, 'return');
+export function sessionLockedFactsScript(timeoutS: number, holder: string, after = '', dir?: string, opts: FactsOptions = {}): string {
+  return lockScript(timeoutS, holder, after, dir, 'return', opts);
 }
 
-function lockScript(timeoutS: number, holder: string, after: string, dir: string | undefined, stop: 'exit' | 'return'): string {
+function lockScript(timeoutS: number, holder: string, after: string, dir: string | undefined, stop: 'exit' | 'return', opts: FactsOptions): string {
   const wait = Math.max(0, Math.floor(timeoutS));
   // In a session's shell, a failed `exec` redirection must not end the shell (`command` keeps it alive), and a
   // failure closes what was opened: the shell lives on, and so would the descriptors.
@@ -272,7 +308,7 @@ if command -v flock >/dev/null 2>&1; then
   { printf '%s since %s
 ' ${holder} "$pv_since" > "$pv_lock"; } 2>/dev/null
 fi
-( ${factsScript(after)} ) </dev/null
+( ${factsScript(after, opts)} ) </dev/null
 echo ${HELD_MARKER}
 `;
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { heredocTo, quote } from '../connection/shell-quote.js';
-import { POSTFIX_VERSION_VAR } from '../facts/gather.js';
+import { POSTFIX_LISTING_VAR, POSTFIX_VERSION_VAR } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import { fromBinary, referencedNames } from '../formats/main-cf.js';
 import { type MasterCfEntry, splitService } from '../formats/master-cf.js';
@@ -201,9 +201,11 @@ export function clearNameCache(): void {
 }
 
 /**
- * Shell for the facts exec, run after the facts script in its shell: when the host's Postfix version (the facts
- * script leaves it in $POSTFIX_VERSION_VAR) is not among `known`, print `@@N <exit status> <version>` and the
- * output of `postconf -d` in base64 on one line; otherwise print nothing.
+ * Shell for the facts exec, run after the facts script in its shell. When the facts listed Postfix's parameters
+ * (`postconf -C builtin,service` in $POSTFIX_LISTING_VAR, see gather.ts), print `@@P` and that listing in base64
+ * on one line. Otherwise, when the host's Postfix version (the facts leave it in $POSTFIX_VERSION_VAR) is not among
+ * `known`, print `@@N <exit status> <version>` and the output of `postconf -d` in base64 on one line; otherwise
+ * print nothing.
  */
 export function hostNamesScript(known: string[]): string {
   const v = `$${POSTFIX_VERSION_VAR}`;
@@ -211,7 +213,9 @@ export function hostNamesScript(known: string[]): string {
   // spaces as separators, a version "3.7 11" would match the known "3.7" and "11").
   const list = known.filter((k) => k !== '' && !k.includes('\n'));
   return [
-    `if [ -n "\${${POSTFIX_VERSION_VAR}:-}" ]; then`,
+    `if [ -n "\${${POSTFIX_LISTING_VAR}:-}" ]; then`,
+    `  printf '@@P\\n'; printf '%s\\n' "$${POSTFIX_LISTING_VAR}" | base64 -w0; printf '\\n'`,
+    `elif [ -n "\${${POSTFIX_VERSION_VAR}:-}" ]; then`,
     `  case ${quote(`\n${list.join('\n')}\n`)} in`,
     `    *"\n${v}\n"*) ;;`,
     `    *) pv_names=$(${SBIN_PATH}; postconf -d 2>/dev/null); pv_rc=$?`,
@@ -221,12 +225,42 @@ export function hostNamesScript(known: string[]): string {
   ].join('\n');
 }
 
+/** What `hostNamesScript` printed: a host's Postfix version and its parameter names. */
+export interface HostNames {
+  version: string;
+  names: Set<string>;
+  /** set when they came from the facts' listing: the config directory in it (the facts then hold neither) */
+  listedConfigDir?: string;
+}
+
+/** The value of `name` in a `postconf` listing (`name = value` lines; `name =` for an empty one), or null. */
+export function listedValue(listing: string, name: string): string | null {
+  const text = `\n${listing}`;
+  const head = `\n${name} =`;
+  const at = text.indexOf(head);
+  if (at < 0) return null;
+  const end = text.indexOf('\n', at + head.length);
+  const rest = text.slice(at + head.length, end < 0 ? undefined : end);
+  if (rest !== '' && !rest.startsWith(' ')) return null;
+  return rest.trim();
+}
+
 /**
- * What `hostNamesScript` printed: the host's version and its names, or null when the host printed none or its
- * `postconf -d` failed (the names are then fetched on demand, and a failure reported by the task that needs them).
+ * What `hostNamesScript` printed, or null when the host printed none or its `postconf -d` failed (the names are
+ * then fetched on demand, and a failure reported by the task that needs them). A listing without the version or
+ * the config directory is null too (parseFirstExec then refuses facts that say the listing holds them).
  */
-export function parseHostNames(output: string): { version: string; names: Set<string> } | null {
+export function parseHostNames(output: string): HostNames | null {
   const lines = output.split('\n');
+  const listed = lines.indexOf('@@P');
+  if (listed >= 0) {
+    const text = Buffer.from(lines[listed + 1] ?? '', 'base64').toString('utf8');
+    const version = listedValue(text, 'mail_version');
+    const configDir = listedValue(text, 'config_directory');
+    const names = parsePostconfNames(text);
+    if (!version || configDir === null || names.size === 0) return null;
+    return { version: ownString(version), names, listedConfigDir: ownString(configDir) };
+  }
   const at = lines.findIndex((l) => l.startsWith('@@N '));
   if (at < 0) return null;
   const m = /^@@N (\d+) (.+)$/.exec(lines[at]!);

@@ -6,20 +6,22 @@
  * facts are known, the runner fetches whatever the guesses missed; a wrong guess costs one more exec, never a
  * wrong result, since every answer is what the host really holds at a path.
  *
- * Postfix's parameter names are fetched their own way: the host prints `postconf -d` only when its version is not
- * among those the controller knows (see postfix-names.ts).
+ * Postfix's parameter names are fetched their own way. A controller that knows none of the host's has the facts
+ * list them with the version and config directory, in one postconf run (see gather.ts); otherwise the host prints
+ * `postconf -d` only when its version is not among those the controller knows (see postfix-names.ts).
  *
  * What the first exec prints after the facts (see factsScript):
  *   @@PROVISION_FACTS_END
- *   [@@N <exit status> <version>, then `postconf -d` in base64 on one line]
+ *   [@@P, then `postconf -C builtin,service` in base64 on one line; or
+ *    @@N <exit status> <version>, then `postconf -d` in base64 on one line]
  *   @@PROVISION_READS
  *   <what readScript prints>
  *   @@PROVISION_READS_END
  */
-import { lineAt, parseFacts, splitFactsOutput } from '../facts/gather.js';
+import { lineAt, parseFacts, POSTFIX_LISTED_FACT, splitFactsOutput } from '../facts/gather.js';
 import type { Facts } from '../facts/types.js';
 import type { Reads } from '../modules/module.js';
-import { hostNamesScript, isDefaultsCommand, parseHostNames } from '../modules/postfix-names.js';
+import { type HostNames, hostNamesScript, isDefaultsCommand, parseHostNames } from '../modules/postfix-names.js';
 import { compareVersions } from '../util/version.js';
 import { parseReadOutput, readScript, type ReadRequest, type ReadResult } from './host-files.js';
 
@@ -151,7 +153,7 @@ export function firstExecTail(knownVersions: string[], req: ReadRequest): string
 export interface FirstExec {
   facts: Facts;
   /** the host's Postfix version and its parameter names, when the host sent them */
-  names: { version: string; names: Set<string> } | null;
+  names: HostNames | null;
   /** what was read (unreadable files left out), or null when the reads did not come back whole */
   reads: ReadResult | null;
 }
@@ -160,16 +162,25 @@ export interface FirstExec {
 export function parseFirstExec(stdout: string, req: ReadRequest): FirstExec {
   const { facts, after } = splitFactsOutput(stdout);
   const out: FirstExec = { facts: parseFacts(facts), names: null, reads: null };
-  if (after === null) return out;
+  // The facts of a host that listed its Postfix parameters hold no version: it is in the listing, which must be there.
+  const listed = lineAt(`${facts}\n`, `${POSTFIX_LISTED_FACT}=1`) >= 0;
   // Each section counts only once the marker after it is out: a section cut short is not taken for a whole one.
-  const start = lineAt(after, READS_MARKER);
+  const rest = after ?? '';
+  const start = after === null ? -1 : lineAt(rest, READS_MARKER);
+  if (start >= 0) out.names = parseHostNames(rest.slice(0, start));
+  if (listed) {
+    if (out.names?.listedConfigDir === undefined) {
+      throw new Error("the host's Postfix parameters (postconf -C builtin,service) did not come back with its facts");
+    }
+    out.facts.postfix_version = out.names.version;
+    out.facts.postfix_config_dir = out.names.listedConfigDir || null;
+  }
   if (start < 0) return out;
-  out.names = parseHostNames(after.slice(0, start));
   const body = start + READS_MARKER.length + 1;
-  const end = lineAt(after, READS_END_MARKER, body);
+  const end = lineAt(rest, READS_END_MARKER, body);
   if (end < 0) return out;
   try {
-    out.reads = parseReadOutput(req, after.slice(body, end), { skipUnreadable: true });
+    out.reads = parseReadOutput(req, rest.slice(body, end), { skipUnreadable: true });
   } catch {
     out.reads = null;
   }

@@ -56,15 +56,17 @@ export async function gatherFacts(h: HostRun, play: Play): Promise<void> {
   const known = knownNameVersions(h.name);
   const req = guessedReads(h, play, known);
   const tail = firstExecTail(known, req);
+  // A controller that knows none of the host's Postfix names has the facts list them (one postconf run, not two).
+  const opts = { listPostfix: known.length === 0 };
   let stdout: string;
   if (h.settings.check || h.settings.lockTimeoutS <= 0) {
-    const r = await h.exec(factsScript(tail), become);
+    const r = await h.exec(factsScript(tail, opts), become);
     if (r.code !== 0) throw new CommandError(h.name, 'gathering facts', r.code, r.stdout.toString(), r.stderr.toString());
     stdout = r.stdout.toString();
   } else {
     // The lock is taken by the first step of the host's session, which holds it until the session ends; a host
     // that cannot run sessions holds it on a channel of its own.
-    const lockArgs = [h.settings.lockTimeoutS, quote(h.settings.lockHolder), tail] as const;
+    const lockArgs = [h.settings.lockTimeoutS, quote(h.settings.lockHolder), tail, undefined, opts] as const;
     const held = await h.hold(lockedFactsScript(...lockArgs), HELD_MARKER, become, sessionLockedFactsScript(...lockArgs));
     if (!held.held) {
       const err = held.stderr.toString().trim();

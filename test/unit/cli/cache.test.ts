@@ -41,7 +41,7 @@ describe('the controller cache of the CLI', () => {
     const before = stamp();
 
     expect((await runCli(['run', playbook, '-i', inventory, '--no-retry-file'])).code).toBe(0);
-    expect(fake.defaultsCalls()).toBe(1);
+    expect(fake.namesCalls()).toBe(1);
     // One directory per host, named by a hash of its inventory name.
     const hostDir = createHash('sha256').update('localhost').digest('hex').slice(0, 32);
     expect(readdirSync(path.join(cache, 'postfix-names'))).toEqual([hostDir]);
@@ -52,11 +52,11 @@ describe('the controller cache of the CLI', () => {
     const again = await runCli(['run', playbook, '-i', inventory, '--no-retry-file', '--json']);
     expect(again.code).toBe(0);
     expect(again.events.at(-1)).toMatchObject({ type: 'recap', hosts: { localhost: { changed: 0, failed: 0, steps: 1 } } });
-    expect(fake.defaultsCalls()).toBe(1);
+    expect(fake.namesCalls()).toBe(1);
 
     // check mode uses the cache too
     clearNameCache();
     expect((await runCli(['check', playbook, '-i', inventory])).code).toBe(0);
-    expect(fake.defaultsCalls()).toBe(1);
+    expect(fake.namesCalls()).toBe(1);
   });
 });

@@ -15,6 +15,7 @@ import {
   hostNamesScript,
   isDefaultsCommand,
   knownNameVersions,
+  listedValue,
   namesKeptFor,
   parseHostNames,
   parsePostconfNames,
@@ -320,6 +321,37 @@ describe('parseHostNames', () => {
     expect(parseHostNames(out)).toBeNull();
   });
 
+  it('reads the version, the config directory and the names from a listing after the @@P line', () => {
+    const text = 'alpha = 1\nconfig_directory = /etc/postfix\nmail_version = 3.7.11\nzeta =\n';
+    expect(parseHostNames(`@@P\n${b64(text)}\n`)).toEqual({
+      version: '3.7.11',
+      names: new Set(['alpha', 'config_directory', 'mail_version', 'zeta']),
+      listedConfigDir: '/etc/postfix',
+    });
+    // an empty config_directory is a value (the facts then have none, as with `postconf -h`)
+    expect(parseHostNames(`@@P\n${b64('config_directory =\nmail_version = 3.7.11\n')}\n`)?.listedConfigDir).toBe('');
+  });
+
+  it.each([
+    ['no mail_version', 'alpha = 1\nconfig_directory = /etc/postfix\n'],
+    ['an empty mail_version', 'config_directory = /etc/postfix\nmail_version =\n'],
+    ['no config_directory', 'alpha = 1\nmail_version = 3.7.11\n'],
+    ['a name that only starts like one', 'config_directory_x = /x\nmail_version_x = 1\n'],
+    ['nothing', ''],
+  ])('a listing with %s gives no names', (_, text) => {
+    expect(parseHostNames(`@@P\n${b64(text)}\n`)).toBeNull();
+  });
+
+  it('listedValue: the value after "name = ", whole names only, an empty value for "name ="', () => {
+    const text = 'a_name = x\nname = one two\nempty =\nlast = end';
+    expect(listedValue(text, 'name')).toBe('one two');
+    expect(listedValue(text, 'a_name')).toBe('x');
+    expect(listedValue(text, 'empty')).toBe('');
+    expect(listedValue(text, 'last')).toBe('end');
+    expect(listedValue(text, 'nam')).toBeNull();
+    expect(listedValue(text, 'missing')).toBeNull();
+  });
+
   it('a names line cut short gives at most the names that came whole, never a made-up one', () => {
     const full = Array.from({ length: 50 }, (_, i) => `name_${i} = value`).join('\n');
     const line = b64(`${full}\n`);
@@ -327,5 +359,29 @@ describe('parseHostNames', () => {
       const got = parseHostNames(`@@N 0 3.7.11\n${line.slice(0, cut)}`);
       for (const name of got?.names ?? []) expect(name).toMatch(/^name_\d+$/);
     }
+  });
+});
+
+// The facts take a controller's first list of a host's names from `postconf -C builtin,service` instead of
+// `postconf -d` (gather.ts). That holds only if the two list the same names: checked here with the real postconf,
+// on a config directory with a service of its own in master.cf (its service-defined names are in both) and a
+// user-defined parameter in main.cf (in neither).
+describe.skipIf(!existsSync('/usr/sbin/postconf'))('the real postconf: `-C builtin,service` lists the names `-d` lists', () => {
+  it('with a service of its own and a user-defined parameter', () => {
+    const conf = fresh('real-postconf');
+    writeFileSync(path.join(conf, 'main.cf'), 'my_own_param = 1\nrelayhost = $my_own_param\ncompatibility_level = 3.6\n');
+    writeFileSync(path.join(conf, 'master.cf'), 'smtp inet n - y - - smtpd\nmyrelay unix - - n - - smtp\n');
+    const postconf = (...args: string[]) => execFileSync('/usr/sbin/postconf', ['-c', conf, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const defaults = parsePostconfNames(postconf('-d'));
+    const listed = parsePostconfNames(postconf('-C', 'builtin,service'));
+    expect([...listed].sort()).toEqual([...defaults].sort());
+    expect(listed.has('myrelay_destination_concurrency_limit')).toBe(true);
+    expect(listed.has('my_own_param')).toBe(false);
+    expect(parsePostconfNames(postconf()).has('my_own_param')).toBe(true);
+    // and the listing's values are what -h prints
+    const [version, dir] = postconf('-h', 'mail_version', 'config_directory').trim().split('\n');
+    const text = postconf('-C', 'builtin,service');
+    expect(listedValue(text, 'mail_version')).toBe(version);
+    expect(listedValue(text, 'config_directory')).toBe(dir);
   });
 });

@@ -3,7 +3,7 @@
  * the reads guessed for the play, in one exec. The scripts run here with a real sh and a fake postconf.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { factsScript, FACTS_END_MARKER, parseFacts } from '../../../src/facts/gather.js';
@@ -220,6 +220,66 @@ describe('the first exec, run with sh', () => {
     expect(cutAt(`${READS_END_MARKER}\n`).reads).toBeNull();
     expect(cutAt(`${READS_END_MARKER}\n`, READS_END_MARKER.length).reads).toBeNull();
     expect(cutAt(`${READS_END_MARKER}\n`, READS_END_MARKER.length + 1).reads).toEqual(whole.reads);
+  });
+
+  // Issue 18 (host CPU on first contact): a controller that knew none of a host's names had it run postconf twice,
+  // `-h mail_version config_directory` for the facts and `-d` for the names, about 9 ms of CPU each.
+  describe('a controller that knows no names: the facts list them, in one postconf run', () => {
+    const listing = (known: string[], fake: { path: string }, request = req) =>
+      execFileSync('/bin/sh', ['-c', factsScript(firstExecTail(known, request), { listPostfix: true })], { encoding: 'utf8', env: { PATH: fake.path } });
+
+    it('Postfix 2.9 and later: `postconf -C builtin,service` gives the version, the config directory and the names', () => {
+      const fake = fakePostconf(fresh('bin'), { version: '9.9.9', configDir: files, names });
+      const out = listing([], fake);
+      expect(out).toContain('\npostfix_listed=1\n');
+      expect(out).not.toMatch(/^postfix_version=/m);
+      const first = parseFirstExec(out, req);
+      expect(first.facts).toMatchObject({ postfix_version: '9.9.9', postfix_config_dir: files });
+      expect(first.names).toEqual({ version: '9.9.9', names: new Set([...names, 'config_directory', 'mail_version']), listedConfigDir: files });
+      expect(first.reads).toEqual(expectedReads);
+      expect(fake.calls()).toEqual(['-C builtin,service']);
+    });
+
+    it('the same facts as the two runs give, apart from the line that says where the version is', () => {
+      const fake = fakePostconf(fresh('bin'), { version: '9.9.9', configDir: files, names });
+      const listed = parseFirstExec(listing([], fake), req);
+      const asked = parseFirstExec(run([], fake), req);
+      expect(listed.facts).toEqual(asked.facts);
+      expect(fake.calls()).toEqual(['-C builtin,service', '-h mail_version config_directory', '-d']);
+    });
+
+    it('a Postfix before 2.9 (no -C): `postconf -h` and `postconf -d`, as without the listing', () => {
+      const fake = fakePostconf(fresh('bin'), { version: '2.6.6', configDir: files, names, classes: false });
+      const first = parseFirstExec(listing([], fake), req);
+      expect(first.facts).toMatchObject({ postfix_version: '2.6.6', postfix_config_dir: files });
+      expect(first.names).toEqual({ version: '2.6.6', names: new Set(names) });
+      expect(fake.calls()).toEqual(['-C builtin,service', '-h mail_version config_directory', '-d']);
+    });
+
+    it('no base64 to send the listing with: `postconf -h` as usual, and no listing run', () => {
+      const fake = fakePostconf(fresh('bin'), { version: '9.9.9', configDir: files, names });
+      // a PATH with sh's commands but no base64: only what the facts need, linked one by one
+      const bin = fresh('nobase64');
+      for (const c of ['cat', 'hostname', 'id', 'stat', 'tar', 'mktemp', 'rm', 'head', 'cut', 'grep']) {
+        try {
+          symlinkSync(execFileSync('/bin/sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim(), path.join(bin, c));
+        } catch {
+          // not on this machine: the facts do without it
+        }
+      }
+      const out = execFileSync('/bin/sh', ['-c', factsScript(firstExecTail([], req), { listPostfix: true })], { encoding: 'utf8', env: { PATH: `${fake.dir}:${bin}` } });
+      expect(parseFirstExec(out, req).facts).toMatchObject({ postfix_version: '9.9.9', postfix_config_dir: files });
+      expect(fake.calls()[0]).toBe('-h mail_version config_directory');
+    });
+
+    it('a listing that did not come back with facts that say it would: an error, not a host without Postfix', () => {
+      const fake = fakePostconf(fresh('bin'), { version: '9.9.9', configDir: files, names });
+      const out = listing([], fake);
+      for (const cut of [out.indexOf(FACTS_END_MARKER), out.indexOf('@@P\n') + 4, out.indexOf(`${READS_MARKER}\n`)]) {
+        expect(() => parseFirstExec(out.slice(0, cut), req)).toThrow(/Postfix parameters .* did not come back/);
+      }
+      expect(parseFirstExec(out.slice(0, out.indexOf(`${READS_MARKER}\n`) + READS_MARKER.length + 1), req).facts.postfix_version).toBe('9.9.9');
+    });
   });
 
   it('the facts script alone (an older controller, or a failed tail): facts only', () => {
