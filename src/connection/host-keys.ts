@@ -36,7 +36,7 @@ export function hostKeyAlgorithms(preferred: string[]): string[] {
 }
 
 /** Every known_hosts file of a target, the user's first. */
-export async function readKnownHosts(t: SshTarget): Promise<KnownHostsEntry[]> {
+export async function readKnownHosts(t: SshTarget): Promise<readonly KnownHostsEntry[]> {
   return loadKnownHosts([...t.knownHostsFiles, ...t.globalKnownHostsFiles]);
 }
 

@@ -81,8 +81,47 @@ export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
   return entries;
 }
 
-/** Read and parse known_hosts files in order; a file that does not exist holds no keys. */
-export async function loadKnownHosts(files: readonly string[]): Promise<KnownHostsEntry[]> {
+/** What a file was when it was last read: a file whose every field is the same was not written since. */
+interface Stamp {
+  sig: string;
+  /** change time in ms (any write or change of the file's inode), 0 for a file that does not exist */
+  ctimeMs: number;
+}
+
+/** The entries of the last read of each list of files, with the files' stamps then (see loadKnownHosts). */
+const lastRead = new Map<string, { stamps: string[]; entries: KnownHostsEntry[] }>();
+
+/**
+ * A file changed this recently before it was read may be written again within the same tick of the file system's
+ * clock, with the same size: its stamp would not show it. Such a read is not kept (as git treats a "racily clean"
+ * file). loadKnownHosts takes another span only for tests.
+ */
+const SETTLED_MS = 2000;
+
+async function stampOf(file: string): Promise<Stamp> {
+  try {
+    const st = await fs.stat(file, { bigint: true });
+    return { sig: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, ctimeMs: Number(st.ctimeMs) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { sig: code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : `error:${code}`, ctimeMs: 0 };
+  }
+}
+
+/**
+ * Read and parse known_hosts files in order; a file that does not exist holds no keys. Every handshake reads them
+ * twice, and a fleet's file has a line per host: a run of 500 hosts read and parsed 500 lines a thousand times. So
+ * the entries of the last read are kept, and given again (the same array, which entriesFor's index is kept for)
+ * while every file has the same inode, size, modification and change times; a file written since, by this process
+ * (accept-new) or any other, is read again, and so is one written in the SETTLED_MS before it was read. The entries
+ * returned are not to be changed.
+ */
+export async function loadKnownHosts(files: readonly string[], settledMs = SETTLED_MS): Promise<readonly KnownHostsEntry[]> {
+  const key = files.join('\0');
+  const stamps = await Promise.all(files.map(stampOf));
+  const sigs = stamps.map((st) => st.sig);
+  const last = lastRead.get(key);
+  if (last && last.stamps.every((sig, i) => sig === sigs[i])) return last.entries;
   const all: KnownHostsEntry[] = [];
   for (const file of files) {
     let text: string;
@@ -95,7 +134,50 @@ export async function loadKnownHosts(files: readonly string[]): Promise<KnownHos
     }
     all.push(...parseKnownHosts(text, file));
   }
+  const settled = sigs.every((sig) => !sig.startsWith('error:')) && stamps.every((st) => st.ctimeMs < Date.now() - settledMs);
+  if (lastRead.size >= 16) lastRead.clear();
+  if (settled) lastRead.set(key, { stamps: sigs, entries: all });
+  else lastRead.delete(key);
   return all;
+}
+
+/**
+ * For a list of entries: the positions of the lines whose host field is plain names only (no wildcard, no negation,
+ * not hashed), by name, and the positions of all other lines. A plain field names a host exactly when one of its
+ * names is the host's (lower-cased) name, so a lookup needs only the lines under that name and the others.
+ */
+interface EntryIndex {
+  byName: Map<string, number[]>;
+  others: number[];
+}
+const indexes = new WeakMap<readonly KnownHostsEntry[], EntryIndex>();
+
+function indexOf(entries: readonly KnownHostsEntry[]): EntryIndex {
+  let index = indexes.get(entries);
+  if (index) return index;
+  index = { byName: new Map(), others: [] };
+  entries.forEach((e, i) => {
+    const names = e.hosts.startsWith('|1|') ? null : e.hosts.split(',');
+    if (!names || names.some((n) => n.startsWith('!') || n.includes('*') || n.includes('?'))) {
+      index!.others.push(i);
+      return;
+    }
+    for (const name of new Set(names.map((n) => n.toLowerCase()))) {
+      const at = index!.byName.get(name);
+      if (at) at.push(i);
+      else index!.byName.set(name, [i]);
+    }
+  });
+  indexes.set(entries, index);
+  return index;
+}
+
+/** The entries that may name `host` on `port`, in file order: every one that does is among them (entryMatches decides). */
+function entriesFor(entries: readonly KnownHostsEntry[], host: string, port: number): KnownHostsEntry[] {
+  const index = indexOf(entries);
+  const named = index.byName.get(hostField(host, port)) ?? [];
+  const at = named.length === 0 ? index.others : index.others.length === 0 ? named : [...named, ...index.others].sort((a, b) => a - b);
+  return at.map((i) => entries[i]!);
 }
 
 /**
@@ -142,7 +224,8 @@ function hashedMatches(field: string, name: string): boolean {
 }
 
 /** Judge the key a server offered for `host` on `port` against known_hosts entries. */
-export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, port: number, key: Buffer): HostKeyVerdict {
+export function checkHostKey(all: readonly KnownHostsEntry[], host: string, port: number, key: Buffer): HostKeyVerdict {
+  const entries = entriesFor(all, host, port);
   const mine = entries.filter((e) => e.marker !== 'cert-authority' && entryMatches(e.hosts, host, port));
   const revoked = mine.find((e) => e.marker === 'revoked' && e.key.equals(key));
   if (revoked) return { status: 'revoked', entry: revoked };
@@ -157,8 +240,8 @@ export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, 
 }
 
 /** Key types on record for a host, in file order (used to ask the server for a key we can check). */
-export function knownKeyTypes(entries: readonly KnownHostsEntry[], host: string, port: number): string[] {
-  const types = entries
+export function knownKeyTypes(all: readonly KnownHostsEntry[], host: string, port: number): string[] {
+  const types = entriesFor(all, host, port)
     .filter((e) => e.marker === null && entryMatches(e.hosts, host, port))
     .map((e) => e.keyType);
   return [...new Set(types)];

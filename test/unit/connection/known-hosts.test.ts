@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -183,5 +183,98 @@ describe('a host field is split and compiled once, and answers for every host', 
     const want = [true, false, true, false, true];
     expect(ask()).toEqual(want);
     expect(ask()).toEqual(want);
+  });
+});
+
+// Issue 18 (scale): every handshake read and parsed known_hosts twice and matched every line against the host, so
+// a run of 500 hosts with a line per host did 500 × 1000 line parses and matches.
+describe('a fleet-sized known_hosts: read once while unchanged, and looked up by name', () => {
+  const hashed = (name: string, salt = Buffer.from('0123456789abcdefghij')) =>
+    `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+  /** Lines of every kind OpenSSH writes or accepts, in an order that makes file order matter. */
+  const lines = [
+    `h1.lab.test ${b.line}`,
+    `*.lab.test,!h3.lab.test ${e.line}`,
+    `H2.LAB.TEST,198.19.0.2 ${a.line}`,
+    `${hashed('h4.lab.test')} ${a.line}`,
+    `[h5.lab.test]:2222 ${a.line}`,
+    `h?.lab.test ${b.line}`,
+    `@revoked h6.lab.test ${a.line}`,
+    `@cert-authority *.lab.test ${e.line}`,
+    `h1.lab.test ${a.line}`,
+    `h1.lab.test,h1.lab.test ${e.line}`,
+    ...Array.from({ length: 200 }, (_, i) => `h${100 + i}.lab.test ${b.line}`),
+  ];
+  const entries = parseKnownHosts(lines.join('\n'), 'known_hosts');
+  /** What a scan of every line, without the index, says (the matching rules are entryMatches's, tested above). */
+  const scanned = (host: string, port: number) =>
+    [...new Set(entries.filter((x) => x.marker === null && entryMatches(x.hosts, host, port)).map((x) => x.keyType))];
+  const hosts: [string, number][] = [
+    ['h1.lab.test', 22], ['H1.lab.test', 22], ['h2.lab.test', 22], ['198.19.0.2', 22], ['h3.lab.test', 22], ['h4.lab.test', 22],
+    ['h5.lab.test', 2222], ['h5.lab.test', 22], ['h6.lab.test', 22], ['h150.lab.test', 22], ['other.example', 22],
+  ];
+
+  it.each(hosts)('%s port %d: the key types and the verdicts of a scan of every line', (host, port) => {
+    expect(knownKeyTypes(entries, host, port)).toEqual(scanned(host, port));
+    for (const key of [a.blob, b.blob, e.blob]) {
+      const mine = entries.filter((x) => x.marker !== 'cert-authority' && entryMatches(x.hosts, host, port));
+      const verdict = checkHostKey(entries, host, port, key);
+      if (mine.some((x) => x.marker === 'revoked' && x.key.equals(key))) expect(verdict.status).toBe('revoked');
+      else if (mine.some((x) => x.marker === null && x.key.equals(key))) {
+        expect(verdict).toEqual({ status: 'known', entry: mine.find((x) => x.marker === null && x.key.equals(key)) });
+      } else if (mine.some((x) => x.marker === null && x.keyType === keyTypeOf(key))) {
+        expect(verdict).toEqual({ status: 'changed', entry: mine.find((x) => x.marker === null && x.keyType === keyTypeOf(key)) });
+      } else expect(verdict.status).toBe('unknown');
+    }
+  });
+
+  it('the first line that names the host decides, in file order, across plain and wildcard lines', () => {
+    // h1: line 1 (b, plain), line 2 (ecdsa, wildcard), line 6 (b, wildcard), line 9 (a, plain), line 10 (ecdsa, plain)
+    expect(knownKeyTypes(entries, 'h1.lab.test', 22)).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp256']);
+    expect(checkHostKey(entries, 'h1.lab.test', 22, a.blob)).toMatchObject({ status: 'known', entry: { line: 9 } });
+    expect(checkHostKey(entries, 'h1.lab.test', 22, e.blob)).toMatchObject({ status: 'known', entry: { line: 2 } });
+    // the negated name vetoes line 2 for h3, which no other line names with an ECDSA key
+    expect(checkHostKey(entries, 'h3.lab.test', 22, e.blob).status).toBe('unknown');
+    expect(checkHostKey(entries, 'h6.lab.test', 22, a.blob).status).toBe('revoked');
+  });
+
+  it('loadKnownHosts gives the same entries while the file is unchanged, and reads it again once it is written', async () => {
+    const file = path.join(dir, 'fleet_known_hosts');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    // files changed within the last 0 ms count as settled here; the default span is tested below
+    const load = (f: string) => loadKnownHosts([f], 0);
+    const first = await load(file);
+    expect(first).toHaveLength(entries.length);
+    expect(await load(file)).toBe(first);
+    // accept-new appends a line: read again, with the new line
+    await appendKnownHost(file, 'new.lab.test', 22, a.blob);
+    const after = await load(file);
+    expect(after).not.toBe(first);
+    expect(checkHostKey(after, 'new.lab.test', 22, a.blob).status).toBe('known');
+    expect(await load(file)).toBe(after);
+    // the same size rewritten in place, its modification time put back: the change time still tells
+    expect(checkHostKey(after, 'h1.lab.test', 22, a.blob)).toMatchObject({ status: 'known', entry: { line: 9 } });
+    const before = readFileSync(file, 'utf8');
+    const changed = before.replace(`h1.lab.test ${a.line}`, `h1.lab.test ${b.line}`);
+    expect(changed).toHaveLength(before.length);
+    const { mtime } = statSync(file);
+    writeFileSync(file, changed);
+    utimesSync(file, mtime, mtime);
+    const rewritten = await load(file);
+    expect(rewritten).not.toBe(after);
+    expect(checkHostKey(rewritten, 'h1.lab.test', 22, a.blob).status).toBe('changed');
+    // a file that appears where none was
+    const missing = path.join(dir, 'not_yet_known_hosts');
+    expect(await load(missing)).toEqual([]);
+    writeFileSync(missing, `late.lab.test ${a.line}\n`);
+    expect(await load(missing)).toHaveLength(1);
+  });
+
+  it('a file changed in the last two seconds is read again at every handshake (it could change again unseen)', async () => {
+    const file = path.join(dir, 'recent_known_hosts');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const first = await loadKnownHosts([file]);
+    expect(await loadKnownHosts([file])).not.toBe(first);
+    expect(await loadKnownHosts([file])).toEqual(first);
   });
 });
