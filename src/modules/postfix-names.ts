@@ -200,6 +200,12 @@ export function clearNameCache(): void {
   sharedOf = new WeakMap();
 }
 
+/** The line before the facts' listing (hostNamesScript, parseHostNames). */
+const LISTING_LINE = '@@P';
+
+/** Shell: the text in the shell variable `variable`, with a final newline, in base64 on one line. */
+const base64Line = (variable: string) => `printf '%s\\n' "$${variable}" | base64 -w0; printf '\\n'`;
+
 /**
  * Shell for the facts exec, run after the facts script in its shell. When the facts listed Postfix's parameters
  * (`postconf -C builtin,service` in $POSTFIX_LISTING_VAR, see gather.ts), print `@@P` and that listing in base64
@@ -214,12 +220,12 @@ export function hostNamesScript(known: string[]): string {
   const list = known.filter((k) => k !== '' && !k.includes('\n'));
   return [
     `if [ -n "\${${POSTFIX_LISTING_VAR}:-}" ]; then`,
-    `  printf '@@P\\n'; printf '%s\\n' "$${POSTFIX_LISTING_VAR}" | base64 -w0; printf '\\n'`,
+    `  echo ${LISTING_LINE}; ${base64Line(POSTFIX_LISTING_VAR)}`,
     `elif [ -n "\${${POSTFIX_VERSION_VAR}:-}" ]; then`,
     `  case ${quote(`\n${list.join('\n')}\n`)} in`,
     `    *"\n${v}\n"*) ;;`,
     `    *) pv_names=$(${SBIN_PATH}; postconf -d 2>/dev/null); pv_rc=$?`,
-    `       printf '@@N %s %s\\n' "$pv_rc" "${v}"; printf '%s\\n' "$pv_names" | base64 -w0; printf '\\n' ;;`,
+    `       printf '@@N %s %s\\n' "$pv_rc" "${v}"; ${base64Line('pv_names')} ;;`,
     '  esac',
     'fi',
   ].join('\n');
@@ -252,7 +258,7 @@ export function listedValue(listing: string, name: string): string | null {
  */
 export function parseHostNames(output: string): HostNames | null {
   const lines = output.split('\n');
-  const listed = lines.indexOf('@@P');
+  const listed = lines.indexOf(LISTING_LINE);
   if (listed >= 0) {
     const text = Buffer.from(lines[listed + 1] ?? '', 'base64').toString('utf8');
     const version = listedValue(text, 'mail_version');
