@@ -91,6 +91,9 @@ interface Stamp {
 /** The entries of the last read of each list of files, with the files' stamps then (see loadKnownHosts). */
 const lastRead = new Map<string, { stamps: string[]; entries: KnownHostsEntry[] }>();
 
+/** The read under way of each list of files, with the stamps it was started for. */
+const reading = new Map<string, { stamps: string[]; entries: Promise<KnownHostsEntry[]> }>();
+
 /**
  * A file changed this recently before it was read may be written again within the same tick of the file system's
  * clock, with the same size: its stamp would not show it. Such a read is not kept (as git treats a "racily clean"
@@ -120,8 +123,35 @@ export async function loadKnownHosts(files: readonly string[], settledMs = SETTL
   const key = files.join('\0');
   const stamps = await Promise.all(files.map(stampOf));
   const sigs = stamps.map((st) => st.sig);
+  const same = (kept: string[]) => kept.every((sig, i) => sig === sigs[i]);
   const last = lastRead.get(key);
-  if (last && last.stamps.every((sig, i) => sig === sigs[i])) return last.entries;
+  if (last && same(last.stamps)) return last.entries;
+  // A run starts its handshakes together: while one read of files that are settled and unchanged is under way,
+  // the others wait for it rather than each reading and parsing the same lines.
+  const settledAtStamp = settledFiles(stamps, settledMs);
+  const pending = reading.get(key);
+  if (settledAtStamp && pending && same(pending.stamps)) return pending.entries;
+  const entries = readEntries(files);
+  if (settledAtStamp) reading.set(key, { stamps: sigs, entries });
+  let all: KnownHostsEntry[];
+  try {
+    all = await entries;
+  } finally {
+    if (reading.get(key)?.entries === entries) reading.delete(key);
+  }
+  if (lastRead.size >= 16) lastRead.clear();
+  if (settledFiles(stamps, settledMs)) lastRead.set(key, { stamps: sigs, entries: all });
+  else lastRead.delete(key);
+  return all;
+}
+
+/** Every file was stamped without error, and none changed in the `settledMs` before now. */
+function settledFiles(stamps: Stamp[], settledMs: number): boolean {
+  const before = Date.now() - settledMs;
+  return stamps.every((st) => !st.sig.startsWith('error:') && st.ctimeMs < before);
+}
+
+async function readEntries(files: readonly string[]): Promise<KnownHostsEntry[]> {
   const all: KnownHostsEntry[] = [];
   for (const file of files) {
     let text: string;
@@ -134,10 +164,6 @@ export async function loadKnownHosts(files: readonly string[], settledMs = SETTL
     }
     all.push(...parseKnownHosts(text, file));
   }
-  const settled = sigs.every((sig) => !sig.startsWith('error:')) && stamps.every((st) => st.ctimeMs < Date.now() - settledMs);
-  if (lastRead.size >= 16) lastRead.clear();
-  if (settled) lastRead.set(key, { stamps: sigs, entries: all });
-  else lastRead.delete(key);
   return all;
 }
 

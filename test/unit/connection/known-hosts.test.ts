@@ -277,4 +277,24 @@ describe('a fleet-sized known_hosts: read once while unchanged, and looked up by
     expect(await loadKnownHosts([file])).not.toBe(first);
     expect(await loadKnownHosts([file])).toEqual(first);
   });
+
+  it('handshakes that start together share one read of a settled file; of a file changed just now, each reads it', async () => {
+    const settled = path.join(dir, 'together_known_hosts');
+    writeFileSync(settled, `${lines.join('\n')}\n`);
+    // a span below zero: every file counts as settled, even one written in this millisecond
+    const together = await Promise.all([1, 2, 3, 4].map(() => loadKnownHosts([settled], -60_000)));
+    expect(new Set(together).size).toBe(1);
+    expect(together[0]).toHaveLength(entries.length);
+    // written since: a new read, shared again by the handshakes that start after the write
+    await appendKnownHost(settled, 'new.lab.test', 22, a.blob);
+    const again = await Promise.all([1, 2, 3].map(() => loadKnownHosts([settled], -60_000)));
+    expect(new Set(again).size).toBe(1);
+    expect(again[0]).not.toBe(together[0]);
+    expect(checkHostKey(again[0]!, 'new.lab.test', 22, a.blob).status).toBe('known');
+    const recent = path.join(dir, 'together_recent_known_hosts');
+    writeFileSync(recent, `${lines.join('\n')}\n`);
+    const apart = await Promise.all([1, 2, 3].map(() => loadKnownHosts([recent])));
+    expect(new Set(apart).size).toBe(3);
+    expect(apart[1]).toEqual(apart[0]);
+  });
 });
