@@ -458,7 +458,30 @@ async function handshake(t: SshTarget, sock: Duplex | null, label: string, run: 
       },
       authHandler: authHandler as never,
     });
+    ignoreHostKeyOffers(client);
   });
+}
+
+type GlobalRequestHandler = (proto: unknown, name: string, wantReply: boolean, data: unknown) => void;
+
+/**
+ * After authentication, OpenSSH's sshd offers every host key it has (the `hostkeys-00@openssh.com` request, for
+ * the client's UpdateHostKeys). ssh2 answers each offer by asking the server to prove every key, so the host signs
+ * once per key (an RSA signature costs it milliseconds) and this process checks each signature, for an event
+ * nothing here listens to: provision never learns keys that way (known_hosts is written only by accept-new, for
+ * the key the handshake checked). OpenSSH's own client ignores the offer whenever UpdateHostKeys is off, and so
+ * does this one: the request, which asks no reply, is dropped, and every other global request goes on to ssh2.
+ * Where ssh2 keeps its handlers elsewhere (another release), nothing changes but the cost.
+ */
+export function ignoreHostKeyOffers(client: Ssh2Client): void {
+  const handlers = (client as unknown as { _protocol?: { _handlers?: Record<string, unknown> } })._protocol?._handlers;
+  const own = handlers?.GLOBAL_REQUEST;
+  if (!handlers || typeof own !== 'function') return;
+  const pass = own as GlobalRequestHandler;
+  handlers.GLOBAL_REQUEST = ((proto, name, wantReply, data) => {
+    if (name !== 'hostkeys-00@openssh.com') return pass(proto, name, wantReply, data);
+    if (wantReply) (proto as { requestSuccess(): void }).requestSuccess();
+  }) satisfies GlobalRequestHandler;
 }
 
 function classify(e: Error & { level?: string; code?: string }, t: SshTarget, label: string): ConnectFailure {

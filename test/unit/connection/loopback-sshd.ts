@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,8 @@ import ssh2 from 'ssh2';
 import type { AuthContext, ParsedKey } from 'ssh2';
 
 const { Server, utils } = ssh2;
+// ssh2's packet writer, for a message its server has no call for (see offerHostKeys)
+const { sendPacket } = createRequire(import.meta.url)('ssh2/lib/protocol/utils.js') as { sendPacket(proto: unknown, packet: Buffer): void };
 
 export interface KeyPair {
   /** private key in OpenSSH format */
@@ -56,6 +59,11 @@ export interface LoopbackOptions {
    * every connection (a host that froze or a network that silently drops packets)
    */
   onExec?: (command: string) => 'run' | 'drop' | 'hang' | 'freeze';
+  /**
+   * once a client has authenticated, offer it the host key as OpenSSH's sshd does (a `hostkeys-00@openssh.com`
+   * global request that asks no reply), and record the global requests the client sends (`globalRequests`)
+   */
+  offerHostKeys?: boolean;
 }
 
 export interface Loopback {
@@ -69,6 +77,8 @@ export interface Loopback {
   commands: string[];
   /** direct-tcpip destinations requested ("host:port") */
   forwards: string[];
+  /** names of the global requests clients sent (recorded with `offerHostKeys`) */
+  globalRequests: string[];
   close(): Promise<void>;
 }
 
@@ -112,6 +122,7 @@ export async function startLoopback(opts: LoopbackOptions = {}): Promise<Loopbac
     auths: [],
     commands: [],
     forwards: [],
+    globalRequests: [],
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => tcp.close(() => resolve()));
@@ -144,6 +155,7 @@ export async function startLoopback(opts: LoopbackOptions = {}): Promise<Loopbac
   const server = new Server({ hostKeys: [hostKey.private] }, (conn) => {
     conn.on('error', () => undefined);
     conn.on('authentication', authenticate);
+    if (opts.offerHostKeys) conn.once('ready', () => offerHostKeys(conn, hostKey, state.globalRequests));
     conn.on('tcpip', (accept, reject, info) => {
       state.forwards.push(`${info.destIP}:${info.destPort}`);
       const out = net.connect(info.destPort, info.destIP);
@@ -195,6 +207,37 @@ export async function startLoopback(opts: LoopbackOptions = {}): Promise<Loopbac
   await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', () => resolve()));
   state.port = (tcp.address() as net.AddressInfo).port;
   return state;
+}
+
+/**
+ * sshd's `hostkeys-00@openssh.com` request, sent through ssh2's protocol object (ssh2's server has no call for
+ * it), and a record of the global requests the client sends back. Built on ssh2's internals: a release that moves
+ * them fails here, loudly, rather than testing nothing.
+ */
+function offerHostKeys(conn: unknown, hostKey: KeyPair, seen: string[]): void {
+  interface Proto {
+    _handlers: Record<string, (p: unknown, name: string, ...rest: unknown[]) => void>;
+    _packetRW: { write: { allocStart: number; alloc(n: number): Buffer; finalize(b: Buffer): Buffer } };
+  }
+  const proto = (conn as { _protocol: Proto })._protocol;
+  const handle = proto._handlers.GLOBAL_REQUEST!;
+  proto._handlers.GLOBAL_REQUEST = (p, name, ...rest) => {
+    seen.push(name);
+    handle(p, name, ...rest);
+  };
+  const name = Buffer.from('hostkeys-00@openssh.com');
+  const body = Buffer.concat([u32(name.length), name, Buffer.from([0]), u32(hostKey.blob.length), hostKey.blob]);
+  const start = proto._packetRW.write.allocStart;
+  const packet = proto._packetRW.write.alloc(1 + body.length);
+  packet[start] = 80; // SSH_MSG_GLOBAL_REQUEST
+  body.copy(packet, start + 1);
+  sendPacket(proto, proto._packetRW.write.finalize(packet));
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
 }
 
 /** A TCP server that accepts connections and then does `behaviour` with them (for failure tests). */

@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import ssh2 from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UnreachableError } from '../../../src/errors.js';
 import { fingerprint } from '../../../src/connection/known-hosts.js';
@@ -134,6 +135,26 @@ describe('exec over one connection', () => {
 });
 
 describe('host keys', () => {
+  it("does not ask sshd to prove the host keys it offers after login (OpenSSH's hostkeys-00, which ssh2 would answer)", async () => {
+    const srv = await server({ offerHostKeys: true });
+    const conn = connection(target(srv, { knownHostsFiles: [knownHosts([hostLine(srv)])] }));
+    await conn.connect();
+    // Two steps: the server reads whatever the client sent on receiving the offer before it reads the second.
+    expect((await conn.exec('echo 1')).code).toBe(0);
+    expect((await conn.exec('echo 2')).code).toBe(0);
+    expect(srv.globalRequests).not.toContain('hostkeys-prove-00@openssh.com');
+    // The same server with ssh2's own client, as it comes: it asks for the proof, so the offer was made and seen.
+    const plain = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      plain.on('ready', () => resolve()).on('error', reject);
+      plain.connect({ host: '127.0.0.1', port: srv.port, username: 'root', privateKey: userKey.private, hostVerifier: () => true });
+    });
+    await new Promise<void>((resolve, reject) => plain.exec('true', (e, ch) => (e ? reject(e) : ch.on('close', () => resolve()).resume())));
+    await new Promise<void>((resolve, reject) => plain.exec('true', (e, ch) => (e ? reject(e) : ch.on('close', () => resolve()).resume())));
+    plain.end();
+    expect(srv.globalRequests).toContain('hostkeys-prove-00@openssh.com');
+  });
+
   it('refuses an unknown key by default, naming its type and SHA256 fingerprint, before any credential is sent', async () => {
     const srv = await server();
     const kh = knownHosts([]);
