@@ -33,6 +33,41 @@ function makeDirs(dir: string): void {
   for (const d of missing) mkdirSync(d, { mode: 0o700 });
 }
 
+/**
+ * A store's directory: one mkdir where its parent is there (each host's directory, in a run with an empty cache),
+ * else makeDirs.
+ */
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT') throw e;
+    makeDirs(dir);
+  }
+}
+
+/**
+ * The file's text for a list of names. A Set's text is made once per version: a fleet's hosts share a few Sets,
+ * never changed once made (see postfix-names.ts), and a run with an empty cache stores the same list for each of
+ * them. Null for a list with no storable name.
+ */
+const texts = new WeakMap<ReadonlySet<string>, Map<string, string | null>>();
+function storedText(version: string, names: Iterable<string>): string | null {
+  const make = () => {
+    const list = [...names].filter((n) => NAME.test(n)).sort();
+    const body: StoredNames = { format: FORMAT, postfix: version, names: list };
+    return list.length ? `${JSON.stringify(body)}\n` : null;
+  };
+  if (!(names instanceof Set)) return make();
+  let byVersion = texts.get(names);
+  if (!byVersion) texts.set(names, (byVersion = new Map()));
+  let text = byVersion.get(version);
+  if (text === undefined) byVersion.set(version, (text = make()));
+  return text;
+}
+
 export class PostfixNamesStore {
   /** versions with a file, listed once and kept up to date by this process */
   private listed: Set<string> | null = null;
@@ -97,13 +132,12 @@ export class PostfixNamesStore {
    */
   save(version: string, names: Iterable<string>): boolean {
     if (!PostfixNamesStore.storable(version)) return false;
-    const list = [...names].filter((n) => NAME.test(n)).sort();
-    if (!list.length) return false;
-    const body: StoredNames = { format: FORMAT, postfix: version, names: list };
+    const text = storedText(version, names);
+    if (text === null) return false;
     const tmp = path.join(this.dir, `.${version}.json.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
-      makeDirs(this.dir);
-      writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: 0o644, flag: 'wx' });
+      makeDir(this.dir);
+      writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
       renameSync(tmp, this.file(version));
     } catch {
       // force only forgives a missing file: where the directory cannot be made (under a file, say) this throws too

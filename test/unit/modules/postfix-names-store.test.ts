@@ -30,6 +30,22 @@ describe('the store of Postfix parameter names', () => {
     expect(later.load('3.7.11')).toEqual(new Set(NAMES));
   });
 
+  it('writes one Set, shared by many hosts, as the same text for each and the right version in each file', () => {
+    const shared = new Set(NAMES);
+    const stores = [freshStore(), freshStore(), freshStore()];
+    for (const s of stores) expect(s.save('3.7.11', shared)).toBe(true);
+    expect(stores[0]!.save('3.8.4', shared)).toBe(true);
+    const texts = stores.map((s) => readFileSync(path.join(s.dir, '3.7.11.json'), 'utf8'));
+    expect(new Set(texts).size).toBe(1);
+    expect(JSON.parse(texts[0]!)).toEqual({ format: 1, postfix: '3.7.11', names: [...NAMES].sort() });
+    expect(new PostfixNamesStore(stores[0]!.dir).load('3.8.4')).toEqual(shared);
+    expect(JSON.parse(readFileSync(path.join(stores[0]!.dir, '3.8.4.json'), 'utf8')).postfix).toBe('3.8.4');
+    // a directory whose parent is missing too is still made
+    const deep = new PostfixNamesStore(path.join(root, `store${n++}`, 'a', 'b', 'postfix-names'));
+    expect(deep.save('3.7.11', shared)).toBe(true);
+    expect(deep.load('3.7.11')).toEqual(shared);
+  });
+
   it('replaces a version\'s file when saved again', () => {
     const store = freshStore();
     store.save('3.7.11', ['a_name']);
