@@ -473,7 +473,7 @@ type GlobalRequestHandler = (proto: unknown, name: string, wantReply: boolean, d
  * does this one: the request, which asks no reply, is dropped, and every other global request goes on to ssh2.
  * Where ssh2 keeps its handlers elsewhere (another release), nothing changes but the cost.
  */
-export function ignoreHostKeyOffers(client: Ssh2Client): void {
+function ignoreHostKeyOffers(client: Ssh2Client): void {
   const handlers = (client as unknown as { _protocol?: { _handlers?: Record<string, unknown> } })._protocol?._handlers;
   const own = handlers?.GLOBAL_REQUEST;
   if (!handlers || typeof own !== 'function') return;
