@@ -125,6 +125,8 @@ fi
 `;
 
 const FACTS_BODY = factsBody(false);
+/** The body that lists Postfix's parameters, made once (a run asks for it once per host). */
+const LISTING_FACTS_BODY = factsBody(true);
 
 export const FACTS_SCRIPT = `${FACTS_BODY}exit 0\n`;
 
@@ -138,7 +140,7 @@ export const FACTS_END_MARKER = '@@PROVISION_FACTS_END';
  */
 export function factsScript(after = '', opts: FactsOptions = {}): string {
   if (!after) return FACTS_SCRIPT;
-  return `${factsBody(opts.listPostfix === true)}echo ${FACTS_END_MARKER}\n${PIDOF_FIREWALLD_ONCE}\n${after}\nexit 0\n`;
+  return `${opts.listPostfix === true ? LISTING_FACTS_BODY : FACTS_BODY}echo ${FACTS_END_MARKER}\n${PIDOF_FIREWALLD_ONCE}\n${after}\nexit 0\n`;
 }
 
 export interface FactsOptions {

@@ -21,31 +21,25 @@ interface StoredNames {
 }
 
 /**
- * `mkdir -p`, one directory at a time: Node's recursive mkdirSync never returns on some file systems whose mkdir
- * keeps answering ENOENT (under /proc, say), and a cache must not hang a run.
+ * `mkdir -p`: first the directory itself, one mkdir where its parent is there (each host's directory, in a run
+ * with an empty cache); else one directory at a time, as Node's recursive mkdirSync never returns on some file
+ * systems whose mkdir keeps answering ENOENT (under /proc, say), and a cache must not hang a run.
  */
 function makeDirs(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT') throw e;
+  }
   const missing: string[] = [];
   for (let d = path.resolve(dir); !existsSync(d); d = path.dirname(d)) {
     missing.unshift(d);
     if (path.dirname(d) === d) break;
   }
   for (const d of missing) mkdirSync(d, { mode: 0o700 });
-}
-
-/**
- * A store's directory: one mkdir where its parent is there (each host's directory, in a run with an empty cache),
- * else makeDirs.
- */
-function makeDir(dir: string): void {
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code !== 'ENOENT') throw e;
-    makeDirs(dir);
-  }
 }
 
 /**
@@ -136,7 +130,7 @@ export class PostfixNamesStore {
     if (text === null) return false;
     const tmp = path.join(this.dir, `.${version}.json.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
-      makeDir(this.dir);
+      makeDirs(this.dir);
       writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
       renameSync(tmp, this.file(version));
     } catch {
