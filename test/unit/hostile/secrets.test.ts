@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import type { RunEvent } from '../../../src/report/events.js';
 import { ListrReporter } from '../../../src/report/listr.js';
 import { runCli } from '../../support/cli.js';
 import { runLocal } from '../../support/run.js';
@@ -93,7 +94,14 @@ describe('no_log hides arguments and results in every reporter', () => {
     Object.assign(stdout, { isTTY: true, columns: 120, rows: 40 });
     let summary = '';
     const reporter = new ListrReporter((s) => (summary += s), false, { stdout: stdout as unknown as NodeJS.WriteStream });
-    const { report } = await runLocal(dir, PLAYBOOK(dir), LOCAL_INVENTORY, { diff: true, emit: (e) => reporter.handle(e) });
+    // The run's own events, handed to the view with a pause at each task's start: listr2 draws on a timer, and a
+    // task that ends within one tick would otherwise never be drawn (a frame shown or not by chance).
+    const events: RunEvent[] = [];
+    const { report } = await runLocal(dir, PLAYBOOK(dir), LOCAL_INVENTORY, { diff: true, emit: (e) => events.push(e) });
+    for (const e of events) {
+      reporter.handle(e);
+      if (e.type === 'task_start') await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     await reporter.finish();
     expect(report.exitCode).toBe(0);
     expect(drawn).toContain('write the secret');
